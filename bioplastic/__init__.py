@@ -1,0 +1,34 @@
+"""bioplastic: biologically plausible learning and adaptation.
+
+Numba kernels for local learning rules and neuron models, each cross-validated against a Brian2
+twin (:mod:`bioplastic.reference`), with PyTorch front ends (:mod:`bioplastic.nn`,
+:mod:`bioplastic.tta`). Importing this package imports neither torch nor brian2.
+"""
+
+from .neurons import (
+    LIFParams,
+    LIFState,
+    SparseConnectivity,
+    connectivity,
+    lif_init,
+    lif_prepare,
+    lif_step,
+    run_lif,
+)
+from .simulate import Trace, simulate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "Trace",
+    "simulate",
+    "LIFParams",
+    "LIFState",
+    "SparseConnectivity",
+    "connectivity",
+    "lif_init",
+    "lif_prepare",
+    "lif_step",
+    "run_lif",
+]

@@ -1,0 +1,14 @@
+"""Neuron models as Numba kernels on NumPy arrays (no torch, no brian2)."""
+
+from .connectivity import (
+    SparseConnectivity,
+    connectivity,
+    connectivity_from_arrays,
+    no_connectivity,
+)
+from .lif import LIFKernelParams, LIFParams, LIFState, lif_init, lif_prepare, lif_step, run_lif
+
+__all__ = [
+    "SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
+    "LIFParams", "LIFKernelParams", "LIFState", "lif_init", "lif_prepare", "lif_step", "run_lif",
+]

@@ -1,0 +1,114 @@
+"""Sparse synaptic connectivity shared by every spiking model with synapses.
+
+Weights are given the library way, ``(n_post, n_pre)`` (dense array or ``scipy.sparse``), and
+stored *pre-major* (CSR over the presynaptic index) because spikes are delivered row by row.
+Within a row synapses are sorted by postsynaptic index. That order is also the order in which
+the Brian2 twin creates its synapses (``connect(i=pre, j=post)`` with the same arrays), so both
+sides accumulate repeated targets in the same sequence — a condition for bit-identity
+(shared/spec/brian2_twins.md §2, "Accumulation order").
+
+Delays are whole numbers of steps. Brian's C++ spike queue rounds ``delay/dt`` half up, its
+Python queue half to even; :func:`connectivity` refuses anything that is not a whole step.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._validate import as_float_array, positive, whole_steps
+
+__all__ = ["SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity"]
+
+
+class SparseConnectivity(NamedTuple):
+    """Pre-major CSR synapses.
+
+    indptr : int64 (n_pre + 1,)   row ``i`` owns synapses ``indptr[i]:indptr[i+1]``
+    post : int64 (n_syn,)         postsynaptic index of each synapse
+    weight : float64 (n_syn,)     weight of each synapse (model units, e.g. mV)
+    delay_steps : int64 (n_syn,)  transmission delay in whole steps (0 = same step)
+    max_delay : int               largest delay in steps (sizes the spike history ring)
+    """
+
+    indptr: np.ndarray
+    post: np.ndarray
+    weight: np.ndarray
+    delay_steps: np.ndarray
+    max_delay: int
+
+    @property
+    def n_pre(self) -> int:
+        return self.indptr.size - 1
+
+    @property
+    def n_synapses(self) -> int:
+        return self.post.size
+
+    def pre(self) -> np.ndarray:
+        """Presynaptic index of each synapse, int64 (n_syn,)."""
+        return np.repeat(np.arange(self.n_pre, dtype=np.int64), np.diff(self.indptr))
+
+    def to_dense(self, n_post: int) -> np.ndarray:
+        """Dense ``(n_post, n_pre)`` weights (repeated pairs summed)."""
+        dense = np.zeros((n_post, self.n_pre))
+        np.add.at(dense, (self.post, self.pre()), self.weight)
+        return dense
+
+
+def connectivity_from_arrays(pre, post, weight, n_pre: int, n_post: int, *, delay_ms=0.0,
+                             dt_ms: float = 0.1) -> SparseConnectivity:
+    """Build from synapse lists; the result is sorted by ``(pre, post)`` (stable)."""
+    pre = np.asarray(pre)
+    post = np.asarray(post)
+    if pre.shape != post.shape or pre.ndim != 1:
+        raise ValueError(f"pre and post must be 1-D of equal length, got {pre.shape}, {post.shape}")
+    for name, idx, bound in (("pre", pre, n_pre), ("post", post, n_post)):
+        if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= bound):
+            raise ValueError(f"{name} must hold integer indices in [0, {bound}), got {idx!r}")
+    weight = np.broadcast_to(as_float_array("weight", weight), pre.shape)
+    dt_ms = positive("dt_ms", dt_ms)
+    delays = np.broadcast_to(whole_steps("delay_ms", delay_ms, dt_ms), pre.shape)
+    order = np.lexsort((post, pre))
+    indptr = np.zeros(n_pre + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pre, minlength=n_pre), out=indptr[1:])
+    delay_steps = np.ascontiguousarray(delays[order], dtype=np.int64)
+    return SparseConnectivity(
+        indptr,
+        np.ascontiguousarray(post[order], dtype=np.int64),
+        np.ascontiguousarray(weight[order], dtype=np.float64),
+        delay_steps,
+        int(delay_steps.max()) if delay_steps.size else 0,
+    )
+
+
+def connectivity(weight, *, delay_ms=0.0, dt_ms: float = 0.1) -> SparseConnectivity:
+    """Synapses from a weight matrix of shape ``(n_post, n_pre)``.
+
+    A dense array's non-zero entries are synapses; a ``scipy.sparse`` matrix's stored entries
+    are synapses (explicit zeros included). ``delay_ms`` is a scalar or an array shaped like the
+    dense weight matrix (entries read at the synapses' positions).
+    """
+    if sp.issparse(weight):
+        coo = sp.coo_array(weight)
+        n_post, n_pre = coo.shape
+        rows, cols, values = coo.row, coo.col, coo.data
+    else:
+        dense = as_float_array("weight", weight, ndim=2)
+        n_post, n_pre = dense.shape
+        rows, cols = np.nonzero(dense)
+        values = dense[rows, cols]
+    delay = np.asarray(delay_ms, dtype=np.float64)
+    if delay.ndim == 2:
+        if delay.shape != (n_post, n_pre):
+            raise ValueError(f"delay_ms must be scalar or shape {(n_post, n_pre)}, got {delay.shape}")
+        delay = delay[rows, cols]
+    return connectivity_from_arrays(cols, rows, values, n_pre, n_post, delay_ms=delay, dt_ms=dt_ms)
+
+
+def no_connectivity(n_pre: int) -> SparseConnectivity:
+    """No synapses (a population driven only by its external input)."""
+    empty_i = np.zeros(0, dtype=np.int64)
+    return SparseConnectivity(np.zeros(n_pre + 1, np.int64), empty_i, np.zeros(0), empty_i, 0)

@@ -1,0 +1,231 @@
+"""Leaky integrate-and-fire neurons with recurrent, delayed synapses: the pattern model.
+
+Equations (per neuron ``k``; voltages in mV, times in ms)::
+
+    dv/dt     = (v_rest + I_ext(t) - v) / tau_m        (unless refractory)
+    dtheta/dt = -theta / tau_theta                     (adaptive threshold, optional)
+    spike     : v > v_th + theta   and not refractory
+    on spike  : v <- v_reset ; theta <- theta + theta_plus ; refractory for t_ref
+    synapse   : v_post += w  after delay d (whole steps), dropped while post is refractory
+
+Integration is exact for input held constant over a step (Brian2 ``method='exact'``). The
+update is written in the expression form Brian2 2.9.0 generates for these equations, term by
+term, so that the twin agrees bit for bit::
+
+    e = exp(-dt/tau_m)           # computed once by lif_prepare, in NumPy, in seconds
+    v = ((v*e + v_rest) + (-v_rest - I)*e) + I
+
+**Schedule** (Brian2's order within step ``n``, ``t = n*dt``):
+groups (refractory flag ``n - last_spike >= t_ref_steps``; integrate theta, and v where not
+refractory) → thresholds (``v > v_th + theta``, strict ``>``; a spiking neuron becomes refractory)
+→ synapses (deliver every spike emitted at step ``n - d`` through synapses of delay ``d``,
+oldest spikes first, then presynaptic index, then postsynaptic index; ``v_post += w`` only where
+the target is not refractory — so a zero-delay input to a neuron that spikes in the same step is
+lost, exactly as in Brian2) → resets (``v = v_reset``, ``theta += theta_plus``).
+
+A zero-delay spike at step ``n`` changes ``v`` after step ``n``'s update, so it can cause a spike
+at step ``n+1`` at the earliest. Delays must be whole steps (``floor(d/dt + 0.5)`` would round
+differently from Brian's queues at half steps, so half steps are refused).
+
+Reference: Gerstner, Kistler, Naud & Paninski, *Neuronal Dynamics* (2014), ch. 1; Brian2's
+documentation of ``exact`` integration and the refractory mechanism. The twin is
+:mod:`bioplastic.reference.lif`.
+
+Choices (options): ``theta_plus_mv=0`` turns the adaptive threshold off; every parameter may be
+a scalar or a per-neuron array (heterogeneous networks).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._jit import njit
+from .._validate import as_float_array, check_shape, finite_float, positive, whole_steps
+from ..simulate import Trace, simulate
+from .connectivity import SparseConnectivity, no_connectivity
+
+__all__ = ["LIFParams", "LIFKernelParams", "LIFState", "lif_prepare", "lif_init", "lif_step",
+           "run_lif", "NEVER_SPIKED"]
+
+#: ``last_spike`` of a neuron that has not spiked (Brian2 uses -1e4 s; any value far enough in
+#: the past that the refractory test is true works).
+NEVER_SPIKED = -(2**40)
+
+
+class LIFParams(NamedTuple):
+    """User-facing parameters; each may be a float or a per-neuron array of shape (n,)."""
+
+    tau_m_ms: float = 10.0        # membrane time constant
+    v_rest_mv: float = -65.0      # resting (and leak reversal) potential
+    v_reset_mv: float = -65.0     # potential after a spike
+    v_th_mv: float = -50.0        # base threshold
+    t_ref_ms: float = 2.0         # absolute refractory period (whole steps)
+    tau_theta_ms: float = 100.0   # adaptive-threshold decay time constant
+    theta_plus_mv: float = 0.0    # threshold increment per spike (0: no adaptation)
+    dt_ms: float = 0.1            # time step (scalar)
+
+
+class LIFKernelParams(NamedTuple):
+    """What the kernel reads: per-neuron float64/int64 arrays of shape (n,)."""
+
+    decay_m: np.ndarray       # exp(-dt/tau_m)
+    decay_theta: np.ndarray   # exp(-dt/tau_theta)
+    v_rest: np.ndarray
+    v_reset: np.ndarray
+    v_th: np.ndarray
+    theta_plus: np.ndarray
+    ref_steps: np.ndarray     # int64
+
+
+class LIFState(NamedTuple):
+    v: np.ndarray             # membrane potential (n,), mV
+    theta: np.ndarray         # threshold adaptation (n,), mV
+    last_spike: np.ndarray    # step of each neuron's last spike (n,), int64
+    history: np.ndarray       # spikes of the last max_delay+1 steps, ring (D+1, n), bool
+    step: int                 # index of the next step to run
+
+
+def _per_neuron(name: str, value, n: int) -> np.ndarray:
+    array = as_float_array(name, value)
+    if array.ndim == 0:
+        return np.full(n, float(array))
+    check_shape(name, array, (n,))
+    return array.copy()
+
+
+def lif_prepare(params: LIFParams, n: int) -> LIFKernelParams:
+    """Validate ``params`` for ``n`` neurons and derive the kernel's per-neuron arrays.
+
+    Decay factors are computed here, in NumPy and in seconds, as Brian2 computes them
+    (``exp((-dt)/tau)``); that is what makes the kernel and the twin agree to the last bit.
+    """
+    if not isinstance(params, LIFParams):
+        raise TypeError(f"params must be LIFParams, got {type(params).__name__}")
+    if not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    dt_ms = positive("dt_ms", finite_float("dt_ms", params.dt_ms))
+    tau_m = positive("tau_m_ms", _per_neuron("tau_m_ms", params.tau_m_ms, n))
+    tau_theta = positive("tau_theta_ms", _per_neuron("tau_theta_ms", params.tau_theta_ms, n))
+    dt_s = dt_ms * 0.001
+    return LIFKernelParams(
+        decay_m=np.exp((-dt_s) / (tau_m * 0.001)),
+        decay_theta=np.exp((-dt_s) / (tau_theta * 0.001)),
+        v_rest=_per_neuron("v_rest_mv", params.v_rest_mv, n),
+        v_reset=_per_neuron("v_reset_mv", params.v_reset_mv, n),
+        v_th=_per_neuron("v_th_mv", params.v_th_mv, n),
+        theta_plus=_per_neuron("theta_plus_mv", params.theta_plus_mv, n),
+        ref_steps=whole_steps("t_ref_ms", _per_neuron("t_ref_ms", params.t_ref_ms, n), dt_ms),
+    )
+
+
+def lif_init(n: int, params: LIFParams = LIFParams(), conn: SparseConnectivity | None = None,
+             *, v0_mv=None, theta0_mv=0.0) -> LIFState:
+    """Initial state: ``v = v0_mv`` (default ``v_rest``), ``theta = theta0_mv``, no spikes yet.
+
+    ``conn`` sizes the spike-history ring (``max_delay + 1`` rows); it must be the
+    connectivity later passed to :func:`lif_step`.
+    """
+    kp = lif_prepare(params, n)
+    v0 = kp.v_rest.copy() if v0_mv is None else _per_neuron("v0_mv", v0_mv, n)
+    max_delay = 0 if conn is None else conn.max_delay
+    return LIFState(
+        v=v0,
+        theta=_per_neuron("theta0_mv", theta0_mv, n),
+        last_spike=np.full(n, NEVER_SPIKED, dtype=np.int64),
+        history=np.zeros((max_delay + 1, n), dtype=np.bool_),
+        step=0,
+    )
+
+
+@njit
+def _deliver(v, not_refractory, history, step, conn):
+    """Synapses slot: add the weights of all spikes due now, in Brian2's queue order."""
+    n_slots = history.shape[0]
+    for age in range(n_slots - 1, -1, -1):
+        if step - age < 0:
+            continue
+        row = history[(step - age) % n_slots]
+        for i in range(row.size):
+            if not row[i]:
+                continue
+            for k in range(conn.indptr[i], conn.indptr[i + 1]):
+                j = conn.post[k]
+                if conn.delay_steps[k] == age and not_refractory[j]:
+                    v[j] += conn.weight[k]
+
+
+@njit
+def lif_step(x, state, params, conn):
+    """One step for all neurons. ``x``: external drive (n,) in mV. Returns ``(spikes, state)``.
+
+    ``params`` is a :class:`LIFKernelParams` (from :func:`lif_prepare`), ``conn`` a
+    :class:`SparseConnectivity` (use ``no_connectivity(n)`` for none). Arguments are not
+    modified.
+    """
+    n = state.v.size
+    step = state.step
+    v = state.v.copy()
+    theta = state.theta * params.decay_theta
+    last_spike = state.last_spike.copy()
+    not_refractory = (step - last_spike) >= params.ref_steps
+    for k in range(n):
+        if not_refractory[k]:
+            e = params.decay_m[k]
+            v[k] = ((v[k] * e + params.v_rest[k]) + ((-params.v_rest[k]) - x[k]) * e) + x[k]
+    spikes = (v > params.v_th + theta) & not_refractory
+    for k in range(n):
+        if spikes[k]:
+            last_spike[k] = step
+            not_refractory[k] = False
+    history = state.history.copy()
+    history[step % history.shape[0]] = spikes
+    _deliver(v, not_refractory, history, step, conn)
+    for k in range(n):
+        if spikes[k]:
+            v[k] = params.v_reset[k]
+            theta[k] += params.theta_plus[k]
+    return spikes, LIFState(v, theta, last_spike, history, step + 1)
+
+
+def _check_drive(inputs, n_steps, n):
+    if inputs is None:
+        return np.zeros((n_steps, n))
+    drive = as_float_array("inputs", inputs, ndim=2)
+    check_shape("inputs", drive, (None, n))
+    return drive
+
+
+def run_lif(inputs, params: LIFParams = LIFParams(), *, n: int | None = None, weight=None,
+            delay_ms=0.0, v0_mv=None, record=("v",)) -> Trace:
+    """Simulate a (recurrent) LIF population; the convenient front end over :func:`simulate`.
+
+    Parameters
+    ----------
+    inputs : array (T, n)
+        External drive in mV (added to ``v_rest`` as the steady-state target).
+    params : LIFParams
+    weight : array (n, n) or scipy.sparse or SparseConnectivity, optional
+        Recurrent weights ``(n_post, n_pre)`` in mV; non-zero entries are synapses.
+    delay_ms : float or array (n, n)
+        Synaptic delays, whole multiples of ``dt_ms``.
+    v0_mv : float or array (n,), optional
+    record : sequence of str
+        State fields to record (``"v"``, ``"theta"``).
+    """
+    from .connectivity import connectivity
+
+    inputs = np.asarray(inputs)
+    n = inputs.shape[1] if n is None and inputs.ndim == 2 else n
+    drive = _check_drive(inputs, len(inputs), n)
+    if weight is None:
+        conn = no_connectivity(n)
+    elif isinstance(weight, SparseConnectivity):
+        conn = weight
+    else:
+        conn = connectivity(weight, delay_ms=delay_ms, dt_ms=params.dt_ms)
+    if conn.n_pre != n or (conn.post.size and conn.post.max() >= n):
+        raise ValueError(f"weight must connect {n} neurons to themselves, got n_pre={conn.n_pre}")
+    state = lif_init(n, params, conn, v0_mv=v0_mv)
+    return simulate(lif_step, drive, state, lif_prepare(params, n), conn, record=record)

@@ -1,0 +1,132 @@
+"""One time loop for every model.
+
+``simulate(step, inputs, state, params, *weights, record=("v",))`` runs a model's jitted step
+function over time-major ``inputs`` in a single jitted loop and returns a :class:`Trace`. The
+loop is compiled once per (step function, argument types, recorded fields); no model has a copy
+of it.
+
+The step contract (DESIGN.md): ``step(x_t, state, params, *weights) -> (spikes, new_state)``
+where ``x_t = inputs[t]``, ``spikes`` is a boolean array and ``new_state`` a NamedTuple of the
+same type as ``state``. Steps never modify their arguments, so ``simulate`` leaves ``state``
+and ``inputs`` untouched.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._jit import njit
+
+__all__ = ["Trace", "simulate"]
+
+
+class Trace(NamedTuple):
+    """Result of a run, time-major.
+
+    Attributes
+    ----------
+    spikes : ndarray of bool, shape (T, *unit_shape)
+        ``spikes[t]`` is what the step returned at step ``t``.
+    records : dict[str, ndarray]
+        Each recorded state field after each step, shape ``(T, *field_shape)``.
+    state : NamedTuple
+        Final state (feed it back to continue the run).
+    """
+
+    spikes: np.ndarray
+    records: dict
+    state: Any
+
+    def spike_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Spikes as sorted ``(step, flat unit index)`` int64 arrays, the twin comparison form."""
+        flat = self.spikes.reshape(self.spikes.shape[0], -1)
+        steps, units = np.nonzero(flat)
+        return steps.astype(np.int64), units.astype(np.int64)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self.records[key]
+        return tuple.__getitem__(self, key)
+
+
+@njit
+def _time_loop(step, inputs, state, params, weights, recorder, buffers, spikes_out):
+    for t in range(inputs.shape[0]):
+        spikes, state = step(inputs[t], state, params, *weights)
+        spikes_out[t] = spikes
+        recorder(state, buffers, t)
+    return state
+
+
+@functools.lru_cache(maxsize=None)
+def _recorder(fields: tuple[str, ...]):
+    """A jitted ``recorder(state, buffers, t)`` copying the named fields into ``buffers[i][t]``.
+
+    Numba cannot look fields up by a runtime string, so each field tuple gets its own small
+    generated function (compiled once, then reused for every model with those field names).
+    """
+    lines = [f"    buffers[{i}][t] = state.{name}\n" for i, name in enumerate(fields)]
+    source = "def recorder(state, buffers, t):\n" + ("".join(lines) or "    pass\n")
+    namespace: dict = {}
+    exec(compile(source, f"<bioplastic recorder {fields}>", "exec"), namespace)
+    return njit(cache=False)(namespace["recorder"])
+
+
+def _check_record(state, record) -> tuple[str, ...]:
+    if isinstance(record, str):
+        record = (record,)
+    fields = tuple(record)
+    unknown = [f for f in fields if f not in state._fields]
+    if unknown:
+        raise ValueError(f"record names unknown state fields {unknown}; state has {state._fields}")
+    return fields
+
+
+def _check_inputs(inputs) -> np.ndarray:
+    if not isinstance(inputs, np.ndarray):
+        raise TypeError(f"inputs must be a numpy array, got {type(inputs).__name__}")
+    if inputs.ndim < 1:
+        raise ValueError(f"inputs must be time-major with shape (T, ...), got shape {inputs.shape}")
+    return inputs
+
+
+def simulate(step, inputs: np.ndarray, state, params, *weights, record=()) -> Trace:
+    """Run ``step`` over ``inputs`` (time-major, shape ``(T, ...)``) from ``state``.
+
+    Parameters
+    ----------
+    step : numba dispatcher
+        A model's jitted step function (e.g. :func:`bioplastic.neurons.lif_step`).
+    inputs : ndarray, shape (T, ...)
+        ``inputs[t]`` is passed to the step at time ``t``. Not modified.
+    state : NamedTuple
+        Initial state from the model's ``*_init``. Not modified.
+    params : NamedTuple
+        Model parameters, already coerced (use the model's front end or ``*_prepare``).
+    *weights
+        Extra arguments passed through to every step (connectivity, kernels, ...).
+    record : sequence of str
+        State fields to record after every step.
+
+    Returns
+    -------
+    Trace
+    """
+    inputs = _check_inputs(inputs)
+    fields = _check_record(state, record)
+    n_steps = inputs.shape[0]
+    buffers = tuple(
+        np.empty((n_steps,) + np.shape(getattr(state, f)), dtype=np.asarray(getattr(state, f)).dtype)
+        for f in fields
+    )
+    # Probe one step in Python to learn the spike shape; it compiles `step` as a side effect.
+    probe_spikes, _ = step(inputs[0], state, params, *weights) if n_steps else (np.zeros(0), None)
+    spikes = np.zeros((n_steps,) + np.shape(probe_spikes), dtype=np.bool_)
+    final = state
+    if n_steps:
+        final = _time_loop(step, inputs, state, params, tuple(weights), _recorder(fields),
+                           buffers, spikes)
+    return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)
