@@ -33,11 +33,13 @@ class TwinResult(NamedTuple):
 
     spike_steps, spike_index : int64 arrays sorted by (step, index)
     state : dict of float64 arrays (traces ``(T, n)`` or final values ``(n,)``)
+    schedule : Brian2's ``scheduling_summary()`` (twins only; goes into PROVENANCE.md)
     """
 
     spike_steps: np.ndarray
     spike_index: np.ndarray
     state: dict
+    schedule: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def all_cases() -> list[TwinCase]:
 
     cases: list[TwinCase] = []
     for module in sorted(pkgutil.iter_modules(reference.__path__), key=lambda m: m.name):
-        if module.name.startswith("_"):
+        if module.name.startswith("_") or module.name == "golden":
             continue
         mod = importlib.import_module(f"{reference.__name__}.{module.name}")
         cases.extend(getattr(mod, "CASES", ()))

@@ -20,7 +20,7 @@ import numpy as np
 from ..neurons.connectivity import SparseConnectivity, connectivity_from_arrays
 from ..neurons.lif import LIFParams, lif_init, lif_prepare, lif_step
 from ..simulate import simulate
-from ._brian import exact_prefs, network, recorded, spike_pairs
+from ._brian import exact_prefs, network, recorded, scheduling_summary, spike_pairs
 from ._cases import TwinCase, TwinResult
 
 __all__ = ["EQUATIONS", "THRESHOLD", "RESET", "ON_PRE", "run_lif_twin", "CASES"]
@@ -85,7 +85,8 @@ def run_lif_twin(params: LIFParams, drive: np.ndarray, conn: SparseConnectivity,
         group = objects[0]
         state = {"v": recorded(state_mon, "v"), "theta": recorded(state_mon, "theta"),
                  "v_final": np.array(group.v[:]), "theta_final": np.array(group.theta[:])}
-    return TwinResult(steps, index, state)
+        schedule = scheduling_summary(net)
+    return TwinResult(steps, index, state, schedule)
 
 
 def run_lif_kernel(params: LIFParams, drive: np.ndarray, conn: SparseConnectivity, *,

@@ -1,0 +1,39 @@
+"""Every twin case of bioplastic.reference: golden (no Brian2 needed) and live (Brian2)."""
+
+import numpy as np
+import pytest
+
+from bioplastic.reference import all_cases, compare
+from bioplastic.reference.golden import check_golden, read_golden
+
+from .conftest import GOLDEN_DIR
+
+CASES = all_cases()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_matches_golden_twin(case):
+    comparison = check_golden(case, GOLDEN_DIR)
+    assert comparison.spikes_equal, comparison
+    assert comparison.ok, comparison
+
+
+@pytest.mark.brian2
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_equals_brian2_twin(case):
+    pytest.importorskip("brian2")
+    inputs = case.make(case.seed)
+    twin = case.twin(inputs)
+    comparison = compare(case, inputs, case.kernel(inputs), twin)
+    assert comparison.ok, comparison
+    # The golden file must still be exactly what Brian2 produces.
+    _, stored = read_golden(GOLDEN_DIR / f"{case.name}.npz")
+    np.testing.assert_array_equal(stored.spike_steps, twin.spike_steps)
+    np.testing.assert_array_equal(stored.spike_index, twin.spike_index)
+    for key, value in twin.state.items():
+        np.testing.assert_array_equal(stored.state[key], value, err_msg=key)
+
+
+def test_every_case_has_a_golden_file():
+    missing = [c.name for c in CASES if not (GOLDEN_DIR / f"{c.name}.npz").exists()]
+    assert not missing, f"run tests/data/twins/regenerate.py {' '.join(missing)}"
