@@ -1,0 +1,130 @@
+"""Command line: ``bioplastic demo | validate | bench``.
+
+* ``validate [--json] [--case NAME]``: runs every Brian2 twin and prints one row per case
+  (neurons, steps, spikes ours/twin, max |Δstate|, verdict); exit status 1 on any mismatch.
+  Without Brian2 it checks the golden traces instead and says so.
+* ``bench [--json] [--quick] [--only NAME]``: every benchmark of ``bioplastic._bench``.
+* ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _validate_rows(names: list[str], *, live: bool) -> list[dict]:
+    from tqdm import tqdm
+
+    from .reference import all_cases, compare
+    from .reference.golden import check_golden
+
+    golden_dir = Path(__file__).resolve().parents[1] / "tests" / "data" / "twins"
+    cases = [c for c in all_cases() if not names or c.name in names]
+    unknown = set(names) - {c.name for c in cases}
+    if unknown:
+        raise SystemExit(f"unknown case(s): {sorted(unknown)}")
+    rows = []
+    for case in tqdm(cases, desc="twins", unit="case", file=sys.stderr):
+        if live:
+            inputs = case.make(case.seed)
+            comparison = compare(case, inputs, case.kernel(inputs), case.twin(inputs))
+        else:
+            comparison = check_golden(case, golden_dir)
+        rows.append({**comparison.row(), "source": "brian2" if live else "golden"})
+    return rows
+
+
+def _print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
+    cells = [[_fmt(row.get(key)) for key, _ in columns] for row in rows]
+    widths = [max(len(title), *(len(c[i]) for c in cells)) if cells else len(title)
+              for i, (_, title) in enumerate(columns)]
+    print("  ".join(title.ljust(w) for (_, title), w in zip(columns, widths, strict=True)))
+    for cell in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)))
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "" if value is None else str(value)
+
+
+def cmd_validate(args) -> int:
+    live = importlib.util.find_spec("brian2") is not None
+    if not live:
+        print("brian2 is not installed: checking the golden twin traces instead "
+              "(pip install 'bioplastic[reference]' for live twins)", file=sys.stderr)
+    rows = _validate_rows(args.case or [], live=live)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows, [("case", "case"), ("model", "model"), ("n_units", "neurons"),
+                            ("n_steps", "steps"), ("spikes_ours", "spikes ours"),
+                            ("spikes_twin", "spikes twin"), ("max_abs_diff", "max|Δstate|"),
+                            ("tier", "tier"), ("ok", "verdict"), ("source", "source")])
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+def cmd_bench(args) -> int:
+    from ._bench import all_benchmarks
+
+    rows = []
+    for bench in all_benchmarks():
+        if args.only and not any(o in bench.name for o in args.only):
+            continue
+        missing = [m for m in bench.needs if importlib.util.find_spec(m) is None]
+        if missing:
+            rows.append({"name": bench.name, "skipped": f"needs {', '.join(missing)}"})
+            continue
+        print(f"running {bench.name}: {bench.description}", file=sys.stderr)
+        rows.extend(bench.run(args.quick))
+    if args.json:
+        print(json.dumps(rows, indent=2, default=float))
+    else:
+        for row in rows:
+            print(" | ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    out = run_demo(Path(args.out) if args.out else None, quick=args.quick)
+    print(f"demo results written to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bioplastic", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    val = sub.add_parser("validate", help="run every Brian2 twin against its kernel")
+    val.add_argument("--json", action="store_true")
+    val.add_argument("--case", action="append", help="only this case (repeatable)")
+    val.set_defaults(func=cmd_validate)
+    bench = sub.add_parser("bench", help="speed targets: kernels vs Brian2/torch, same run")
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--quick", action="store_true", help="small sizes, seconds")
+    bench.add_argument("--only", action="append", help="benchmarks whose name contains this")
+    bench.set_defaults(func=cmd_bench)
+    demo = sub.add_parser("demo", help="run the main job and write plots + a JSON summary")
+    demo.add_argument("--out", help="output folder (default: results/demo-<timestamp>)")
+    demo.add_argument("--quick", action="store_true", help="smaller network")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
