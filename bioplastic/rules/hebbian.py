@@ -1,0 +1,205 @@
+"""Classic Hebbian rules: Hebb, Instar, Oja (and its competitive form), Sanger/GHA, Krotov–Hopfield.
+
+Every rule is a pure function ``rule_dw(x, y, w) -> dw``: ``x`` (batch, n_pre) presynaptic
+activity, ``y`` (batch, n_post) the postsynaptic factor (the output of any competition of
+:mod:`bioplastic.rules.inhibition`, or the linear output ``u = x @ w.T``), ``w`` (n_post, n_pre).
+``dw`` has the shape of ``w``; ``w`` is never changed (use :func:`bioplastic.rules.apply_update`).
+**The batch is summed**, not averaged: ``dw = Σ_b dw_b`` (the convention of the SoftHebb and
+Krotov–Hopfield codes, whose max normalisation makes the scale irrelevant; divide the learning
+rate by the batch size for a mean).
+
+=================  ==================================================  ========================
+rule               update summed over the batch                        fixed point / behaviour
+=================  ==================================================  ========================
+``hebb_dw``        ``Δw_k = Σ y_k x``                                   unstable, norms grow
+``instar_dw``      ``Δw_k = Σ y_k (x − w_k)``                           ``w_k → E[x | y_k]``
+``oja_dw``         ``Δw_k = Σ y_k (x − u_k w_k)``, ``u = y`` by default  ``‖w_k‖ → 1`` (Oja 1982)
+``sanger_dw``      ``Δw_k = Σ y_k (x − Σ_{l≤k} y_l w_l)``               ordered principal comps.
+``krotov_…_dw``    ``Δw_k = Σ g_k (x − I_k w_k)``, ``I = x·sign(w)|w|^{p−1}``,  ``‖w_k‖_p → 1``
+                   ``g = ranked_wta(I, k, Δ)``
+=================  ==================================================  ========================
+
+``oja_dw`` with a separate decay factor ``u`` is the common core: SoftHebb is
+``oja_dw(x, soft_wta(u, τ), w, u=u)`` (Moraitis et al. 2022), competitive learning is
+``oja_dw(x, hard_wta(u), w, u=u)``.
+
+Implementation: the big product ``yᵀ x`` is a BLAS matrix product inside the Numba kernel; the
+decay coefficients ``d_k = Σ_b y_bk u_bk`` are summed over the batch in sample order.
+
+References: Oja, J. Math. Biol. 15:267 (1982); Sanger, Neural Networks 2:459 (1989);
+Grossberg (instar); Krotov & Hopfield, PNAS 116:7723 (2019). Spec:
+shared/spec/soft_hebb_and_inhibition.md §5.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._jit import njit
+from .._validate import as_float_array, positive
+from .inhibition import check_k, check_pre_activation, ranked_wta_kernel
+
+__all__ = ["hebb_dw", "instar_dw", "oja_dw", "sanger_dw", "KrotovParams", "krotov_hopfield_dw",
+           "krotov_current", "check_rule_inputs"]
+
+
+# --------------------------------------------------------------------------------- kernels
+@njit
+def outer_sum_kernel(x, y):
+    """``Σ_b y_b ⊗ x_b = yᵀ x``: (B, n_pre), (B, n_post) -> (n_post, n_pre) via BLAS."""
+    return np.dot(y.T, x)
+
+
+@njit
+def decay_dw_kernel(x, y, d, w):
+    """``yᵀx − d[:, None] * w``: the Hebbian term minus a per-unit decay of the weights."""
+    dw = outer_sum_kernel(x, y)
+    n_post, n_pre = w.shape
+    for k in range(n_post):
+        for i in range(n_pre):
+            dw[k, i] = dw[k, i] - d[k] * w[k, i]
+    return dw
+
+
+@njit
+def column_products_kernel(y, u):
+    """``d_k = Σ_b y_bk u_bk``, summed in sample order; (B, n) -> (n,)."""
+    n_rows, n_units = y.shape
+    d = np.zeros(n_units)
+    for b in range(n_rows):
+        for k in range(n_units):
+            d[k] += y[b, k] * u[b, k]
+    return d
+
+
+@njit
+def oja_dw_kernel(x, y, u, w):
+    return decay_dw_kernel(x, y, column_products_kernel(y, u), w)
+
+
+@njit
+def instar_dw_kernel(x, y, w):
+    return decay_dw_kernel(x, y, column_products_kernel(y, np.ones_like(y)), w)
+
+
+@njit
+def sanger_dw_kernel(x, y, w):
+    # Σ_b y_bk x_b − Σ_{l<=k} (Σ_b y_bk y_bl) w_l : lower triangle of yᵀy times w.
+    hebb = outer_sum_kernel(x, y)
+    cross = np.tril(np.dot(y.T, y))
+    return hebb - np.dot(cross, w)
+
+
+@njit
+def krotov_current_kernel(x, w, p):
+    """``I = x · (sign(w)|w|^{p−1})ᵀ`` (equals ``x wᵀ`` for p = 2)."""
+    if p == 2.0:
+        return np.dot(x, w.T)
+    return np.dot(x, (np.sign(w) * np.abs(w) ** (p - 1.0)).T)
+
+
+@njit
+def krotov_hopfield_dw_kernel(x, w, p, k, delta):
+    current = krotov_current_kernel(x, w, p)
+    g = ranked_wta_kernel(current, k, delta)
+    return oja_dw_kernel(x, g, current, w)
+
+
+# ------------------------------------------------------------------------------ validation
+def check_rule_inputs(x, y, w, *, y_name: str = "y") -> tuple[np.ndarray, np.ndarray,
+                                                                 np.ndarray]:
+    """``x`` (B, n_pre), ``y`` (B, n_post), ``w`` (n_post, n_pre) as finite float64 arrays."""
+    x = check_pre_activation(x, "x")
+    y = check_pre_activation(y, y_name)
+    w = as_float_array("w", w, ndim=2)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"{y_name} must have one row per sample of x ({x.shape[0]}), got "
+                         f"{y.shape[0]}")
+    if w.shape != (y.shape[1], x.shape[1]):
+        raise ValueError(f"w must have shape (n_post, n_pre) = ({y.shape[1]}, {x.shape[1]}) "
+                         f"from {y_name} and x, got {w.shape} (mismatched feature counts?)")
+    return x, y, w
+
+
+# ---------------------------------------------------------------------------------- public
+def hebb_dw(x, y, w) -> np.ndarray:
+    """Plain Hebb ``Δw = Σ_b y_b ⊗ x_b`` (unstable on its own: pair it with a norm constraint).
+
+    Parameters
+    ----------
+    x : (batch, n_pre); y : (batch, n_post); w : (n_post, n_pre), used for its shape only.
+
+    Returns
+    -------
+    dw : float64 (n_post, n_pre), summed over the batch.
+    """
+    x, y, _ = check_rule_inputs(x, y, w)
+    return outer_sum_kernel(x, y)
+
+
+def instar_dw(x, y, w) -> np.ndarray:
+    """Grossberg's instar ``Δw_k = Σ_b y_bk (x_b − w_k)``; shapes as :func:`hebb_dw`."""
+    x, y, w = check_rule_inputs(x, y, w)
+    return instar_dw_kernel(x, y, w)
+
+
+def oja_dw(x, y, w, u=None) -> np.ndarray:
+    """Oja's rule ``Δw_k = Σ_b y_bk (x_b − u_bk w_k)``; ``u = y`` (the classic rule) by default.
+
+    With ``y = x @ w.T`` and ``u = None`` this is Oja (1982): a single unit converges to the unit
+    first principal component. With ``y`` from a competition and ``u = x @ w.T`` it is the
+    competitive form used by SoftHebb and hard-WTA learning. Shapes as :func:`hebb_dw`; ``u``
+    has the shape of ``y``.
+    """
+    x, y, w = check_rule_inputs(x, y, w)
+    if u is None:
+        u = y
+    else:
+        u = check_pre_activation(u, "u")
+        if u.shape != y.shape:
+            raise ValueError(f"u must have the shape of y {y.shape}, got {u.shape}")
+    return oja_dw_kernel(x, y, u, w)
+
+
+def sanger_dw(x, y, w) -> np.ndarray:
+    """Sanger's generalised Hebbian algorithm ``Δw_k = Σ_b y_bk (x_b − Σ_{l≤k} y_bl w_l)``.
+
+    With ``y = x @ w.T`` the rows converge to the ordered principal components. Shapes as
+    :func:`hebb_dw`.
+    """
+    x, y, w = check_rule_inputs(x, y, w)
+    return sanger_dw_kernel(x, y, w)
+
+
+class KrotovParams(NamedTuple):
+    """Krotov & Hopfield (2019) defaults for MNIST (spec §5.1)."""
+
+    p: float = 2.0        # Lebedev norm exponent; the fixed point is ‖w_k‖_p = 1
+    k: int = 2            # rank of the unit that gets the anti-Hebbian push
+    delta: float = 0.4    # strength of that push (Δ)
+
+
+def krotov_current(x, w, p: float = 2.0) -> np.ndarray:
+    """Input currents ``I = x · (sign(w)|w|^{p−1})ᵀ``: (batch, n_pre), (n_post, n_pre) ->
+    (batch, n_post)."""
+    x = check_pre_activation(x, "x")
+    w = as_float_array("w", w, ndim=2)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"w must have {x.shape[1]} columns (features of x), got {w.shape}")
+    return krotov_current_kernel(x, w, positive("p", p))
+
+
+def krotov_hopfield_dw(x, w, params: KrotovParams = KrotovParams()) -> np.ndarray:
+    """Krotov–Hopfield ``Δw_k = Σ_b g_bk (x_b − I_bk w_k)`` with ``g = ranked_wta(I, k, Δ)``.
+
+    The paper's ``W += ε ds / max|ds|`` is ``apply_update`` with ``max_normalise=True``.
+    ``x`` (batch, n_pre), ``w`` (n_post, n_pre) -> dw (n_post, n_pre), summed over the batch.
+    """
+    x = check_pre_activation(x, "x")
+    w = as_float_array("w", w, ndim=2)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"w must have {x.shape[1]} columns (features of x), got {w.shape}")
+    k = check_k(params.k, w.shape[0], low=2)
+    return krotov_hopfield_dw_kernel(x, w, positive("p", params.p), k, float(params.delta))

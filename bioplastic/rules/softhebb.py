@@ -1,0 +1,176 @@
+"""SoftHebb: Hebbian learning in a soft winner-take-all layer (2022) and its ICLR-2023 variant.
+
+Equations (unit ``k``, input ``x``, weights ``w_k`` = row k of ``w`` (n_post, n_pre))::
+
+    u_k  = w_k · x (+ b_k)                       pre-activation, computed by the caller
+    s_k  = exp(u_k/τ) / Σ_l exp(u_l/τ)           soft WTA (divisive inhibition)
+    y_k  = s_k                                   2022 rule (``anti_hebbian=False``)
+    y_k  = +s_k if k = argmax u else −s_k        ICLR 2023 mode 0 (``anti_hebbian=True``)
+    Δw_k = Σ_batch y_k (x − u_k w_k)             dw, batch (and conv positions) SUMMED
+    Δb_k = (Σ_batch s_k − N e^{b_k/τ}) / e^{b_k/τ}    bias rule, N = batch (× positions)
+
+The fixed point of the weight rule has ``‖w_k‖ = 1``; that of the bias rule has
+``e^{b_k/τ}`` = the mean of ``s_k`` (the prior firing probability). ``dw`` is **summed** over
+the batch (as in the reference code; with max normalisation the scale is irrelevant — divide
+the learning rate by the batch size for a mean). The rest of the ICLR recipe — max-normalised
+``dw``, the weight-norm-dependent rate ``η_k = η₀(|‖w_k‖ − 1| + 1e-10)^power_lr`` — is
+:func:`bioplastic.rules.apply_update` with ``max_normalise=True, power_lr=0.5``.
+
+**Schedule** of one plasticity step: forward ``u = x wᵀ + b`` → soft WTA → (signs) → ``dw``
+→ ``apply_update`` (rate from the norms *before* this update).
+
+Conv layers: :func:`soft_hebb_conv_dw` unfolds the patches (:func:`unfold_patches`) and calls
+the same dense kernel — the soft WTA runs across the O channels at each position, and the
+batch and the positions are summed.
+
+Choices where the papers are silent: ties of the argmax go to the lowest index; the softmax
+subtracts the row maximum first (overflow guard); the bias rule's own max normalisation (in
+the reference code) is again ``apply_update(max_normalise=True)``, not built in.
+
+References: Moraitis, Toichkin, Journé, Chua & Guo, Neuromorph. Comput. Eng. 2:044017 (2022),
+arXiv 2107.05747; Journé, Garcia Rodriguez, Guo & Moraitis, ICLR 2023, arXiv 2209.11883.
+Spec: shared/spec/soft_hebb_and_inhibition.md §2–3. Twin: :mod:`bioplastic.reference.rate_rules`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._jit import njit
+from .._validate import as_float_array, positive
+from .hebbian import check_rule_inputs, oja_dw_kernel
+from .inhibition import anti_hebbian_signs_kernel, check_pre_activation, soft_wta_kernel
+from .unfold import unfold_patches
+
+__all__ = ["SoftHebbParams", "soft_hebb_dw", "soft_hebb_conv_dw", "soft_hebb_post",
+           "soft_hebb_bias_db", "soft_hebb_bias_init"]
+
+
+class SoftHebbParams(NamedTuple):
+    temperature: float = 1.0     # τ of the soft WTA (t_inv = 1/τ in the reference code), > 0
+    anti_hebbian: bool = False   # ICLR 2023 mode 0: losers get −softmax
+
+
+# --------------------------------------------------------------------------------- kernels
+@njit
+def soft_hebb_post_kernel(u, temperature, anti_hebbian):
+    """Post factor ``y`` (B, n_post) from pre-activations ``u``."""
+    s = soft_wta_kernel(u, temperature)
+    if anti_hebbian:
+        return anti_hebbian_signs_kernel(u, s)
+    return s
+
+
+@njit
+def soft_hebb_dw_kernel(x, u, w, temperature, anti_hebbian):
+    """Dense SoftHebb ``dw`` (n_post, n_pre): ``yᵀx`` by BLAS, decay ``Σ_b y u`` in order."""
+    y = soft_hebb_post_kernel(u, temperature, anti_hebbian)
+    return oja_dw_kernel(x, y, u, w)
+
+
+@njit
+def soft_hebb_bias_db_kernel(u, b, temperature):
+    s = soft_wta_kernel(u, temperature)
+    n_rows, n_units = s.shape
+    db = np.empty(n_units)
+    for k in range(n_units):
+        total = 0.0
+        for r in range(n_rows):
+            total += s[r, k]
+        prior = np.exp(b[k] / temperature)
+        db[k] = (total - n_rows * prior) / prior
+    return db
+
+
+# ------------------------------------------------------------------------------ validation
+def _check_params(params: SoftHebbParams) -> tuple[float, bool]:
+    if not isinstance(params, SoftHebbParams):
+        raise TypeError(f"params must be SoftHebbParams, got {type(params).__name__}")
+    return positive("temperature", params.temperature), bool(params.anti_hebbian)
+
+
+# ---------------------------------------------------------------------------------- public
+def soft_hebb_post(u, params: SoftHebbParams = SoftHebbParams()) -> np.ndarray:
+    """The post factor ``y`` SoftHebb uses: soft WTA (with anti-Hebbian signs if asked).
+
+    ``u`` (batch, n_post) -> ``y`` (batch, n_post).
+    """
+    temperature, anti = _check_params(params)
+    return soft_hebb_post_kernel(check_pre_activation(u), temperature, anti)
+
+
+def soft_hebb_dw(x, u, w, params: SoftHebbParams = SoftHebbParams()) -> np.ndarray:
+    """SoftHebb weight change ``Δw_k = Σ_b y_bk (x_b − u_bk w_k)``, summed over the batch.
+
+    Parameters
+    ----------
+    x : array (batch, n_pre) — presynaptic input
+    u : array (batch, n_post) — pre-activations ``x @ w.T (+ bias)``
+    w : array (n_post, n_pre) — current weights (not modified)
+    params : SoftHebbParams
+
+    Returns
+    -------
+    dw : float64 (n_post, n_pre). Apply it with :func:`bioplastic.rules.apply_update`.
+    """
+    temperature, anti = _check_params(params)
+    x, u, w = check_rule_inputs(x, u, w, y_name="u")
+    return soft_hebb_dw_kernel(x, u, w, temperature, anti)
+
+
+def soft_hebb_conv_dw(x, w, params: SoftHebbParams = SoftHebbParams(), *, stride=1, padding=0,
+                      dilation=1, padding_mode: str = "zeros", bias=None) -> np.ndarray:
+    """SoftHebb for a conv layer: soft WTA across the O channels at each position.
+
+    Parameters
+    ----------
+    x : array (B, C, H, W)
+    w : array (O, C, kh, kw)
+    params : SoftHebbParams
+    stride, padding, dilation : int or (int, int); padding_mode : 'zeros' or 'reflect'
+    bias : optional array (O,), added to the pre-activations
+
+    Returns
+    -------
+    dw : float64 (O, C, kh, kw), summed over the batch and all positions.
+    """
+    temperature, anti = _check_params(params)
+    w = as_float_array("w", w, ndim=4)
+    x = as_float_array("x", x, ndim=4)
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"x has {x.shape[1]} channels but w expects {w.shape[1]} (w is "
+                         f"(O, C, kh, kw) = {w.shape})")
+    patches, _ = unfold_patches(x, w.shape[2:], stride=stride, padding=padding,
+                                dilation=dilation, padding_mode=padding_mode)
+    w2d = w.reshape(w.shape[0], -1)                     # (O, C·kh·kw)
+    u = patches @ w2d.T                                 # (B·Ho·Wo, O)
+    if bias is not None:
+        bias = as_float_array("bias", bias, ndim=1)
+        if bias.shape != (w.shape[0],):
+            raise ValueError(f"bias must have shape ({w.shape[0]},), got {bias.shape}")
+        u = u + bias
+    return soft_hebb_dw_kernel(patches, u, w2d, temperature, anti).reshape(w.shape)
+
+
+def soft_hebb_bias_db(u, b, params: SoftHebbParams = SoftHebbParams()) -> np.ndarray:
+    """Bias change ``Δb_k = (Σ_n s_nk − N e^{b_k/τ}) / e^{b_k/τ}`` with ``s = softmax(u/τ)``.
+
+    ``u`` (N, n_post) — pre-activations *including* the bias; ``b`` (n_post,). Returns ``db``
+    (n_post,); zero when ``e^{b_k/τ}`` equals the mean of ``s_k``.
+    """
+    temperature, _ = _check_params(params)
+    u = check_pre_activation(u)
+    b = as_float_array("b", b, ndim=1)
+    if b.shape != (u.shape[1],):
+        raise ValueError(f"b must have shape ({u.shape[1]},) (one per unit of u), got {b.shape}")
+    return soft_hebb_bias_db_kernel(u, b, temperature)
+
+
+def soft_hebb_bias_init(n_units: int, params: SoftHebbParams = SoftHebbParams()) -> np.ndarray:
+    """Uniform priors: ``b_k = τ ln(1/K)``, so ``e^{b_k/τ} = 1/K``; shape (n_units,)."""
+    if isinstance(n_units, bool) or not isinstance(n_units, int | np.integer) or n_units < 1:
+        raise ValueError(f"n_units must be a positive integer, got {n_units!r}")
+    temperature, _ = _check_params(params)
+    return np.full(int(n_units), temperature * np.log(1.0 / n_units))
