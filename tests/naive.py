@@ -3,3 +3,241 @@
 from __future__ import annotations
 
 import numpy as np
+
+
+# ---------------------------------------------------------------- rate rules (issue 3, rate half)
+def naive_soft_wta(u, temperature):
+    """softmax(u / τ) row by row, in plain Python floats."""
+    import math
+
+    y = np.zeros_like(u, dtype=np.float64)
+    for b in range(u.shape[0]):
+        top = max(u[b])
+        e = [math.exp((v - top) / temperature) for v in u[b]]
+        y[b] = [v / sum(e) for v in e]
+    return y
+
+
+def naive_signs(u, s):
+    """Winner (first argmax) keeps +s, the others get -s."""
+    y = -np.array(s, dtype=np.float64)
+    for b in range(u.shape[0]):
+        k = int(np.argmax(u[b]))
+        y[b, k] = s[b, k]
+    return y
+
+
+def naive_ranked(u, k, delta):
+    g = np.zeros_like(u, dtype=np.float64)
+    for b in range(u.shape[0]):
+        order = sorted(range(u.shape[1]), key=lambda j, row=u[b]: (-row[j], j))
+        g[b, order[0]] = 1.0
+        g[b, order[k - 1]] = -delta
+    return g
+
+
+def naive_decay_rule(x, y, decay, w):
+    """Σ_b y_bk (x_bi − decay_bk w_ki), one sample and one synapse at a time."""
+    dw = np.zeros_like(w, dtype=np.float64)
+    for b in range(x.shape[0]):
+        for k in range(w.shape[0]):
+            for i in range(w.shape[1]):
+                dw[k, i] += y[b, k] * (x[b, i] - decay[b, k] * w[k, i])
+    return dw
+
+
+def naive_soft_hebb_dw(x, u, w, temperature, anti_hebbian=False):
+    s = naive_soft_wta(u, temperature)
+    y = naive_signs(u, s) if anti_hebbian else s
+    return naive_decay_rule(x, y, u, w)
+
+
+def naive_sanger_dw(x, y, w):
+    dw = np.zeros_like(w, dtype=np.float64)
+    for b in range(x.shape[0]):
+        for k in range(w.shape[0]):
+            recon = sum(y[b, m] * w[m] for m in range(k + 1))
+            dw[k] += y[b, k] * (x[b] - recon)
+    return dw
+
+
+def naive_krotov_dw(x, w, p, k, delta):
+    current = x @ (np.sign(w) * np.abs(w) ** (p - 1)).T
+    return naive_decay_rule(x, naive_ranked(current, k, delta), current, w)
+
+
+def naive_conv_soft_hebb_dw(x, w, temperature, anti_hebbian, stride, padding, dilation, mode):
+    """Conv SoftHebb by direct indexing of the padded input (no unfolding)."""
+    pad = {"zeros": "constant", "reflect": "reflect"}[mode]
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), mode=pad)
+    n_out, _, kh, kw = w.shape
+    ho = (xp.shape[2] - dilation * (kh - 1) - 1) // stride + 1
+    wo = (xp.shape[3] - dilation * (kw - 1) - 1) // stride + 1
+    dw = np.zeros_like(w, dtype=np.float64)
+    for b in range(x.shape[0]):
+        for p in range(ho):
+            for q in range(wo):
+                rows = p * stride + dilation * np.arange(kh)
+                cols = q * stride + dilation * np.arange(kw)
+                patch = xp[b][:, rows][:, :, cols]                    # (C, kh, kw)
+                u = np.array([[np.sum(w[o] * patch) for o in range(n_out)]])
+                s = naive_soft_wta(u, temperature)
+                y = naive_signs(u, s) if anti_hebbian else s
+                for o in range(n_out):
+                    dw[o] += y[0, o] * (patch - u[0, o] * w[o])
+    return dw
+
+
+def naive_apply_update(w, dw, lr, max_normalise, power_lr, w_min, w_max):
+    if max_normalise:
+        dw = dw / (np.max(np.abs(dw)) + 1e-30)
+    new = np.empty_like(w, dtype=np.float64)
+    for k in range(w.shape[0]):
+        rate = lr
+        if power_lr:
+            rate = lr * (abs(np.sqrt(np.sum(w[k] ** 2)) - 1.0) + 1e-10) ** power_lr
+        new[k] = np.clip(w[k] + rate * dw[k], w_min, w_max)
+    return new
+
+
+# ------------------------------------------------------------------------------------- PCNN
+
+
+def naive_correlate(y, kernel):
+    """Zero-padded 2-D cross-correlation of maps ``y (C, H, W)`` with ``kernel (C, G, kh, kw)``
+    (``G = 1``: each map with its own kernel; ``G = C``: ``out[c] = sum_g K[c, g] ⋆ y[g]``)."""
+    n_maps, height, width = y.shape
+    groups, kh, kw = kernel.shape[1:]
+    padded = np.pad(np.asarray(y, dtype=np.float64), ((0, 0), (kh // 2,) * 2, (kw // 2,) * 2))
+    out = np.zeros((n_maps, height, width))
+    for c in range(n_maps):
+        for g in range(groups):
+            source = padded[c] if groups == 1 else padded[g]
+            for a in range(kh):
+                for b in range(kw):
+                    out[c] += kernel[c, g, a, b] * source[a:a + height, b:b + width]
+    return out
+
+
+def naive_pcnn(drive, decay_f, decay_l, decay_u, decay_e, v_f, v_l, v_e, beta, e0, feed, link,
+               fast_linking=False):
+    """The PCNN map, Convention A, one line per equation of shared/spec/pcnn.md §1.2/§1.3.
+
+    ``drive (T, C, H, W)``; parameters are scalars or per-map ``(C,)``; ``feed``/``link`` are
+    ``(C, G, kh, kw)`` kernels. Returns ``(Y (T, C, H, W) bool, dict of (T, C, H, W) traces)``.
+    """
+    n_steps, n_maps = drive.shape[:2]
+
+    def per_map(v):
+        return np.broadcast_to(np.asarray(v, dtype=np.float64), (n_maps,))[:, None, None]
+
+    d_f, d_l, d_u, d_e = map(per_map, (decay_f, decay_l, decay_u, decay_e))
+    vf, vl, ve, b = map(per_map, (v_f, v_l, v_e, beta))
+    shape = drive.shape[1:]
+    f, l, u = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    e = np.broadcast_to(np.asarray(e0, dtype=np.float64), shape).copy()
+    y = np.zeros(shape, dtype=bool)
+    out = {"f": [], "l": [], "u": [], "e": []}
+    spikes = []
+    for n in range(n_steps):
+        f_new = d_f * f + vf * naive_correlate(y, feed) + drive[n]
+        l_new = d_l * l + vl * naive_correlate(y, link)
+        u_new = d_u * u + f_new * (1 + b * l_new)
+        y_new = u_new > e
+        if fast_linking:
+            for _ in range(y.size + 1):
+                l_fl = vl * naive_correlate(y_new, link)
+                if fast_linking == "leaky":
+                    l_fl = l_fl + d_l * l
+                u_fl = d_u * u + f_new * (1 + b * l_fl)
+                y_fl = u_fl > e
+                l_new, u_new = l_fl, u_fl
+                if np.array_equal(y_fl, y_new):
+                    break
+                y_new = y_fl
+            else:
+                raise RuntimeError("fast linking did not converge")
+        e = d_e * e + ve * y_new
+        f, l, u, y = f_new, l_new, u_new, y_new
+        spikes.append(y.copy())
+        for key, value in (("f", f), ("l", l), ("u", u), ("e", e)):
+            out[key].append(value.copy())
+    return np.array(spikes), {k: np.array(v) for k, v in out.items()}
+
+
+def naive_zhan_convention_b(s, n_steps=40):
+    """Zhan's 1-D demo exactly as kunzhan figure_2.m writes it (Convention B):
+    ``K = conv(Y, [.707 1 .707], 'same'); F = e^-aF F + VF K + s; L = e^-aL L + VL K;
+    U = F(1 + beta L); E = e^-aE E + VE Y; Y = U > E`` from F = L = U = Y = 0, E = 1.
+    Returns spike iterations (1-based) per neuron and the final F, L, U, E arrays."""
+    a_f, v_f, a_l, v_l, beta, a_e, v_e = 0.2, 0.1, 0.5, 0.2, 0.5, 0.2, 6.0
+    s = np.asarray(s, dtype=np.float64)
+    f, l, u, y = (np.zeros_like(s) for _ in range(4))
+    e = np.ones_like(s)
+    times = [[] for _ in s]
+    for t in range(1, n_steps + 1):
+        k = np.convolve(y, [0.707, 1.0, 0.707], mode="same")
+        f = np.exp(-a_f) * f + v_f * k + s
+        l = np.exp(-a_l) * l + v_l * k
+        u = f * (1 + beta * l)
+        e = np.exp(-a_e) * e + v_e * y
+        y = (u > e).astype(np.float64)
+        for i in np.nonzero(y)[0]:
+            times[i].append(t)
+    return times, f, l, u, e
+
+
+def naive_scm_signature(s, kernel, n_steps=40):
+    """SCM as kunzhan functions/SCM.m writes it (Convention B, sigmoid output read as U > E):
+    ``U = 0.2 U + S (W ⋆ Y) + S; E = 0.9 E + 20 Y; Y = U > E`` from U = Y = 0, E = 1.
+    Returns the time signature (number of pulses per iteration)."""
+    s = np.asarray(s, dtype=np.float64)
+    u, y, e = np.zeros_like(s), np.zeros_like(s), np.ones_like(s)
+    signature = []
+    for _ in range(n_steps):
+        k = naive_correlate(y[None], np.asarray(kernel)[None, None])[0]
+        u = 0.2 * u + s * k + s
+        e = 0.9 * e + 20.0 * y
+        y = (u > e).astype(np.float64)
+        signature.append(int(y.sum()))
+    return np.array(signature)
+
+
+def naive_lif(drive, tau_m_ms, v_rest, v_reset, v_th, ref_steps, tau_theta_ms, theta_plus,
+              dt_ms, pre, post, weight, delay_steps, v0):
+    """LIF network, one Python statement per rule of the model docstring (Brian2 schedule).
+
+    Returns (spikes (T, n) bool, v (T, n), theta (T, n)). Events are delivered one at a time in
+    Brian2's queue order: oldest spike first, then presynaptic index, then postsynaptic index.
+    """
+    n_steps, n = drive.shape
+    decay_m = np.exp((-dt_ms * 0.001) / (np.asarray(tau_m_ms) * 0.001)) * np.ones(n)
+    decay_theta = np.exp((-dt_ms * 0.001) / (np.asarray(tau_theta_ms) * 0.001)) * np.ones(n)
+    v, theta = np.array(v0, dtype=float), np.zeros(n)
+    last_spike = np.full(n, -(2**40))
+    spike_steps: list[list[int]] = []
+    out_s, out_v, out_th = np.zeros((n_steps, n), bool), np.zeros((n_steps, n)), np.zeros((n_steps, n))
+    synapses = sorted(zip(pre, delay_steps, post, weight, strict=True))
+    for t in range(n_steps):
+        not_ref = (t - last_spike) >= ref_steps
+        for k in range(n):
+            theta[k] = theta[k] * decay_theta[k]
+            if not_ref[k]:
+                e = decay_m[k]
+                v[k] = ((v[k] * e + v_rest[k]) + ((-v_rest[k]) - drive[t, k]) * e) + drive[t, k]
+        spikes = [k for k in range(n) if not_ref[k] and v[k] > v_th[k] + theta[k]]
+        for k in spikes:
+            last_spike[k], not_ref[k] = t, False
+        spike_steps.append(spikes)
+        for age in range(max(delay_steps, default=0), -1, -1):
+            if t - age < 0:
+                continue
+            for i, d, j, w in synapses:
+                if d == age and i in spike_steps[t - age] and not_ref[j]:
+                    v[j] += w
+        for k in spikes:
+            v[k] = v_reset[k]
+            theta[k] += theta_plus[k]
+        out_s[t, spikes] = True
+        out_v[t], out_th[t] = v, theta
+    return out_s, out_v, out_th

@@ -52,6 +52,9 @@ class UpdateParams(NamedTuple):
     row_norm: float = 0.0            # 0: off; > 0: rescale rows to this p-norm after the update
 
 
+
+DEFAULT_UPDATE = UpdateParams()
+
 @njit
 def _row_norms_kernel(w2d, p):
     n_rows, n_cols = w2d.shape
@@ -101,7 +104,7 @@ def _rate(w: np.ndarray, params: UpdateParams) -> np.ndarray:
     return rate.reshape((-1,) + (1,) * (w.ndim - 1)) if rate.ndim else rate
 
 
-def apply_update(w, dw, params: UpdateParams = UpdateParams()) -> np.ndarray:
+def apply_update(w, dw, params: UpdateParams = DEFAULT_UPDATE) -> np.ndarray:
     """New weights ``w + η·dw`` after normalisation, bounds and norm constraint (see module doc).
 
     Parameters
@@ -126,7 +129,8 @@ def apply_update(w, dw, params: UpdateParams = UpdateParams()) -> np.ndarray:
         raise DivergenceError("dw contains non-finite values: the update diverged")
     if params.max_normalise:
         dw = max_normalise(dw)
-    w_new = w + _rate(w, params) * dw
+    with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported just below
+        w_new = w + _rate(w, params) * dw
     if params.w_min > -np.inf or params.w_max < np.inf:
         if params.w_min > params.w_max:
             raise ValueError(f"w_min ({params.w_min}) must be <= w_max ({params.w_max})")

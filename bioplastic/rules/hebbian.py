@@ -181,6 +181,9 @@ class KrotovParams(NamedTuple):
     delta: float = 0.4    # strength of that push (Δ)
 
 
+
+DEFAULT_KROTOV = KrotovParams()
+
 def krotov_current(x, w, p: float = 2.0) -> np.ndarray:
     """Input currents ``I = x · (sign(w)|w|^{p−1})ᵀ``: (batch, n_pre), (n_post, n_pre) ->
     (batch, n_post)."""
@@ -191,7 +194,7 @@ def krotov_current(x, w, p: float = 2.0) -> np.ndarray:
     return krotov_current_kernel(x, w, positive("p", p))
 
 
-def krotov_hopfield_dw(x, w, params: KrotovParams = KrotovParams()) -> np.ndarray:
+def krotov_hopfield_dw(x, w, params: KrotovParams = DEFAULT_KROTOV) -> np.ndarray:
     """Krotov–Hopfield ``Δw_k = Σ_b g_bk (x_b − I_bk w_k)`` with ``g = ranked_wta(I, k, Δ)``.
 
     The paper's ``W += ε ds / max|ds|`` is ``apply_update`` with ``max_normalise=True``.

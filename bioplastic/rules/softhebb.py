@@ -53,6 +53,9 @@ class SoftHebbParams(NamedTuple):
     anti_hebbian: bool = False   # ICLR 2023 mode 0: losers get −softmax
 
 
+
+DEFAULT_SOFT_HEBB = SoftHebbParams()
+
 # --------------------------------------------------------------------------------- kernels
 @njit
 def soft_hebb_post_kernel(u, temperature, anti_hebbian):
@@ -92,7 +95,7 @@ def _check_params(params: SoftHebbParams) -> tuple[float, bool]:
 
 
 # ---------------------------------------------------------------------------------- public
-def soft_hebb_post(u, params: SoftHebbParams = SoftHebbParams()) -> np.ndarray:
+def soft_hebb_post(u, params: SoftHebbParams = DEFAULT_SOFT_HEBB) -> np.ndarray:
     """The post factor ``y`` SoftHebb uses: soft WTA (with anti-Hebbian signs if asked).
 
     ``u`` (batch, n_post) -> ``y`` (batch, n_post).
@@ -101,7 +104,7 @@ def soft_hebb_post(u, params: SoftHebbParams = SoftHebbParams()) -> np.ndarray:
     return soft_hebb_post_kernel(check_pre_activation(u), temperature, anti)
 
 
-def soft_hebb_dw(x, u, w, params: SoftHebbParams = SoftHebbParams()) -> np.ndarray:
+def soft_hebb_dw(x, u, w, params: SoftHebbParams = DEFAULT_SOFT_HEBB) -> np.ndarray:
     """SoftHebb weight change ``Δw_k = Σ_b y_bk (x_b − u_bk w_k)``, summed over the batch.
 
     Parameters
@@ -120,7 +123,7 @@ def soft_hebb_dw(x, u, w, params: SoftHebbParams = SoftHebbParams()) -> np.ndarr
     return soft_hebb_dw_kernel(x, u, w, temperature, anti)
 
 
-def soft_hebb_conv_dw(x, w, params: SoftHebbParams = SoftHebbParams(), *, stride=1, padding=0,
+def soft_hebb_conv_dw(x, w, params: SoftHebbParams = DEFAULT_SOFT_HEBB, *, stride=1, padding=0,
                       dilation=1, padding_mode: str = "zeros", bias=None) -> np.ndarray:
     """SoftHebb for a conv layer: soft WTA across the O channels at each position.
 
@@ -154,7 +157,7 @@ def soft_hebb_conv_dw(x, w, params: SoftHebbParams = SoftHebbParams(), *, stride
     return soft_hebb_dw_kernel(patches, u, w2d, temperature, anti).reshape(w.shape)
 
 
-def soft_hebb_bias_db(u, b, params: SoftHebbParams = SoftHebbParams()) -> np.ndarray:
+def soft_hebb_bias_db(u, b, params: SoftHebbParams = DEFAULT_SOFT_HEBB) -> np.ndarray:
     """Bias change ``Δb_k = (Σ_n s_nk − N e^{b_k/τ}) / e^{b_k/τ}`` with ``s = softmax(u/τ)``.
 
     ``u`` (N, n_post) — pre-activations *including* the bias; ``b`` (n_post,). Returns ``db``
@@ -168,7 +171,7 @@ def soft_hebb_bias_db(u, b, params: SoftHebbParams = SoftHebbParams()) -> np.nda
     return soft_hebb_bias_db_kernel(u, b, temperature)
 
 
-def soft_hebb_bias_init(n_units: int, params: SoftHebbParams = SoftHebbParams()) -> np.ndarray:
+def soft_hebb_bias_init(n_units: int, params: SoftHebbParams = DEFAULT_SOFT_HEBB) -> np.ndarray:
     """Uniform priors: ``b_k = τ ln(1/K)``, so ``e^{b_k/τ} = 1/K``; shape (n_units,)."""
     if isinstance(n_units, bool) or not isinstance(n_units, int | np.integer) or n_units < 1:
         raise ValueError(f"n_units must be a positive integer, got {n_units!r}")
