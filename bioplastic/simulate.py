@@ -53,24 +53,31 @@ class Trace(NamedTuple):
 
 
 @njit
-def _time_loop(step, inputs, state, params, weights, recorder, buffers, spikes_out):
+def _time_loop(step, inputs, state, params, weights, recorder, buffers, units, spikes_out):
     for t in range(inputs.shape[0]):
         spikes, state = step(inputs[t], state, params, *weights)
         spikes_out[t] = spikes
-        recorder(state, buffers, t)
+        recorder(state, buffers, units, t)
     return state
 
 
+@njit
+def _take(field, units):
+    return field.ravel()[units]
+
+
 @functools.lru_cache(maxsize=None)
-def _recorder(fields: tuple[str, ...]):
-    """A jitted ``recorder(state, buffers, t)`` copying the named fields into ``buffers[i][t]``.
+def _recorder(fields: tuple[str, ...], subset: bool):
+    """A jitted ``recorder(state, buffers, units, t)`` copying the named fields (all units, or
+    the flat ``units`` of each when ``subset``) into ``buffers[i][t]``.
 
     Numba cannot look fields up by a runtime string, so each field tuple gets its own small
     generated function (compiled once, then reused for every model with those field names).
     """
-    lines = [f"    buffers[{i}][t] = state.{name}\n" for i, name in enumerate(fields)]
-    source = "def recorder(state, buffers, t):\n" + ("".join(lines) or "    pass\n")
-    namespace: dict = {}
+    value = "_take(state.{}, units)" if subset else "state.{}"
+    lines = [f"    buffers[{i}][t] = {value.format(name)}\n" for i, name in enumerate(fields)]
+    source = "def recorder(state, buffers, units, t):\n" + ("".join(lines) or "    pass\n")
+    namespace: dict = {"_take": _take}
     exec(compile(source, f"<bioplastic recorder {fields}>", "exec"), namespace)
     return njit(cache=False)(namespace["recorder"])
 
@@ -85,6 +92,18 @@ def _check_record(state, record) -> tuple[str, ...]:
     return fields
 
 
+def _check_units(state, fields, record_units) -> np.ndarray | None:
+    if record_units is None:
+        return None
+    units = np.asarray(record_units)
+    sizes = {np.size(getattr(state, f)) for f in fields}
+    if units.ndim != 1 or units.dtype.kind not in "iu":
+        raise ValueError(f"record_units must be a 1-D integer array, got {units!r}")
+    if units.size and (units.min() < 0 or units.max() >= min(sizes, default=0)):
+        raise ValueError(f"record_units must index units in [0, {min(sizes, default=0)})")
+    return units.astype(np.int64)
+
+
 def _check_inputs(inputs) -> np.ndarray:
     if not isinstance(inputs, np.ndarray):
         raise TypeError(f"inputs must be a numpy array, got {type(inputs).__name__}")
@@ -93,7 +112,8 @@ def _check_inputs(inputs) -> np.ndarray:
     return inputs
 
 
-def simulate(step, inputs: np.ndarray, state, params, *weights, record=()) -> Trace:
+def simulate(step, inputs: np.ndarray, state, params, *weights, record=(),
+             record_units=None) -> Trace:
     """Run ``step`` over ``inputs`` (time-major, shape ``(T, ...)``) from ``state``.
 
     Parameters
@@ -110,6 +130,10 @@ def simulate(step, inputs: np.ndarray, state, params, *weights, record=()) -> Tr
         Extra arguments passed through to every step (connectivity, kernels, ...).
     record : sequence of str
         State fields to record after every step.
+    record_units : int array, optional
+        Record only these units (indices into each recorded field, flattened); the records then
+        have shape ``(T, len(record_units))``. Recording everything costs memory bandwidth on
+        large networks.
 
     Returns
     -------
@@ -118,8 +142,10 @@ def simulate(step, inputs: np.ndarray, state, params, *weights, record=()) -> Tr
     inputs = _check_inputs(inputs)
     fields = _check_record(state, record)
     n_steps = inputs.shape[0]
+    units = _check_units(state, fields, record_units)
     buffers = tuple(
-        np.empty((n_steps,) + np.shape(getattr(state, f)), dtype=np.asarray(getattr(state, f)).dtype)
+        np.empty((n_steps,) + (np.shape(getattr(state, f)) if units is None else units.shape),
+                 dtype=np.asarray(getattr(state, f)).dtype)
         for f in fields
     )
     # Probe one step in Python to learn the spike shape; it compiles `step` as a side effect.
@@ -127,6 +153,7 @@ def simulate(step, inputs: np.ndarray, state, params, *weights, record=()) -> Tr
     spikes = np.zeros((n_steps,) + np.shape(probe_spikes), dtype=np.bool_)
     final = state
     if n_steps:
-        final = _time_loop(step, inputs, state, params, tuple(weights), _recorder(fields),
-                           buffers, spikes)
+        recorder = _recorder(fields, units is not None)
+        final = _time_loop(step, inputs, state, params, tuple(weights), recorder, buffers,
+                           np.zeros(0, np.int64) if units is None else units, spikes)
     return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)

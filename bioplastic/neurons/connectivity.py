@@ -2,10 +2,13 @@
 
 Weights are given the library way, ``(n_post, n_pre)`` (dense array or ``scipy.sparse``), and
 stored *pre-major* (CSR over the presynaptic index) because spikes are delivered row by row.
-Within a row synapses are sorted by postsynaptic index. That order is also the order in which
-the Brian2 twin creates its synapses (``connect(i=pre, j=post)`` with the same arrays), so both
-sides accumulate repeated targets in the same sequence — a condition for bit-identity
-(shared/spec/brian2_twins.md §2, "Accumulation order").
+Within a row synapses are sorted by delay, then by postsynaptic index, so the synapses of one
+source with one delay form a contiguous range (``delay_ptr``) and delivery costs O(events).
+That order is also the order in which the Brian2 twin creates its synapses
+(``connect(i=pre, j=post)`` with the same arrays). Brian2's spike queue delivers the events due
+at one step by push time (oldest first), then source, then synapse index; within one source and
+one delay that is our postsynaptic order, so both sides accumulate repeated targets in the same
+sequence — a condition for bit-identity (shared/spec/brian2_twins.md §2, "Accumulation order").
 
 Delays are whole numbers of steps. Brian's C++ spike queue rounds ``delay/dt`` half up, its
 Python queue half to even; :func:`connectivity` refuses anything that is not a whole step.
@@ -31,6 +34,8 @@ class SparseConnectivity(NamedTuple):
     weight : float64 (n_syn,)     weight of each synapse (model units, e.g. mV)
     delay_steps : int64 (n_syn,)  transmission delay in whole steps (0 = same step)
     max_delay : int               largest delay in steps (sizes the spike history ring)
+    delay_ptr : int64 (n_pre, max_delay + 2)  row ``i``'s synapses of delay ``d`` are
+                                  ``delay_ptr[i, d]:delay_ptr[i, d+1]``
     """
 
     indptr: np.ndarray
@@ -38,6 +43,7 @@ class SparseConnectivity(NamedTuple):
     weight: np.ndarray
     delay_steps: np.ndarray
     max_delay: int
+    delay_ptr: np.ndarray
 
     @property
     def n_pre(self) -> int:
@@ -60,7 +66,7 @@ class SparseConnectivity(NamedTuple):
 
 def connectivity_from_arrays(pre, post, weight, n_pre: int, n_post: int, *, delay_ms=0.0,
                              dt_ms: float = 0.1) -> SparseConnectivity:
-    """Build from synapse lists; the result is sorted by ``(pre, post)`` (stable)."""
+    """Build from synapse lists; the result is sorted by ``(pre, delay, post)`` (stable)."""
     pre = np.asarray(pre)
     post = np.asarray(post)
     if pre.shape != post.shape or pre.ndim != 1:
@@ -71,17 +77,30 @@ def connectivity_from_arrays(pre, post, weight, n_pre: int, n_post: int, *, dela
     weight = np.broadcast_to(as_float_array("weight", weight), pre.shape)
     dt_ms = positive("dt_ms", dt_ms)
     delays = np.broadcast_to(whole_steps("delay_ms", delay_ms, dt_ms), pre.shape)
-    order = np.lexsort((post, pre))
+    order = np.lexsort((post, delays, pre))
     indptr = np.zeros(n_pre + 1, dtype=np.int64)
     np.cumsum(np.bincount(pre, minlength=n_pre), out=indptr[1:])
     delay_steps = np.ascontiguousarray(delays[order], dtype=np.int64)
+    max_delay = int(delay_steps.max()) if delay_steps.size else 0
     return SparseConnectivity(
         indptr,
         np.ascontiguousarray(post[order], dtype=np.int64),
         np.ascontiguousarray(weight[order], dtype=np.float64),
         delay_steps,
-        int(delay_steps.max()) if delay_steps.size else 0,
+        max_delay,
+        _delay_pointers(pre, delays, n_pre, max_delay),
     )
+
+
+def _delay_pointers(pre, delays, n_pre: int, max_delay: int) -> np.ndarray:
+    """Start of each (source, delay) block in the sorted order, shape (n_pre, max_delay + 2)."""
+    n_delays = max_delay + 1
+    counts = np.bincount(pre.astype(np.int64) * n_delays + delays, minlength=n_pre * n_delays)
+    starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    pointers = np.empty((n_pre, n_delays + 1), dtype=np.int64)
+    pointers[:, :n_delays] = starts[:-1].reshape(n_pre, n_delays)
+    pointers[:, n_delays] = starts[n_delays::n_delays]
+    return pointers
 
 
 def connectivity(weight, *, delay_ms=0.0, dt_ms: float = 0.1) -> SparseConnectivity:
@@ -111,4 +130,5 @@ def connectivity(weight, *, delay_ms=0.0, dt_ms: float = 0.1) -> SparseConnectiv
 def no_connectivity(n_pre: int) -> SparseConnectivity:
     """No synapses (a population driven only by its external input)."""
     empty_i = np.zeros(0, dtype=np.int64)
-    return SparseConnectivity(np.zeros(n_pre + 1, np.int64), empty_i, np.zeros(0), empty_i, 0)
+    return SparseConnectivity(np.zeros(n_pre + 1, np.int64), empty_i, np.zeros(0), empty_i, 0,
+                              np.zeros((n_pre, 2), np.int64))

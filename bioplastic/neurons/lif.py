@@ -141,18 +141,22 @@ def lif_init(n: int, params: LIFParams = LIFParams(), conn: SparseConnectivity |
 
 @njit
 def _deliver(v, not_refractory, history, step, conn):
-    """Synapses slot: add the weights of all spikes due now, in Brian2's queue order."""
+    """Synapses slot: add the weights of all spikes due now, in Brian2's queue order.
+
+    Oldest spikes first (age = max_delay .. 0), then presynaptic index, then the row's
+    synapses of that delay in postsynaptic order.
+    """
     n_slots = history.shape[0]
-    for age in range(n_slots - 1, -1, -1):
+    for age in range(min(n_slots - 1, conn.max_delay), -1, -1):
         if step - age < 0:
             continue
         row = history[(step - age) % n_slots]
         for i in range(row.size):
             if not row[i]:
                 continue
-            for k in range(conn.indptr[i], conn.indptr[i + 1]):
+            for k in range(conn.delay_ptr[i, age], conn.delay_ptr[i, age + 1]):
                 j = conn.post[k]
-                if conn.delay_steps[k] == age and not_refractory[j]:
+                if not_refractory[j]:
                     v[j] += conn.weight[k]
 
 
@@ -167,18 +171,20 @@ def lif_step(x, state, params, conn):
     n = state.v.size
     step = state.step
     v = state.v.copy()
-    theta = state.theta * params.decay_theta
+    theta = np.empty(n)
     last_spike = state.last_spike.copy()
-    not_refractory = (step - last_spike) >= params.ref_steps
-    for k in range(n):
+    not_refractory = np.empty(n, dtype=np.bool_)
+    spikes = np.zeros(n, dtype=np.bool_)
+    for k in range(n):  # groups, then thresholds, fused per neuron (no cross-neuron terms)
+        theta[k] = state.theta[k] * params.decay_theta[k]
+        not_refractory[k] = (step - last_spike[k]) >= params.ref_steps[k]
         if not_refractory[k]:
             e = params.decay_m[k]
             v[k] = ((v[k] * e + params.v_rest[k]) + ((-params.v_rest[k]) - x[k]) * e) + x[k]
-    spikes = (v > params.v_th + theta) & not_refractory
-    for k in range(n):
-        if spikes[k]:
-            last_spike[k] = step
-            not_refractory[k] = False
+            if v[k] > params.v_th[k] + theta[k]:
+                spikes[k] = True
+                last_spike[k] = step
+                not_refractory[k] = False
     history = state.history.copy()
     history[step % history.shape[0]] = spikes
     _deliver(v, not_refractory, history, step, conn)
