@@ -1,0 +1,440 @@
+"""The test-time adaptation wrapper: select params → configure → check → adapt step → snapshot.
+
+Each stage is a small function; :class:`Adapter` composes them (Tent's decomposition, Wang et
+al., ICLR 2021, DequanWang/tent; spec shared/spec/nhl_tta.md §3 and §5).
+
+**Schedule of one call** ``adapter(x)`` (one test batch)::
+
+    episodic → reset()                                   (restore the construction snapshot)
+    window   → x_adapt = cat(last N samples, x)          (single_sample_window=N)
+    repeat `steps` times, inside enable_grad (works under a caller's no_grad):
+        local updates (e.g. Hebbian conv1), under no_grad    (hebb_first=True)
+        logits = model(x_adapt); loss = mean entropy; backward; optimizer step; zero_grad
+        local updates                                         (hebb_first=False)
+    return the logits of the last step (Tent: computed *before* its update), or
+           model(x) re-computed after all updates (predict_after_update=True)
+    reset_every=K → reset() after every K adapted batches
+
+Choices (all options): the model is deep-copied (``copy=True``), so the caller's model is never
+touched; the copy is put in **eval mode** (dropout off; Tent uses ``train()``, which also turns
+dropout on) and BatchNorm is configured separately by ``bn_stats``:
+
+* ``"batch"``: ``track_running_stats=False`` and the running buffers set to ``None``, so BN
+  normalises with the statistics of the test batch in train *and* eval mode (Tent's norm.py);
+* ``"source"``: BN in eval mode, normalising with the source running statistics.
+
+A step is transactional: non-finite input, a non-finite loss or gradient, or an exception in
+the forward pass skip the update and restore every tensor the step could have changed (the
+model is never left corrupted); each kind of skip warns once per adapter (``RuntimeWarning``)
+and is counted in ``adapter.skipped``.
+
+Batch size 1 with batch statistics is refused (the statistics of one sample are degenerate)
+unless ``single_sample_window=N``: the adapter then keeps the last N samples (a FIFO of
+detached inputs) and adapts on them together with the new batch, returning only the new rows.
+"""
+
+from __future__ import annotations
+
+import copy as copy_module
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Adapter",
+    "softmax_entropy",
+    "bn_affine_params",
+    "no_params",
+    "batchnorm_layers",
+    "configure_model",
+    "check_model",
+    "snapshot",
+    "restore",
+    "default_optimizer",
+    "BN_STATS",
+]
+
+BN_STATS = ("batch", "source")
+ParamsSelector = Callable[[nn.Module], Iterable[tuple[str, nn.Parameter]]]
+
+
+# ----------------------------------------------------------------------------- loss
+def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Per-sample entropy ``−Σ_c softmax(x)_c · log_softmax(x)_c`` of logits (B, C) → (B,)."""
+    return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
+
+
+# -------------------------------------------------------------------- select params
+def batchnorm_layers(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
+    """Every BatchNorm1d/2d/3d of ``model`` with its name."""
+    return [(n, m) for n, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def bn_affine_params(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Weight and bias of every affine BatchNorm (Tent's ``collect_params``)."""
+    params = []
+    for name, bn in batchnorm_layers(model):
+        for pname, p in bn.named_parameters(recurse=False):
+            params.append((f"{name}.{pname}", p))
+    return params
+
+
+def no_params(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Select nothing (BN adaptation and the source baseline)."""
+    return []
+
+
+def default_optimizer(params: Sequence[nn.Parameter], lr: float = 1e-3) -> torch.optim.Optimizer:
+    """Adam, lr 1e-3, betas (0.9, 0.999), weight decay 0 (Tent ``cfgs/tent.yaml``)."""
+    return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), weight_decay=0.0)
+
+
+# ------------------------------------------------------------------------ configure
+def configure_model(model: nn.Module, selected: Sequence[nn.Parameter], bn_stats: str) -> None:
+    """Freeze all but ``selected``, eval mode, and BatchNorm statistics per ``bn_stats``."""
+    if bn_stats not in BN_STATS:
+        raise ValueError(f"bn_stats must be one of {BN_STATS}, got {bn_stats!r}")
+    model.eval()
+    model.requires_grad_(False)
+    for p in selected:
+        p.requires_grad_(True)
+    if bn_stats == "batch":
+        for _, bn in batchnorm_layers(model):
+            bn.track_running_stats = False
+            bn.running_mean = None
+            bn.running_var = None
+
+
+# ---------------------------------------------------------------------------- check
+def check_model(model: nn.Module, selected: Sequence[nn.Parameter], *, needs_params: bool,
+                method: str) -> None:
+    """Raise ``ValueError`` when ``model`` lacks what ``method`` adapts."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if needs_params and not selected:
+        raise ValueError(f"{method}: the parameter selector found no parameters to adapt in "
+                         f"{type(model).__name__} (Tent needs affine BatchNorm layers)")
+    if not all(p.is_floating_point() for p in selected):
+        raise TypeError(f"{method}: every adapted parameter must be floating point")
+
+
+# ------------------------------------------------------------------ snapshot/restore
+def snapshot(modules: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict:
+    """Deep copy of every parameter, buffer and the optimizer state (for bit-exact reset)."""
+    return {"modules": copy_module.deepcopy(modules.state_dict()),
+            "optimizer": None if optimizer is None else copy_module.deepcopy(
+                optimizer.state_dict())}
+
+
+def restore(modules: nn.Module, optimizer: torch.optim.Optimizer | None, saved: dict) -> None:
+    """Copy a :func:`snapshot` back in place (``strict=True``)."""
+    modules.load_state_dict(saved["modules"], strict=True)
+    if optimizer is not None:
+        optimizer.load_state_dict(copy_module.deepcopy(saved["optimizer"]))
+
+
+def _positive_int(name: str, value, *, allow_none: bool = False, minimum: int = 1):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return value
+
+
+class _Skip(Exception):
+    """Raised inside a step to abandon it (the reason is the message)."""
+
+
+# -------------------------------------------------------------------------- adapter
+class Adapter(nn.Module):
+    """Wrap a trained classifier and adapt it on unlabelled test batches.
+
+    Parameters
+    ----------
+    model : nn.Module mapping a batch ``(B, ...)`` to logits ``(B, n_classes)``.
+    params_selector : callable ``model -> iterable of (name, Parameter)`` — what the loss adapts
+        (e.g. :func:`bn_affine_params`). Applied to the (copied) model and to ``extra_modules``.
+    loss : ``"entropy"`` (mean softmax entropy), a callable ``logits -> scalar or (B,)``, or
+        ``None`` for no gradient adaptation (BN adaptation, source).
+    optimizer_factory : callable ``params -> Optimizer``; default Adam lr 1e-3 (Tent).
+    steps : adaptation steps per batch, ≥ 1 (``steps=0`` is refused, as in Tent).
+    episodic : reset before every batch.
+    reset_every : reset after every K adapted batches (``None``: never).
+    predict_after_update : return ``model(x)`` after the updates instead of the logits of the
+        last step's forward (computed before that step's update; Tent's choice).
+    bn_stats : ``"batch"`` or ``"source"`` (see module docstring).
+    single_sample_window : keep the last N samples and adapt on them with each batch (N ≥ 2).
+    local_updates : modules with ``.layer`` (the layer whose input they need) and
+        ``.update(x_in) -> bool`` (applies an in-place update under no_grad; False = skipped),
+        ``.saved()``/``.load(saved)`` (tensors to roll back), e.g. the NHL Hebbian conv1.
+    hebb_first : run local updates before (default) or after the gradient step.
+    extra_modules : added modules (e.g. NHL's modulator) that are adapted, snapshotted and
+        saved with the model.
+    copy : deep-copy ``model`` (default); ``False`` adapts the caller's model in place.
+    method : name used in messages.
+    """
+
+    def __init__(self, model: nn.Module, params_selector: ParamsSelector = no_params, *,
+                 loss: str | Callable | None = "entropy",
+                 optimizer_factory: Callable | None = None, steps: int = 1,
+                 episodic: bool = False, reset_every: int | None = None,
+                 predict_after_update: bool = False, bn_stats: str = "batch",
+                 single_sample_window: int | None = None, local_updates: Sequence = (),
+                 hebb_first: bool = True, extra_modules: dict[str, nn.Module] | None = None,
+                 copy: bool = True, method: str = "Adapter") -> None:
+        super().__init__()
+        check_model(model, [], needs_params=False, method=method)
+        self.method = method
+        self.steps = _positive_int("steps", steps)
+        self.reset_every = _positive_int("reset_every", reset_every, allow_none=True)
+        self.single_sample_window = _positive_int("single_sample_window", single_sample_window,
+                                                  allow_none=True, minimum=2)
+        self.episodic = bool(episodic)
+        self.predict_after_update = bool(predict_after_update)
+        self.hebb_first = bool(hebb_first)
+        self.bn_stats = bn_stats
+        self.loss = self._check_loss(loss)
+        self.model = copy_module.deepcopy(model) if copy else model
+        self.extra = nn.ModuleDict(extra_modules or {})
+        self.local = nn.ModuleList(local_updates)
+        self._setup(params_selector, optimizer_factory)
+        self._hooks: list = []
+        self.updates = 0                 # adapted batches since the last reset
+        self.skipped: dict[str, int] = {}
+        self._warned: set[str] = set()
+        self._window: torch.Tensor | None = None
+        self._initial = snapshot(self._stateful(), self.optimizer)
+
+    # ------------------------------------------------------------------ construction
+    @staticmethod
+    def _check_loss(loss):
+        if loss is None or callable(loss):
+            return loss
+        if loss == "entropy":
+            return lambda logits: softmax_entropy(logits).mean()
+        raise ValueError(f"loss must be 'entropy', a callable or None, got {loss!r}")
+
+    def _setup(self, params_selector, optimizer_factory) -> None:
+        if not callable(params_selector):
+            raise TypeError("params_selector must be a callable model -> (name, param) pairs")
+        named = list(params_selector(self.model))
+        for module in self.extra.values():
+            named += list(module.named_parameters())
+        self.adapted_names = [n for n, _ in named]
+        selected = [p for _, p in named]
+        check_model(self.model, selected, needs_params=self.loss is not None,
+                    method=self.method)
+        configure_model(self.model, selected, self.bn_stats)
+        for p in selected:  # extra modules live outside the model; configure_model missed them
+            p.requires_grad_(True)
+        self.batch_stats = self.bn_stats == "batch" and bool(batchnorm_layers(self.model))
+        self.optimizer = None
+        if self.loss is not None:
+            factory = optimizer_factory or default_optimizer
+            if not callable(factory):
+                raise TypeError("optimizer_factory must be a callable params -> Optimizer")
+            self.optimizer = factory(selected)
+
+    def _stateful(self) -> nn.Module:
+        return nn.ModuleDict({"model": self.model, "extra": self.extra, "local": self.local})
+
+    @classmethod
+    def disabled(cls, model: nn.Module, **kwargs) -> Adapter:
+        """The no-adaptation baseline: source statistics, no loss; outputs equal ``model``'s."""
+        return cls(model, no_params, loss=None, bn_stats="source", method="Source", **kwargs)
+
+    # ------------------------------------------------------------------- public API
+    def train(self, mode: bool = True) -> Adapter:
+        """Record the flag only: the wrapped model keeps its configured modes."""
+        self.training = mode
+        return self
+
+    def reset(self) -> None:
+        """Restore the construction snapshot bit for bit (parameters, buffers, optimizer)."""
+        if self._initial is None:
+            raise RuntimeError("no snapshot was saved; cannot reset")
+        restore(self._stateful(), self.optimizer, self._initial)
+        self.updates = 0
+        self._window = None
+
+    def state_dict(self, *args, **kwargs) -> dict:
+        """The adapted state: modules, optimizer, counters and the sample window."""
+        return {"modules": self._stateful().state_dict(),
+                "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+                "updates": self.updates, "window": self._window}
+
+    def load_state_dict(self, state: dict, strict: bool = True):  # noqa: D102
+        missing = {"modules", "optimizer", "updates", "window"} - set(state)
+        if missing:
+            raise ValueError(f"state is missing {sorted(missing)}; pass Adapter.state_dict()")
+        self._stateful().load_state_dict(state["modules"], strict=strict)
+        if self.optimizer is not None and state["optimizer"] is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])
+        self._window = state["window"]
+        return None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Adapt on the batch ``x`` (B, ...) and return logits (B, n_classes)."""
+        x = self._check_input(x)
+        if self.episodic:
+            self.reset()
+        with torch.inference_mode(False), torch.enable_grad():
+            x = x.clone() if x.is_inference() else x
+            logits = self._adapt_batch(x)
+        if self.reset_every is not None and self.updates >= self.reset_every:
+            self.reset()
+        return logits
+
+    # ----------------------------------------------------------------- adapt step
+    def _check_input(self, x) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor batch (B, ...), got {type(x).__name__}")
+        if x.ndim < 2 or x.shape[0] < 1:
+            raise ValueError(f"x must be a non-empty batch (B, ...), got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be floating point, got {x.dtype}")
+        rows = x.shape[0] + (0 if self._window is None else self._window.shape[0])
+        if self.batch_stats and rows < 2 and self.single_sample_window is None:
+            raise ValueError("batch size 1 with bn_stats='batch' gives degenerate statistics; "
+                             "set single_sample_window=N or bn_stats='source'")
+        return x
+
+    def _with_window(self, x: torch.Tensor) -> torch.Tensor:
+        if self.single_sample_window is None:
+            return x
+        window = x.detach() if self._window is None else torch.cat([self._window, x.detach()])
+        x_adapt = x if self._window is None else torch.cat([self._window, x])
+        self._window = window[-self.single_sample_window:].clone()
+        return x_adapt
+
+    def _adapt_batch(self, x: torch.Tensor) -> torch.Tensor:
+        n_new = x.shape[0]
+        x_adapt = self._with_window(x)
+        logits = None
+        adapting = self.loss is not None or len(self.local) > 0
+        if not bool(torch.isfinite(x_adapt).all()):
+            self._skip("non-finite input")
+            adapting = False
+        for _ in range(self.steps if adapting else 0):
+            logits = self._transactional_step(x_adapt)
+        if adapting:
+            self.updates += 1
+        if logits is None or self.predict_after_update:
+            with torch.no_grad():
+                logits = self._forward_checked(x_adapt)
+        return logits[-n_new:].detach()
+
+    def _forward_checked(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            return self.model(x)
+        except (RuntimeError, ValueError) as err:
+            raise ValueError(f"{self.method}: the model rejected input of shape "
+                             f"{tuple(x.shape)}: {err}") from err
+
+    def _transactional_step(self, x: torch.Tensor) -> torch.Tensor | None:
+        """One step; on any failure the local updates of this step are rolled back.
+
+        Every skip is decided before ``optimizer.step()`` (input, loss and gradients are
+        checked first), so the gradient-adapted parameters need no copy; the only in-place
+        change that can precede a failure is a local (Hebbian) update.
+        """
+        local_saved = [lu.saved() for lu in self.local]
+        try:
+            return self._step(x)
+        except _Skip as reason:
+            self._rollback(local_saved)
+            self._skip(str(reason))
+            return None
+        except BaseException:
+            self._rollback(local_saved)
+            raise
+
+    def _rollback(self, local_saved) -> None:
+        with torch.no_grad():
+            for lu, s in zip(self.local, local_saved, strict=True):
+                lu.load(s)
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+
+    def _step(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hebb_first:
+            self._run_local_updates(self._layer_inputs_before(x))
+        captured: dict = {}
+        hooks = [lu.layer.register_forward_pre_hook(self._capture(captured, i))
+                 for i, lu in enumerate(self.local)] if not self.hebb_first else []
+        try:
+            logits = self._forward_checked(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        if self.loss is not None:
+            self._gradient_step(logits)
+        if not self.hebb_first:
+            self._run_local_updates([captured[i] for i in range(len(self.local))])
+        return logits
+
+    def _gradient_step(self, logits: torch.Tensor) -> None:
+        loss = self.loss(logits)
+        loss = loss.mean() if loss.ndim else loss
+        if not bool(torch.isfinite(loss)):
+            raise _Skip("non-finite loss")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grads = [p.grad for g in self.optimizer.param_groups for p in g["params"]
+                 if p.grad is not None]
+        if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+            raise _Skip("non-finite gradient")  # one device sync for all gradients
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    @staticmethod
+    def _capture(store: dict, index: int):
+        def hook(module, inputs):
+            store[index] = inputs[0].detach()
+        return hook
+
+    def _layer_inputs_before(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Inputs of each local-update layer for batch ``x``: a forward stopped at the layer."""
+        inputs = []
+        for i, lu in enumerate(self.local):
+            store: dict = {}
+
+            def stop(module, args, store=store):
+                store[0] = args[0].detach()
+                raise _Captured
+
+            handle = lu.layer.register_forward_pre_hook(stop)
+            try:
+                with torch.no_grad():
+                    self._forward_checked(x)
+            except _Captured:
+                pass
+            finally:
+                handle.remove()
+            if 0 not in store:
+                raise ValueError(f"{self.method}: local update {i} never saw its layer run")
+            inputs.append(store[0])
+        return inputs
+
+    def _run_local_updates(self, inputs: Sequence[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for lu, x_in in zip(self.local, inputs, strict=True):
+                if not lu.update(x_in):
+                    raise _Skip("non-finite local (Hebbian) update")
+
+    def _skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        if reason not in self._warned:
+            self._warned.add(reason)
+            warnings.warn(f"{self.method}: {reason}; the update was skipped and the model "
+                          "kept (warned once per adapter)", RuntimeWarning, stacklevel=4)
+
+
+class _Captured(Exception):
+    """Stops a forward pass once a layer's input has been captured."""

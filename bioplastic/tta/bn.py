@@ -1,0 +1,35 @@
+"""BN adaptation and the unadapted source baseline.
+
+**BN adapt** (Schneider et al., "Improving robustness against common corruptions by covariate
+shift adaptation", NeurIPS 2020; Tent's ``norm.py``): every BatchNorm normalises with the
+statistics of the current test batch instead of the source running statistics; nothing is
+trained. Choice: like Tent's ``norm.py`` with ``no_stats``, the running buffers are dropped, so
+the statistics are those of each batch alone (no running average across batches).
+
+**Source**: the model as trained, BN with its source statistics, eval mode; the outputs equal
+``model.eval()(x)`` exactly.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .base import Adapter, batchnorm_layers, no_params
+
+__all__ = ["BNAdapt", "Source"]
+
+
+def BNAdapt(model: nn.Module, **options) -> Adapter:
+    """Batch-statistics BatchNorm, nothing trained. ``model`` must contain BatchNorm layers.
+
+    ``**options``: ``single_sample_window``, ``copy``, ``episodic`` … (see
+    :class:`~bioplastic.tta.Adapter`).
+    """
+    if isinstance(model, nn.Module) and not batchnorm_layers(model):
+        raise ValueError(f"BNAdapt: {type(model).__name__} has no BatchNorm layers to adapt")
+    return Adapter(model, no_params, loss=None, bn_stats="batch", method="BNAdapt", **options)
+
+
+def Source(model: nn.Module, **options) -> Adapter:
+    """The unadapted baseline (``Adapter.disabled``): outputs equal ``model.eval()(x)``."""
+    return Adapter.disabled(model, **options)

@@ -1,0 +1,352 @@
+"""NHL: neuro-modulated Hebbian test-time adaptation — the library's **reconstruction**.
+
+Paper: Tang, Zhang, Xu, Chen, Cheng, Leng, Guo & He, "Neuro-Modulated Hebbian Learning for
+Fully Test-Time Adaptation", CVPR 2023, arXiv 2303.00914. No code is public.
+
+Confirmed (spec shared/spec/nhl_tta.md §1): the first conv layer of the source model is
+fine-tuned by a *soft* Hebbian rule with competitive lateral inhibition; a feedback
+**neuro-modulator** layer is fine-tuned by the entropy loss back-propagated from the top layers;
+the classifier is frozen; the prediction is made after the updates of each test batch.
+
+**Reconstruction** (spec §2; not the paper's published equations, which are unknown). For each
+conv1 patch ``x`` (every position of every sample) and filters ``w_k``::
+
+    u_k  = w_k · x                                 (conv1 pre-activation, bias ignored)
+    y_k  = exp(u_k/τ) / Σ_l exp(u_l/τ)             (soft lateral inhibition across channels)
+    Δw_k = Σ_{batch, positions} y_k (x − u_k w_k)  (SoftHebb; bioplastic.rules.soft_hebb_conv_dw)
+    w_k ← w_k + η_H · Δw_k / N                     (N = batch × positions, reduction="mean")
+
+    modulator m(h) = γ ⊙ h + β   (per channel, γ = 1, β = 0 at start)
+    γ, β ← Adam step on  mean_b H(softmax(f(x_b))),  everything else frozen
+
+**Schedule** per test batch (defaults; options in brackets): Hebbian step on conv1 under
+``no_grad`` [``hebb_first``] → modulator gradient step [``steps``] → prediction re-computed
+after the updates [``predict_after_update``].
+
+Guard of the pretrained filter bank (spec §2.1; ``norm_mode``): the SoftHebb rule drives every
+‖w_k‖ to 1, while a pretrained conv1 has arbitrary norms that downstream layers are calibrated
+to. ``"direction"`` (default) applies the rule to ŵ_k = w_k/‖w_k‖ and restores the original norm
+afterwards (only directions adapt); ``"renorm"`` applies the raw rule and requires a BatchNorm
+with batch statistics right after conv1, which absorbs the scale; ``"free"`` is the raw rule.
+``max_normalise`` divides Δw by max|Δw| (SoftHebb ICLR 2023), ``max_steps`` stops the Hebbian
+updates after that many batches (until ``reset()``).
+
+Choices where the paper is silent (each an option): the modulator is placed after conv1's
+BatchNorm when conv1 is directly followed by one (``modulator_at="auto"``) — a per-channel
+affine *before* a batch-statistics BN would be normalised away; Δw is averaged over batch and
+positions (``reduction="mean"``) so η_H does not depend on batch size; the default η_H was tuned
+on the held-out geometric digits shifts (docs/tta.md); τ = 1 (SoftHebb's first layer); Adam lr
+1e-3 (Tent); BatchNorm uses batch statistics (as Tent and BN adapt).
+
+Free-energy reading [reconstruction]: the soft-WTA posterior with the Hebbian update is
+approximate Bayesian inference (SoftHebb's theorem); the entropy term acts as "surprise".
+
+Backends: on CPU tensors the Hebbian Δw comes from the Numba kernel
+:func:`bioplastic.rules.soft_hebb_conv_dw` (float64); on other devices an equivalent torch path
+(:func:`soft_hebb_conv_dw_torch`, same unfold order and formula; equal in float64 to round-off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validate import non_negative, positive
+from .base import Adapter, default_optimizer, no_params
+
+__all__ = ["NHL", "HebbianConv1", "ChannelAffine", "soft_hebb_conv_dw_torch",
+           "hebbian_conv_dw", "NORM_MODES", "BACKENDS"]
+
+NORM_MODES = ("direction", "renorm", "free")
+BACKENDS = ("auto", "numba", "torch")
+#: Guard of the max normalisation (the SoftHebb and Krotov–Hopfield codes' value).
+_MAX_NORM_GUARD = 1e-30
+
+
+# ------------------------------------------------------------------------ Hebbian Δw
+def _conv_geometry(layer: nn.Conv2d) -> dict:
+    """Stride/padding/dilation/padding mode of ``layer`` that the kernel supports, or raise."""
+    if layer.groups != 1:
+        raise ValueError(f"NHL: conv1 must have groups=1, got groups={layer.groups}")
+    if isinstance(layer.padding, str):
+        raise ValueError(f"NHL: conv1 padding must be numeric, got {layer.padding!r} "
+                         "(write padding=k//2 instead of 'same')")
+    if layer.padding_mode not in ("zeros", "reflect"):
+        raise ValueError(f"NHL: conv1 padding_mode must be 'zeros' or 'reflect', got "
+                         f"{layer.padding_mode!r}")
+    return {"stride": tuple(layer.stride), "padding": tuple(layer.padding),
+            "dilation": tuple(layer.dilation), "padding_mode": layer.padding_mode}
+
+
+def soft_hebb_conv_dw_torch(x: torch.Tensor, w: torch.Tensor, temperature: float = 1.0, *,
+                            anti_hebbian: bool = False, stride=(1, 1), padding=(0, 0),
+                            dilation=(1, 1), padding_mode: str = "zeros") -> torch.Tensor:
+    """Torch twin of :func:`bioplastic.rules.soft_hebb_conv_dw` (bias ignored).
+
+    ``x`` (B, C, H, W), ``w`` (O, C, kh, kw) → ``dw`` (O, C, kh, kw), summed over batch and
+    positions, in the dtype and on the device of ``w``.
+    """
+    if padding_mode == "reflect" and any(padding):
+        ph, pw = padding
+        x = F.pad(x, (pw, pw, ph, ph), mode="reflect")
+        padding = (0, 0)
+    cols = F.unfold(x.to(w.dtype), w.shape[2:], dilation=dilation, padding=padding, stride=stride)
+    # (B, C·kh·kw, L) -> rows (B·L, C·kh·kw): sample-major, then positions (= unfold_patches)
+    patches = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+    w2d = w.reshape(w.shape[0], -1)
+    u = patches @ w2d.T                                      # (B·L, O)
+    y = torch.softmax(u / temperature, dim=1)
+    if anti_hebbian:
+        winner = F.one_hot(u.argmax(1), u.shape[1]).to(torch.bool)
+        y = torch.where(winner, y, -y)
+    decay = (y * u).sum(0)                                   # (O,)
+    return (y.T @ patches - decay[:, None] * w2d).reshape(w.shape)
+
+
+def hebbian_conv_dw(x: torch.Tensor, w: torch.Tensor, temperature: float, *, anti_hebbian: bool,
+                    geometry: dict, backend: str) -> torch.Tensor:
+    """Summed SoftHebb Δw for conv weights ``w`` on input ``x``, by ``backend``.
+
+    ``"auto"``: the Numba kernel for CPU tensors, the torch path elsewhere. The Numba path
+    computes in float64 and returns ``w``'s dtype.
+    """
+    use_numba = backend == "numba" or (backend == "auto" and w.device.type == "cpu")
+    if not use_numba:
+        return soft_hebb_conv_dw_torch(x, w, temperature, anti_hebbian=anti_hebbian, **geometry)
+    if w.device.type != "cpu":
+        raise ValueError("backend='numba' needs CPU tensors; use 'torch' or 'auto' on "
+                         f"{w.device}")
+    from ..rules import SoftHebbParams, soft_hebb_conv_dw
+
+    params = SoftHebbParams(temperature=float(temperature), anti_hebbian=bool(anti_hebbian))
+    dw = soft_hebb_conv_dw(x.detach().double().numpy(), w.detach().double().numpy(), params,
+                           **geometry)
+    return torch.from_numpy(np.ascontiguousarray(dw)).to(w.dtype)
+
+
+# ----------------------------------------------------------------- local update module
+class HebbianConv1(nn.Module):
+    """Soft Hebbian update of one conv layer's weights, applied in place under ``no_grad``.
+
+    Parameters
+    ----------
+    layer : the ``nn.Conv2d`` to adapt (not registered as a sub-module: it belongs to the model).
+    temperature : τ of the soft WTA (> 0).
+    eta : η_H (≥ 0; 0 leaves the layer bit-identical).
+    norm_mode : ``"direction"``, ``"renorm"`` or ``"free"`` (module docstring).
+    reduction : ``"mean"`` (Δw / (batch × positions)) or ``"sum"`` (the kernel's sum).
+    max_normalise : divide Δw by max|Δw| + 1e-30 before η_H.
+    max_steps : stop after this many updates (``None``: never); counted since the last reset.
+    anti_hebbian : ICLR-2023 losers get −softmax.
+    backend : ``"auto"``, ``"numba"`` or ``"torch"``.
+    """
+
+    def __init__(self, layer: nn.Conv2d, *, temperature: float = 1.0, eta: float = 0.05,
+                 norm_mode: str = "direction", reduction: str = "mean",
+                 max_normalise: bool = False, max_steps: int | None = None,
+                 anti_hebbian: bool = False, backend: str = "auto") -> None:
+        super().__init__()
+        if not isinstance(layer, nn.Conv2d):
+            raise TypeError(f"layer must be nn.Conv2d, got {type(layer).__name__}")
+        _check_choice("norm_mode", norm_mode, NORM_MODES)
+        _check_choice("reduction", reduction, ("mean", "sum"))
+        _check_choice("backend", backend, BACKENDS)
+        temperature = positive("temperature", temperature)
+        eta = non_negative("eta", eta)
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int)
+                                      or max_steps < 0):
+            raise ValueError(f"max_steps must be None or an int >= 0, got {max_steps!r}")
+        object.__setattr__(self, "layer", layer)   # keep the model's layer out of this module
+        self.geometry = _conv_geometry(layer)
+        self.temperature, self.eta = float(temperature), float(eta)
+        self.norm_mode, self.reduction, self.backend = norm_mode, reduction, backend
+        self.max_normalise, self.max_steps = bool(max_normalise), max_steps
+        self.anti_hebbian = bool(anti_hebbian)
+        self.register_buffer("n_updates", torch.zeros((), dtype=torch.long))
+
+    def delta(self, x_in: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``Δw`` after reduction and optional max normalisation (before η_H)."""
+        dw = hebbian_conv_dw(x_in, w, self.temperature, anti_hebbian=self.anti_hebbian,
+                             geometry=self.geometry, backend=self.backend)
+        if self.reduction == "mean":
+            n_rows = x_in.shape[0] * _n_positions(self.layer, x_in)
+            dw = dw / n_rows
+        if self.max_normalise:
+            dw = dw / (dw.abs().max() + _MAX_NORM_GUARD)
+        return dw
+
+    def new_weight(self, x_in: torch.Tensor) -> torch.Tensor:
+        """The updated conv weight for input ``x_in`` (B, C, H, W); ``layer`` is not changed."""
+        w = self.layer.weight.detach()
+        if self.norm_mode != "direction":
+            return w + self.eta * self.delta(x_in, w)
+        norms = w.flatten(1).norm(dim=1).reshape(-1, *([1] * (w.ndim - 1)))
+        alive = norms > 0                           # a zero filter has no direction: kept
+        unit = torch.where(alive, w / norms.clamp_min(torch.finfo(w.dtype).tiny), w)
+        moved = unit + self.eta * self.delta(x_in, unit)
+        moved_norms = moved.flatten(1).norm(dim=1).reshape(norms.shape)
+        return torch.where(alive, moved / moved_norms * norms, w)
+
+    def update(self, x_in: torch.Tensor) -> bool:
+        """Apply one Hebbian step in place; False (nothing changed) if it would be non-finite."""
+        exhausted = self.max_steps is not None and int(self.n_updates) >= self.max_steps
+        if self.eta == 0.0 or exhausted:
+            return True
+        if x_in.ndim != 4 or x_in.shape[1] != self.layer.in_channels:
+            raise ValueError(f"NHL: conv1 expects (B, {self.layer.in_channels}, H, W) input, "
+                             f"got {tuple(x_in.shape)}")
+        w_new = self.new_weight(x_in)
+        if not bool(torch.isfinite(w_new).all()):
+            return False
+        self.layer.weight.copy_(w_new)
+        self.n_updates += 1
+        return True
+
+    def saved(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.layer.weight.detach().clone(), self.n_updates.clone()
+
+    def load(self, saved: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.layer.weight.copy_(saved[0])
+        self.n_updates.copy_(saved[1])
+
+
+def _n_positions(layer: nn.Conv2d, x: torch.Tensor) -> int:
+    sizes = []
+    for dim in range(2):
+        size, k = x.shape[2 + dim], layer.kernel_size[dim]
+        p, s, d = layer.padding[dim], layer.stride[dim], layer.dilation[dim]
+        sizes.append((size + 2 * p - d * (k - 1) - 1) // s + 1)
+    return sizes[0] * sizes[1]
+
+
+def _check_choice(name: str, value, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- modulator
+class ChannelAffine(nn.Module):
+    """Per-channel affine ``γ ⊙ h + β`` over axis 1, initialised to the identity."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (h.ndim - 2)
+        return h * self.gamma.reshape(shape) + self.beta.reshape(shape)
+
+
+# ------------------------------------------------------------------------------- NHL
+def _leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if not list(m.children())]
+
+
+def find_conv(model: nn.Module, layer: str | None) -> tuple[str, nn.Conv2d]:
+    """The conv layer named ``layer``, or the first ``nn.Conv2d`` in registration order."""
+    modules = dict(model.named_modules())
+    if layer is not None:
+        if layer not in modules or not isinstance(modules[layer], nn.Conv2d):
+            raise ValueError(f"NHL: layer {layer!r} is not an nn.Conv2d of the model")
+        return layer, modules[layer]
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return name, module
+    raise ValueError(f"NHL needs a first conv layer (nn.Conv2d); {type(model).__name__} has none")
+
+
+def _following_batchnorm(model: nn.Module, conv_name: str) -> tuple[str, nn.Module] | None:
+    """The BatchNorm registered directly after ``conv_name`` (the usual conv → BN block)."""
+    leaves = _leaf_modules(model)
+    names = [n for n, _ in leaves]
+    i = names.index(conv_name)
+    if i + 1 < len(leaves) and isinstance(leaves[i + 1][1], nn.modules.batchnorm._BatchNorm):
+        return leaves[i + 1]
+    return None
+
+
+def _modulator_site(model, conv_name, conv, modulator_at) -> tuple[str, nn.Module]:
+    if modulator_at == "auto":
+        return _following_batchnorm(model, conv_name) or (conv_name, conv)
+    modules = dict(model.named_modules())
+    if modulator_at not in modules:
+        raise ValueError(f"NHL: modulator_at {modulator_at!r} is not a module of the model")
+    return modulator_at, modules[modulator_at]
+
+
+def NHL(model: nn.Module, *, layer: str | None = None, temperature: float = 1.0,
+        eta: float = 0.05, norm_mode: str = "direction", reduction: str = "mean",
+        max_normalise: bool = False, max_steps: int | None = None, anti_hebbian: bool = False,
+        backend: str = "auto", modulator: str | nn.Module | None = "affine",
+        modulator_at: str = "auto", lr: float = 1e-3, optimizer_factory: Callable | None = None,
+        steps: int = 1, episodic: bool = False, predict_after_update: bool = True,
+        hebb_first: bool = True, bn_stats: str = "batch", copy: bool = True,
+        **options) -> Adapter:
+    """Neuro-modulated Hebbian TTA (reconstruction; see the module docstring).
+
+    Parameters
+    ----------
+    model : classifier containing a ``nn.Conv2d`` (the first one is adapted unless ``layer``).
+    layer : name of the conv layer to adapt.
+    temperature, eta, norm_mode, reduction, max_normalise, max_steps, anti_hebbian, backend :
+        the Hebbian update (:class:`HebbianConv1`).
+    modulator : ``"affine"`` (per-channel γ, β), an ``nn.Module`` mapping the site's output to
+        the same shape, or ``None`` (Hebbian only, no gradient step).
+    modulator_at : module whose output is modulated; ``"auto"``: conv1's BatchNorm if it follows
+        directly, else conv1.
+    lr, optimizer_factory : modulator optimiser (default Adam lr 1e-3).
+    steps, episodic, predict_after_update, hebb_first, bn_stats, copy, **options : see
+        :class:`~bioplastic.tta.Adapter`.
+
+    Returns
+    -------
+    Adapter: ``adapter(x) -> logits``; ``adapter.extra["modulator"]``,
+    ``adapter.local[0]`` (the :class:`HebbianConv1`).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    import copy as copy_module
+
+    net = copy_module.deepcopy(model) if copy else model
+    conv_name, conv = find_conv(net, layer)
+    if norm_mode == "renorm" and (bn_stats != "batch" or _following_batchnorm(net, conv_name)
+                                  is None):
+        raise ValueError("NHL norm_mode='renorm' needs a BatchNorm directly after conv1 and "
+                         "bn_stats='batch' to absorb the filter-norm changes")
+    hebbian = HebbianConv1(conv, temperature=temperature, eta=eta, norm_mode=norm_mode,
+                           reduction=reduction, max_normalise=max_normalise,
+                           max_steps=max_steps, anti_hebbian=anti_hebbian, backend=backend)
+    extra, handle = {}, None
+    if modulator is not None:
+        site_name, site = _modulator_site(net, conv_name, conv, modulator_at)
+        channels = conv.out_channels if site is conv else _channels_of(site, site_name)
+        module = ChannelAffine(channels) if modulator == "affine" else modulator
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"modulator must be 'affine', an nn.Module or None, got {modulator!r}")
+        module = module.to(device=conv.weight.device, dtype=conv.weight.dtype)
+        extra["modulator"] = module
+        handle = site.register_forward_hook(lambda mod, inp, out: module(out))
+    if optimizer_factory is None:
+        def optimizer_factory(params):
+            return default_optimizer(params, lr=lr)
+    adapter = Adapter(net, no_params, loss="entropy" if modulator is not None else None,
+                      optimizer_factory=optimizer_factory, steps=steps, episodic=episodic,
+                      predict_after_update=predict_after_update, hebb_first=hebb_first,
+                      bn_stats=bn_stats, local_updates=(hebbian,), extra_modules=extra,
+                      copy=False, method="NHL", **options)
+    adapter._hooks.append(handle)
+    adapter.hebbian_layer = conv_name
+    return adapter
+
+
+def _channels_of(site: nn.Module, name: str) -> int:
+    for attr in ("num_features", "out_channels"):
+        if hasattr(site, attr):
+            return int(getattr(site, attr))
+    raise ValueError(f"NHL: cannot tell the channel count of {name!r}; pass an nn.Module as "
+                     "modulator")
