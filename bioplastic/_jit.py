@@ -41,6 +41,20 @@ def cache_dir() -> str:
     return os.path.join(base, "bioplastic", "numba", _source_digest())
 
 
+_KEEP_CACHES = 8
+
+
+def _prune_old_caches(current: str) -> None:
+    """Keep the newest few source versions' caches; older ones can never be used again."""
+    import shutil
+
+    parent = Path(current).parent
+    others = sorted((p for p in parent.iterdir() if p.is_dir() and str(p) != current),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in others[_KEEP_CACHES - 1:]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def _configure_cache() -> bool:
     if not CACHE_ENABLED:
         return False
@@ -48,6 +62,7 @@ def _configure_cache() -> bool:
         try:
             path = cache_dir()
             os.makedirs(path, exist_ok=True)
+            _prune_old_caches(path)
         except OSError:  # read-only home: compile every time rather than fail
             return False
         numba.config.CACHE_DIR = path
