@@ -1,6 +1,7 @@
 """PyTorch front ends (imports torch): spiking modules trained with surrogate gradients."""
 
+from .hebbian import HebbianConv2d, HebbianLinear
 from .lif import LIF, LIFTensorState
 from .surrogate import SURROGATES, spike
 
-__all__ = ["LIF", "LIFTensorState", "SURROGATES", "spike"]
+__all__ = ["HebbianLinear", "HebbianConv2d", "LIF", "LIFTensorState", "SURROGATES", "spike"]
