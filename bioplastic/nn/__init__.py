@@ -2,6 +2,8 @@
 
 from .hebbian import HebbianConv2d, HebbianLinear
 from .lif import LIF, LIFTensorState
+from .pcnn import PCNN, PCNNConv2d, PCNNTensorState, RFTDBatchNorm, TimeBatchNorm
 from .surrogate import SURROGATES, spike
 
-__all__ = ["HebbianLinear", "HebbianConv2d", "LIF", "LIFTensorState", "SURROGATES", "spike"]
+__all__ = ["HebbianLinear", "HebbianConv2d", "LIF", "LIFTensorState", "PCNN",
+           "PCNNConv2d", "PCNNTensorState", "RFTDBatchNorm", "TimeBatchNorm", "SURROGATES", "spike"]
