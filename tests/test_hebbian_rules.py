@@ -204,3 +204,14 @@ def test_diverging_run_raises():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_krotov_is_ranked_competition_composed_with_oja(batch):
+    """The composition the Brian2 twin checks (reference/rate_rules.py) is Krotov–Hopfield."""
+    from bioplastic.rules import ranked_wta
+
+    x, _, w = batch
+    current = x @ w.T
+    np.testing.assert_allclose(krotov_hopfield_dw(x, w, KrotovParams(2.0, 2, 0.4)),
+                               oja_dw(x, ranked_wta(current, 2, 0.4), w, u=current),
+                               rtol=1e-13, atol=1e-14)
