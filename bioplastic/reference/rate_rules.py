@@ -76,7 +76,10 @@ class RateRuleSetup(NamedTuple):
 # ---------------------------------------------------------------------------------- kernel
 @njit
 def sequential_pre_activation(x, w):
-    """``u_k = Σ_i w_ki x_i`` summed in input order, as Brian2's ``bincount``; (n_pre,) -> (n_post,)."""
+    """``u_k = Σ_i w_ki x_i`` summed in input order, as Brian2's ``bincount``.
+
+    x (n_pre,), w (n_post, n_pre) -> u (n_post,).
+    """
     n_post, n_pre = w.shape
     u = np.zeros(n_post)
     for k in range(n_post):
