@@ -1,0 +1,57 @@
+"""experiments/dpcnn_digits.py: the quick run works end to end and its counts are right."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "dpcnn_digits.py"
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    spec = importlib.util.spec_from_file_location("dpcnn_digits", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["dpcnn_digits"] = module        # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_writes_results(experiment, tmp_path):
+    metrics = experiment.main(experiment.quick_config(str(tmp_path / "out")))
+    for name in ("config.json", "versions.json", "metrics.json", "dpcnn_digits.png"):
+        assert (tmp_path / "out" / name).exists(), name
+    stored = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert set(stored["summary"]) == set(experiment.ARMS)
+    for row in metrics["runs"]:
+        assert 0.0 <= row["test_accuracy"] <= 1.0 and row["train_time_s"] > 0
+
+
+def test_counts(experiment):
+    """Widths (8, 16) on 16×16 input: neurons 8·16² + 16·8² = 3,072 (base), twice that wide;
+    the inter arm adds exactly the C²k² linking weights per layer (8²·9 + 16²·9 = 2,880)
+    over the intra arm's Ck² (8·9 + 16·9 = 216)."""
+    config = experiment.Config()
+    rows = {arm: experiment.counts(experiment.SpikingVGG(arm, config, 16))
+            for arm in experiment.ARMS}
+    assert rows["lif"]["neurons"] == 3072 == rows["pcnn_inter"]["neurons"]
+    assert rows["lif_wide"]["neurons"] == 2 * 3072
+    assert rows["pcnn_intra"]["synapses"] - rows["lif"]["synapses"] == 216
+    assert rows["pcnn_inter"]["synapses"] - rows["lif"]["synapses"] == 2880
+    # Conv fan-in: 8·16²·9 + 16·8²·(8·9), readout 10·(16·4²) counted once per post-unit.
+    assert rows["lif"]["connections"] == 8 * 256 * 9 + 16 * 64 * 72 + 10 * 256
+
+
+def test_lif_and_pcnn_blocks_emit_binary_spikes(experiment):
+    import torch
+
+    config = experiment.Config(time_steps=3)
+    x = torch.rand(3, 2, 1, 16, 16)
+    for arm in ("lif", "pcnn_inter"):
+        out = experiment._block(arm, 1, 4, config)(x)
+        assert out.shape == (3, 2, 4, 16, 16)
+        assert set(out.unique().tolist()) <= {0.0, 1.0}
