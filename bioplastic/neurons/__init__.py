@@ -17,10 +17,28 @@ from .pcnn import (
     pcnn_step,
     run_pcnn,
 )
+from .wta import (
+    WTAKernelParams,
+    WTAParams,
+    WTAState,
+    dense_weights,
+    input_connectivity,
+    normalise_input_weights,
+    poisson_spikes,
+    present_blocks,
+    run_wta,
+    wta_block_step,
+    wta_init,
+    wta_prepare,
+    wta_step,
+)
 
 __all__ = [
     "SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
     "LIFParams", "LIFKernelParams", "LIFState", "lif_init", "lif_prepare", "lif_step", "run_lif",
     "PCNNParams", "PCNNKernelParams", "PCNNState", "pcnn_prepare", "pcnn_init", "pcnn_step",
     "run_pcnn", "convention_b_to_a",
+    "WTAParams", "WTAKernelParams", "WTAState", "wta_prepare", "wta_init", "wta_step",
+    "wta_block_step", "run_wta", "present_blocks", "input_connectivity",
+    "normalise_input_weights", "poisson_spikes", "dense_weights",
 ]

@@ -19,6 +19,20 @@ from .softhebb import (
     soft_hebb_dw,
     soft_hebb_post,
 )
+from .stdp import (
+    PostIndex,
+    STDPKernelParams,
+    STDPParams,
+    bounded,
+    decay_factor,
+    depression_dw,
+    pair_window,
+    post_index,
+    potentiation_dw,
+    run_synapse,
+    stdp_prepare,
+    trace_on_spike,
+)
 from .unfold import unfold_patches
 
 __all__: list[str] = [
@@ -28,4 +42,8 @@ __all__: list[str] = [
     "krotov_hopfield_dw", "krotov_current", "soft_wta", "hard_wta", "k_wta", "ranked_wta",
     "anti_hebbian_signs", "triangle", "UpdateParams", "apply_update", "DivergenceError",
     "row_norms", "norm_dependent_rate", "unfold_patches",
+    # spike-timing-dependent plasticity (trace STDP)
+    "STDPParams", "STDPKernelParams", "stdp_prepare", "decay_factor", "trace_on_spike",
+    "depression_dw", "potentiation_dw", "bounded", "PostIndex", "post_index", "run_synapse",
+    "pair_window",
 ]

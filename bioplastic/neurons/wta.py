@@ -1,0 +1,622 @@
+"""Spiking winner-take-all by recurrent lateral inhibition, with STDP (Diehl & Cook 2015).
+
+``n`` excitatory neurons receive ``n_in`` input spike trains through plastic synapses. Each
+excitatory neuron drives one inhibitory partner (one-to-one); each inhibitory neuron inhibits
+every excitatory neuron except its partner. Excitatory thresholds adapt (``theta``).
+
+Equations (voltages in mV, conductances dimensionless in units of the leak conductance, times
+in ms; ``X`` is ``exc`` or ``inh``)::
+
+    dv/dt  = ((v_rest - v) + I_syn) / tau_X                      (unless refractory)
+    I_syn  = ge*(e_exc - v) + gi*(e_inh - v)     conductance synapses (conductance=True)
+           = ge - gi                             current synapses (ge, gi in mV)
+    dge/dt = -ge / tau_ge        dgi/dt = -gi / tau_gi
+    dtheta/dt = -theta / tau_theta                               (excitatory only)
+    spike (exc): v > (v_th_exc - theta_offset) + theta   and not refractory (strict >)
+    spike (inh): v > v_th_inh                            and not refractory
+    reset (exc): v <- v_reset_exc ; theta <- theta + theta_plus
+    reset (inh): v <- v_reset_inh
+    input i -> exc j : ge_j += w_ij  after delay d_ij, then STDP (bioplastic.rules.stdp)
+    exc k -> inh k   : ge_inh_k += w_ei
+    inh k -> exc j   : gi_j += w_ie   for every j != k
+
+Integration is forward Euler, as in Diehl & Cook's code, written in the form Brian2 2.9.0
+prints (term by term), e.g. ``v + (dt*((((ge*(e_exc-v)) + (gi*(e_inh-v))) - v) + v_rest))/tau``
+and ``g + ((-dt)*g)/tau_g``. The refractory flag is Brian's integer test
+``step - last_spike >= t_ref_steps``; conductances and theta keep decaying while refractory.
+
+**Schedule** (Brian2's order within step ``n``, ``t = n*dt``): groups (refractory flags; Euler
+update of every variable from the previous values) → thresholds (exc, inh; the input spikes
+``x`` of step ``n`` are emitted here) → synapses: input→exc ``on_pre`` (events due now: oldest
+spikes first, then input index, then the row's synapses in CSR order; per event: decay the
+synapse's traces, ``ge_post += w`` with the old ``w``, bump the pre trace, depression), exc→inh
+and inh→exc ``on_pre`` (``+= w`` in presynaptic order), then input→exc ``on_post`` for every
+excitatory spike of step ``n`` (decay, potentiation with the slow trace *before* its bump, bump
+the post traces) → resets (exc, inh). A zero-delay input at step ``n`` changes ``ge`` after
+step ``n``'s update, so it moves ``v`` at step ``n+1``.
+
+Choices where the paper is silent (all options): conductance vs current synapses
+(``conductance``); Euler integration at ``dt_ms=0.5`` (the code's); event-driven
+nearest-spike triplet traces (the code's; see :class:`~bioplastic.rules.STDPParams` for
+all-to-all, pair and weight-dependent forms); Brian's refractory mechanism instead of the
+code's ``timer`` variable; the excitatory threshold ``v > v_th - offset + theta``;
+per-presentation weight normalisation (``w_sum``: each excitatory neuron's input weights are
+rescaled to sum to ``w_sum`` at the start of every block, 78 in the code; 0 = off); rest between
+presentations (zero-input rows at the end of a block, 150 ms in the code; the state is not reset).
+Input delays are whole steps (the code draws 0-10 ms).
+
+Two step functions share one per-step body, :func:`_advance`:
+
+* :func:`wta_step` — one step, the library's step contract (run by :func:`bioplastic.simulate`;
+  per-step records; the twin comparison);
+* :func:`wta_block_step` — one *presentation* of ``T_block`` steps (inputs ``(T_block, n_in)``),
+  also run by :func:`bioplastic.simulate` over inputs ``(n_blocks, T_block, n_in)``.
+
+Both copy the state they are given (arguments are never modified). A step over a network with
+plastic synapses copies ``O(n_syn)`` state — 12.5 MB at 400 × 784 synapses — which would cost
+more than the step itself; the block step pays that copy once per presentation, and is equal to
+``T_block`` calls of :func:`wta_step` bit for bit (a test checks it).
+
+Event-driven traces decay with ``exp(-(t - t_last)/tau)`` per synapse event. Within a step the
+factor depends only on the synapse's last event step, so it is computed once per distinct
+elapsed time and reused (exactly the same number; a cache, not an approximation).
+
+Reference: P. U. Diehl and M. Cook, "Unsupervised learning of digit recognition using
+spike-timing-dependent plasticity", *Front. Comput. Neurosci.* 9:99 (2015), and its code
+(peter-u-diehl/stdp-mnist; Brian2 ports). The twin is :mod:`bioplastic.reference.wta`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._jit import njit
+from .._validate import (
+    as_float_array,
+    as_generator,
+    check_shape,
+    finite_float,
+    non_negative,
+    positive,
+    whole_steps,
+)
+from ..rules.stdp import (
+    STDPKernelParams,
+    STDPParams,
+    bounded,
+    decay_factor,
+    depression_dw,
+    post_index,
+    potentiation_dw,
+    stdp_prepare,
+    trace_on_spike,
+)
+from ..simulate import Trace, simulate
+from .connectivity import SparseConnectivity, connectivity_from_arrays
+from .lif import NEVER_SPIKED
+
+__all__ = [
+    "WTAParams", "GroupKernelParams", "WTAKernelParams", "WTAState", "wta_prepare", "wta_init",
+    "wta_step", "wta_block_step", "input_connectivity", "normalise_input_weights",
+    "poisson_spikes", "run_wta", "present_blocks", "dense_weights",
+]
+
+#: Elapsed-step range whose decay factors are cached within a step (longer gaps are computed
+#: directly; the cache only saves time).
+_DECAY_CACHE_STEPS = 4096
+
+
+class WTAParams(NamedTuple):
+    """User-facing parameters (defaults: Diehl & Cook 2015's code)."""
+
+    dt_ms: float = 0.5
+    # excitatory population
+    tau_exc_ms: float = 100.0
+    v_rest_exc_mv: float = -65.0
+    v_reset_exc_mv: float = -65.0
+    v_th_exc_mv: float = -52.0
+    theta_offset_mv: float = 20.0   # threshold is v_th_exc - theta_offset + theta
+    t_ref_exc_ms: float = 5.0
+    e_exc_exc_mv: float = 0.0       # excitatory reversal seen by excitatory neurons
+    e_inh_exc_mv: float = -100.0    # inhibitory reversal seen by excitatory neurons
+    tau_theta_ms: float = 1e7
+    theta_plus_mv: float = 0.05     # 0 freezes the thresholds (the code's test phase)
+    # inhibitory population
+    tau_inh_ms: float = 10.0
+    v_rest_inh_mv: float = -60.0
+    v_reset_inh_mv: float = -45.0
+    v_th_inh_mv: float = -40.0
+    t_ref_inh_ms: float = 2.0
+    e_exc_inh_mv: float = 0.0
+    e_inh_inh_mv: float = -85.0
+    # synapses
+    tau_ge_ms: float = 1.0
+    tau_gi_ms: float = 2.0
+    w_ei: float = 10.4              # exc -> inh partner
+    w_ie: float = 17.0              # inh -> every other exc
+    conductance: bool = True        # False: current synapses, I_syn = ge - gi
+    w_sum: float = 0.0              # > 0: normalise input weights per exc neuron per block
+
+
+DEFAULT_PARAMS = WTAParams()
+DEFAULT_STDP = STDPParams()
+
+
+class GroupKernelParams(NamedTuple):
+    """One population's constants (floats; times in seconds)."""
+
+    tau_s: float
+    v_rest: float
+    v_reset: float
+    v_th: float          # excitatory: v_th_exc - theta_offset
+    e_exc: float
+    e_inh: float
+    ref_steps: int
+
+
+class WTAKernelParams(NamedTuple):
+    dt_s: float
+    tau_ge_s: float
+    tau_gi_s: float
+    tau_theta_s: float
+    theta_plus: float
+    w_ei: float
+    w_ie: float
+    conductance: bool
+    w_sum: float
+    exc: GroupKernelParams
+    inh: GroupKernelParams
+    stdp: STDPKernelParams
+
+
+class WTAState(NamedTuple):
+    v: np.ndarray               # excitatory membrane (n,), mV
+    ge: np.ndarray              # excitatory conductances (n,)
+    gi: np.ndarray              # inhibitory conductances of the excitatory neurons (n,)
+    theta: np.ndarray           # threshold adaptation (n,), mV
+    last_spike: np.ndarray      # (n,) int64 step
+    v_inh: np.ndarray           # inhibitory membrane (n,), mV
+    ge_inh: np.ndarray          # (n,)
+    gi_inh: np.ndarray          # (n,) (no inh -> inh synapses: stays 0 unless set)
+    last_spike_inh: np.ndarray  # (n,) int64
+    w: np.ndarray               # input -> exc weights (n_syn,), CSR order of the connectivity
+    x_pre: np.ndarray           # per-synapse presynaptic trace (n_syn,)
+    x_post1: np.ndarray         # per-synapse fast postsynaptic trace (n_syn,)
+    x_post2: np.ndarray         # per-synapse slow postsynaptic trace (n_syn,)
+    last_update: np.ndarray     # step of each synapse's last event (n_syn,) int64 (Brian: 0 s)
+    history: np.ndarray         # input spikes of the last max_delay+1 steps, ring (D+1, n_in)
+    step: int                   # index of the next step
+
+
+def _float(name: str, value) -> float:
+    return finite_float(name, value)
+
+
+def _group(params: WTAParams, kind: str, v_th: float, dt_ms: float) -> GroupKernelParams:
+    tau = positive(f"tau_{kind}_ms", _float(f"tau_{kind}_ms", getattr(params, f"tau_{kind}_ms")))
+    t_ref = _float(f"t_ref_{kind}_ms", getattr(params, f"t_ref_{kind}_ms"))
+    return GroupKernelParams(
+        tau_s=tau * 0.001,
+        v_rest=_float(f"v_rest_{kind}_mv", getattr(params, f"v_rest_{kind}_mv")),
+        v_reset=_float(f"v_reset_{kind}_mv", getattr(params, f"v_reset_{kind}_mv")),
+        v_th=v_th,
+        e_exc=_float(f"e_exc_{kind}_mv", getattr(params, f"e_exc_{kind}_mv")),
+        e_inh=_float(f"e_inh_{kind}_mv", getattr(params, f"e_inh_{kind}_mv")),
+        ref_steps=int(whole_steps(f"t_ref_{kind}_ms", t_ref, dt_ms)),
+    )
+
+
+def wta_prepare(params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams = DEFAULT_STDP
+                ) -> WTAKernelParams:
+    """Validate the parameters and derive the kernel's (times in seconds, as Brian2 does)."""
+    if not isinstance(params, WTAParams):
+        raise TypeError(f"params must be WTAParams, got {type(params).__name__}")
+    dt_ms = positive("dt_ms", _float("dt_ms", params.dt_ms))
+    if not isinstance(params.conductance, bool | np.bool_):
+        raise TypeError(f"conductance must be a bool, got {params.conductance!r}")
+    v_th_exc = _float("v_th_exc_mv", params.v_th_exc_mv) - _float("theta_offset_mv",
+                                                                   params.theta_offset_mv)
+
+    def tau_s(name):
+        return positive(name, _float(name, getattr(params, name))) * 0.001
+
+    return WTAKernelParams(
+        dt_s=dt_ms * 0.001,
+        tau_ge_s=tau_s("tau_ge_ms"),
+        tau_gi_s=tau_s("tau_gi_ms"),
+        tau_theta_s=tau_s("tau_theta_ms"),
+        theta_plus=_float("theta_plus_mv", params.theta_plus_mv),
+        w_ei=_float("w_ei", params.w_ei),
+        w_ie=_float("w_ie", params.w_ie),
+        conductance=bool(params.conductance),
+        w_sum=non_negative("w_sum", _float("w_sum", params.w_sum)),
+        exc=_group(params, "exc", v_th_exc, dt_ms),
+        inh=_group(params, "inh", _float("v_th_inh_mv", params.v_th_inh_mv), dt_ms),
+        stdp=stdp_prepare(stdp),
+    )
+
+
+def input_connectivity(w, *, delay_ms=0.0, dt_ms: float = 0.5) -> SparseConnectivity:
+    """All-to-all input -> excitatory synapses from dense weights ``(n, n_in)``.
+
+    Every pair is a synapse, zero weights included (they can grow). ``delay_ms`` is a scalar or
+    an ``(n, n_in)`` array of whole multiples of ``dt_ms``.
+    """
+    dense = as_float_array("w", w, ndim=2)
+    n, n_in = dense.shape
+    post, pre = np.divmod(np.arange(n * n_in, dtype=np.int64), n_in)  # row-major (post, pre)
+    delay = np.asarray(delay_ms, dtype=np.float64)
+    if delay.ndim == 2:
+        check_shape("delay_ms", delay, (n, n_in))
+        delay = delay.ravel()
+    elif delay.ndim != 0:
+        raise ValueError(f"delay_ms must be a scalar or shape ({n}, {n_in}), got {delay.shape}")
+    return connectivity_from_arrays(pre, post, dense.ravel(), n_in, n, delay_ms=delay,
+                                    dt_ms=dt_ms)
+
+
+def _check_conn(conn, n: int) -> None:
+    if not isinstance(conn, SparseConnectivity):
+        raise TypeError(f"conn must be a SparseConnectivity, got {type(conn).__name__}")
+    if conn.post.size and (conn.post.min() < 0 or conn.post.max() >= n):
+        raise ValueError(f"conn must target the {n} excitatory neurons, got post indices up to "
+                         f"{conn.post.max()}")
+
+
+def wta_init(n: int, conn: SparseConnectivity, params: WTAParams = DEFAULT_PARAMS, *,
+             w0=None, v0_mv=None, theta0_mv=20.0) -> WTAState:
+    """Initial state: potentials at rest (or ``v0_mv``), no conductances, traces 0.
+
+    ``w0`` (n_syn,) defaults to ``conn.weight``; ``theta0_mv`` is 20 mV in Diehl & Cook's code
+    (scalar or (n,)). Brian's ``lastupdate`` starts at 0 s, i.e. step 0.
+    """
+    if not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    _check_conn(conn, n)
+    kp = wta_prepare(params)
+    w = conn.weight if w0 is None else as_float_array("w0", w0, ndim=1)
+    check_shape("w0", w, (conn.n_synapses,))
+    v0 = np.full(n, kp.exc.v_rest) if v0_mv is None else as_float_array("v0_mv", v0_mv)
+    v0 = np.broadcast_to(v0, (n,)).copy()
+    theta0 = np.broadcast_to(as_float_array("theta0_mv", theta0_mv), (n,)).copy()
+    n_syn = conn.n_synapses
+    return WTAState(
+        v=v0, ge=np.zeros(n), gi=np.zeros(n), theta=theta0,
+        last_spike=np.full(n, NEVER_SPIKED, dtype=np.int64),
+        v_inh=np.full(n, kp.inh.v_rest), ge_inh=np.zeros(n), gi_inh=np.zeros(n),
+        last_spike_inh=np.full(n, NEVER_SPIKED, dtype=np.int64),
+        w=w.copy(), x_pre=np.zeros(n_syn), x_post1=np.zeros(n_syn), x_post2=np.zeros(n_syn),
+        last_update=np.zeros(n_syn, dtype=np.int64),
+        history=np.zeros((conn.max_delay + 1, conn.n_pre), dtype=np.bool_),
+        step=0,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# kernels
+
+
+@njit
+def _decayed(g, tau_s, dt_s):
+    """Euler decay in Brian2's printed form: ``((-dt)*g)/tau + g``."""
+    return (((-dt_s) * g) / tau_s) + g
+
+
+@njit
+def _membrane(v, ge, gi, g, dt_s, conductance):
+    """Euler membrane update in Brian2's printed form (``* int(not_refractory)`` = ``* 1``)."""
+    if conductance:
+        drive = (((ge * (g.e_exc - v)) + (gi * (g.e_inh - v))) - v) + g.v_rest
+    else:
+        drive = ((ge - gi) - v) + g.v_rest
+    return ((dt_s * drive) / g.tau_s) + v
+
+
+@njit
+def _update_group(v, ge, gi, last_spike, step, g, p, theta, spikes):
+    """Groups and thresholds slots of one population, in place. ``theta`` empty: none."""
+    adaptive = theta.size > 0
+    for k in range(v.size):
+        ge_k, gi_k = ge[k], gi[k]
+        ge[k] = _decayed(ge_k, p.tau_ge_s, p.dt_s)
+        gi[k] = _decayed(gi_k, p.tau_gi_s, p.dt_s)
+        threshold = g.v_th
+        if adaptive:
+            theta[k] = _decayed(theta[k], p.tau_theta_s, p.dt_s)
+            threshold = g.v_th + theta[k]
+        if (step - last_spike[k]) >= g.ref_steps:
+            v[k] = _membrane(v[k], ge_k, gi_k, g, p.dt_s, p.conductance)
+            if v[k] > threshold:
+                spikes[k] = True
+                last_spike[k] = step
+
+
+@njit
+def _factors(elapsed_ok, factors, step, last, t_s, p):
+    """Decay factors (post1, post2, pre) for a synapse whose last event was at step ``last``.
+
+    Memoised per elapsed step count within the current step (``elapsed_ok[k] == step``).
+    """
+    k = step - last
+    if k < elapsed_ok.size and elapsed_ok[k] == step:
+        return factors[k, 0], factors[k, 1], factors[k, 2]
+    t_last = last * p.dt_s
+    s = p.stdp
+    f1 = decay_factor(t_s, t_last, s.tau_post_s)
+    f2 = decay_factor(t_s, t_last, s.tau_post2_s) if s.triplet else 1.0
+    fp = decay_factor(t_s, t_last, s.tau_pre_s)
+    if k < elapsed_ok.size:
+        elapsed_ok[k] = step
+        factors[k, 0] = f1
+        factors[k, 1] = f2
+        factors[k, 2] = fp
+    return f1, f2, fp
+
+
+# The event loops take the synapse arrays one by one: passing the whole state tuple into a
+# per-event helper costs a reference-count update per array per call (measured 20x slower).
+
+
+@njit
+def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, step, t_s, p, conn,
+                  elapsed_ok, factors):
+    """input -> exc ``on_pre``: every event due now, in Brian2's spike-queue order.
+
+    Per event (Brian's pre pathway): decay the synapse's traces, ``ge_post += w`` (old w),
+    bump the pre trace, depression.
+    """
+    s = p.stdp
+    n_slots = history.shape[0]
+    for age in range(min(n_slots - 1, conn.max_delay), -1, -1):
+        if step - age < 0:
+            continue
+        row = history[(step - age) % n_slots]
+        for i in range(row.size):
+            if not row[i]:
+                continue
+            for syn in range(conn.delay_ptr[i, age], conn.delay_ptr[i, age + 1]):
+                f1, f2, fp = _factors(elapsed_ok, factors, step, last_update[syn], t_s, p)
+                x_post1[syn] = x_post1[syn] * f1
+                if s.triplet:
+                    x_post2[syn] = x_post2[syn] * f2
+                x_pre[syn] = trace_on_spike(x_pre[syn] * fp, s.all_to_all)
+                last_update[syn] = step
+                ge[conn.post[syn]] += w[syn]
+                w[syn] = bounded(w[syn], depression_dw(w[syn], x_post1[syn], s), s)
+
+
+@njit
+def _post_events(spikes, w, x_pre, x_post1, x_post2, last_update, step, t_s, p, by_post,
+                 elapsed_ok, factors):
+    """input -> exc ``on_post`` for every excitatory neuron that spiked at this step.
+
+    Per event: decay, potentiation with the slow trace before its bump, bump the post traces.
+    """
+    s = p.stdp
+    for j in range(spikes.size):
+        if not spikes[j]:
+            continue
+        for q in range(by_post.indptr[j], by_post.indptr[j + 1]):
+            syn = by_post.synapses[q]
+            f1, f2, fp = _factors(elapsed_ok, factors, step, last_update[syn], t_s, p)
+            x_pre[syn] = x_pre[syn] * fp
+            post2_before = x_post2[syn] * f2 if s.triplet else 0.0
+            w[syn] = bounded(w[syn], potentiation_dw(w[syn], x_pre[syn], post2_before, s), s)
+            x_post1[syn] = trace_on_spike(x_post1[syn] * f1, s.all_to_all)
+            if s.triplet:
+                x_post2[syn] = trace_on_spike(post2_before, s.all_to_all)
+            last_update[syn] = step
+
+
+@njit
+def _advance(x, st, step, p, conn, by_post, elapsed_ok, factors):
+    """One step on the arrays of ``st``, **in place** (callers pass private copies).
+
+    Returns the spikes, shape (2n,): excitatory then inhibitory.
+    """
+    n = st.v.size
+    t_s = step * p.dt_s
+    spikes = np.zeros(2 * n, dtype=np.bool_)
+    exc_spikes = spikes[:n]
+    inh_spikes = spikes[n:]
+    # groups + thresholds (no cross-neuron terms, so fused per neuron)
+    _update_group(st.v, st.ge, st.gi, st.last_spike, step, p.exc, p, st.theta, exc_spikes)
+    _update_group(st.v_inh, st.ge_inh, st.gi_inh, st.last_spike_inh, step, p.inh, p,
+                  np.empty(0), inh_spikes)
+    st.history[step % st.history.shape[0]] = x
+    # synapses: pre pathways (input->exc with STDP, exc->inh, inh->exc), then the post pathway
+    _input_events(st.ge, st.w, st.x_pre, st.x_post1, st.x_post2, st.last_update, st.history,
+                  step, t_s, p, conn, elapsed_ok, factors)
+    for k in range(n):
+        if exc_spikes[k]:
+            st.ge_inh[k] += p.w_ei
+    for i in range(n):
+        if inh_spikes[i]:
+            for j in range(n):
+                if j != i:
+                    st.gi[j] += p.w_ie
+    _post_events(exc_spikes, st.w, st.x_pre, st.x_post1, st.x_post2, st.last_update, step,
+                 t_s, p, by_post, elapsed_ok, factors)
+    # resets
+    for k in range(n):
+        if exc_spikes[k]:
+            st.v[k] = p.exc.v_reset
+            st.theta[k] += p.theta_plus
+        if inh_spikes[k]:
+            st.v_inh[k] = p.inh.v_reset
+    return spikes
+
+
+@njit
+def _copy_state(state, step):
+    """A private deep copy of ``state`` whose step counter is ``step``."""
+    return WTAState(
+        state.v.copy(), state.ge.copy(), state.gi.copy(), state.theta.copy(),
+        state.last_spike.copy(), state.v_inh.copy(), state.ge_inh.copy(), state.gi_inh.copy(),
+        state.last_spike_inh.copy(), state.w.copy(), state.x_pre.copy(), state.x_post1.copy(),
+        state.x_post2.copy(), state.last_update.copy(), state.history.copy(), step,
+    )
+
+
+@njit
+def _new_cache():
+    return np.full(_DECAY_CACHE_STEPS, -1, dtype=np.int64), np.empty((_DECAY_CACHE_STEPS, 3))
+
+
+@njit
+def _normalise_rows(w, post, n, total):
+    """Scale each excitatory neuron's input weights to sum to ``total`` (sums in CSR order)."""
+    sums = np.zeros(n)
+    for syn in range(w.size):
+        sums[post[syn]] += w[syn]
+    for syn in range(w.size):
+        j = post[syn]
+        if sums[j] > 0.0:
+            w[syn] = w[syn] * (total / sums[j])
+
+
+@njit
+def wta_step(x, state, params, conn, by_post):
+    """One step of the whole network. Returns ``(spikes, new_state)``; arguments unchanged.
+
+    x : bool (n_in,)
+        Input spikes of this step (pre-drawn).
+    state : WTAState
+    params : WTAKernelParams  (from :func:`wta_prepare`)
+    conn : SparseConnectivity  (input -> exc; its ``weight`` is read only by :func:`wta_init`)
+    by_post : PostIndex  (``post_index(conn.post, n)``)
+
+    ``spikes`` has shape (2n,): excitatory neurons ``0..n-1``, inhibitory ``n..2n-1``.
+    ``params.w_sum`` is applied only by :func:`wta_block_step`.
+    """
+    st = _copy_state(state, state.step + 1)
+    elapsed_ok, factors = _new_cache()
+    spikes = _advance(x, st, state.step, params, conn, by_post, elapsed_ok, factors)
+    return spikes, st
+
+
+@njit
+def wta_block_step(x_block, state, params, conn, by_post):
+    """One presentation: ``T_block`` steps from ``x_block`` (T_block, n_in) bool.
+
+    If ``params.w_sum > 0`` the input weights are first normalised per excitatory neuron.
+    Returns ``(spikes (T_block, 2n), new_state)``; equal to ``T_block`` :func:`wta_step` calls
+    (after the normalisation). Arguments unchanged.
+    """
+    st = _copy_state(state, state.step + x_block.shape[0])
+    n = st.v.size
+    if params.w_sum > 0.0:
+        _normalise_rows(st.w, conn.post, n, params.w_sum)
+    elapsed_ok, factors = _new_cache()
+    spikes = np.zeros((x_block.shape[0], 2 * n), dtype=np.bool_)
+    for t in range(x_block.shape[0]):
+        spikes[t] = _advance(x_block[t], st, state.step + t, params, conn, by_post, elapsed_ok,
+                             factors)
+    return spikes, st
+
+
+# ----------------------------------------------------------------------------------------------
+# front ends
+
+
+def normalise_input_weights(w, conn: SparseConnectivity, n: int, total: float) -> np.ndarray:
+    """Return ``w`` (n_syn,) rescaled so each excitatory neuron's inputs sum to ``total``."""
+    w = as_float_array("w", w, ndim=1).copy()
+    check_shape("w", w, (conn.n_synapses,))
+    _normalise_rows(w, conn.post, n, positive("total", _float("total", total)))
+    return w
+
+
+def poisson_spikes(rates_hz, n_steps: int, dt_ms: float = 0.5, seed=None) -> np.ndarray:
+    """Pre-drawn Bernoulli approximation of Poisson trains: ``rand < rate*dt``.
+
+    rates_hz : (n_in,) or (n_steps, n_in), non-negative, with ``rate*dt <= 1``.
+    Returns bool (n_steps, n_in). Diehl & Cook: ``rate = pixel/8 * intensity`` Hz.
+    """
+    rng = as_generator(seed)
+    rates = as_float_array("rates_hz", rates_hz)
+    if np.any(rates < 0):
+        raise ValueError("rates_hz must be non-negative")
+    if not isinstance(n_steps, int | np.integer) or n_steps < 0:
+        raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
+    p = rates * (positive("dt_ms", _float("dt_ms", dt_ms)) * 0.001)
+    if np.any(p > 1):
+        raise ValueError(f"rates_hz * dt must be <= 1, got a maximum of {p.max()}")
+    n_in = rates.shape[-1] if rates.ndim else 1
+    return rng.random((int(n_steps), n_in)) < np.broadcast_to(p, (int(n_steps), n_in))
+
+
+def _check_spikes(name: str, spikes, n_in: int | None = None, ndim: int = 2) -> np.ndarray:
+    array = np.asarray(spikes)
+    if array.dtype != np.bool_:
+        raise TypeError(f"{name} must be a boolean spike array, got dtype {array.dtype}")
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {array.shape}")
+    if n_in is not None and array.shape[-1] != n_in:
+        raise ValueError(f"{name} must have {n_in} inputs on its last axis, got {array.shape}")
+    return array
+
+
+def _network(n, w0, delay_ms, dt_ms):
+    w = as_float_array("w0", w0, ndim=2)
+    if w.shape[0] != n:
+        raise ValueError(f"w0 must have shape (n, n_in) = ({n}, *), got {w.shape}")
+    conn = input_connectivity(w, delay_ms=delay_ms, dt_ms=dt_ms)
+    return conn, post_index(conn.post, n)
+
+
+def run_wta(input_spikes, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams = DEFAULT_STDP,
+            *, delay_ms=0.0, theta0_mv=20.0, record=("v", "theta"),
+            record_units=None) -> Trace:
+    """Simulate the network step by step on pre-drawn input spikes (records per step).
+
+    Parameters
+    ----------
+    input_spikes : bool (T, n_in)
+    w0 : (n, n_in)
+        Initial input -> excitatory weights (dense; every pair is a plastic synapse).
+    params, stdp : WTAParams, STDPParams
+    delay_ms : scalar or (n, n_in), whole multiples of ``dt_ms``
+    record : state fields to record after every step (``v``, ``theta``, ``w``, ...)
+    record_units : optional int indices into the recorded fields (all of equal size)
+
+    Returns
+    -------
+    Trace
+        ``spikes`` (T, 2n): excitatory then inhibitory. ``state.w`` is in the connectivity's
+        CSR order; :func:`dense_weights` gives ``(n, n_in)``.
+    """
+    w_dense = as_float_array("w0", w0, ndim=2)
+    n, n_in = w_dense.shape
+    spikes = _check_spikes("input_spikes", input_spikes, n_in)
+    conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
+    state = wta_init(n, conn, params, theta0_mv=theta0_mv)
+    return simulate(wta_step, spikes, state, wta_prepare(params, stdp), conn, by_post,
+                    record=record, record_units=record_units)
+
+
+def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
+                   stdp: STDPParams = DEFAULT_STDP, *, delay_ms=0.0, theta0_mv=20.0,
+                   record=("w", "theta")) -> Trace:
+    """Run presentations: ``blocks`` (n_blocks, T_block, n_in) bool, one block per stimulus.
+
+    Each block is the stimulus followed by its rest (zero rows). Records are taken after every
+    block (e.g. the weights after each presentation). Uses :func:`wta_block_step`.
+    """
+    w_dense = as_float_array("w0", w0, ndim=2)
+    n, n_in = w_dense.shape
+    blocks = _check_spikes("blocks", blocks, n_in, ndim=3)
+    conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
+    state = wta_init(n, conn, params, theta0_mv=theta0_mv)
+    return simulate(wta_block_step, blocks, state, wta_prepare(params, stdp), conn, by_post,
+                    record=record)
+
+
+def dense_weights(w, conn: SparseConnectivity, n: int) -> np.ndarray:
+    """CSR-ordered synapse values ``(n_syn,)`` as a dense ``(n, n_in)`` matrix."""
+    dense = np.zeros((n, conn.n_pre))
+    dense[conn.post, conn.pre()] = np.asarray(w)
+    return dense
+
