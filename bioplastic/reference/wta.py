@@ -256,7 +256,7 @@ def random_case(seed: int, n: int = 100, n_in: int = 784, n_steps: int = 300,
         "dt_ms": np.float64(dt_ms),
         "variant": np.array(variant),
         "record_idx": np.arange(0, n, max(1, n // 10)),
-        "record_syn": np.sort(rng.choice(n * n_in, size=min(200, n * n_in), replace=False)),
+        "record_syn": np.sort(rng.choice(n * n_in, size=min(64, n * n_in), replace=False)),
     }
 
 
@@ -313,8 +313,8 @@ CASES = (
         tier="T0",
         description="Diehl & Cook 2015 network, 100 excitatory + 100 inhibitory neurons, 784 "
                     "Poisson inputs with 0-5 ms delays, nearest-spike triplet STDP, adaptive "
-                    "thresholds, conductance synapses, dt 0.5 ms, 300 steps",
-        make=lambda seed: random_case(seed, max_delay_ms=5.0),
+                    "thresholds, conductance synapses, dt 0.5 ms, 400 steps",
+        make=lambda seed: random_case(seed, n_steps=400, max_delay_ms=5.0),
         kernel=_kernel_case,
         twin=_twin_case,
         seed=20261123,
