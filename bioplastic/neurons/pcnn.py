@@ -36,7 +36,9 @@ then E) → thresholds (``Y > 0.5``, recording only; no reset).
 ``L = d_L L[n-1] + V_L (W ⋆ Y)`` (``fast_linking="leaky"``), ``U = d_U U[n-1] + F (1 + beta L)``,
 ``Y = U > E[n-1]`` — all neurons from the same previous iterate (Jacobi) — until Y stops
 changing; then update E with the final Y. At most ``N + 1`` inner iterations (N neurons), else
-``RuntimeError``.
+``RuntimeError``. The Jacobi iteration is not guaranteed to converge: it can fall into a
+2-cycle (pyclustering's form does on the region image of the ``pcnn_vs_brian2`` notebook,
+where the leaky form converges); the kernel raises rather than return an arbitrary state.
 
 **Convention B** (Zhan's code, SCM, SPCNN: ``E[n] = d_E E[n-1] + V_E Y[n-1]`` first, then
 ``Y[n] = U[n] > E[n]``) gives the same pulses under ``E_A[n] = E_B[n+1]``; convert its initial

@@ -1,0 +1,104 @@
+"""PCNN benchmarks (issue 4 targets).
+
+* ``pcnn_vs_brian2``: 256×256 region image, 3×3 feeding and linking kernels, 200 iterations;
+  the Numba kernel (through :func:`bioplastic.simulate`) against the Brian2 twin on its numpy
+  target, both end to end (set-up included, Numba compilation excluded by a warm-up run).
+  Target: Numba at least 20× faster, identical pulses.
+* ``pcnn_torch_vs_lif``: one :class:`bioplastic.nn.PCNNConv2d` layer (intra and inter
+  linking) forward + backward against a LIF conv layer of the same shape (same conv and
+  batch norm, :class:`bioplastic.nn.LIF` neurons). Target: PCNN within 1.5× the LIF time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import Benchmark, best_time
+
+__all__ = ["BENCHMARKS"]
+
+
+def _image_case(size: int, n_steps: int):
+    from ..reference.pcnn import image_case, unpack
+
+    inputs = image_case(20261123, size=size, n_steps=n_steps)
+    params, drive = unpack(inputs)
+    return params, drive
+
+
+def run_vs_brian2(quick: bool) -> list[dict]:
+    from ..neurons.pcnn import pcnn_init, pcnn_prepare, pcnn_step
+    from ..reference.pcnn import run_pcnn_twin
+    from ..simulate import simulate
+
+    size, n_steps = (32, 20) if quick else (256, 200)
+    params, drive = _image_case(size, n_steps)
+
+    def kernel():
+        kp, feed, link = pcnn_prepare(params, drive.shape[1:])
+        return simulate(pcnn_step, drive, pcnn_init(drive.shape[1:], params), kp, feed, link)
+
+    numba_s = best_time(kernel, repeat=3, warmup=1)
+    start = time.perf_counter()
+    twin = run_pcnn_twin(params, drive, record_idx=np.array([0]))
+    brian_s = time.perf_counter() - start
+    steps, index = kernel().spike_pairs()
+    identical = bool(np.array_equal(steps, twin.spike_steps)
+                     and np.array_equal(index, twin.spike_index))
+    ratio = brian_s / numba_s
+    return [{"name": "pcnn_vs_brian2", "target": "Numba >= 20x faster than Brian2 numpy, "
+             "identical pulses", "size": f"{size}x{size}, 3x3, {n_steps} it",
+             "numba_s": numba_s, "brian2_numpy_s": brian_s, "ratio": ratio,
+             "spikes": int(steps.size), "identical_pulses": identical,
+             "met": bool(ratio >= 20.0 and identical)}]
+
+
+def run_torch_vs_lif(quick: bool) -> list[dict]:
+    import torch
+
+    from ..nn import LIF, PCNNConv2d
+    from ..nn.pcnn import TimeBatchNorm
+
+    t, b, c_in, c_out, side = (4, 4, 4, 8, 8) if quick else (8, 16, 16, 32, 32)
+    x = (torch.rand(t, b, c_in, side, side, generator=torch.Generator().manual_seed(0)) < 0.2)
+    x = x.float()
+
+    class LIFConv(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+            self.norm = TimeBatchNorm(c_out, t, "bn")
+            self.neurons = LIF(tau_m_ms=2.0, v_rest_mv=0.0, v_reset_mv=0.0, v_th_mv=1.0,
+                               dt_ms=1.0, surrogate="sigmoid", surrogate_scale=4.0)
+
+        def forward(self, inp):
+            return self.neurons(self.norm(self.conv(inp.flatten(0, 1)).unflatten(0, inp.shape[:2])))
+
+    def timed(layer):
+        def run():
+            layer.zero_grad()
+            layer(x).sum().backward()
+        return best_time(run, repeat=3 if quick else 5, warmup=1)
+
+    torch.manual_seed(0)
+    lif_s = timed(LIFConv())
+    rows = []
+    for coupling in ("intra", "inter"):
+        pcnn_s = timed(PCNNConv2d(c_in, c_out, 3, norm="bn", coupling=coupling,
+                                  learnable=("decay_f", "decay_l", "decay_e", "beta")))
+        ratio = pcnn_s / lif_s
+        rows.append({"name": f"pcnn_torch_{coupling}_vs_lif", "target": "PCNN conv layer "
+                     "forward+backward <= 1.5x a LIF conv layer", "shape":
+                     f"T={t} B={b} {c_in}->{c_out} {side}x{side}", "pcnn_s": pcnn_s,
+                     "lif_s": lif_s, "ratio": ratio, "met": bool(ratio <= 1.5)})
+    return rows
+
+
+BENCHMARKS = (
+    Benchmark("pcnn_vs_brian2", "PCNN 256x256, 3x3 coupling, 200 iterations: Numba vs Brian2 "
+              "numpy target", run_vs_brian2, needs=("brian2",)),
+    Benchmark("pcnn_torch_vs_lif", "torch PCNN conv layer vs LIF conv layer, forward+backward",
+              run_torch_vs_lif, needs=("torch",)),
+)
