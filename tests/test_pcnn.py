@@ -469,3 +469,46 @@ def test_inputs_are_not_mutated_by_run_pcnn():
     run_pcnn(image, PCNNParams(linking_kernel=kernel, coupling="intra"), n_steps=10)
     np.testing.assert_array_equal(copies[0], image)
     np.testing.assert_array_equal(copies[1], kernel)
+
+
+# ------------------------------------------------------------------------ twin (live Brian2)
+
+
+@pytest.mark.brian2
+def test_twin_time_varying_stimulus_equals_kernel():
+    """The TimedArray path of the twin (stimulus changing every iteration), 2 intra maps."""
+    pytest.importorskip("brian2")
+    from bioplastic.reference.pcnn import run_pcnn_kernel, run_pcnn_twin
+
+    rng = np.random.default_rng(25)
+    params = _random_params(rng, 2, "intra", e0=rng.uniform(0, 1, (2, 6, 7)))
+    drive = rng.uniform(0, 1, (40, 2, 6, 7))
+    ours, twin = run_pcnn_kernel(params, drive), run_pcnn_twin(params, drive)
+    np.testing.assert_array_equal(ours.spike_steps, twin.spike_steps)
+    np.testing.assert_array_equal(ours.spike_index, twin.spike_index)
+    assert ours.spike_steps.size > 50
+    for key, value in twin.state.items():
+        np.testing.assert_array_equal(ours.state[key], value, err_msg=key)
+
+
+def test_twin_refuses_fast_linking():
+    from bioplastic.reference.pcnn import run_pcnn_twin
+
+    with pytest.raises(ValueError, match="fast linking"):
+        run_pcnn_twin(PCNNParams(fast_linking=True), np.ones((2, 1, 3, 3)))
+
+
+def test_coupling_synapses_match_the_kernel_sum():
+    """Summing the synapse list reproduces the naive correlation (borders, self-terms, inter)."""
+    from bioplastic.reference.pcnn import coupling_synapses
+
+    from .naive import naive_correlate
+
+    rng = np.random.default_rng(26)
+    kernel = rng.uniform(-1, 1, (2, 2, 3, 5))
+    kernel[0, 1, 1, 1] = 0.0                               # a zero weight gets no synapse
+    y = rng.random((2, 4, 6)) < 0.5
+    pre, post, w = coupling_synapses(kernel, y.shape)
+    assert np.all(np.diff(pre) >= 0) and np.all(w != 0)
+    summed = np.bincount(post, weights=w * y.ravel()[pre], minlength=y.size)
+    np.testing.assert_allclose(summed.reshape(y.shape), naive_correlate(y, kernel), atol=1e-12)
