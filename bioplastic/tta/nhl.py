@@ -197,8 +197,8 @@ class HebbianConv1(nn.Module):
         if self.eta == 0.0 or exhausted:
             return True
         if x_in.ndim != 4 or x_in.shape[1] != self.layer.in_channels:
-            raise ValueError(f"NHL: conv1 expects (B, {self.layer.in_channels}, H, W) input, "
-                             f"got {tuple(x_in.shape)}")
+            raise ValueError(f"NHL: conv1 expects input of shape "
+                             f"(B, {self.layer.in_channels}, H, W), got {tuple(x_in.shape)}")
         w_new = self.new_weight(x_in)
         if not bool(torch.isfinite(w_new).all()):
             return False
