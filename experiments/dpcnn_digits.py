@@ -165,7 +165,7 @@ def summarise(runs: list[dict], arms) -> dict:
                         **{k: rows[0][k] for k in ("neurons", "synapses", "connections")}}
     if "lif_wide" in summary:
         wide = summary["lif_wide"]
-        for arm, row in summary.items():
+        for row in summary.values():
             row["vs_lif_wide"] = {k: row[k] / wide[k] for k in
                                   ("neurons", "synapses", "train_time_s_mean")}
     return summary

@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import bioplastic.nn.pcnn as nn_pcnn  # noqa: E402
-from bioplastic.nn import PCNN, PCNNConv2d, spike  # noqa: E402
 from bioplastic.neurons.pcnn import PCNNParams, run_pcnn  # noqa: E402
+from bioplastic.nn import PCNN, PCNNConv2d, spike  # noqa: E402
 
 PARAMS = dict(decay_f=0.7, decay_l=0.4, decay_e=0.8, v_l=0.6, v_e=3.0, beta=0.7, e0=0.5)
 

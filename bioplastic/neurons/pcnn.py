@@ -333,9 +333,11 @@ def pcnn_prepare(params: PCNNParams, shape) -> tuple[PCNNKernelParams, np.ndarra
     return kp, feed, link
 
 
-def pcnn_init(shape, params: PCNNParams = PCNNParams()) -> PCNNState:
-    """Initial state for maps of ``shape = (C, H, W)``: ``F = L = U = Y = 0``, ``E = e0``."""
+def pcnn_init(shape, params: PCNNParams | None = None) -> PCNNState:
+    """Initial state for maps of ``shape = (C, H, W)``: ``F = L = U = Y = 0``, ``E = e0``
+    (``params`` default: ``PCNNParams()``)."""
     shape = _check_state_shape(shape)
+    params = PCNNParams() if params is None else params
     e0 = as_float_array("e0", params.e0)
     try:
         e = np.broadcast_to(e0, shape).copy()
@@ -466,7 +468,7 @@ def _stimulus_sequence(stimulus, n_steps, allow_negative: bool):
     return (s[:, None] if squeeze else s).copy(), squeeze
 
 
-def run_pcnn(stimulus, params: PCNNParams = PCNNParams(), *, n_steps: int | None = None,
+def run_pcnn(stimulus, params: PCNNParams | None = None, *, n_steps: int | None = None,
              record=("e",), allow_negative: bool = False) -> Trace:
     """Run a PCNN over a stimulus; the front end over :func:`bioplastic.simulate`.
 
@@ -475,7 +477,8 @@ def run_pcnn(stimulus, params: PCNNParams = PCNNParams(), *, n_steps: int | None
     stimulus : array
         A static image ``(H, W)`` or stack ``(C, H, W)`` held for ``n_steps`` iterations, or
         (``n_steps=None``) a time-major ``(T, H, W)`` or ``(T, C, H, W)`` sequence.
-    params : PCNNParams
+    params : PCNNParams, optional
+        Default ``PCNNParams()`` (Zhan's demo values, no coupling).
     n_steps : int, optional
     record : sequence of str
         State fields to record after every iteration (``"f", "l", "u", "e"``).
@@ -488,6 +491,7 @@ def run_pcnn(stimulus, params: PCNNParams = PCNNParams(), *, n_steps: int | None
         ``spikes[n-1]`` is ``Y[n]``; records ``(T, C, H, W)`` — or ``(T, H, W)`` for
         single-map input given without a channel axis.
     """
+    params = PCNNParams() if params is None else params
     drive, squeeze = _stimulus_sequence(stimulus, n_steps, allow_negative)
     shape = drive.shape[1:]
     kp, feed, link = pcnn_prepare(params, shape)

@@ -134,12 +134,13 @@ regions = {"0.90": (slice(5, 17), slice(5, 19)), "0.60": (slice(23, 35), slice(7
 for name, spikes in (("plain", plain), ("fast linking", fast)):
     first = first_pulse(spikes)
     summary = {r: np.unique(first[sl], return_counts=True) for r, sl in regions.items()}
-    print(name, {r: dict(zip(v.tolist(), c.tolist())) for r, (v, c) in summary.items()})
+    print(name, {r: dict(zip(v.tolist(), c.tolist(), strict=True))
+                 for r, (v, c) in summary.items()})
 
 fig, axes = figure(1, 3, figsize=(11, 3.6))
 axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
 axes[0].set_title("stimulus")
-for ax, (name, spikes) in zip(axes[1:], (("plain", plain), ("fast linking", fast))):
+for ax, (name, spikes) in zip(axes[1:], (("plain", plain), ("fast linking", fast)), strict=True):
     im = ax.imshow(first_pulse(spikes), cmap="viridis")
     ax.set_title(f"first-pulse iteration ({name})")
     fig.colorbar(im, ax=ax, fraction=0.046)
