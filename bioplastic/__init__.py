@@ -8,12 +8,18 @@ twin (:mod:`bioplastic.reference`), with PyTorch front ends (:mod:`bioplastic.nn
 from .neurons import (
     LIFParams,
     LIFState,
+    PCNNParams,
+    PCNNState,
     SparseConnectivity,
     connectivity,
     lif_init,
     lif_prepare,
     lif_step,
+    pcnn_init,
+    pcnn_prepare,
+    pcnn_step,
     run_lif,
+    run_pcnn,
 )
 from .simulate import Trace, simulate
 
@@ -31,4 +37,10 @@ __all__ = [
     "lif_prepare",
     "lif_step",
     "run_lif",
+    "PCNNParams",
+    "PCNNState",
+    "pcnn_init",
+    "pcnn_prepare",
+    "pcnn_step",
+    "run_pcnn",
 ]
