@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -241,3 +243,110 @@ def naive_lif(drive, tau_m_ms, v_rest, v_reset, v_th, ref_steps, tau_theta_ms, t
         out_s[t, spikes] = True
         out_v[t], out_th[t] = v, theta
     return out_s, out_v, out_th
+
+
+def naive_wta(input_spikes, w0, delay_steps, p, s, v0, theta0):
+    """Diehl & Cook network, dense matrices, one Python statement per rule (Brian2 schedule).
+
+    ``p``/``s`` are WTAParams/STDPParams (read as plain numbers). Synapse (j, i) connects input
+    i to excitatory neuron j. Events are processed one at a time: oldest input spike first,
+    then input index, then excitatory index; then exc->inh, inh->exc, then postsynaptic
+    events. Returns (exc spikes (T, n), inh spikes (T, n), v (T, n), theta (T, n), w final).
+    """
+    n_steps, n_in = input_spikes.shape
+    n = w0.shape[0]
+    dt = p.dt_ms * 0.001
+    tau = {"e": p.tau_exc_ms * 0.001, "i": p.tau_inh_ms * 0.001}
+    tau_ge, tau_gi, tau_th = p.tau_ge_ms * 0.001, p.tau_gi_ms * 0.001, p.tau_theta_ms * 0.001
+    ref = {"e": round(p.t_ref_exc_ms / p.dt_ms), "i": round(p.t_ref_inh_ms / p.dt_ms)}
+    rest = {"e": p.v_rest_exc_mv, "i": p.v_rest_inh_mv}
+    e_ex = {"e": p.e_exc_exc_mv, "i": p.e_exc_inh_mv}
+    e_in = {"e": p.e_inh_exc_mv, "i": p.e_inh_inh_mv}
+    th = {"e": p.v_th_exc_mv - p.theta_offset_mv, "i": p.v_th_inh_mv}
+    tpre, tp1, tp2 = s.tau_pre_ms * 0.001, s.tau_post_ms * 0.001, s.tau_post2_ms * 0.001
+    v = {"e": np.array(v0, float), "i": np.full(n, p.v_rest_inh_mv)}
+    ge = {"e": np.zeros(n), "i": np.zeros(n)}
+    gi = {"e": np.zeros(n), "i": np.zeros(n)}
+    last = {"e": np.full(n, -(2**40)), "i": np.full(n, -(2**40))}
+    theta = np.array(theta0, float) * np.ones(n)
+    w = np.array(w0, float)
+    x_pre, x_p1, x_p2 = np.zeros((n, n_in)), np.zeros((n, n_in)), np.zeros((n, n_in))
+    t_last = np.zeros((n, n_in))
+    out = {key: np.zeros((n_steps, n), bool) for key in ("e", "i")}
+    out_v, out_th = np.zeros((n_steps, n)), np.zeros((n_steps, n))
+
+    def clip(x):
+        return min(max(x, s.w_min), s.w_max)
+
+    def decay(j, i, t):
+        f = [math.exp((-(t - t_last[j, i])) / tc) for tc in (tp1, tp2, tpre)]
+        x_p1[j, i] *= f[0]
+        x_p2[j, i] *= f[1] if s.triplet else 1.0
+        x_pre[j, i] *= f[2]
+        t_last[j, i] = t
+
+    def bump(x):
+        return x + 1.0 if s.all_to_all else 1.0
+
+    for step in range(n_steps):
+        t = step * dt
+        spikes = {}
+        for g in ("e", "i"):
+            spikes[g] = []
+            for k in range(n):
+                ge_old, gi_old = ge[g][k], gi[g][k]
+                ge[g][k] = (((-dt) * ge_old) / tau_ge) + ge_old
+                gi[g][k] = (((-dt) * gi_old) / tau_gi) + gi_old
+                if g == "e":
+                    theta[k] = (((-dt) * theta[k]) / tau_th) + theta[k]
+                if step - last[g][k] >= ref[g]:
+                    vk = v[g][k]
+                    if p.conductance:
+                        drive = (((ge_old * (e_ex[g] - vk)) + (gi_old * (e_in[g] - vk))) - vk)
+                    else:
+                        drive = (ge_old - gi_old) - vk
+                    v[g][k] = ((dt * (drive + rest[g])) / tau[g]) + vk
+                    if v[g][k] > th[g] + (theta[k] if g == "e" else 0.0):
+                        spikes[g].append(k)
+                        last[g][k] = step
+        for age in range(int(delay_steps.max()), -1, -1):
+            if step - age < 0:
+                continue
+            for i in np.nonzero(input_spikes[step - age])[0]:
+                for j in range(n):
+                    if delay_steps[j, i] != age:
+                        continue
+                    decay(j, i, t)
+                    ge["e"][j] += w[j, i]
+                    x_pre[j, i] = bump(x_pre[j, i])
+                    dw = -(s.eta_pre * x_p1[j, i])
+                    if s.mu_dep:
+                        dw = dw * (w[j, i] ** s.mu_dep)
+                    w[j, i] = clip(w[j, i] + dw)
+        for k in spikes["e"]:
+            ge["i"][k] += p.w_ei
+        for k in spikes["i"]:
+            for j in range(n):
+                if j != k:
+                    gi["e"][j] += p.w_ie
+        for j in spikes["e"]:
+            for i in range(n_in):
+                decay(j, i, t)
+                dw = s.eta_post * x_pre[j, i]
+                if s.triplet:
+                    dw = dw * x_p2[j, i]
+                if s.mu_pot:
+                    dw = dw * ((s.w_max - w[j, i]) ** s.mu_pot)
+                w[j, i] = clip(w[j, i] + dw)
+                x_p1[j, i] = bump(x_p1[j, i])
+                if s.triplet:
+                    x_p2[j, i] = bump(x_p2[j, i])
+        for k in spikes["e"]:
+            v["e"][k] = p.v_reset_exc_mv
+            theta[k] += p.theta_plus_mv
+        for k in spikes["i"]:
+            v["i"][k] = p.v_reset_inh_mv
+        out["e"][step, spikes["e"]] = True
+        out["i"][step, spikes["i"]] = True
+        out_v[step], out_th[step] = v["e"], theta
+    return out["e"], out["i"], out_v, out_th, w
