@@ -21,6 +21,7 @@ from .neurons import (
     run_lif,
     run_pcnn,
 )
+from .rules import SoftHebbParams, UpdateParams, apply_update, soft_hebb_conv_dw, soft_hebb_dw
 from .simulate import Trace, simulate
 
 __version__ = "0.1.0"
@@ -43,4 +44,9 @@ __all__ = [
     "pcnn_prepare",
     "pcnn_step",
     "run_pcnn",
+    "SoftHebbParams",
+    "soft_hebb_dw",
+    "soft_hebb_conv_dw",
+    "UpdateParams",
+    "apply_update",
 ]
