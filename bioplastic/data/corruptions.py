@@ -710,7 +710,8 @@ def corrupt_digits(images, name: str, severity: int, seed=0) -> np.ndarray:
     elif x.ndim == 4 and x.shape[1] == 1:
         batch = x[:, 0, :, :, None]
     else:
-        raise ValueError(f"images must be (N, 64), (N, H, W) or (N, 1, H, W), got {x.shape}")
+        raise ValueError("images must have shape (N, 64), (N, H, W) or (N, 1, H, W), got "
+                         f"{x.shape}")
     out = _DIGITS_FUNCS[name](batch, _DIGITS[name][severity - 1], as_generator(seed))
     return _from_unit_float(out, dtype).reshape(x.shape)
 
