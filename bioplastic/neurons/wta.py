@@ -602,16 +602,37 @@ def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
                    record=("w", "theta")) -> Trace:
     """Run presentations: ``blocks`` (n_blocks, T_block, n_in) bool, one block per stimulus.
 
-    Each block is the stimulus followed by its rest (zero rows). Records are taken after every
-    block (e.g. the weights after each presentation). Uses :func:`wta_block_step`.
+    Each block is the stimulus followed by its rest (zero rows); ``params.w_sum > 0``
+    normalises the input weights at the start of every block. Records are taken after every
+    block (e.g. the weights after each presentation).
+
+    Blocks are run by calling :func:`wta_block_step` once per block from Python (the block is
+    the time loop's unit here; :func:`bioplastic.simulate` would first run one block as a probe).
+
+    Returns
+    -------
+    Trace
+        ``spikes`` (n_blocks, T_block, 2n); ``records[f]`` (n_blocks, *field shape).
     """
     w_dense = as_float_array("w0", w0, ndim=2)
     n, n_in = w_dense.shape
     blocks = _check_spikes("blocks", blocks, n_in, ndim=3)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
     state = wta_init(n, conn, params, theta0_mv=theta0_mv)
-    return simulate(wta_block_step, blocks, state, wta_prepare(params, stdp), conn, by_post,
-                    record=record)
+    unknown = [f for f in record if f not in state._fields]
+    if unknown:
+        raise ValueError(f"record names unknown state fields {unknown}; state has "
+                         f"{state._fields}")
+    kp = wta_prepare(params, stdp)
+    spikes = np.zeros(blocks.shape[:2] + (2 * n,), dtype=np.bool_)
+    records = {f: [] for f in record}
+    for b in range(blocks.shape[0]):
+        spikes[b], state = wta_block_step(blocks[b], state, kp, conn, by_post)
+        for f in record:
+            records[f].append(np.copy(getattr(state, f)))
+    shapes = {f: (0,) + np.shape(getattr(state, f)) for f in record}
+    return Trace(spikes, {f: np.array(v) if v else np.zeros(shapes[f])
+                          for f, v in records.items()}, state)
 
 
 def dense_weights(w, conn: SparseConnectivity, n: int) -> np.ndarray:
