@@ -216,9 +216,12 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=Config.seed)
     parser.add_argument("--norm", default=Config.norm)
     parser.add_argument("--epochs", type=int, default=Config.epochs)
+    parser.add_argument("--widths", type=int, nargs=2, default=Config.widths)
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=ARMS)
     args = parser.parse_args()
-    cfg = quick_config(args.out) if args.quick else Config(seed=args.seed, out=args.out,
-                                                           norm=args.norm, epochs=args.epochs)
+    cfg = quick_config(args.out) if args.quick else Config(
+        seed=args.seed, out=args.out, norm=args.norm, epochs=args.epochs,
+        widths=tuple(args.widths), arms=tuple(args.arms))
     result = main(cfg)
     for arm, row in result["summary"].items():
         print(f"{arm:11s} acc {row['test_accuracy_mean']:.3f}±{row['test_accuracy_std']:.3f}  "
