@@ -512,3 +512,21 @@ def test_coupling_synapses_match_the_kernel_sum():
     assert np.all(np.diff(pre) >= 0) and np.all(w != 0)
     summed = np.bincount(post, weights=w * y.ravel()[pre], minlength=y.size)
     np.testing.assert_allclose(summed.reshape(y.shape), naive_correlate(y, kernel), atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,n_steps,expected", [
+    ((4, 5), 3, (3, 4, 5)),                 # static single map
+    ((2, 4, 5), 3, (3, 2, 4, 5)),           # static stack
+    ((3, 4, 5), None, (3, 4, 5)),           # time-varying single map
+    ((3, 2, 4, 5), None, (3, 2, 4, 5)),     # time-varying stack
+])
+def test_stimulus_forms(shape, n_steps, expected):
+    trace = run_pcnn(np.full(shape, 0.5), n_steps=n_steps, record=("e",))
+    assert trace.spikes.shape == expected and trace["e"].shape == expected
+
+
+def test_spcnn_rejects_unusable_images():
+    with pytest.raises(ValueError, match="image"):
+        PCNNParams.spcnn(np.full((4, 4), 0.5))          # std = 0: alpha_f undefined
+    with pytest.raises(ValueError, match="image"):
+        PCNNParams.spcnn(np.array([[0.2, 1.5]]))        # outside [0, 1]
