@@ -337,7 +337,7 @@ class Adapter(nn.Module):
             raise ValueError(f"{self.method}: the model rejected input of shape "
                              f"{tuple(x.shape)}: {err}") from err
 
-    def _transactional_step(self, x: torch.Tensor) -> torch.Tensor | None:
+    def _transactional_step(self, x: torch.Tensor) -> torch.Tensor | None:  # None: no logits
         """One step; on any failure the local updates of this step are rolled back.
 
         Every skip is decided before ``optimizer.step()`` (input, loss and gradients are
@@ -365,6 +365,8 @@ class Adapter(nn.Module):
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         if self.hebb_first:
             self._run_local_updates(self._layer_inputs_before(x))
+        if self.loss is None and self.hebb_first and self.predict_after_update:
+            return None   # local updates only: the prediction forward comes after the step
         captured: dict = {}
         hooks = [lu.layer.register_forward_pre_hook(self._capture(captured, i))
                  for i, lu in enumerate(self.local)] if not self.hebb_first else []
