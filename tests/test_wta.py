@@ -11,6 +11,7 @@ from bioplastic.neurons import (
     poisson_spikes,
     present_blocks,
     run_wta,
+    train_wta,
     wta_block_step,
     wta_init,
     wta_prepare,
@@ -229,6 +230,30 @@ def test_poisson_spikes_rate():
     rates = spikes.mean(axis=0) / (DT * 0.001)
     # Binomial standard error at 200 Hz: sqrt(p(1-p)/T)/dt ~ 0.9 Hz; 5 sigma.
     np.testing.assert_allclose(rates, [0.0, 20.0, 200.0], atol=5.0)
+
+
+def test_train_wta_protocol():
+    """Seeded and reproducible; silent presentations are repeated at intensity + 1."""
+    rng = np.random.default_rng(8)
+    images = rng.uniform(0, 255, (3, 40)) * (rng.random((3, 40)) < 0.5)
+    w0 = rng.uniform(0.0, 1.0, (6, 40))
+    kwargs = {"seed": 3, "present_ms": 50.0, "rest_ms": 10.0, "intensity": 8.0}
+    a = train_wta(images, w0, **kwargs)
+    b = train_wta(images, w0, **kwargs)
+    np.testing.assert_array_equal(a.counts, b.counts)
+    np.testing.assert_array_equal(a.state.w, b.state.w)
+    assert a.counts.shape == (3, 6) and np.all(a.counts.sum(axis=1) >= 5)
+    assert a.state.step == 120 * (3 + int(a.repeats.sum()))     # 100 + 20 steps per block
+    # Zero weights never spike: every image is repeated max_repeats times.
+    silent = train_wta(images, np.zeros((6, 40)), max_repeats=2, **kwargs)
+    np.testing.assert_array_equal(silent.repeats, [2, 2, 2])
+    np.testing.assert_array_equal(silent.intensities, [10.0, 10.0, 10.0])
+    with pytest.raises(ValueError, match="images"):
+        train_wta(images * 2.0, w0)
+    with pytest.raises(ValueError, match="min_spikes"):
+        train_wta(images, w0, min_spikes=-1)
+    with pytest.raises(ValueError, match="present_ms"):
+        train_wta(images, w0, present_ms=0.0)
 
 
 # ---------------------------------------------------------------- bad input

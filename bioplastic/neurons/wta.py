@@ -100,7 +100,7 @@ from .lif import NEVER_SPIKED
 __all__ = [
     "WTAParams", "GroupKernelParams", "WTAKernelParams", "WTAState", "wta_prepare", "wta_init",
     "wta_step", "wta_block_step", "input_connectivity", "normalise_input_weights",
-    "poisson_spikes", "run_wta", "present_blocks", "dense_weights",
+    "poisson_spikes", "run_wta", "present_blocks", "dense_weights", "train_wta", "WTATraining",
 ]
 
 #: Elapsed-step range whose decay factors are cached within a step (longer gaps are computed
@@ -633,6 +633,90 @@ def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
     shapes = {f: (0,) + np.shape(getattr(state, f)) for f in record}
     return Trace(spikes, {f: np.array(v) if v else np.zeros(shapes[f])
                           for f, v in records.items()}, state)
+
+
+class WTATraining(NamedTuple):
+    """Result of :func:`train_wta`.
+
+    state : WTAState after the last presentation (feed it back to continue)
+    conn : SparseConnectivity of the input synapses (``state.w`` is in its CSR order)
+    counts : int (n_images, n) excitatory spikes during each accepted presentation
+    intensities : float (n_images,) input intensity of each accepted presentation
+    repeats : int (n_images,) presentations that had fewer than ``min_spikes`` spikes
+    """
+
+    state: WTAState
+    conn: SparseConnectivity
+    counts: np.ndarray
+    intensities: np.ndarray
+    repeats: np.ndarray
+
+
+def train_wta(images, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams = DEFAULT_STDP,
+              *, seed=None, present_ms: float = 350.0, rest_ms: float = 150.0,
+              intensity: float = 2.0, min_spikes: int = 5, max_repeats: int = 10,
+              delay_ms=0.0, theta0_mv=20.0, state: WTAState | None = None,
+              progress: bool = False) -> WTATraining:
+    """Diehl & Cook's training protocol, one image at a time.
+
+    Each image (pixel values in [0, 255]) becomes Poisson input at ``pixel/8 * intensity`` Hz
+    for ``present_ms``, followed by ``rest_ms`` without input (one :func:`wta_block_step`; with
+    ``params.w_sum > 0`` the weights are normalised first). If the excitatory neurons fire fewer
+    than ``min_spikes`` times, the image is shown again with ``intensity + 1`` (learning from the
+    weak presentation is kept, as in the code), at most ``max_repeats`` times. All input spikes
+    come from one generator seeded by ``seed``.
+
+    Parameters
+    ----------
+    images : (n_images, n_in) array in [0, 255]
+    w0 : (n, n_in) initial weights (ignored when ``state`` continues a run)
+    state : WTAState, optional
+        Continue from a previous :func:`train_wta` (its ``conn`` must match ``w0``'s shape).
+    """
+    rng = as_generator(seed)
+    pixels = as_float_array("images", images, ndim=2)
+    if np.any((pixels < 0) | (pixels > 255)):
+        raise ValueError("images must hold pixel values in [0, 255]")
+    w_dense = as_float_array("w0", w0, ndim=2)
+    n, n_in = w_dense.shape
+    check_shape("images", pixels, (None, n_in))
+    dt_ms = positive("dt_ms", _float("dt_ms", params.dt_ms))
+    present = int(whole_steps("present_ms", present_ms, dt_ms))
+    rest = int(whole_steps("rest_ms", rest_ms, dt_ms))
+    if present < 1:
+        raise ValueError(f"present_ms must be at least one step, got {present_ms}")
+    for name, value in (("min_spikes", min_spikes), ("max_repeats", max_repeats)):
+        if not isinstance(value, int | np.integer) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    intensity = positive("intensity", _float("intensity", intensity))
+    conn, by_post = _network(n, w_dense, delay_ms, dt_ms)
+    if state is None:
+        state = wta_init(n, conn, params, theta0_mv=theta0_mv)
+    kp = wta_prepare(params, stdp)
+    counts = np.zeros((len(pixels), n), dtype=np.int64)
+    used = np.zeros(len(pixels))
+    repeats = np.zeros(len(pixels), dtype=np.int64)
+    block = np.zeros((present + rest, n_in), dtype=np.bool_)
+    for k in _progress(range(len(pixels)), progress):
+        level = intensity
+        while True:
+            block[:present] = poisson_spikes(pixels[k] / 8.0 * level, present, dt_ms, rng)
+            spikes, state = wta_block_step(block, state, kp, conn, by_post)
+            counts[k] = spikes[:present, :n].sum(axis=0)
+            if counts[k].sum() >= min_spikes or repeats[k] >= max_repeats:
+                break
+            repeats[k] += 1
+            level += 1.0
+        used[k] = level
+    return WTATraining(state, conn, counts, used, repeats)
+
+
+def _progress(iterable, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc="presentations")
 
 
 def dense_weights(w, conn: SparseConnectivity, n: int) -> np.ndarray:
