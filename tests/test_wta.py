@@ -256,6 +256,18 @@ def test_train_wta_protocol():
         train_wta(images, w0, present_ms=0.0)
 
 
+def test_diverging_run_raises():
+    """Non-finite state after a block raises instead of returning garbage. With validated,
+    finite parameters the resets keep v bounded, so the NaN is planted in a continued state."""
+    rng = np.random.default_rng(9)
+    images = rng.uniform(0, 255, (2, 40))
+    w0 = np.full((6, 40), 0.5)
+    first = train_wta(images[:1], w0, seed=0, present_ms=10.0, rest_ms=0.0)
+    broken = first.state._replace(ge=np.full(6, np.nan))
+    with pytest.raises(FloatingPointError, match="diverged"):
+        train_wta(images[1:], w0, seed=0, present_ms=10.0, rest_ms=0.0, state=broken)
+
+
 # ---------------------------------------------------------------- bad input
 
 

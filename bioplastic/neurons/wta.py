@@ -82,6 +82,7 @@ from .._validate import (
     positive,
     whole_steps,
 )
+from ..rules.apply import DivergenceError
 from ..rules.stdp import (
     STDPKernelParams,
     STDPParams,
@@ -340,14 +341,14 @@ def _factors(elapsed_ok, factors, step, last, t_s, p):
     Memoised per elapsed step count within the current step (``elapsed_ok[k] == step``).
     """
     k = step - last
-    if k < elapsed_ok.size and elapsed_ok[k] == step:
+    if 0 <= k < elapsed_ok.size and elapsed_ok[k] == step:
         return factors[k, 0], factors[k, 1], factors[k, 2]
     t_last = last * p.dt_s
     s = p.stdp
     f1 = decay_factor(t_s, t_last, s.tau_post_s)
     f2 = decay_factor(t_s, t_last, s.tau_post2_s) if s.triplet else 1.0
     fp = decay_factor(t_s, t_last, s.tau_pre_s)
-    if k < elapsed_ok.size:
+    if 0 <= k < elapsed_ok.size:
         elapsed_ok[k] = step
         factors[k, 0] = f1
         factors[k, 1] = f2
@@ -548,6 +549,19 @@ def poisson_spikes(rates_hz, n_steps: int, dt_ms: float = 0.5, seed=None) -> np.
     return rng.random((int(n_steps), n_in)) < np.broadcast_to(p, (int(n_steps), n_in))
 
 
+def _check_finite_state(state: WTAState) -> WTAState:
+    """Raise :class:`DivergenceError` if the run produced non-finite values (never garbage).
+
+    Weights are clipped, and the resets keep membranes bounded even where forward Euler is
+    unstable (``dt * g / tau > 2``); what remains is overflow of conductances (``inf - inf``)
+    or a non-finite state handed in to continue a run.
+    """
+    for name in ("v", "ge", "gi", "theta", "v_inh", "ge_inh", "w", "x_pre", "x_post1"):
+        if not np.all(np.isfinite(getattr(state, name))):
+            raise DivergenceError(f"the run diverged: non-finite values in state.{name}")
+    return state
+
+
 def _check_spikes(name: str, spikes, n_in: int | None = None, ndim: int = 2) -> np.ndarray:
     array = np.asarray(spikes)
     if array.dtype != np.bool_:
@@ -593,8 +607,10 @@ def run_wta(input_spikes, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPPara
     spikes = _check_spikes("input_spikes", input_spikes, n_in)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
     state = wta_init(n, conn, params, theta0_mv=theta0_mv)
-    return simulate(wta_step, spikes, state, wta_prepare(params, stdp), conn, by_post,
-                    record=record, record_units=record_units)
+    trace = simulate(wta_step, spikes, state, wta_prepare(params, stdp), conn, by_post,
+                     record=record, record_units=record_units)
+    _check_finite_state(trace.state)
+    return trace
 
 
 def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
@@ -628,6 +644,7 @@ def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
     records = {f: [] for f in record}
     for b in range(blocks.shape[0]):
         spikes[b], state = wta_block_step(blocks[b], state, kp, conn, by_post)
+        _check_finite_state(state)
         for f in record:
             records[f].append(np.copy(getattr(state, f)))
     shapes = {f: (0,) + np.shape(getattr(state, f)) for f in record}
@@ -702,6 +719,7 @@ def train_wta(images, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams =
         while True:
             block[:present] = poisson_spikes(pixels[k] / 8.0 * level, present, dt_ms, rng)
             spikes, state = wta_block_step(block, state, kp, conn, by_post)
+            _check_finite_state(state)
             counts[k] = spikes[:present, :n].sum(axis=0)
             if counts[k].sum() >= min_spikes or repeats[k] >= max_repeats:
                 break
