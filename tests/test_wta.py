@@ -97,6 +97,44 @@ def test_simulate_equals_python_loop_and_inputs_untouched():
     np.testing.assert_array_equal(spikes_in, net["spikes"])
 
 
+_JIT_OFF_SCRIPT = """
+import sys, numpy as np
+from bioplastic.neurons import WTAParams, input_connectivity, wta_init, wta_prepare, wta_step
+from bioplastic.rules import STDPParams, post_index
+data = np.load(sys.argv[1])
+conn = input_connectivity(data["w0"], delay_ms=data["delay_steps"] * 0.5, dt_ms=0.5)
+state = wta_init(6, conn, WTAParams(), v0_mv=data["v0"])
+args = (wta_prepare(WTAParams(), STDPParams()), conn, post_index(conn.post, 6))
+spikes = []
+for x in data["spikes"]:
+    s, state = wta_step(x, state, *args)
+    spikes.append(s)
+np.savez(sys.argv[2], spikes=np.array(spikes), w=state.w, v=state.v)
+"""
+
+
+def test_jit_on_equals_jit_off(tmp_path):
+    """The whole step run as plain Python (BIOPLASTIC_DISABLE_JIT=1, every helper too) gives
+    the jitted results bit for bit."""
+    import os
+    import subprocess
+    import sys
+
+    net = _network(10, n_steps=80)
+    np.savez(tmp_path / "in.npz", w0=net["w0"], delay_steps=net["delay_steps"], v0=net["v0"],
+             spikes=net["spikes"])
+    env = {**os.environ, "BIOPLASTIC_DISABLE_JIT": "1"}
+    subprocess.run([sys.executable, "-c", _JIT_OFF_SCRIPT, str(tmp_path / "in.npz"),
+                    str(tmp_path / "out.npz")], env=env, check=True)
+    state, args, _ = _args(net)
+    trace = simulate(wta_step, net["spikes"], state, *args)
+    plain = np.load(tmp_path / "out.npz")
+    assert trace.spikes.any()
+    np.testing.assert_array_equal(plain["spikes"], trace.spikes)
+    np.testing.assert_array_equal(plain["w"], trace.state.w)
+    np.testing.assert_array_equal(plain["v"], trace.state.v)
+
+
 def test_block_step_equals_single_steps():
     net = _network(4, n_steps=240)
     state, args, _ = _args(net)
