@@ -3,13 +3,14 @@
 Arms (one dense layer of ``n_units`` on the 64 standardised pixels, no labels while learning):
 
 * ``softhebb``        SoftHebb, ICLR 2023 rule (soft WTA τ, anti-Hebbian losers);
+* ``softhebb_2022``   SoftHebb without anti-Hebbian losers (the 2022 rule);
 * ``hard_wta``        competitive learning: hard WTA post factor with the same Oja-type decay;
 * ``krotov_hopfield`` Krotov–Hopfield ranking (k = 2, Δ = 0.4, p = 2);
 * ``oja``             Oja's rule, y = u, every unit on its own (all drift to the top PC);
 * ``sanger``          Sanger's GHA, y = u (ordered principal components);
-* ``random``          the untrained initial weights of the Hebbian arms (the control).
+* ``random``          the untrained initial weights of the competitive arms (the control).
 
-The three competitive arms share SoftHebb's update recipe (max-normalised ``dw``,
+The four competitive arms share SoftHebb's update recipe (max-normalised ``dw``,
 norm-dependent rate η₀ (|‖w_k‖ − 1| + 1e-10)^0.5, Gaussian start of radius R = 10; spec §3, §7),
 so they differ only in the competition. Oja and Sanger use a small constant rate from a
 radius-1 start (a max-normalised, radius-10 PCA rule is not what those rules are). Features for
@@ -22,7 +23,8 @@ Usage::
 
 Writes ``config.json``, ``versions.json``, ``metrics.json``, ``table.md``, ``filters.png``
 (learned filters, first seed) and ``accuracy.png`` into the results folder. One seed per
-repetition drives the split, the initial weights and the presentation order.
+repetition drives the split, the initial weights and the presentation order (the same for
+every arm).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from bioplastic.rules import (
     triangle,
 )
 
-ARMS = ("softhebb", "hard_wta", "krotov_hopfield", "oja", "sanger", "random")
+ARMS = ("softhebb", "softhebb_2022", "hard_wta", "krotov_hopfield", "oja", "sanger", "random")
 
 
 @dataclasses.dataclass
@@ -79,11 +81,11 @@ def quick_config(out: str) -> Config:
 
 # ---------------------------------------------------------------------------- learning
 def _competitive_dw(arm: str, config: Config):
-    soft = SoftHebbParams(config.temperature, anti_hebbian=True)
+    soft = SoftHebbParams(config.temperature, anti_hebbian=arm == "softhebb")
 
     def dw(x, w):
         u = x @ w.T
-        if arm == "softhebb":
+        if arm in ("softhebb", "softhebb_2022"):
             return soft_hebb_dw(x, u, w, soft)
         if arm == "hard_wta":
             return oja_dw(x, hard_wta(u), w, u=u)
@@ -135,9 +137,10 @@ def run_seed(config: Config, seed: int, bar=None) -> tuple[dict, dict]:
     metrics = {"raw_pixels": {"accuracy": probe_accuracy(x_tr, split.y_train, x_te,
                                                          split.y_test, config.probe_max_iter)}}
     weights = {}
-    for index, arm in enumerate(config.arms):
-        # Every arm gets its own stream derived from the one seed.
-        rng = np.random.default_rng([seed, index])
+    for arm in config.arms:
+        # Every arm restarts the same stream: the same initial draws (so "random" is exactly
+        # the competitive arms' starting point) and the same presentation order.
+        rng = np.random.default_rng(seed)
         w = train(arm, config, x_tr, rng)
         accuracy = probe_accuracy(triangle(x_tr @ w.T), split.y_train, triangle(x_te @ w.T),
                                   split.y_test, config.probe_max_iter)

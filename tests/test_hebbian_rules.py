@@ -215,3 +215,13 @@ def test_krotov_is_ranked_competition_composed_with_oja(batch):
     np.testing.assert_allclose(krotov_hopfield_dw(x, w, KrotovParams(2.0, 2, 0.4)),
                                oja_dw(x, ranked_wta(current, 2, 0.4), w, u=current),
                                rtol=1e-13, atol=1e-14)
+
+
+def test_rules_do_not_mutate_inputs(batch):
+    x, y, w = batch
+    copies = [a.copy() for a in (x, y, w)]
+    for call in (lambda: hebb_dw(x, y, w), lambda: instar_dw(x, y, w), lambda: oja_dw(x, y, w),
+                 lambda: sanger_dw(x, y, w), lambda: krotov_hopfield_dw(x, w)):
+        call()
+        for a, b in zip((x, y, w), copies, strict=True):
+            np.testing.assert_array_equal(a, b)
