@@ -215,7 +215,18 @@ def plot(summary: dict, setting: str, path: Path) -> None:
 
 
 def main(config: Config) -> dict:
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    threads = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads)
+    try:   # the Numba Hebbian path calls NumPy's BLAS: same thread budget as torch
+        with threadpool_limits(limits=config.torch_threads, user_api="blas"):
+            return _run(config)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(config: Config) -> dict:
     out = prepare_results_dir(config.out, config)
     start = time.perf_counter()
     total = len(config.seeds) * len(config.severities) * (len(config.corruptions)
