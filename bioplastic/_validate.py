@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "as_float_array",
+    "per_unit",
     "check_finite",
     "check_shape",
     "positive",
@@ -37,6 +38,15 @@ def as_float_array(name: str, value, *, ndim: int | None = None, dtype=np.float6
     array = np.asarray(array, dtype=dtype, order="C")
     check_finite(name, array)
     return array
+
+
+def per_unit(name: str, value, n: int) -> np.ndarray:
+    """A scalar or an ``(n,)`` array as a fresh float64 ``(n,)`` array (one value per unit)."""
+    array = as_float_array(name, value)
+    if array.ndim == 0:
+        return np.full(n, float(array))
+    check_shape(name, array, (n,))
+    return array.copy()
 
 
 def check_finite(name: str, array: np.ndarray) -> None:
@@ -120,7 +130,8 @@ def as_generator(seed) -> np.random.Generator:
         return seed
     if seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool)):
         return np.random.default_rng(seed)
-    raise TypeError(f"seed must be an int, None or numpy.random.Generator, got {type(seed).__name__}")
+    raise TypeError("seed must be an int, None or numpy.random.Generator, "
+                    f"got {type(seed).__name__}")
 
 
 def finite_float(name: str, value) -> float:

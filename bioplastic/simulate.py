@@ -66,7 +66,7 @@ def _take(field, units):
     return field.ravel()[units]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _recorder(fields: tuple[str, ...], subset: bool):
     """A jitted ``recorder(state, buffers, units, t)`` copying the named fields (all units, or
     the flat ``units`` of each when ``subset``) into ``buffers[i][t]``.

@@ -218,7 +218,8 @@ def naive_lif(drive, tau_m_ms, v_rest, v_reset, v_th, ref_steps, tau_theta_ms, t
     v, theta = np.array(v0, dtype=float), np.zeros(n)
     last_spike = np.full(n, -(2**40))
     spike_steps: list[list[int]] = []
-    out_s, out_v, out_th = np.zeros((n_steps, n), bool), np.zeros((n_steps, n)), np.zeros((n_steps, n))
+    out_s = np.zeros((n_steps, n), bool)
+    out_v, out_th = np.zeros((n_steps, n)), np.zeros((n_steps, n))
     synapses = sorted(zip(pre, delay_steps, post, weight, strict=True))
     for t in range(n_steps):
         not_ref = (t - last_spike) >= ref_steps

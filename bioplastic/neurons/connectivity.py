@@ -122,7 +122,8 @@ def connectivity(weight, *, delay_ms=0.0, dt_ms: float = 0.1) -> SparseConnectiv
     delay = np.asarray(delay_ms, dtype=np.float64)
     if delay.ndim == 2:
         if delay.shape != (n_post, n_pre):
-            raise ValueError(f"delay_ms must be scalar or shape {(n_post, n_pre)}, got {delay.shape}")
+            raise ValueError(f"delay_ms must be scalar or shape {(n_post, n_pre)}, "
+                             f"got {delay.shape}")
         delay = delay[rows, cols]
     return connectivity_from_arrays(cols, rows, values, n_pre, n_post, delay_ms=delay, dt_ms=dt_ms)
 

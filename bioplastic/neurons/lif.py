@@ -42,7 +42,14 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
-from .._validate import as_float_array, check_shape, finite_float, positive, whole_steps
+from .._validate import (
+    as_float_array,
+    check_shape,
+    finite_float,
+    per_unit,
+    positive,
+    whole_steps,
+)
 from ..simulate import Trace, simulate
 from .connectivity import SparseConnectivity, no_connectivity
 
@@ -87,12 +94,10 @@ class LIFState(NamedTuple):
     step: int                 # index of the next step to run
 
 
-def _per_neuron(name: str, value, n: int) -> np.ndarray:
-    array = as_float_array(name, value)
-    if array.ndim == 0:
-        return np.full(n, float(array))
-    check_shape(name, array, (n,))
-    return array.copy()
+
+def decay_factor(dt_ms: float, tau_ms) -> np.ndarray:
+    """``exp(-dt/tau)`` computed in NumPy and in seconds, as Brian2 computes it (same bits)."""
+    return np.exp((-(dt_ms * 0.001)) / (np.asarray(tau_ms) * 0.001))
 
 
 def lif_prepare(params: LIFParams, n: int) -> LIFKernelParams:
@@ -106,33 +111,32 @@ def lif_prepare(params: LIFParams, n: int) -> LIFKernelParams:
     if not isinstance(n, int | np.integer) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     dt_ms = positive("dt_ms", finite_float("dt_ms", params.dt_ms))
-    tau_m = positive("tau_m_ms", _per_neuron("tau_m_ms", params.tau_m_ms, n))
-    tau_theta = positive("tau_theta_ms", _per_neuron("tau_theta_ms", params.tau_theta_ms, n))
-    dt_s = dt_ms * 0.001
+    tau_m = positive("tau_m_ms", per_unit("tau_m_ms", params.tau_m_ms, n))
+    tau_theta = positive("tau_theta_ms", per_unit("tau_theta_ms", params.tau_theta_ms, n))
     return LIFKernelParams(
-        decay_m=np.exp((-dt_s) / (tau_m * 0.001)),
-        decay_theta=np.exp((-dt_s) / (tau_theta * 0.001)),
-        v_rest=_per_neuron("v_rest_mv", params.v_rest_mv, n),
-        v_reset=_per_neuron("v_reset_mv", params.v_reset_mv, n),
-        v_th=_per_neuron("v_th_mv", params.v_th_mv, n),
-        theta_plus=_per_neuron("theta_plus_mv", params.theta_plus_mv, n),
-        ref_steps=whole_steps("t_ref_ms", _per_neuron("t_ref_ms", params.t_ref_ms, n), dt_ms),
+        decay_m=decay_factor(dt_ms, tau_m),
+        decay_theta=decay_factor(dt_ms, tau_theta),
+        v_rest=per_unit("v_rest_mv", params.v_rest_mv, n),
+        v_reset=per_unit("v_reset_mv", params.v_reset_mv, n),
+        v_th=per_unit("v_th_mv", params.v_th_mv, n),
+        theta_plus=per_unit("theta_plus_mv", params.theta_plus_mv, n),
+        ref_steps=whole_steps("t_ref_ms", per_unit("t_ref_ms", params.t_ref_ms, n), dt_ms),
     )
 
 
-def lif_init(n: int, params: LIFParams = LIFParams(), conn: SparseConnectivity | None = None,
+def lif_init(n: int, params: LIFParams | None = None, conn: SparseConnectivity | None = None,
              *, v0_mv=None, theta0_mv=0.0) -> LIFState:
     """Initial state: ``v = v0_mv`` (default ``v_rest``), ``theta = theta0_mv``, no spikes yet.
 
     ``conn`` sizes the spike-history ring (``max_delay + 1`` rows); it must be the
     connectivity later passed to :func:`lif_step`.
     """
-    kp = lif_prepare(params, n)
-    v0 = kp.v_rest.copy() if v0_mv is None else _per_neuron("v0_mv", v0_mv, n)
+    kp = lif_prepare(LIFParams() if params is None else params, n)
+    v0 = kp.v_rest.copy() if v0_mv is None else per_unit("v0_mv", v0_mv, n)
     max_delay = 0 if conn is None else conn.max_delay
     return LIFState(
         v=v0,
-        theta=_per_neuron("theta0_mv", theta0_mv, n),
+        theta=per_unit("theta0_mv", theta0_mv, n),
         last_spike=np.full(n, NEVER_SPIKED, dtype=np.int64),
         history=np.zeros((max_delay + 1, n), dtype=np.bool_),
         step=0,
@@ -203,7 +207,7 @@ def _check_drive(inputs, n_steps, n):
     return drive
 
 
-def run_lif(inputs, params: LIFParams = LIFParams(), *, n: int | None = None, weight=None,
+def run_lif(inputs, params: LIFParams | None = None, *, n: int | None = None, weight=None,
             delay_ms=0.0, v0_mv=None, record=("v",)) -> Trace:
     """Simulate a (recurrent) LIF population; the convenient front end over :func:`simulate`.
 
@@ -222,6 +226,7 @@ def run_lif(inputs, params: LIFParams = LIFParams(), *, n: int | None = None, we
     """
     from .connectivity import connectivity
 
+    params = LIFParams() if params is None else params
     inputs = np.asarray(inputs)
     n = inputs.shape[1] if n is None and inputs.ndim == 2 else n
     drive = _check_drive(inputs, len(inputs), n)

@@ -65,7 +65,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
-from .._validate import as_float_array, check_shape, in_range
+from .._validate import as_float_array, in_range, per_unit
 from ..simulate import Trace, simulate
 
 __all__ = [
@@ -260,13 +260,6 @@ def otsu_threshold(image, bins: int = 256) -> float:
 # ----------------------------------------------------------------------------------- prepare
 
 
-def _per_map(name: str, value, n_maps: int) -> np.ndarray:
-    array = as_float_array(name, value)
-    if array.ndim == 0:
-        return np.full(n_maps, float(array))
-    check_shape(name, array, (n_maps,))
-    return array.copy()
-
 
 def _check_state_shape(shape) -> tuple[int, int, int]:
     shape = tuple(int(s) for s in shape)
@@ -320,9 +313,9 @@ def pcnn_prepare(params: PCNNParams, shape) -> tuple[PCNNKernelParams, np.ndarra
     """
     _check_params(params)
     n_maps = _check_state_shape(shape)[0]
-    decays = {name: in_range(name, _per_map(name, getattr(params, name), n_maps), 0.0, 1.0)
+    decays = {name: in_range(name, per_unit(name, getattr(params, name), n_maps), 0.0, 1.0)
               for name in ("decay_f", "decay_l", "decay_u", "decay_e")}
-    amplitudes = {name: _per_map(name, getattr(params, name), n_maps)
+    amplitudes = {name: per_unit(name, getattr(params, name), n_maps)
                   for name in ("v_f", "v_l", "v_e", "beta")}
     if np.any(amplitudes["v_e"] < 0):
         raise ValueError(f"v_e must be >= 0 (a pulse raises the threshold), got {params.v_e!r}")

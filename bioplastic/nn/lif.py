@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .._validate import finite_float, positive, whole_steps
-from ..neurons.lif import NEVER_SPIKED
+from ..neurons.lif import NEVER_SPIKED, decay_factor
 from .surrogate import spike
 
 __all__ = ["LIF", "LIFTensorState"]
@@ -73,22 +73,23 @@ class LIF(torch.nn.Module):
         tau_theta = positive("tau_theta_ms", tau_theta_ms, allow_inf=True)
         self.surrogate, self.surrogate_scale = surrogate, float(surrogate_scale)
         self.detach_reset, self.learn_tau_m = bool(detach_reset), bool(learn_tau_m)
-        dt_s = self.dt_ms * 0.001
         # Same NumPy expression as lif_prepare, so the decays are bit-identical to the kernel's.
-        self.register_buffer("decay_theta", _buffer(np.exp((-dt_s) / (np.asarray(tau_theta) * 0.001)), dtype))
+        self.register_buffer("decay_theta", _buffer(decay_factor(self.dt_ms, tau_theta), dtype))
         if learn_tau_m:
             self.log_tau_m_ms = torch.nn.Parameter(_buffer(np.log(tau_m), dtype))
         else:
-            self.register_buffer("decay_m", _buffer(np.exp((-dt_s) / (np.asarray(tau_m) * 0.001)), dtype))
+            self.register_buffer("decay_m", _buffer(decay_factor(self.dt_ms, tau_m), dtype))
         for name, value in (("v_rest", v_rest_mv), ("v_reset", v_reset_mv), ("v_th", v_th_mv),
                             ("theta_plus", theta_plus_mv)):
             self.register_buffer(name, _buffer(finite_array(name + "_mv", value), dtype))
-        self.register_buffer("ref_steps", torch.as_tensor(whole_steps("t_ref_ms", t_ref_ms, self.dt_ms)))
+        ref_steps = whole_steps("t_ref_ms", t_ref_ms, self.dt_ms)
+        self.register_buffer("ref_steps", torch.as_tensor(ref_steps))
         self.n_recurrent = n_recurrent
         if n_recurrent is not None:
             if not isinstance(n_recurrent, int) or n_recurrent < 1:
                 raise ValueError(f"n_recurrent must be a positive int, got {n_recurrent!r}")
-            self.recurrent_weight = torch.nn.Parameter(torch.zeros(n_recurrent, n_recurrent, dtype=dtype))
+            self.recurrent_weight = torch.nn.Parameter(
+                torch.zeros(n_recurrent, n_recurrent, dtype=dtype))
 
     def membrane_decay(self) -> torch.Tensor:
         """``exp(-dt/tau_m)`` (differentiable in ``tau_m`` when it is learned)."""
@@ -127,7 +128,8 @@ class LIF(torch.nn.Module):
     def run(self, x: torch.Tensor, state: LIFTensorState | None = None):
         """Whole sequence ``x`` (T, ...). Returns ``(spikes (T, ...), v (T, ...), final state)``."""
         if x.ndim < 1 or x.shape[0] == 0:
-            raise ValueError(f"x must be time-major with shape (T, ...), T >= 1, got {tuple(x.shape)}")
+            raise ValueError("x must be time-major with shape (T, ...), T >= 1, "
+                             f"got {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise ValueError("x must contain only finite values")
         spikes, voltages = [], []
