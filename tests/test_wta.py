@@ -378,6 +378,27 @@ def test_equals_brian2_twin_small(seed, variant):
 
 
 @pytest.mark.brian2
+def test_twin_delivers_a_delay_of_k_steps_at_step_n_plus_k():
+    """One input spike at step 4 through synapses of 0, 1 and 3 steps: ge of the three target
+    neurons jumps at steps 4, 5 and 7 on both sides (Brian's spike queue vs our ring)."""
+    pytest.importorskip("brian2")
+    from bioplastic.reference import wta as ref
+
+    w0 = np.zeros((3, 2))
+    w0[:, 0] = [0.1, 0.2, 0.3]
+    delays = np.array([[0, 0], [1, 0], [3, 0]])
+    conn = input_connectivity(w0, delay_ms=delays * DT, dt_ms=DT)
+    spikes = np.zeros((12, 2), bool)
+    spikes[4, 0] = True
+    ours = ref.run_wta_kernel(spikes, conn, 3)
+    twin = ref.run_wta_twin(spikes, conn, 3)
+    first = np.argmax(twin.state["ge"] > 0, axis=0)
+    np.testing.assert_array_equal(first, [4, 5, 7])
+    np.testing.assert_array_equal(ours.state["ge"], twin.state["ge"])
+    np.testing.assert_array_equal(ours.state["w_final"], twin.state["w_final"])
+
+
+@pytest.mark.brian2
 def test_equals_brian2_twin_near_threshold():
     """Every excitatory neuron starts 0.01-0.5 mV under its threshold: which ones cross first
     decides the winner, so any schedule difference would show in the spikes."""

@@ -279,9 +279,11 @@ def random_case(seed: int, n: int = 100, n_in: int = 784, n_steps: int = 300,
     }
 
 
-#: Current synapses carry ge in mV: a conductance ge at v near -65 mV drives about ge*65 mV
-#: (excitatory reversal 0 mV), so the "soft" variant scales weights by 60 to spike similarly.
+#: Current synapses carry ge, gi in mV. Near rest (-65 mV) a conductance drives about
+#: ge*(0 - (-65)) = 65*ge and gi*(-100 - (-65)) = -35*gi, so the "soft" variant scales the
+#: excitatory weights by 60 and the inhibitory one by 40 to behave roughly like the default.
 _CURRENT_SCALE = 60.0
+_CURRENT_SCALE_INH = 40.0
 
 
 def _options(variant: str, dt_ms: float) -> tuple[WTAParams, STDPParams]:
@@ -291,7 +293,8 @@ def _options(variant: str, dt_ms: float) -> tuple[WTAParams, STDPParams]:
         # Current synapses, all-to-all pair STDP with soft bounds (mu = 0.5): every option
         # the "code" variant leaves off.
         s = _CURRENT_SCALE
-        return (WTAParams(dt_ms=dt_ms, conductance=False, w_ei=10.4 * s, w_ie=17.0 * 40.0),
+        return (WTAParams(dt_ms=dt_ms, conductance=False, w_ei=10.4 * s,
+                          w_ie=17.0 * _CURRENT_SCALE_INH),
                 STDPParams(all_to_all=True, triplet=False, mu_dep=0.5, mu_pot=0.5,
                            eta_pre=1e-2, eta_post=5e-2, w_max=0.5 * s))
     raise ValueError(f"unknown variant {variant!r}")
