@@ -366,9 +366,11 @@ def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, step, t_
     """input -> exc ``on_pre``: every event due now, in Brian2's spike-queue order.
 
     Per event (Brian's pre pathway): decay the synapse's traces, ``ge_post += w`` (old w),
-    bump the pre trace, depression.
+    bump the pre trace, depression. Consecutive synapses of one input usually share their last
+    event step, so the decay factors are looked up only when it changes.
     """
     s = p.stdp
+    triplet = s.triplet
     n_slots = history.shape[0]
     for age in range(min(n_slots - 1, conn.max_delay), -1, -1):
         if step - age < 0:
@@ -377,15 +379,20 @@ def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, step, t_
         for i in range(row.size):
             if not row[i]:
                 continue
+            last, f1, f2, fp = -1, 1.0, 1.0, 1.0
             for syn in range(conn.delay_ptr[i, age], conn.delay_ptr[i, age + 1]):
-                f1, f2, fp = _factors(elapsed_ok, factors, step, last_update[syn], t_s, p)
-                x_post1[syn] = x_post1[syn] * f1
-                if s.triplet:
+                if last_update[syn] != last:
+                    last = last_update[syn]
+                    f1, f2, fp = _factors(elapsed_ok, factors, step, last, t_s, p)
+                post1 = x_post1[syn] * f1
+                x_post1[syn] = post1
+                if triplet:
                     x_post2[syn] = x_post2[syn] * f2
                 x_pre[syn] = trace_on_spike(x_pre[syn] * fp, s.all_to_all)
                 last_update[syn] = step
-                ge[conn.post[syn]] += w[syn]
-                w[syn] = bounded(w[syn], depression_dw(w[syn], x_post1[syn], s), s)
+                w_old = w[syn]
+                ge[conn.post[syn]] += w_old
+                w[syn] = bounded(w_old, depression_dw(w_old, post1, s), s)
 
 
 @njit
