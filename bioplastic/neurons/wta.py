@@ -50,7 +50,9 @@ Two step functions share one per-step body, :func:`_advance`:
 * :func:`wta_step` — one step, the library's step contract (run by :func:`bioplastic.simulate`;
   per-step records; the twin comparison);
 * :func:`wta_block_step` — one *presentation* of ``T_block`` steps (inputs ``(T_block, n_in)``),
-  also run by :func:`bioplastic.simulate` over inputs ``(n_blocks, T_block, n_in)``.
+  also run by :func:`bioplastic.simulate` over inputs ``(n_blocks, T_block, n_in)``, or one
+  call per stimulus by :func:`present_blocks` and :func:`train_wta` (which avoid ``simulate``'s
+  probe call: a probe of a block step would compute a whole presentation).
 
 Both copy the state they are given (arguments are never modified). A step over a network with
 plastic synapses copies ``O(n_syn)`` state — 12.5 MB at 400 × 784 synapses — which would cost
