@@ -11,6 +11,8 @@ from .neurons import (
     PCNNParams,
     PCNNState,
     SparseConnectivity,
+    WTAParams,
+    WTAState,
     connectivity,
     lif_init,
     lif_prepare,
@@ -20,8 +22,20 @@ from .neurons import (
     pcnn_step,
     run_lif,
     run_pcnn,
+    run_wta,
+    train_wta,
+    wta_init,
+    wta_prepare,
+    wta_step,
 )
-from .rules import SoftHebbParams, UpdateParams, apply_update, soft_hebb_conv_dw, soft_hebb_dw
+from .rules import (
+    SoftHebbParams,
+    STDPParams,
+    UpdateParams,
+    apply_update,
+    soft_hebb_conv_dw,
+    soft_hebb_dw,
+)
 from .simulate import Trace, simulate
 
 __version__ = "0.1.0"
@@ -49,4 +63,12 @@ __all__ = [
     "soft_hebb_conv_dw",
     "UpdateParams",
     "apply_update",
+    "WTAParams",
+    "WTAState",
+    "wta_init",
+    "wta_prepare",
+    "wta_step",
+    "run_wta",
+    "train_wta",
+    "STDPParams",
 ]
