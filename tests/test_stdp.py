@@ -8,8 +8,8 @@ import pytest
 from bioplastic.rules import (
     STDPParams,
     bounded,
-    decay_factor,
     depression_dw,
+    event_decay,
     pair_window,
     post_index,
     potentiation_dw,
@@ -32,8 +32,8 @@ def _trains(n_steps, pre_steps=(), post_steps=()):
 
 def test_decay_factor_is_the_exponential_of_elapsed_time():
     # exp(-(t - t_last)/tau) at t - t_last = tau is e^-1.
-    assert decay_factor(0.05, 0.03, 0.02) == pytest.approx(math.exp(-1.0), rel=1e-15)
-    assert decay_factor(0.01, 0.01, 0.02) == 1.0
+    assert event_decay(0.05, 0.03, 0.02) == pytest.approx(math.exp(-1.0), rel=1e-15)
+    assert event_decay(0.01, 0.01, 0.02) == 1.0
 
 
 def test_trace_forms():

@@ -89,8 +89,8 @@ from ..rules.stdp import (
     STDPKernelParams,
     STDPParams,
     bounded,
-    decay_factor,
     depression_dw,
+    event_decay,
     post_index,
     potentiation_dw,
     stdp_prepare,
@@ -347,9 +347,9 @@ def _factors(elapsed_ok, factors, step, last, t_s, p):
         return factors[k, 0], factors[k, 1], factors[k, 2]
     t_last = last * p.dt_s
     s = p.stdp
-    f1 = decay_factor(t_s, t_last, s.tau_post_s)
-    f2 = decay_factor(t_s, t_last, s.tau_post2_s) if s.triplet else 1.0
-    fp = decay_factor(t_s, t_last, s.tau_pre_s)
+    f1 = event_decay(t_s, t_last, s.tau_post_s)
+    f2 = event_decay(t_s, t_last, s.tau_post2_s) if s.triplet else 1.0
+    fp = event_decay(t_s, t_last, s.tau_pre_s)
     if 0 <= k < elapsed_ok.size:
         elapsed_ok[k] = step
         factors[k, 0] = f1

@@ -24,8 +24,8 @@ from .stdp import (
     STDPKernelParams,
     STDPParams,
     bounded,
-    decay_factor,
     depression_dw,
+    event_decay,
     pair_window,
     post_index,
     potentiation_dw,
@@ -43,7 +43,7 @@ __all__: list[str] = [
     "anti_hebbian_signs", "triangle", "UpdateParams", "apply_update", "DivergenceError",
     "row_norms", "norm_dependent_rate", "unfold_patches",
     # spike-timing-dependent plasticity (trace STDP)
-    "STDPParams", "STDPKernelParams", "stdp_prepare", "decay_factor", "trace_on_spike",
+    "STDPParams", "STDPKernelParams", "stdp_prepare", "event_decay", "trace_on_spike",
     "depression_dw", "potentiation_dw", "bounded", "PostIndex", "post_index", "run_synapse",
     "pair_window",
 ]

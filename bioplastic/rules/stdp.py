@@ -22,7 +22,7 @@ potentiation as ``(w_max - w) ** mu``.
 
 Traces are *event-driven*, as in Brian2's ``(event-driven)`` equations: a synapse stores its
 traces and the time of its last event, and decays them on the next event with
-``x * exp(-(t - t_last) / tau)`` (:func:`decay_factor`). When a presynaptic and a postsynaptic
+``x * exp(-(t - t_last) / tau)`` (:func:`event_decay`). When a presynaptic and a postsynaptic
 event fall in the same step, the presynaptic one is processed first (Brian2 runs ``on_pre``
 before ``on_post``), so the potentiation of that step sees the freshly bumped ``x_pre``.
 
@@ -50,7 +50,7 @@ from .._jit import njit
 from .._validate import finite_float, non_negative, positive
 
 __all__ = [
-    "STDPParams", "STDPKernelParams", "stdp_prepare", "decay_factor", "trace_on_spike",
+    "STDPParams", "STDPKernelParams", "stdp_prepare", "event_decay", "trace_on_spike",
     "depression_dw", "potentiation_dw", "bounded", "PostIndex", "post_index",
     "pair_window", "run_synapse",
 ]
@@ -127,7 +127,7 @@ def stdp_prepare(params: STDPParams) -> STDPKernelParams:
 
 
 @njit
-def decay_factor(t_s, t_last_s, tau_s):
+def event_decay(t_s, t_last_s, tau_s):
     """``exp(-(t - t_last)/tau)``, Brian2's event-driven decay, in its printed form."""
     return math.exp((-(t_s - t_last_s)) / tau_s)
 
@@ -204,9 +204,9 @@ def _synapse_loop(pre_spikes, post_spikes, w0, dt_s, p):
         for event in range(2):
             if (event == 0 and not pre_spikes[step]) or (event == 1 and not post_spikes[step]):
                 continue
-            x_post1 *= decay_factor(t, t_last, p.tau_post_s)
-            x_post2 *= decay_factor(t, t_last, p.tau_post2_s)
-            x_pre *= decay_factor(t, t_last, p.tau_pre_s)
+            x_post1 *= event_decay(t, t_last, p.tau_post_s)
+            x_post2 *= event_decay(t, t_last, p.tau_post2_s)
+            x_pre *= event_decay(t, t_last, p.tau_pre_s)
             if event == 0:
                 w = bounded(w, depression_dw(w, x_post1, p), p)
                 x_pre = trace_on_spike(x_pre, p.all_to_all)
