@@ -53,12 +53,17 @@ class Trace(NamedTuple):
 
 
 @njit
-def _time_loop(step, inputs, state, params, weights, recorder, buffers, units, spikes_out):
-    for t in range(inputs.shape[0]):
+def _time_loop(step, inputs, state, params, weights, recorder, buffers, units):
+    # The first step runs outside the loop so the spike buffer can take its shape from it.
+    spikes, state = step(inputs[0], state, params, *weights)
+    spikes_out = np.zeros((inputs.shape[0],) + spikes.shape, dtype=np.bool_)
+    spikes_out[0] = spikes
+    recorder(state, buffers, units, 0)
+    for t in range(1, inputs.shape[0]):
         spikes, state = step(inputs[t], state, params, *weights)
         spikes_out[t] = spikes
         recorder(state, buffers, units, t)
-    return state
+    return spikes_out, state
 
 
 @njit
@@ -107,8 +112,9 @@ def _check_units(state, fields, record_units) -> np.ndarray | None:
 def _check_inputs(inputs) -> np.ndarray:
     if not isinstance(inputs, np.ndarray):
         raise TypeError(f"inputs must be a numpy array, got {type(inputs).__name__}")
-    if inputs.ndim < 1:
-        raise ValueError(f"inputs must be time-major with shape (T, ...), got shape {inputs.shape}")
+    if inputs.ndim < 1 or inputs.shape[0] == 0:
+        raise ValueError("inputs must be time-major with shape (T, ...), T >= 1, "
+                         f"got shape {inputs.shape}")
     return inputs
 
 
@@ -148,12 +154,7 @@ def simulate(step, inputs: np.ndarray, state, params, *weights, record=(),
                  dtype=np.asarray(getattr(state, f)).dtype)
         for f in fields
     )
-    # Probe one step in Python to learn the spike shape; it compiles `step` as a side effect.
-    probe_spikes, _ = step(inputs[0], state, params, *weights) if n_steps else (np.zeros(0), None)
-    spikes = np.zeros((n_steps,) + np.shape(probe_spikes), dtype=np.bool_)
-    final = state
-    if n_steps:
-        recorder = _recorder(fields, units is not None)
-        final = _time_loop(step, inputs, state, params, tuple(weights), recorder, buffers,
-                           np.zeros(0, np.int64) if units is None else units, spikes)
+    recorder = _recorder(fields, units is not None)
+    spikes, final = _time_loop(step, inputs, state, params, tuple(weights), recorder, buffers,
+                               np.zeros(0, np.int64) if units is None else units)
     return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)

@@ -1,6 +1,5 @@
 """Every twin case of bioplastic.reference: golden (no Brian2 needed) and live (Brian2)."""
 
-import numpy as np
 import pytest
 
 from bioplastic.reference import all_cases, compare
@@ -26,12 +25,11 @@ def test_equals_brian2_twin(case):
     twin = case.twin(inputs)
     comparison = compare(case, inputs, case.kernel(inputs), twin)
     assert comparison.ok, comparison
-    # The golden file must still be exactly what Brian2 produces.
+    # The golden file must still be what Brian2 produces, at the case's tier: NumPy's exp may
+    # differ in the last bit between CPUs (SIMD paths), so exact equality would test the CPU.
     _, stored = read_golden(GOLDEN_DIR / f"{case.name}.npz")
-    np.testing.assert_array_equal(stored.spike_steps, twin.spike_steps)
-    np.testing.assert_array_equal(stored.spike_index, twin.spike_index)
-    for key, value in twin.state.items():
-        np.testing.assert_array_equal(stored.state[key], value, err_msg=key)
+    again = compare(case, inputs, stored, twin)
+    assert again.ok, again
 
 
 def test_every_case_has_a_golden_file():
