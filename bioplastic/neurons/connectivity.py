@@ -21,9 +21,11 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from .._jit import njit
 from .._validate import as_float_array, positive, whole_steps
 
-__all__ = ["SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity"]
+__all__ = ["SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
+           "due_blocks"]
 
 
 class SparseConnectivity(NamedTuple):
@@ -133,3 +135,30 @@ def no_connectivity(n_pre: int) -> SparseConnectivity:
     empty_i = np.zeros(0, dtype=np.int64)
     return SparseConnectivity(np.zeros(n_pre + 1, np.int64), empty_i, np.zeros(0), empty_i, 0,
                               np.zeros((n_pre, 2), np.int64))
+
+
+@njit
+def due_blocks(history, step, conn):
+    """Synapse ranges whose events are due at ``step``, in Brian2's spike-queue order.
+
+    ``history`` is a ring ``(n_slots, n_pre)`` of past spikes (row ``t % n_slots`` holds step
+    ``t``). Events are due from every source that spiked ``d`` steps ago through its synapses of
+    delay ``d``: oldest spikes first, then source index; within a block, synapse order (the
+    postsynaptic order). Returns ``(starts, stops)``, one entry per block; iterate
+    ``for k in range(starts[b], stops[b])``.
+    """
+    n_slots, n_pre = history.shape
+    last_age = min(n_slots - 1, conn.max_delay)
+    starts = np.empty(n_pre * (last_age + 1), dtype=np.int64)
+    stops = np.empty_like(starts)
+    n_blocks = 0
+    for age in range(last_age, -1, -1):
+        if step - age < 0:
+            continue
+        row = history[(step - age) % n_slots]
+        for i in range(n_pre):
+            if row[i]:
+                starts[n_blocks] = conn.delay_ptr[i, age]
+                stops[n_blocks] = conn.delay_ptr[i, age + 1]
+                n_blocks += 1
+    return starts[:n_blocks], stops[:n_blocks]

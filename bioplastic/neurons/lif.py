@@ -51,7 +51,7 @@ from .._validate import (
     whole_steps,
 )
 from ..simulate import Trace, simulate
-from .connectivity import SparseConnectivity, no_connectivity
+from .connectivity import SparseConnectivity, due_blocks, no_connectivity
 
 __all__ = ["LIFParams", "LIFKernelParams", "LIFState", "lif_prepare", "lif_init", "lif_step",
            "run_lif", "NEVER_SPIKED"]
@@ -145,23 +145,13 @@ def lif_init(n: int, params: LIFParams | None = None, conn: SparseConnectivity |
 
 @njit
 def _deliver(v, not_refractory, history, step, conn):
-    """Synapses slot: add the weights of all spikes due now, in Brian2's queue order.
-
-    Oldest spikes first (age = max_delay .. 0), then presynaptic index, then the row's
-    synapses of that delay in postsynaptic order.
-    """
-    n_slots = history.shape[0]
-    for age in range(min(n_slots - 1, conn.max_delay), -1, -1):
-        if step - age < 0:
-            continue
-        row = history[(step - age) % n_slots]
-        for i in range(row.size):
-            if not row[i]:
-                continue
-            for k in range(conn.delay_ptr[i, age], conn.delay_ptr[i, age + 1]):
-                j = conn.post[k]
-                if not_refractory[j]:
-                    v[j] += conn.weight[k]
+    """Synapses slot: ``v_post += w`` for every event due now, in Brian2's queue order."""
+    starts, stops = due_blocks(history, step, conn)
+    for b in range(starts.size):
+        for k in range(starts[b], stops[b]):
+            j = conn.post[k]
+            if not_refractory[j]:
+                v[j] += conn.weight[k]
 
 
 @njit

@@ -97,7 +97,7 @@ from ..rules.stdp import (
     trace_on_spike,
 )
 from ..simulate import Trace, simulate
-from .connectivity import SparseConnectivity, connectivity_from_arrays
+from .connectivity import SparseConnectivity, connectivity_from_arrays, due_blocks
 from .lif import NEVER_SPIKED
 
 __all__ = [
@@ -373,28 +373,22 @@ def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, step, t_
     """
     s = p.stdp
     triplet = s.triplet
-    n_slots = history.shape[0]
-    for age in range(min(n_slots - 1, conn.max_delay), -1, -1):
-        if step - age < 0:
-            continue
-        row = history[(step - age) % n_slots]
-        for i in range(row.size):
-            if not row[i]:
-                continue
-            last, f1, f2, fp = -1, 1.0, 1.0, 1.0
-            for syn in range(conn.delay_ptr[i, age], conn.delay_ptr[i, age + 1]):
-                if last_update[syn] != last:
-                    last = last_update[syn]
-                    f1, f2, fp = _factors(elapsed_ok, factors, step, last, t_s, p)
-                post1 = x_post1[syn] * f1
-                x_post1[syn] = post1
-                if triplet:
-                    x_post2[syn] = x_post2[syn] * f2
-                x_pre[syn] = trace_on_spike(x_pre[syn] * fp, s.all_to_all)
-                last_update[syn] = step
-                w_old = w[syn]
-                ge[conn.post[syn]] += w_old
-                w[syn] = bounded(w_old, depression_dw(w_old, post1, s), s)
+    starts, stops = due_blocks(history, step, conn)
+    for b in range(starts.size):
+        last, f1, f2, fp = -1, 1.0, 1.0, 1.0
+        for syn in range(starts[b], stops[b]):
+            if last_update[syn] != last:
+                last = last_update[syn]
+                f1, f2, fp = _factors(elapsed_ok, factors, step, last, t_s, p)
+            post1 = x_post1[syn] * f1
+            x_post1[syn] = post1
+            if triplet:
+                x_post2[syn] = x_post2[syn] * f2
+            x_pre[syn] = trace_on_spike(x_pre[syn] * fp, s.all_to_all)
+            last_update[syn] = step
+            w_old = w[syn]
+            ge[conn.post[syn]] += w_old
+            w[syn] = bounded(w_old, depression_dw(w_old, post1, s), s)
 
 
 @njit
