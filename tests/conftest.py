@@ -14,3 +14,18 @@ def rng():
 @pytest.fixture
 def golden_dir():
     return GOLDEN_DIR
+
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def load_experiment(name: str):
+    """Import ``experiments/<name>.py`` as module ``name`` (scripts are not a package)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

@@ -1,24 +1,18 @@
 """experiments/dpcnn_digits.py: the quick run works end to end and its counts are right."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
+from .conftest import load_experiment
+
 pytest.importorskip("torch")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "dpcnn_digits.py"
 
 
 @pytest.fixture(scope="module")
 def experiment():
-    spec = importlib.util.spec_from_file_location("dpcnn_digits", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["dpcnn_digits"] = module        # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("dpcnn_digits")
 
 
 def test_quick_run_writes_results(experiment, tmp_path):

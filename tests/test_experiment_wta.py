@@ -1,23 +1,16 @@
 """experiments/wta_digits.py: the quick run works end to end; the readout is Diehl & Cook's."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "wta_digits.py"
+from .conftest import load_experiment
 
 
 @pytest.fixture(scope="module")
 def experiment():
-    spec = importlib.util.spec_from_file_location("wta_digits", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["wta_digits"] = module        # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("wta_digits")
 
 
 def test_quick_run_writes_results(experiment, tmp_path):
