@@ -1,26 +1,19 @@
 """experiments/tta_digits_c.py: the quick run works end to end and its protocol holds."""
 
 import dataclasses
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from .conftest import load_experiment
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "tta_digits_c.py"
+torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
 def experiment():
-    spec = importlib.util.spec_from_file_location("tta_digits_c", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tta_digits_c"] = module        # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("tta_digits_c")
 
 
 def test_quick_run_writes_results(experiment, tmp_path):
