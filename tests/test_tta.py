@@ -371,6 +371,23 @@ def test_torch_path_equals_numba_kernel_float64(anti, geometry):
     np.testing.assert_array_equal(numba_dw.numpy(), kernel)
 
 
+@pytest.mark.parametrize("anti", [False, True])
+@pytest.mark.parametrize("stride,padding,dilation,mode", [(1, 0, 1, "zeros"),
+                                                          (2, 1, 2, "zeros"),
+                                                          (1, 1, 1, "reflect")])
+def test_torch_path_equals_naive_transcription(anti, stride, padding, dilation, mode):
+    """Independent of the kernel: direct indexing of the padded input (tests/naive.py)."""
+    from .naive import naive_conv_soft_hebb_dw
+
+    x, w, _ = conv_case(5)
+    expected = naive_conv_soft_hebb_dw(x, w, 0.8, anti, stride, padding, dilation, mode)
+    got = soft_hebb_conv_dw_torch(torch.from_numpy(x), torch.from_numpy(w), 0.8,
+                                  anti_hebbian=anti, stride=(stride, stride),
+                                  padding=(padding, padding), dilation=(dilation, dilation),
+                                  padding_mode=mode)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("backend", ["numba", "torch"])
 def test_hebbian_update_equals_kernel(backend):
     """'free' mode, sum reduction: w_new − w = η · soft_hebb_conv_dw(x, w)."""
