@@ -1,4 +1,5 @@
-"""Brian2 twins of the rate rules: SoftHebb (2022 and ICLR 2023), hard WTA, Krotov–Hopfield, Oja.
+"""Brian2 twins of the rate rules: SoftHebb (2022, ICLR 2023), hard WTA, Krotov–Hopfield, Oja,
+Hebb and Instar.
 
 The rules are discrete maps over repeated presentations, so the twin is written as Brian2
 ``run_regularly`` statements and ``(summed)`` variables (shared/spec/brian2_twins.md §6, form
@@ -17,7 +18,8 @@ Groups and the schedule inside the ``groups`` slot (``order`` = position; summed
     5  top ← post (summed)    top = Σ_k win_k u_k                          (= max u, exactly)
     7  post.run_regularly     a = u − top ; ex = exp(a/τ)
     8  norm ← post (summed)   Z = Σ_k ex_k
-    10 post.run_regularly     s = ex/Z ; y = s or s·(2·win − 1) or win or g or u ; d = y·decay
+    10 post.run_regularly     s = ex/Z ; y = s or s·(2·win − 1) or win or g or u ;
+                              d = y·u (Oja form) or y (Instar) or 0 (Hebb)
                               eta = η₀ (|√r2 − 1| + 1e-10)^power_lr   (or η₀)
     12 syn_in.run_regularly   dw = y_post·x_pre − d_post·w ; w = w + eta_post·dw
 
@@ -26,7 +28,8 @@ Groups and the schedule inside the ``groups`` slot (``order`` = position; summed
 
 Kernel side (:func:`run_rate_rule_kernel`): per step, ``u`` is summed in input order (the order
 ``bincount`` uses; the library's rules take ``u`` from the caller), then the library's rule
-(``soft_hebb_dw``, ``oja_dw`` with ``hard_wta``/``ranked_wta``) and ``apply_update``. The
+(``soft_hebb_dw``; ``oja_dw``, ``instar_dw`` or ``hebb_dw`` with ``hard_wta``/``ranked_wta``/
+linear units) and ``apply_update``. The
 Krotov–Hopfield case is ``oja_dw(x, ranked_wta(u, k, Δ), w, u=u)`` with p = 2, which
 ``krotov_hopfield_dw`` equals apart from the summation order of its BLAS current (unit-tested).
 Not twinned: the max normalisation of ``dw`` (a global max, which Brian2 has no reduction
@@ -45,7 +48,7 @@ import numpy as np
 
 from .._jit import njit
 from ..rules.apply import NORM_RATE_OFFSET, UpdateParams, apply_update
-from ..rules.hebbian import oja_dw
+from ..rules.hebbian import hebb_dw, instar_dw, oja_dw
 from ..rules.inhibition import hard_wta, ranked_wta
 from ..rules.softhebb import SoftHebbParams, soft_hebb_dw, soft_hebb_post
 from ._brian import exact_prefs, network, recorded, scheduling_summary
@@ -71,6 +74,11 @@ class RateRuleSetup(NamedTuple):
     delta: float = 0.4
     learning_rate: float = 0.05
     power_lr: float = 0.0       # > 0: norm-dependent rate
+    decay: str = "oja"          # weight decay: "oja" (y·u), "instar" (y) or "none" (plain Hebb)
+
+
+#: Decay factor d per rule, as the Brian2 statement the twin runs.
+DECAYS = {"oja": "d = y*u", "instar": "d = y", "none": "d = 0"}
 
 
 # ---------------------------------------------------------------------------------- kernel
@@ -100,7 +108,11 @@ def _post_and_dw(x, u, w, setup: RateRuleSetup):
     elif setup.competition == "ranked":
         y = ranked_wta(u, setup.rank_k, setup.delta)
     else:
-        return u, oja_dw(x, u, w)                       # classic Oja: y = u
+        y = u                                           # linear units (classic Oja, Hebb)
+    if setup.decay == "none":
+        return y, hebb_dw(x, y, w)
+    if setup.decay == "instar":
+        return y, instar_dw(x, y, w)
     return y, oja_dw(x, y, w, u=u)
 
 
@@ -125,7 +137,7 @@ def run_rate_rule_kernel(setup: RateRuleSetup, inputs: np.ndarray, w0: np.ndarra
 
 # ------------------------------------------------------------------------------------ twin
 def _post_code(setup: RateRuleSetup) -> str:
-    decay = "d = y*u"                           # every twinned rule decays with u (Oja form)
+    decay = DECAYS[setup.decay]
     rate = ("eta = eta0*(abs(sqrt(r2) - 1) + rate_offset)**power_lr" if setup.power_lr > 0
             else "eta = eta0")
     return "\n".join(["s = ex/Z", COMPETITIONS[setup.competition], decay, rate])
@@ -198,6 +210,8 @@ def run_rate_rule_twin(setup: RateRuleSetup, inputs: np.ndarray, w0: np.ndarray)
     if setup.competition not in COMPETITIONS:
         raise ValueError(f"competition must be one of {sorted(COMPETITIONS)}, got "
                          f"{setup.competition!r}")
+    if setup.decay not in DECAYS:
+        raise ValueError(f"decay must be one of {sorted(DECAYS)}, got {setup.decay!r}")
     n_steps = inputs.shape[0]
     n_post, n_pre = w0.shape
     with exact_prefs() as b2:
@@ -226,6 +240,8 @@ SETUPS = {
     "hard_wta": RateRuleSetup("hard", learning_rate=0.02),
     "krotov_hopfield": RateRuleSetup("ranked", rank_k=2, delta=0.4, learning_rate=0.02),
     "oja": RateRuleSetup("linear", learning_rate=0.005),
+    "hebb": RateRuleSetup("linear", learning_rate=0.001, decay="none"),
+    "instar": RateRuleSetup("hard", learning_rate=0.02, decay="instar"),
 }
 
 
@@ -259,4 +275,6 @@ CASES = (
     _case("hard_wta", "competitive learning: hard WTA post factor, Oja decay"),
     _case("krotov_hopfield", "Krotov-Hopfield ranking (k=2, delta=0.4), p=2"),
     _case("oja", "Oja's rule y = u on 6 units"),
+    _case("hebb", "plain Hebb y = u, no decay (weights grow; finite over 100 steps)"),
+    _case("instar", "Grossberg instar with hard WTA: the winner moves towards x"),
 )
