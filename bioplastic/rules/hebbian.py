@@ -23,8 +23,9 @@ rule               update summed over the batch                        fixed poi
 ``oja_dw(x, soft_wta(u, τ), w, u=u)`` (Moraitis et al. 2022), competitive learning is
 ``oja_dw(x, hard_wta(u), w, u=u)``.
 
-Implementation: the big product ``yᵀ x`` is a BLAS matrix product inside the Numba kernel; the
-decay coefficients ``d_k = Σ_b y_bk u_bk`` are summed over the batch in sample order.
+Implementation: the big product ``yᵀ x`` is NumPy's BLAS ``matmul``, called from the Numba
+kernel (one BLAS thread pool for the library, see :func:`outer_sum_kernel`); the decay
+coefficients ``d_k = Σ_b y_bk u_bk`` are summed over the batch in sample order.
 
 References: Oja, J. Math. Biol. 15:267 (1982); Sanger, Neural Networks 2:459 (1989);
 Grossberg (instar); Krotov & Hopfield, PNAS 116:7723 (2019). Spec:
@@ -36,6 +37,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numba import objmode
 
 from .._jit import njit
 from .._validate import as_float_array, positive
@@ -46,10 +48,34 @@ __all__ = ["hebb_dw", "instar_dw", "oja_dw", "sanger_dw", "KrotovParams", "kroto
 
 
 # --------------------------------------------------------------------------------- kernels
-@njit
+def _numpy_transposed_product(y: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
+    np.matmul(y.T, x, out=out)
+
+
+@njit(nogil=False)     # an object-mode block holds the GIL anyway
 def outer_sum_kernel(x, y):
-    """``Σ_b y_b ⊗ x_b = yᵀ x``: (B, n_pre), (B, n_post) -> (n_post, n_pre) via BLAS."""
-    return np.dot(y.T, x)
+    """``Σ_b y_b ⊗ x_b = yᵀ x``: (B, n_pre), (B, n_post) -> (n_post, n_pre) via BLAS.
+
+    The product is NumPy's ``matmul`` (NumPy's BLAS), not Numba's ``np.dot`` (SciPy's BLAS):
+    one BLAS thread pool for the whole library, so a kernel never competes for the cores with
+    a second, still-spinning pool (this halved the speed of the SoftHebb update when mixed
+    with NumPy products), and ``threadpoolctl`` limits apply to it.
+    """
+    out = np.empty((y.shape[1], x.shape[1]))
+    with objmode():
+        _numpy_transposed_product(y, x, out)
+    return out
+
+
+@njit
+def subtract_decay_kernel(hebb, d, w):
+    """``hebb − d[:, None] * w`` as a new array; (n_post, n_pre), (n_post,), (n_post, n_pre)."""
+    dw = np.empty_like(w)
+    n_post, n_pre = w.shape
+    for k in range(n_post):
+        for i in range(n_pre):
+            dw[k, i] = hebb[k, i] - d[k] * w[k, i]
+    return dw
 
 
 @njit

@@ -19,9 +19,16 @@ the learning rate by the batch size for a mean). The rest of the ICLR recipe —
 **Schedule** of one plasticity step: forward ``u = x wᵀ + b`` → soft WTA → (signs) → ``dw``
 → ``apply_update`` (rate from the norms *before* this update).
 
-Conv layers: :func:`soft_hebb_conv_dw` unfolds the patches (:func:`unfold_patches`) and calls
-the same dense kernel — the soft WTA runs across the O channels at each position, and the
-batch and the positions are summed.
+Conv layers: :func:`soft_hebb_conv_dw` unfolds the patches (:func:`unfold_patches`) and runs
+the same dense computation on them — the soft WTA runs across the O channels at each position,
+and the batch and the positions are summed. It works through blocks of whole samples so that
+a block's patches, ``u`` and ``y`` stay in the cache; the decay sums ``Σ y u`` continue over the
+blocks in row order (the same sums as one block), the Hebbian sums ``yᵀx`` are added block by
+block (BLAS sums in its own order anyway: float64 round-off).
+
+Speed: the softmax's exponentials are NumPy's vectorised ``exp`` (called from the kernel), the
+softmax, the signs and the decay sums are one sweep (:func:`soft_hebb_factors_into_kernel`), and
+``yᵀx`` is NumPy's BLAS.
 
 Choices where the papers are silent: ties of the argmax go to the lowest index; the softmax
 subtracts the row maximum first (overflow guard); the bias rule's own max normalisation (in
@@ -40,9 +47,14 @@ import numpy as np
 
 from .._jit import njit
 from .._validate import as_float_array, positive
-from .hebbian import check_rule_inputs, oja_dw_kernel
-from .inhibition import anti_hebbian_signs_kernel, check_pre_activation, soft_wta_kernel
-from .unfold import unfold_patches
+from .hebbian import check_rule_inputs, decay_dw_kernel, subtract_decay_kernel
+from .inhibition import (
+    check_pre_activation,
+    row_sums,
+    soft_wta_exponentials_kernel,
+    soft_wta_kernel,
+)
+from .unfold import gather_patches, pad_for_unfold
 
 __all__ = ["SoftHebbParams", "soft_hebb_dw", "soft_hebb_conv_dw", "soft_hebb_post",
            "soft_hebb_bias_db", "soft_hebb_bias_init"]
@@ -60,17 +72,46 @@ DEFAULT_SOFT_HEBB = SoftHebbParams()
 @njit
 def soft_hebb_post_kernel(u, temperature, anti_hebbian):
     """Post factor ``y`` (B, n_post) from pre-activations ``u``."""
-    s = soft_wta_kernel(u, temperature)
-    if anti_hebbian:
-        return anti_hebbian_signs_kernel(u, s)
-    return s
+    return soft_hebb_factors_kernel(u, temperature, anti_hebbian)[0]
+
+
+@njit
+def soft_hebb_factors_kernel(u, temperature, anti_hebbian):
+    """Post factor ``y`` (B, n_post) and decay coefficients ``d_k = Σ_b y_bk u_bk`` (n_post,)."""
+    d = np.zeros(u.shape[1])
+    return soft_hebb_factors_into_kernel(u, temperature, anti_hebbian, d), d
+
+
+@njit
+def soft_hebb_factors_into_kernel(u, temperature, anti_hebbian, d):
+    """Post factor ``y`` of ``u`` (B, n_post); adds ``Σ_b y_bk u_bk`` to ``d`` (n_post,) in place.
+
+    One sweep after the exponentials: normalise, sign, accumulate ``d`` in sample order (as
+    :func:`bioplastic.rules.hebbian.column_products_kernel`; continuing ``d`` over consecutive
+    blocks of rows gives the same sums as one call on all rows).
+    """
+    y, winner = soft_wta_exponentials_kernel(u, temperature)
+    totals = row_sums(y)
+    n_rows, n_units = y.shape
+    for b in range(n_rows):
+        total = totals[b]
+        if anti_hebbian:
+            for k in range(n_units):
+                y[b, k] = -(y[b, k] / total)
+            y[b, winner[b]] = -y[b, winner[b]]
+        else:
+            for k in range(n_units):
+                y[b, k] = y[b, k] / total
+        for k in range(n_units):
+            d[k] += y[b, k] * u[b, k]
+    return y
 
 
 @njit
 def soft_hebb_dw_kernel(x, u, w, temperature, anti_hebbian):
     """Dense SoftHebb ``dw`` (n_post, n_pre): ``yᵀx`` by BLAS, decay ``Σ_b y u`` in order."""
-    y = soft_hebb_post_kernel(u, temperature, anti_hebbian)
-    return oja_dw_kernel(x, y, u, w)
+    y, d = soft_hebb_factors_kernel(u, temperature, anti_hebbian)
+    return decay_dw_kernel(x, y, d, w)
 
 
 @njit
@@ -145,16 +186,36 @@ def soft_hebb_conv_dw(x, w, params: SoftHebbParams = DEFAULT_SOFT_HEBB, *, strid
     if x.shape[1] != w.shape[1]:
         raise ValueError(f"x has {x.shape[1]} channels but w expects {w.shape[1]} (w is "
                          f"(O, C, kh, kw) = {w.shape})")
-    patches, _ = unfold_patches(x, w.shape[2:], stride=stride, padding=padding,
-                                dilation=dilation, padding_mode=padding_mode)
-    w2d = w.reshape(w.shape[0], -1)                     # (O, C·kh·kw)
-    u = patches @ w2d.T                                 # (B·Ho·Wo, O)
+    if x.shape[0] == 0:
+        raise ValueError(f"x must hold at least one sample (empty batch), got shape {x.shape}")
     if bias is not None:
         bias = as_float_array("bias", bias, ndim=1)
         if bias.shape != (w.shape[0],):
             raise ValueError(f"bias must have shape ({w.shape[0]},), got {bias.shape}")
-        u = u + bias
-    return soft_hebb_dw_kernel(patches, u, w2d, temperature, anti).reshape(w.shape)
+    padded, geometry = pad_for_unfold(x, w.shape[2:], stride=stride, padding=padding,
+                                      dilation=dilation, padding_mode=padding_mode)
+    w2d = w.reshape(w.shape[0], -1)                     # (O, C·kh·kw)
+    hebb = np.zeros_like(w2d)
+    decay = np.zeros(w.shape[0])
+    # Blocks of whole samples, so the patches, u and y of a block stay in the cache (as one
+    # block, the memory traffic of the full (B·Ho·Wo, C·kh·kw) patches, u and y cost more than
+    # the arithmetic). ``decay`` continues over the blocks in row order: the same sums as one
+    # block.
+    per_block = max(1, CONV_BLOCK_ROWS // (geometry.ho * geometry.wo))
+    for start in range(0, x.shape[0], per_block):
+        patches = gather_patches(padded[start:start + per_block], geometry)  # (rows, C·kh·kw)
+        u = patches @ w2d.T                             # (rows, O)
+        if bias is not None:
+            u += bias
+        y = soft_hebb_factors_into_kernel(u, temperature, anti, decay)
+        hebb += y.T @ patches
+    return subtract_decay_kernel(hebb, decay, w2d).reshape(w.shape)
+
+
+#: Rows of unfolded patches per block of :func:`soft_hebb_conv_dw` (rounded to whole samples;
+#: 2048 rows × 27 columns of a 3×3 RGB conv are 0.44 MB: measured fastest of 1024–16384,
+#: 2.8x faster than one block on 128 × 3 × 32 × 32 inputs).
+CONV_BLOCK_ROWS = 2048
 
 
 def soft_hebb_bias_db(u, b, params: SoftHebbParams = DEFAULT_SOFT_HEBB) -> np.ndarray:
