@@ -343,37 +343,77 @@ def pcnn_init(shape, params: PCNNParams | None = None) -> PCNNState:
 # ------------------------------------------------------------------------------------ kernel
 
 
-@njit
-def _couple(y, weights):
-    """``out[c] = sum_{g, a, b} K[c, g, a, b] Y[pre(c, g), i + a - ph, j + b - pw]``.
+#: Rows per block of :func:`pcnn_step`: the block's two coupling buffers stay in cache, and the
+#: per-call cost of the array views (reference counting) is spread over several rows.
+_BLOCK_ROWS = 8
 
-    Scattered from each pulsing neuron in increasing flat index, so every target sums its
-    terms in increasing presynaptic order — the order of Brian2's ``(summed)`` bincount over
-    synapses created sorted by ``(pre, post)``. Zero weights are skipped (Brian has no synapse
-    for them). Shapes: ``y (C, H, W)`` bool, ``weights (C, G, kh, kw)``, ``G`` in {1, C}.
+
+@njit
+def _coupling_pad(feeding_weights, linking_weights):
+    """Zero border both kernels need around ``Y`` (their largest half-size)."""
+    return max(feeding_weights.shape[2], feeding_weights.shape[3],
+               linking_weights.shape[2], linking_weights.shape[3]) // 2
+
+
+@njit
+def _padded_pulses(y, pad):
+    """``Y`` with ``pad`` zero rows and columns on each side of every map.
+
+    The coupling loops then read every neighbour without a border test: a padded zero adds
+    nothing, exactly like the twin's missing out-of-image synapse.
     """
     n_maps, height, width = y.shape
+    padded = np.zeros((n_maps, height + 2 * pad, width + 2 * pad), dtype=np.bool_)
+    padded[:, pad:pad + height, pad:pad + width] = y
+    return padded
+
+
+@njit
+def _couple_block(padded, weights, c, row0, width, out):
+    """Rows ``row0 ...`` of map ``c`` of ``K ⋆ Y`` into ``out`` (rows, W + 2 pad).
+
+    ``padded`` is ``_padded_pulses(Y, pad)`` with ``pad`` at least ``kh//2`` and ``kw//2``.
+    Each target sums ``K[c, g, a, b]`` over its pulsing presynaptic neurons ``(pre(c, g),
+    i + a - kh//2, j + b - kw//2)`` in increasing ``(g, a, b)``, i.e. increasing presynaptic
+    flat index: the order of Brian2's ``(summed)`` bincount over synapses sorted by
+    ``(pre, post)``. Zero weights are skipped (Brian has no synapse for them); a silent
+    neighbour adds ``+0.0``, a no-op because a sum started at ``+0.0`` is never ``-0.0``.
+
+    Speed: ``out`` has the padded row length, so target ``(r, j)`` sits at flat ``r * wide +
+    j`` and its neighbour ``(a, b)`` at a constant flat offset in the padded plane. One flat
+    loop per kernel tap then covers the block (columns ``j >= W`` are scratch, never read),
+    the targets are independent chains the compiler vectorises without reordering any sum,
+    and the inner loop indexes plain ``k``: an index like ``k + offset`` would get Numba's
+    negative-index test, which stops vectorisation (4x slower).
+    """
+    wide = padded.shape[2]
+    pad = (wide - width) // 2
     groups, kh, kw = weights.shape[1], weights.shape[2], weights.shape[3]
-    ph, pw = kh // 2, kw // 2
-    out = np.zeros(y.shape)
-    for cp in range(n_maps):
-        for ip in range(height):
-            for jp in range(width):
-                if not y[cp, ip, jp]:
+    n = (out.shape[0] - 1) * wide + width
+    target = out.ravel()[:n]
+    target[:] = 0.0
+    for g in range(groups):
+        pre_map = padded[c if groups == 1 else g].ravel()
+        for a in range(kh):
+            for b in range(kw):
+                w = weights[c, g, a, b]
+                if w == 0.0:
                     continue
-                c_lo, c_hi, g = (cp, cp + 1, 0) if groups == 1 else (0, n_maps, cp)
-                for c in range(c_lo, c_hi):
-                    for a in range(kh):
-                        i = ip - a + ph
-                        if i < 0 or i >= height:
-                            continue
-                        for b in range(kw):
-                            j = jp - b + pw
-                            w = weights[c, g, a, b]
-                            if j < 0 or j >= width or w == 0.0:
-                                continue
-                            out[c, i, j] += w
-    return out
+                offset = (row0 + a - kh // 2 + pad) * wide + (b - kw // 2 + pad)
+                pre = pre_map[offset:offset + n]
+                for k in range(n):
+                    target[k] += w if pre[k] else 0.0
+
+
+@njit
+def _couple(y, weights):
+    """``K ⋆ Y`` for whole maps, a ``(C, H, W)`` view; summed as in :func:`_couple_block`."""
+    n_maps, height, width = y.shape
+    padded = _padded_pulses(y, _coupling_pad(weights, weights))
+    out = np.empty((n_maps, height, padded.shape[2]))
+    for c in range(n_maps):
+        _couple_block(padded, weights, c, 0, width, out[c])
+    return out[:, :, :width]
 
 
 @njit
@@ -409,6 +449,45 @@ def _fast_link(f, l_prev, u_prev, e_prev, y, link_w, params):
 
 
 @njit
+def _map_block(x, prev, cf, cl, new, c, row0, params):
+    """The map (F, L, U, Y, E) for rows ``row0 ...`` of map ``c`` into the state ``new``.
+
+    ``cf``/``cl`` are the block's couplings (rows, >= W). Expression forms are the twin's
+    (Brian's print). One loop per variable: a loop touching all ten arrays needs more
+    run-time overlap checks than the vectoriser allows, and would run scalar.
+    """
+    df, vf, dl, vl = params.decay_f[c], params.v_f[c], params.decay_l[c], params.v_l[c]
+    du, beta, de, ve = params.decay_u[c], params.beta[c], params.decay_e[c], params.v_e[c]
+    f, l, u, e, y = new
+    width = x.shape[2]
+    for r in range(cf.shape[0]):
+        i = row0 + r
+        for j in range(width):
+            f[c, i, j] = ((df * prev.f[c, i, j]) + (vf * cf[r, j])) + x[c, i, j]
+        for j in range(width):
+            l[c, i, j] = (dl * prev.l[c, i, j]) + (vl * cl[r, j])
+        for j in range(width):
+            u[c, i, j] = (du * prev.u[c, i, j]) + (f[c, i, j] * (1.0 + (beta * l[c, i, j])))
+        for j in range(width):
+            y[c, i, j] = u[c, i, j] > prev.e[c, i, j]
+        for j in range(width):
+            e[c, i, j] = (de * prev.e[c, i, j]) + (ve * (1.0 if y[c, i, j] else 0.0))
+
+
+@njit
+def _threshold(e_prev, y, params):
+    """``E[n] = d_E E[n-1] + V_E Y[n]`` over whole maps (after fast linking)."""
+    n_maps, height, width = e_prev.shape
+    e = np.empty(e_prev.shape)
+    for c in range(n_maps):
+        de, ve = params.decay_e[c], params.v_e[c]
+        for i in range(height):
+            for j in range(width):
+                e[c, i, j] = (de * e_prev[c, i, j]) + (ve * (1.0 if y[c, i, j] else 0.0))
+    return e
+
+
+@njit
 def pcnn_step(x, state, params, feeding_weights, linking_weights):
     """One PCNN iteration (Convention A). Returns ``(pulses, new_state)``.
 
@@ -416,25 +495,25 @@ def pcnn_step(x, state, params, feeding_weights, linking_weights):
     :class:`PCNNKernelParams`; weights ``(C, G, kh, kw)`` from :func:`pcnn_prepare`.
     Arguments are not modified.
     """
-    cf = _couple(state.y, feeding_weights)
-    cl = _couple(state.y, linking_weights)
-    n_maps, height, width = state.f.shape
-    f = np.empty(state.f.shape)
+    shape = state.f.shape
+    n_maps, height, width = shape
+    padded = _padded_pulses(state.y, _coupling_pad(feeding_weights, linking_weights))
+    new = PCNNState(np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape),
+                    np.empty(shape, dtype=np.bool_))
+    # Couplings and map block by block of rows: the couplings never leave the cache.
+    cf_block = np.empty((_BLOCK_ROWS, padded.shape[2]))
+    cl_block = np.empty((_BLOCK_ROWS, padded.shape[2]))
     for c in range(n_maps):
-        df, vf = params.decay_f[c], params.v_f[c]
-        for i in range(height):
-            for j in range(width):
-                f[c, i, j] = ((df * state.f[c, i, j]) + (vf * cf[c, i, j])) + x[c, i, j]
-    l, u, y = _activity(f, state.l, state.u, cl, state.e, params, True)
-    if params.fast_linking != 0:
-        l, u, y = _fast_link(f, state.l, state.u, state.e, y, linking_weights, params)
-    e = np.empty(state.e.shape)
-    for c in range(n_maps):
-        de, ve = params.decay_e[c], params.v_e[c]
-        for i in range(height):
-            for j in range(width):
-                e[c, i, j] = (de * state.e[c, i, j]) + (ve * (1.0 if y[c, i, j] else 0.0))
-    return y, PCNNState(f, l, u, e, y)
+        for row0 in range(0, height, _BLOCK_ROWS):
+            rows = min(_BLOCK_ROWS, height - row0)
+            cf, cl = cf_block[:rows], cl_block[:rows]
+            _couple_block(padded, feeding_weights, c, row0, width, cf)
+            _couple_block(padded, linking_weights, c, row0, width, cl)
+            _map_block(x, state, cf, cl, new, c, row0, params)
+    if params.fast_linking == 0:
+        return new.y, new
+    l, u, y = _fast_link(new.f, state.l, state.u, state.e, new.y, linking_weights, params)
+    return y, PCNNState(new.f, l, u, _threshold(state.e, y, params), y)
 
 
 # ------------------------------------------------------------------------------- front end
