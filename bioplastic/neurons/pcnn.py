@@ -368,41 +368,113 @@ def _padded_pulses(y, pad):
     return padded
 
 
+#: Kernels with at most this many taps ``G * kh * kw`` (a 3×3 intra kernel has 9) are summed
+#: by table look-up: 2**10 sums per map stay in L1 and cost little to rebuild every step.
+_TABLE_TAPS = 10
+
+
 @njit
-def _couple_block(padded, weights, c, row0, width, out):
+def _tap_sums(weights):
+    """Every possible neighbourhood sum, per map: ``(C, 2**taps)``, or ``(C, 0)`` when the
+    kernel has more than ``_TABLE_TAPS`` taps.
+
+    Entry ``p`` of map ``c`` sums the taps ``t`` (flat ``(g, a, b)`` index of ``K[c]``) whose
+    bit is set in ``p``, added from ``+0.0`` in increasing ``t`` and skipping zero weights:
+    the very additions :func:`_couple_block` would do for that pulse pattern, so a look-up is
+    bit-identical. Entries with highest bit ``h`` extend those below ``2**h`` by tap ``h``.
+    """
+    n_maps = weights.shape[0]
+    n_taps = weights[0].size
+    if n_taps > _TABLE_TAPS:
+        return np.zeros((n_maps, 0))
+    table = np.zeros((n_maps, 1 << n_taps))
+    for c in range(n_maps):
+        taps = weights[c].ravel()
+        for h in range(n_taps):
+            for rest in range(1 << h):
+                low = table[c, rest]
+                table[c, (1 << h) + rest] = low if taps[h] == 0.0 else low + taps[h]
+    return table
+
+
+@njit
+def _tap_offsets(weights, row0, wide, pad):
+    """Flat offset in a padded map plane of each tap ``(a, b)`` for block row ``row0``."""
+    kh, kw = weights.shape[2], weights.shape[3]
+    offsets = np.empty(kh * kw, dtype=np.int64)
+    for a in range(kh):
+        for b in range(kw):
+            offsets[a * kw + b] = (row0 + a - kh // 2 + pad) * wide + (b - kw // 2 + pad)
+    return offsets
+
+
+@njit
+def _couple_block(padded, weights, table, c, row0, width, out):
     """Rows ``row0 ...`` of map ``c`` of ``K ⋆ Y`` into ``out`` (rows, W + 2 pad).
 
-    ``padded`` is ``_padded_pulses(Y, pad)`` with ``pad`` at least ``kh//2`` and ``kw//2``.
-    Each target sums ``K[c, g, a, b]`` over its pulsing presynaptic neurons ``(pre(c, g),
-    i + a - kh//2, j + b - kw//2)`` in increasing ``(g, a, b)``, i.e. increasing presynaptic
-    flat index: the order of Brian2's ``(summed)`` bincount over synapses sorted by
-    ``(pre, post)``. Zero weights are skipped (Brian has no synapse for them); a silent
-    neighbour adds ``+0.0``, a no-op because a sum started at ``+0.0`` is never ``-0.0``.
+    ``padded`` is ``_padded_pulses(Y, pad)`` with ``pad`` at least ``kh//2`` and ``kw//2``;
+    ``table`` is ``_tap_sums(weights)``. Each target sums ``K[c, g, a, b]`` over its pulsing
+    presynaptic neurons ``(pre(c, g), i + a - kh//2, j + b - kw//2)`` in increasing
+    ``(g, a, b)``, i.e. increasing presynaptic flat index: the order of Brian2's ``(summed)``
+    bincount over synapses sorted by ``(pre, post)``. Zero weights are skipped (Brian has no
+    synapse for them); a silent neighbour adds ``+0.0``, a no-op because a sum started at
+    ``+0.0`` is never ``-0.0``.
 
     Speed: ``out`` has the padded row length, so target ``(r, j)`` sits at flat ``r * wide +
     j`` and its neighbour ``(a, b)`` at a constant flat offset in the padded plane. One flat
-    loop per kernel tap then covers the block (columns ``j >= W`` are scratch, never read),
-    the targets are independent chains the compiler vectorises without reordering any sum,
-    and the inner loop indexes plain ``k``: an index like ``k + offset`` would get Numba's
-    negative-index test, which stops vectorisation (4x slower).
+    loop per tap then covers the block (columns ``j >= W`` are scratch, never read), the
+    targets are independent chains the compiler vectorises without reordering any sum, and
+    the inner loop indexes plain ``k``: an index like ``k + offset`` would get Numba's
+    negative-index test, which stops vectorisation (4x slower). Small kernels go further:
+    the tap loops build each target's pulse pattern (narrow integer ops), then one look-up in
+    ``table`` replaces the float sum.
     """
     wide = padded.shape[2]
-    pad = (wide - width) // 2
-    groups, kh, kw = weights.shape[1], weights.shape[2], weights.shape[3]
+    offsets = _tap_offsets(weights, row0, wide, (wide - width) // 2)
     n = (out.shape[0] - 1) * wide + width
     target = out.ravel()[:n]
+    if table.shape[1] == 0:
+        _sum_taps(padded, weights, c, offsets, target)
+        return
+    pattern = _pulse_patterns(padded, weights, c, offsets, n)
+    sums = table[c]
+    for k in range(n):
+        target[k] = sums[pattern[k]]
+
+
+@njit
+def _sum_taps(padded, weights, c, offsets, target):
+    """``target[k] = sum_t K[c, t] Y[pre(c, t), k + offsets[t]]``, in increasing tap order."""
+    groups, n_taps, kw = weights.shape[1], weights.shape[2] * weights.shape[3], weights.shape[3]
+    n = target.size
     target[:] = 0.0
     for g in range(groups):
         pre_map = padded[c if groups == 1 else g].ravel()
-        for a in range(kh):
-            for b in range(kw):
-                w = weights[c, g, a, b]
-                if w == 0.0:
-                    continue
-                offset = (row0 + a - kh // 2 + pad) * wide + (b - kw // 2 + pad)
-                pre = pre_map[offset:offset + n]
-                for k in range(n):
-                    target[k] += w if pre[k] else 0.0
+        for t in range(n_taps):
+            w = weights[c, g, t // kw, t % kw]
+            if w == 0.0:
+                continue
+            pre = pre_map[offsets[t]:offsets[t] + n]
+            for k in range(n):
+                target[k] += w if pre[k] else 0.0
+
+
+@njit
+def _pulse_patterns(padded, weights, c, offsets, n):
+    """Bit ``g * kh * kw + t`` of ``pattern[k]`` is ``Y[pre(c, g), k + offsets[t]]``.
+
+    ``uint16`` (``_TABLE_TAPS <= 16``) so the compiler packs 16 targets per vector register.
+    """
+    groups, n_taps = weights.shape[1], weights.shape[2] * weights.shape[3]
+    pattern = np.zeros(n, dtype=np.uint16)
+    for g in range(groups):
+        pre_map = padded[c if groups == 1 else g].ravel()
+        for t in range(n_taps):
+            bit = 1 << (g * n_taps + t)
+            pre = pre_map[offsets[t]:offsets[t] + n]
+            for k in range(n):
+                pattern[k] += bit if pre[k] else 0
+    return pattern
 
 
 @njit
@@ -410,9 +482,10 @@ def _couple(y, weights):
     """``K ⋆ Y`` for whole maps, a ``(C, H, W)`` view; summed as in :func:`_couple_block`."""
     n_maps, height, width = y.shape
     padded = _padded_pulses(y, _coupling_pad(weights, weights))
+    table = _tap_sums(weights)
     out = np.empty((n_maps, height, padded.shape[2]))
     for c in range(n_maps):
-        _couple_block(padded, weights, c, 0, width, out[c])
+        _couple_block(padded, weights, table, c, 0, width, out[c])
     return out[:, :, :width]
 
 
@@ -503,12 +576,13 @@ def pcnn_step(x, state, params, feeding_weights, linking_weights):
     # Couplings and map block by block of rows: the couplings never leave the cache.
     cf_block = np.empty((_BLOCK_ROWS, padded.shape[2]))
     cl_block = np.empty((_BLOCK_ROWS, padded.shape[2]))
+    feeding_table, linking_table = _tap_sums(feeding_weights), _tap_sums(linking_weights)
     for c in range(n_maps):
         for row0 in range(0, height, _BLOCK_ROWS):
             rows = min(_BLOCK_ROWS, height - row0)
             cf, cl = cf_block[:rows], cl_block[:rows]
-            _couple_block(padded, feeding_weights, c, row0, width, cf)
-            _couple_block(padded, linking_weights, c, row0, width, cl)
+            _couple_block(padded, feeding_weights, feeding_table, c, row0, width, cf)
+            _couple_block(padded, linking_weights, linking_table, c, row0, width, cl)
             _map_block(x, state, cf, cl, new, c, row0, params)
     if params.fast_linking == 0:
         return new.y, new
