@@ -25,10 +25,13 @@ __all__ = [
 ]
 
 
-def as_float_array(name: str, value, *, ndim: int | None = None, dtype=np.float64) -> np.ndarray:
+def as_float_array(name: str, value, *, ndim: int | None = None, dtype=np.float64,
+                   finite: bool = True) -> np.ndarray:
     """Convert ``value`` to a float array (a copy if conversion is needed), checking finiteness.
 
     Integer and boolean input is converted; complex or object input raises ``TypeError``.
+    ``finite=False`` leaves the finiteness check to the caller (a kernel that reads the array
+    anyway can check it in the same pass, then call :func:`check_finite` for the message).
     """
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
@@ -36,7 +39,8 @@ def as_float_array(name: str, value, *, ndim: int | None = None, dtype=np.float6
     if ndim is not None and array.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {array.shape}")
     array = np.asarray(array, dtype=dtype, order="C")
-    check_finite(name, array)
+    if finite:
+        check_finite(name, array)
     return array
 
 

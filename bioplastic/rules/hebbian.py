@@ -79,6 +79,25 @@ def subtract_decay_kernel(hebb, d, w):
 
 
 @njit
+def decay_dw_checked_kernel(x, y, d, w):
+    """:func:`decay_dw_kernel` that also reports whether every ``w`` is finite: (dw, bool).
+
+    The decay pass reads ``w`` anyway; checking it there saves a separate pass over the
+    largest array (a public function then raises the usual message via ``check_finite``).
+    """
+    dw = outer_sum_kernel(x, y)
+    n_post, n_pre = w.shape
+    finite = True
+    for k in range(n_post):
+        row_finite = True
+        for i in range(n_pre):
+            row_finite &= np.isfinite(w[k, i])
+            dw[k, i] = dw[k, i] - d[k] * w[k, i]
+        finite &= row_finite
+    return dw, finite
+
+
+@njit
 def decay_dw_kernel(x, y, d, w):
     """``yᵀx − d[:, None] * w``: the Hebbian term minus a per-unit decay of the weights."""
     dw = outer_sum_kernel(x, y)
@@ -134,12 +153,16 @@ def krotov_hopfield_dw_kernel(x, w, p, k, delta):
 
 
 # ------------------------------------------------------------------------------ validation
-def check_rule_inputs(x, y, w, *, y_name: str = "y") -> tuple[np.ndarray, np.ndarray,
-                                                                 np.ndarray]:
-    """``x`` (B, n_pre), ``y`` (B, n_post), ``w`` (n_post, n_pre) as finite float64 arrays."""
+def check_rule_inputs(x, y, w, *, y_name: str = "y", w_finite: bool = True
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x`` (B, n_pre), ``y`` (B, n_post), ``w`` (n_post, n_pre) as finite float64 arrays.
+
+    ``w_finite=False``: ``w``'s finiteness is left to the caller (see
+    :func:`decay_dw_checked_kernel`).
+    """
     x = check_pre_activation(x, "x")
     y = check_pre_activation(y, y_name)
-    w = as_float_array("w", w, ndim=2)
+    w = as_float_array("w", w, ndim=2, finite=w_finite)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"{y_name} must have one row per sample of x ({x.shape[0]}), got "
                          f"{y.shape[0]}")

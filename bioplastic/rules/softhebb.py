@@ -46,8 +46,13 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
-from .._validate import as_float_array, positive
-from .hebbian import check_rule_inputs, decay_dw_kernel, subtract_decay_kernel
+from .._validate import as_float_array, check_finite, positive
+from .hebbian import (
+    check_rule_inputs,
+    decay_dw_checked_kernel,
+    decay_dw_kernel,
+    subtract_decay_kernel,
+)
 from .inhibition import (
     check_pre_activation,
     row_sums,
@@ -160,8 +165,12 @@ def soft_hebb_dw(x, u, w, params: SoftHebbParams = DEFAULT_SOFT_HEBB) -> np.ndar
     dw : float64 (n_post, n_pre). Apply it with :func:`bioplastic.rules.apply_update`.
     """
     temperature, anti = _check_params(params)
-    x, u, w = check_rule_inputs(x, u, w, y_name="u")
-    return soft_hebb_dw_kernel(x, u, w, temperature, anti)
+    x, u, w = check_rule_inputs(x, u, w, y_name="u", w_finite=False)
+    y, d = soft_hebb_factors_kernel(u, temperature, anti)
+    dw, w_finite = decay_dw_checked_kernel(x, y, d, w)      # = soft_hebb_dw_kernel
+    if not w_finite:
+        check_finite("w", w)                                # raises the usual message
+    return dw
 
 
 def soft_hebb_conv_dw(x, w, params: SoftHebbParams = DEFAULT_SOFT_HEBB, *, stride=1, padding=0,
