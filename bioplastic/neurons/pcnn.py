@@ -380,7 +380,7 @@ def _tap_sums(weights):
 
     Entry ``p`` of map ``c`` sums the taps ``t`` (flat ``(g, a, b)`` index of ``K[c]``) whose
     bit is set in ``p``, added from ``+0.0`` in increasing ``t`` and skipping zero weights:
-    the very additions :func:`_couple_block` would do for that pulse pattern, so a look-up is
+    the very additions :func:`_sum_taps` would do for that pulse pattern, so a look-up is
     bit-identical. Entries with highest bit ``h`` extend those below ``2**h`` by tap ``h``.
     """
     n_maps = weights.shape[0]
