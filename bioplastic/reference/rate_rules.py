@@ -36,8 +36,9 @@ Not twinned: the max normalisation of ``dw`` (a global max, which Brian2 has no 
 for; unit-tested against the naive transcription instead) and Sanger's rule (its decay sums
 over other synapses of the same input, which needs a synapse-indexed reduction).
 
-Tier: T0. The only possible difference is ``exp``: Numba calls libm, Brian2's numpy target
-NumPy's SIMD ``exp``; they may differ by one ulp (§3.7), which T0's few-eps tolerance covers.
+Tier: T0. The softmax kernel evaluates ``exp`` with NumPy, as Brian2's numpy target does, so
+all seven cases are bit-identical here; on another CPU NumPy's SIMD ``exp`` may change in the last
+bit on both sides alike (§3.7), which T0's few-eps tolerance covers for the stored goldens.
 """
 
 from __future__ import annotations
