@@ -109,6 +109,11 @@ def _check_units(state, fields, record_units) -> np.ndarray | None:
     return units.astype(np.int64)
 
 
+def _private_copy(state):
+    """A copy of a flat NamedTuple state whose arrays the loop may overwrite."""
+    return type(state)(*(v.copy() if isinstance(v, np.ndarray) else v for v in state))
+
+
 def _check_inputs(inputs) -> np.ndarray:
     if not isinstance(inputs, np.ndarray):
         raise TypeError(f"inputs must be a numpy array, got {type(inputs).__name__}")
@@ -119,7 +124,7 @@ def _check_inputs(inputs) -> np.ndarray:
 
 
 def simulate(step, inputs: np.ndarray, state, params, *weights, record=(),
-             record_units=None) -> Trace:
+             record_units=None, step_in_place=None) -> Trace:
     """Run ``step`` over ``inputs`` (time-major, shape ``(T, ...)``) from ``state``.
 
     Parameters
@@ -140,6 +145,11 @@ def simulate(step, inputs: np.ndarray, state, params, *weights, record=(),
         Record only these units (indices into each recorded field, flattened); the records then
         have shape ``(T, len(record_units))``. Recording everything costs memory bandwidth on
         large networks.
+    step_in_place : numba dispatcher, optional
+        A variant of ``step`` that updates the arrays of the state it receives instead of
+        copying them (e.g. :func:`bioplastic.neurons.lif_advance`); the model defines ``step`` as
+        "copy, then ``step_in_place``", so results are identical. It runs on a private copy of
+        ``state``: the caller's arrays are still never modified.
 
     Returns
     -------
@@ -155,6 +165,8 @@ def simulate(step, inputs: np.ndarray, state, params, *weights, record=(),
         for f in fields
     )
     recorder = _recorder(fields, units is not None)
+    if step_in_place is not None:
+        step, state = step_in_place, _private_copy(state)
     spikes, final = _time_loop(step, inputs, state, params, tuple(weights), recorder, buffers,
                                np.zeros(0, np.int64) if units is None else units)
     return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)

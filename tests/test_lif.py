@@ -10,6 +10,7 @@ from bioplastic._jit import py_func
 from bioplastic.neurons import (
     connectivity,
     connectivity_from_arrays,
+    lif_advance,
     lif_init,
     lif_prepare,
     lif_step,
@@ -82,6 +83,23 @@ def test_simulate_equals_python_loop_over_step():
         np.testing.assert_array_equal(trace.spikes[t], spikes)
         np.testing.assert_array_equal(trace["v"][t], state.v)
     np.testing.assert_array_equal(trace.state.v, state.v)
+
+
+def test_in_place_step_gives_identical_results_and_leaves_state_alone():
+    inputs = small_network(9)
+    params, drive, conn = unpack(inputs)
+    n = drive.shape[1]
+    state = lif_init(n, params, conn, v0_mv=inputs["v0_mv"])
+    before = [np.array(a, copy=True) for a in state[:4]]
+    kp = lif_prepare(params, n)
+    pure = bp.simulate(lif_step, drive, state, kp, conn, record=("v", "theta"))
+    fast = bp.simulate(lif_step, drive, state, kp, conn, record=("v", "theta"),
+                       step_in_place=lif_advance)
+    np.testing.assert_array_equal(pure.spikes, fast.spikes)
+    np.testing.assert_array_equal(pure["v"], fast["v"])
+    np.testing.assert_array_equal(pure["theta"], fast["theta"])
+    for a, b in zip(before, state[:4], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_jit_on_equals_jit_off():

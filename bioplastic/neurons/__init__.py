@@ -6,7 +6,16 @@ from .connectivity import (
     connectivity_from_arrays,
     no_connectivity,
 )
-from .lif import LIFKernelParams, LIFParams, LIFState, lif_init, lif_prepare, lif_step, run_lif
+from .lif import (
+    LIFKernelParams,
+    LIFParams,
+    LIFState,
+    lif_advance,
+    lif_init,
+    lif_prepare,
+    lif_step,
+    run_lif,
+)
 from .pcnn import (
     PCNNKernelParams,
     PCNNParams,
@@ -37,7 +46,8 @@ from .wta import (
 
 __all__ = [
     "SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
-    "LIFParams", "LIFKernelParams", "LIFState", "lif_init", "lif_prepare", "lif_step", "run_lif",
+    "LIFParams", "LIFKernelParams", "LIFState", "lif_advance", "lif_init", "lif_prepare",
+    "lif_step", "run_lif",
     "PCNNParams", "PCNNKernelParams", "PCNNState", "pcnn_prepare", "pcnn_init", "pcnn_step",
     "run_pcnn", "convention_b_to_a",
     "WTAParams", "WTAKernelParams", "WTAState", "wta_prepare", "wta_init", "wta_step",
