@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..neurons.lif import lif_advance, lif_init, lif_prepare, lif_step
+from ..reference._cases import same_spikes
 from ..reference.lif import random_network, run_lif_kernel, run_lif_twin, unpack
 from ..simulate import simulate
 from . import Benchmark, best_time
@@ -37,11 +38,6 @@ def _kernel_seconds(params, drive, conn, kwargs) -> tuple[float, object]:
     return best, run_lif_kernel(params, drive, conn, **kwargs)
 
 
-def _same_spikes(a, b) -> bool:
-    return bool(np.array_equal(a.spike_steps, b.spike_steps)
-                and np.array_equal(a.spike_index, b.spike_index))
-
-
 def _network_rows(quick: bool) -> list[dict]:
     n, n_steps = (1000, 200) if quick else (10_000, 1000)
     inputs = random_network(7, n=n, n_steps=n_steps, p=0.02, max_delay_steps=0)
@@ -54,13 +50,14 @@ def _network_rows(quick: bool) -> list[dict]:
         twin = run_lif_twin(params, drive, conn, target=target, timing=timing, **kwargs)
         t_twin = timing["seconds"] * n_steps / (n_steps - 1)  # scale to all steps
         ratio = t_twin / t_ours
+        identical = same_spikes(ours.spike_steps, ours.spike_index, twin)
         rows.append({
             "name": f"lif_recurrent_vs_brian2_{target}",
             "neurons": n, "synapses": conn.n_synapses, "steps": n_steps,
-            "spikes": int(ours.spike_steps.size), "identical_spikes": _same_spikes(ours, twin),
+            "spikes": int(ours.spike_steps.size), "identical_spikes": identical,
             "numba_s": t_ours, "brian2_s": t_twin, "ratio": ratio,
             "target": f">= {SPEED_TARGETS[target]:g}x faster than Brian2 {target}",
-            "met": bool(ratio >= SPEED_TARGETS[target] and _same_spikes(ours, twin)),
+            "met": bool(ratio >= SPEED_TARGETS[target] and identical),
         })
     return rows
 
@@ -78,7 +75,7 @@ def _overhead_rows(quick: bool) -> list[dict]:
     ratio = per_step_twin / per_step_ours
     return [{
         "name": "lif_per_step_overhead_100_neurons", "steps": n_steps,
-        "identical_spikes": _same_spikes(ours, twin),
+        "identical_spikes": same_spikes(ours.spike_steps, ours.spike_index, twin),
         "numba_us_per_step": per_step_ours * 1e6, "brian2_numpy_us_per_step": per_step_twin * 1e6,
         "ratio": ratio, "target": ">= 50x lower per-step time than Brian2", "met": ratio >= 50,
     }]

@@ -19,8 +19,6 @@ compile alone takes 30-40 s).
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from ..neurons.wta import (
@@ -31,9 +29,10 @@ from ..neurons.wta import (
     wta_init,
     wta_prepare,
 )
+from ..reference._cases import same_spikes
 from ..reference.wta import run_wta_twin
 from ..rules.stdp import STDPParams, post_index
-from . import Benchmark
+from . import Benchmark, best_time
 
 SPEED_TARGET = 5.0        # issue 3: >= 5x faster than Brian2 cython
 DT_MS = 0.5
@@ -64,13 +63,8 @@ def _kernel(blocks, w0):
             spikes.append(s)
         return np.concatenate(spikes), state
 
-    run()  # compile
-    best, result = float("inf"), None
-    for _ in range(3):
-        start = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - start)
-    return best, result, conn
+    best = best_time(run, repeat=3, warmup=1)  # the warm-up call compiles
+    return best, run(), conn
 
 
 def _spike_pairs(spikes):
@@ -91,8 +85,7 @@ def run(quick: bool) -> list[dict]:
         twin = run_wta_twin(inputs, conn, n, WTAParams(dt_ms=DT_MS), STDPParams(),
                             record_idx=np.arange(0), target=target, timing=timing)
         t_twin = timing["seconds"] * n_steps / (n_steps - 1)
-        same = bool(np.array_equal(steps, twin.spike_steps)
-                    and np.array_equal(index, twin.spike_index))
+        same = same_spikes(steps, index, twin)
         ratio = t_twin / t_ours
         rows.append({
             "name": f"wta_stdp_vs_brian2_{target}",

@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["TwinCase", "TwinResult", "Comparison", "compare", "all_cases", "inputs_digest",
-           "TIERS"]
+__all__ = ["TwinCase", "TwinResult", "Comparison", "compare", "same_spikes", "all_cases",
+           "inputs_digest", "TIERS"]
 
 #: Acceptance per tier (shared/spec/brian2_twins.md §7). T0: identical spikes and state equal up
 #: to a few ulp; "rtol" is a multiple of float64 eps, scaled by each field's magnitude.
@@ -79,12 +79,14 @@ class Comparison(NamedTuple):
         return self._asdict()
 
 
+def same_spikes(steps: np.ndarray, index: np.ndarray, twin: TwinResult) -> bool:
+    """Identical sorted ``(step, index)`` spike pairs."""
+    return bool(np.array_equal(steps, twin.spike_steps) and np.array_equal(index, twin.spike_index))
+
+
 def compare(case: TwinCase, inputs: dict, ours: TwinResult, twin: TwinResult) -> Comparison:
     """Apply the case's tier to two results."""
-    spikes_equal = bool(
-        np.array_equal(ours.spike_steps, twin.spike_steps)
-        and np.array_equal(ours.spike_index, twin.spike_index)
-    )
+    spikes_equal = same_spikes(ours.spike_steps, ours.spike_index, twin)
     rtol = TIERS[case.tier]["rtol"]
     max_abs, max_rel, state_ok = 0.0, 0.0, set(ours.state) == set(twin.state)
     for key in sorted(set(ours.state) & set(twin.state)):

@@ -15,14 +15,19 @@ post-reset like the kernel's. Index offset: Brian step ``n`` is kernel step ``n`
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from ..neurons.connectivity import SparseConnectivity, connectivity_from_arrays
 from ..neurons.lif import LIFParams, lif_advance, lif_init, lif_prepare, lif_step
 from ..simulate import simulate
-from ._brian import exact_prefs, network, recorded, scheduling_summary, spike_pairs
+from ._brian import (
+    exact_prefs,
+    network,
+    recorded,
+    run_network,
+    scheduling_summary,
+    spike_pairs,
+)
 from ._cases import TwinCase, TwinResult
 
 __all__ = ["EQUATIONS", "THRESHOLD", "RESET", "ON_PRE", "run_lif_twin", "CASES"]
@@ -85,13 +90,7 @@ def run_lif_twin(params: LIFParams, drive: np.ndarray, conn: SparseConnectivity,
         namespace = {"I_ext": b2.TimedArray(drive, dt=dt)}
         objects, state_mon, spike_mon = _build(b2, params, drive, conn, v0_mv, record_idx, dt)
         net = network(*objects)
-        if timing is None:
-            net.run(n_steps * dt, namespace=namespace)
-        else:
-            net.run(dt, namespace=namespace)
-            start = time.perf_counter()
-            net.run((n_steps - 1) * dt, namespace=namespace)
-            timing["seconds"] = time.perf_counter() - start
+        run_network(net, n_steps, dt, namespace=namespace, timing=timing)
         steps, index = spike_pairs(spike_mon, float(dt))
         group = objects[0]
         state = {"v": recorded(state_mon, "v"), "theta": recorded(state_mon, "theta"),

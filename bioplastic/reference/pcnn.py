@@ -34,7 +34,7 @@ import numpy as np
 
 from ..neurons.pcnn import PCNNParams, pcnn_init, pcnn_prepare, pcnn_step
 from ..simulate import simulate
-from ._brian import exact_prefs, network, recorded, scheduling_summary, spike_pairs
+from ._brian import exact_prefs, network, recorded, run_network, scheduling_summary, spike_pairs
 from ._cases import TwinCase, TwinResult
 
 __all__ = ["EQUATIONS", "MAP_CODE", "coupling_synapses", "run_pcnn_twin", "run_pcnn_kernel",
@@ -134,10 +134,11 @@ def _build(b2, params: PCNNParams, drive: np.ndarray, record_idx, dt):
 
 
 def run_pcnn_twin(params: PCNNParams, drive: np.ndarray, *, record_idx=None,
-                  target: str = "numpy") -> TwinResult:
+                  target: str = "numpy", timing: dict | None = None) -> TwinResult:
     """Run the twin on ``drive (T, C, H, W)``: spikes, recorded F/L/U/E and final state.
 
-    ``record_idx``: flat neuron indices to record traces for (default all).
+    ``record_idx``: flat neuron indices to record traces for (default all). ``timing``: see
+    :func:`bioplastic.reference._brian.run_network`.
     """
     if params.fast_linking:
         raise ValueError("fast linking has no Brian2 twin (a fixed point inside one step); "
@@ -149,7 +150,7 @@ def run_pcnn_twin(params: PCNNParams, drive: np.ndarray, *, record_idx=None,
         dt = 1.0 * b2.ms
         objects, state_mon, spike_mon, namespace = _build(b2, params, drive, record_idx, dt)
         net = network(*objects)
-        net.run(n_steps * dt, namespace=namespace)
+        run_network(net, n_steps, dt, namespace=namespace, timing=timing)
         steps, index = spike_pairs(spike_mon, float(dt))
         group = objects[0]
         state = {name: recorded(state_mon, name) for name in _STATE}

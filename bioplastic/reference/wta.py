@@ -22,8 +22,6 @@ float64 round-off rather than bit for bit (Brian's compiled targets use libm: bi
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from ..neurons.connectivity import SparseConnectivity
@@ -39,7 +37,7 @@ from ..neurons.wta import (
 )
 from ..rules.stdp import STDPParams, post_index
 from ..simulate import simulate
-from ._brian import exact_prefs, network, recorded, scheduling_summary, spike_pairs
+from ._brian import exact_prefs, network, recorded, run_network, scheduling_summary, spike_pairs
 from ._cases import TwinCase, TwinResult
 
 __all__ = ["equations", "THRESHOLD_EXC", "THRESHOLD_INH", "RESET_EXC", "RESET_INH",
@@ -202,7 +200,7 @@ def run_wta_twin(input_spikes: np.ndarray, conn: SparseConnectivity, n: int,
         inh_spikes = b2.SpikeMonitor(inh, name="inh_spikes")
         net = network(source, exc, inh, plastic, exc_inh, inh_exc, exc_spikes, inh_spikes,
                       *monitors.values())
-        _run(net, n_steps, dt, timing)
+        run_network(net, n_steps, dt, timing=timing)
         e_steps, e_index = spike_pairs(exc_spikes, float(dt))
         i_steps, i_index = spike_pairs(inh_spikes, float(dt))
         state = {}
@@ -217,16 +215,6 @@ def run_wta_twin(input_spikes: np.ndarray, conn: SparseConnectivity, n: int,
     all_index = np.concatenate([e_index, i_index + n])
     order = np.lexsort((all_index, all_steps))
     return TwinResult(all_steps[order], all_index[order], state, schedule)
-
-
-def _run(net, n_steps: int, dt, timing: dict | None) -> None:
-    if timing is None or n_steps < 2:
-        net.run(n_steps * dt)
-        return
-    net.run(dt)                       # code generation and compilation happen here
-    start = time.perf_counter()
-    net.run((n_steps - 1) * dt)
-    timing["seconds"] = time.perf_counter() - start
 
 
 def run_wta_kernel(input_spikes: np.ndarray, conn: SparseConnectivity, n: int,
