@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test validate bench lint clean
+.PHONY: setup demo test validate bench lint clean docs notebooks
 
 setup: $(STAMP)
 
@@ -31,4 +31,10 @@ lint: setup
 	$(BIN)/ruff check bioplastic tests experiments
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results .pytest_cache docs/_build docs/generated docs/notebooks
+
+# API reference and guides (Sphinx); notebooks executed so the pages show their figures.
+docs: setup
+	BIOPLASTIC_DOCS_EXECUTE=1 MPLBACKEND=module://matplotlib_inline.backend_inline \
+		$(BIN)/sphinx-build -b html -W --keep-going docs docs/_build/html
+	@echo "open docs/_build/html/index.html"

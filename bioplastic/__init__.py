@@ -5,6 +5,7 @@ twin (:mod:`bioplastic.reference`), with PyTorch front ends (:mod:`bioplastic.nn
 :mod:`bioplastic.tta`). Importing this package imports neither torch nor brian2.
 """
 
+from .io import load, save
 from .neurons import (
     LIFParams,
     LIFState,
@@ -44,6 +45,8 @@ __all__ = [
     "__version__",
     "Trace",
     "simulate",
+    "save",
+    "load",
     "LIFParams",
     "LIFState",
     "SparseConnectivity",

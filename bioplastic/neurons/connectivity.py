@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._jit import njit
-from .._validate import as_float_array, positive, whole_steps
+from .._validate import as_float_array, positive, unitless, whole_steps
 
 __all__ = ["SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
            "due_blocks"]
@@ -121,7 +121,7 @@ def connectivity(weight, *, delay_ms=0.0, dt_ms: float = 0.1) -> SparseConnectiv
         n_post, n_pre = dense.shape
         rows, cols = np.nonzero(dense)
         values = dense[rows, cols]
-    delay = np.asarray(delay_ms, dtype=np.float64)
+    delay = np.asarray(unitless("delay_ms", delay_ms), dtype=np.float64)
     if delay.ndim == 2:
         if delay.shape != (n_post, n_pre):
             raise ValueError(f"delay_ms must be scalar or shape {(n_post, n_pre)}, "

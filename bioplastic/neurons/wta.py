@@ -485,6 +485,8 @@ def _normalise_rows(w, post, n, total):
 def wta_step(x, state, params, conn, by_post):
     """One step of the whole network. Returns ``(spikes, new_state)``; arguments unchanged.
 
+    Parameters
+    ----------
     x : bool (n_in,)
         Input spikes of this step (pre-drawn).
     state : WTAState
@@ -631,7 +633,7 @@ def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
     Returns
     -------
     Trace
-        ``spikes`` (n_blocks, T_block, 2n); ``records[f]`` (n_blocks, *field shape).
+        ``spikes`` (n_blocks, T_block, 2n); ``records[f]`` (n_blocks, field shape...).
     """
     w_dense = as_float_array("w0", w0, ndim=2)
     n, n_in = w_dense.shape
