@@ -35,6 +35,14 @@ lint: setup
 clean:
 	rm -rf $(VENV) results .pytest_cache docs/_build docs/generated docs/notebooks
 
+# Execute every notebook (figures inline) into results/notebooks/, leaving the sources as they are.
+notebooks: setup
+	mkdir -p results/notebooks
+	for nb in experiments/notebooks/*.py; do \
+		env -u MPLBACKEND $(BIN)/jupytext --to ipynb --execute \
+			--output results/notebooks/$$(basename $$nb .py).ipynb $$nb || exit 1; \
+	done
+
 # API reference and guides (Sphinx); notebooks executed so the pages show their figures.
 docs: setup
 	BIOPLASTIC_DOCS_EXECUTE=1 MPLBACKEND=module://matplotlib_inline.backend_inline \

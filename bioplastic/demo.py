@@ -55,8 +55,8 @@ def _demo_cases(quick: bool, seed: int) -> list[_DemoCase]:
         _DemoCase(pcnn.CASES[0], lambda: pcnn.image_case(seed, size=size, n_steps=100),
                   _plot_spiking, f"PCNN on a {size}×{size} image of regions"),
         _DemoCase(next(c for c in rate_rules.CASES if c.name == "rate_softhebb_iclr"),
-                  lambda: rate_rules.make_presentations(seed, n_steps=200),
-                  _plot_weights, "SoftHebb (ICLR 2023) learning 10 inputs → 6 units"),
+                  lambda: rate_rules.make_presentations(seed, n_steps=600),
+                  _plot_weights, "SoftHebb (ICLR 2023), 10 inputs → 6 units"),
     ]
 
 
@@ -80,10 +80,12 @@ def _plot_weights(inputs, ours, twin, title):
     from .plot import figure, trace_vs_twin
 
     fig, axes = figure(2, 1, figsize=(9, 5), sharex=True)
-    w_ours, w_twin = ours.state["w"][:, 0, :3], twin.state["w"][:, 0, :3]   # (T, 3)
-    trace_vs_twin(axes, w_ours, w_twin, label="w[0, :3]")
+    norms_ours = np.linalg.norm(ours.state["w"], axis=2)        # (T, n_post): ‖w_k‖ → 1
+    norms_twin = np.linalg.norm(twin.state["w"], axis=2)
+    trace_vs_twin(axes, norms_ours, norms_twin, label="‖w_k‖ (all units)")
     axes[0].get_legend().remove()
-    axes[0].set_title(f"{title}: three weights of unit 0, kernel (solid) vs twin (dashed)")
+    axes[0].axhline(1.0, color="0.6", lw=0.8, ls=":")
+    axes[0].set_title(f"{title}\nweight norms, kernel (solid) vs twin (dashed); fixed point 1")
     axes[1].set_xlabel("presentation")
     fig.tight_layout()
     return fig
