@@ -69,8 +69,10 @@ def _plot_spiking(inputs, ours, twin, title):
     axes[0].set_title(f"{title}: bioplastic (dots) vs Brian2 twin (rings)")
     key = "v" if "v" in ours.state else "E"      # LIF: membrane potential; PCNN: threshold
     column = int(np.argmax(np.abs(ours.state[key]).std(axis=0)))   # the liveliest trace
+    unit = int(np.asarray(inputs["record_idx"]).ravel()[column]) if "record_idx" in inputs \
+        else column
     trace_vs_twin(axes[1:], ours.state[key][:, column], twin.state[key][:, column],
-                  label=f"{key} (recorded unit {column})")
+                  label=f"{key} (unit {unit})")
     axes[2].set_xlabel("step")
     fig.tight_layout()
     return fig
@@ -104,7 +106,11 @@ def _twin_row(demo: _DemoCase, out: Path, live: bool) -> dict:
     twin, t_twin = _timed(demo.case.twin, inputs)
     comparison = compare(demo.case, inputs, ours, twin)
     save_figure(demo.plot(inputs, ours, twin, demo.title), out / f"{demo.case.name}.png")
-    return {**row, "spikes_ours": comparison.spikes_ours, "spikes_twin": comparison.spikes_twin,
+    if demo.case.model == "rate_rules":          # a rate rule: weights, no spikes to count
+        row.update(spikes_ours="–", spikes_twin="–")
+    else:
+        row.update(spikes_ours=comparison.spikes_ours, spikes_twin=comparison.spikes_twin)
+    return {**row,
             "max_abs_diff": comparison.max_abs_diff, "twin_s": t_twin,
             "speed_ratio_vs_brian2": t_twin / t_ours if t_ours > 0 else float("inf"),
             "identical": comparison.ok,

@@ -101,3 +101,17 @@ def test_scalar_errors_do_not_echo_the_broadcast_array():
     with pytest.raises(ValueError, match=r"2 of 10000 elements .* index 7: -1.0") as info:
         bp.lif_prepare(bp.LIFParams(tau_m_ms=tau), 10_000)
     assert len(str(info.value)) < 200
+
+
+def test_torch_lif_accepts_units():
+    torch = pytest.importorskip("torch")
+    from bioplastic.nn import LIF
+
+    plain = LIF(tau_m_ms=10.0, v_th_mv=-52.0, dt_ms=0.1, t_ref_ms=0.5)
+    units = LIF(tau_m_ms=10 * b2.ms, v_th_mv=-52 * b2.mV, dt_ms=0.1 * b2.ms,
+                t_ref_ms=0.5 * b2.ms)
+    for (name, a), (_, b) in zip(plain.state_dict().items(), units.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(TypeError, match="v_rest_mv must be a voltage"):
+        LIF(v_rest_mv=-65 * b2.ms)
