@@ -45,6 +45,6 @@ notebooks: setup
 
 # API reference and guides (Sphinx); notebooks executed so the pages show their figures.
 docs: setup
-	BIOPLASTIC_DOCS_EXECUTE=1 MPLBACKEND=module://matplotlib_inline.backend_inline \
+	env -u MPLBACKEND BIOPLASTIC_DOCS_EXECUTE=1 \
 		$(BIN)/sphinx-build -b html -W --keep-going docs docs/_build/html
 	@echo "open docs/_build/html/index.html"
