@@ -30,7 +30,7 @@ def _image_case(size: int, n_steps: int):
 
 
 def run_vs_brian2(quick: bool) -> list[dict]:
-    from ..neurons.pcnn import pcnn_init, pcnn_prepare, pcnn_step
+    from ..neurons.pcnn import pcnn_advance, pcnn_init, pcnn_prepare
     from ..reference.pcnn import run_pcnn_twin
     from ..simulate import simulate
 
@@ -39,7 +39,7 @@ def run_vs_brian2(quick: bool) -> list[dict]:
 
     def kernel():
         kp, feed, link = pcnn_prepare(params, drive.shape[1:])
-        return simulate(pcnn_step, drive, pcnn_init(drive.shape[1:], params), kp, feed, link)
+        return simulate(pcnn_advance, drive, pcnn_init(drive.shape[1:], params), kp, feed, link)
 
     numba_s = best_time(kernel, repeat=3, warmup=1)
     run_only: dict = {}
