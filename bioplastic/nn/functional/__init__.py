@@ -13,6 +13,22 @@ The modules of :mod:`bioplastic.nn` hold parameters and call these; the one time
 :meth:`bioplastic.nn.base.SpikingModule.run`.
 """
 
+from . import hebbian, lif, pcnn
+from .hebbian import (
+    SOFTHEBB_RULE,
+    SOFTHEBB_UPDATE,
+    anti_hebbian,
+    apply_update,
+    check_update_params,
+    conv_positions,
+    conv_rows,
+    krotov_hopfield_dw,
+    max_normalise,
+    soft_hebb_bias_db,
+    soft_hebb_conv_dw,
+    soft_hebb_dw,
+    soft_hebb_post,
+)
 from .lif import (
     LIF_UNITLESS,
     LIFTensorParams,
@@ -21,10 +37,7 @@ from .lif import (
     lif_prepare,
     lif_step,
 )
-
-__all__ = ["LIF_UNITLESS", "LIFTensorParams", "LIFTensorState", "lif_initial_state",
-           "lif_prepare", "lif_step"]
-from .pcnn import (  # noqa: E402
+from .pcnn import (
     DPCNN_INIT,
     PCNNTensorParams,
     PCNNTensorState,
@@ -33,5 +46,12 @@ from .pcnn import (  # noqa: E402
     pcnn_step,
 )
 
-__all__ += ["DPCNN_INIT", "PCNNTensorParams", "PCNNTensorState", "pcnn_initial_state",
-            "pcnn_prepare", "pcnn_step"]
+__all__ = ["hebbian", "lif", "pcnn",
+           "LIF_UNITLESS", "LIFTensorParams", "LIFTensorState", "lif_initial_state",
+           "lif_prepare", "lif_step",
+           "DPCNN_INIT", "PCNNTensorParams", "PCNNTensorState", "pcnn_initial_state",
+           "pcnn_prepare", "pcnn_step",
+           "SOFTHEBB_RULE", "SOFTHEBB_UPDATE", "anti_hebbian", "apply_update",
+           "check_update_params", "conv_positions", "conv_rows", "krotov_hopfield_dw",
+           "max_normalise", "soft_hebb_bias_db", "soft_hebb_conv_dw", "soft_hebb_dw",
+           "soft_hebb_post"]
