@@ -117,6 +117,9 @@ def test_tonic_layout_equals_tonic_dvsgesture(tmp_path):
         events, label = theirs[j]
         i = by_key[(theirs.users[j], theirs.lighting[j], label)]
         assert np.array_equal(ours[i][0], events) and ours[i][0].dtype == events.dtype
+    wrapped = EventDataset.from_pairs(theirs)           # a tonic dataset used directly
+    assert wrapped.sensor_size == (128, 128, 2) and len(wrapped) == 110
+    assert np.array_equal(wrapped[7][0], theirs[7][0]) and wrapped[7][1] == theirs[7][1]
 
 
 # --------------------------------------------------------------------------- raw layout
@@ -190,3 +193,5 @@ def test_event_dataset_from_arrays_with_transform():
     assert len(data[0:2]) == 2 and data[-1][1] == 4
     with pytest.raises(IndexError):
         data[2]
+    pairs = EventDataset.from_pairs(list(zip(events, [3, 4], strict=True)), (128, 128, 2))
+    assert pairs.targets.tolist() == [3, 4] and np.array_equal(pairs[1][0], events[1])

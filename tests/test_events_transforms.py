@@ -153,12 +153,37 @@ def naive_to_frame(events, sensor, starts, ends):
 
 
 @pytest.mark.parametrize("settings", FRAME_SETTINGS, ids=str)
-def test_to_frame_counts_equal_a_python_loop_over_its_slices(settings):
-    events = EDGE_CASES[4][1]
-    frames = to_frame(events, (16, 12, 2), **settings)
+@pytest.mark.parametrize(("name", "events", "sensor"), EDGE_CASES[:-1],
+                         ids=[c[0] for c in EDGE_CASES[:-1]])
+def test_to_frame_counts_equal_a_python_loop_over_its_slices(name, events, sensor, settings):
+    frames = to_frame(events, sensor, **settings)
     starts, ends = frame_slices(events, **settings)
     assert frames.dtype == np.int16
-    assert np.array_equal(frames, naive_to_frame(events, (16, 12, 2), starts, ends))
+    assert np.array_equal(frames, naive_to_frame(events, sensor, starts, ends))
+
+
+def naive_denoise(events, filter_time, initial):
+    """A transcription of the rule in denoise's docstring, with a dict for the memory."""
+    width, height = int(events["x"].max()) + 1, int(events["y"].max()) + 1
+    memory, kept = {}, []
+    for e in events:
+        x, y, t = int(e["x"]), int(e["y"]), float(e["t"])
+        memory[(x, y)] = t + filter_time
+        neighbours = [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)]
+        if any(0 <= a < width and 0 <= b < height and memory.get((a, b), initial) > t
+               for a, b in neighbours):
+            kept.append(e)
+    return np.array(kept, dtype=events.dtype)
+
+
+@pytest.mark.parametrize("keep_early", [True, False])
+@pytest.mark.parametrize(("name", "events", "sensor"), EDGE_CASES,
+                         ids=[c[0] for c in EDGE_CASES])
+def test_denoise_equals_a_python_loop(name, events, sensor, keep_early):
+    for filter_time in (1000, 10_000):
+        initial = filter_time if keep_early else -np.inf
+        expected = naive_denoise(events, filter_time, initial)
+        assert np.array_equal(denoise(events, filter_time, keep_early=keep_early), expected)
 
 
 def test_n_time_bins_drops_the_last_event():

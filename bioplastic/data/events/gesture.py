@@ -98,6 +98,25 @@ class EventDataset(Sequence):
             raise ValueError(f"got {len(events)} event arrays for {len(targets)} targets")
         return cls(events.__getitem__, targets, sensor_size, transform=transform, source=source)
 
+    @classmethod
+    def from_pairs(cls, pairs: Sequence, sensor_size=None, *,
+                   transform: Callable | None = None) -> EventDataset:
+        """Wrap any sequence of ``(events, label)`` pairs, e.g. a ``tonic`` dataset instance.
+
+        Samples are read from ``pairs`` on access. Labels come from ``pairs.targets`` when it
+        has them (tonic datasets do), otherwise every pair is read once. ``sensor_size``
+        defaults to ``pairs.sensor_size``.
+        """
+        if sensor_size is None:
+            sensor_size = getattr(pairs, "sensor_size", None)
+            if sensor_size is None:
+                raise ValueError("sensor_size is required when pairs has no sensor_size")
+        targets = getattr(pairs, "targets", None)
+        if targets is None or len(targets) != len(pairs):
+            targets = [int(pairs[i][1]) for i in range(len(pairs))]
+        return cls(lambda i: pairs[i][0], targets, sensor_size, transform=transform,
+                   source=f"pairs from {type(pairs).__name__}")
+
     def __len__(self) -> int:
         return int(self.targets.shape[0])
 
