@@ -7,6 +7,7 @@ The maths lives once in :mod:`bioplastic.nn.functional`; every spiking module is
 
 from . import functional
 from .base import SpikeTrace, SpikingModule
+from .events import EventFrames, PadTimeMajor, collate_time_major
 from .hebbian import HebbianConv2d, HebbianLinear
 from .lif import LIF, LIFTensorState
 from .pcnn import PCNN, PCNNConv2d, PCNNTensorState, RFTDBatchNorm, TimeBatchNorm
@@ -15,3 +16,4 @@ from .surrogate import SURROGATES, spike
 __all__ = ["functional", "SpikingModule", "SpikeTrace", "HebbianLinear", "HebbianConv2d",
            "LIF", "LIFTensorState", "PCNN", "PCNNConv2d", "PCNNTensorState", "RFTDBatchNorm",
            "TimeBatchNorm", "SURROGATES", "spike"]
+__all__ += ["EventFrames", "PadTimeMajor", "collate_time_major"]
