@@ -34,14 +34,14 @@ def test_lif_params_state_and_connectivity_round_trip(tmp_path, rng):
                            delay_ms=0.2, dt_ms=params.dt_ms)
     drive = rng.uniform(12, 20, (200, n))
     kernel = bp.lif_prepare(params, n)
-    trace = bp.simulate(bp.lif_step, drive, bp.lif_init(n, params, conn), kernel, conn)
+    trace = bp.simulate(bp.lif_advance, drive, bp.lif_init(n, params, conn), kernel, conn)
     model = {"params": params, "kernel": kernel, "conn": conn, "state": trace.state}
     loaded = bp.load(bp.save(tmp_path / "lif.npz", model))
     assert_identical(model, loaded)
     # continuing from the loaded state gives exactly the spikes of continuing from the original
     more = rng.uniform(12, 20, (100, n))
-    a = bp.simulate(bp.lif_step, more, trace.state, kernel, conn, record=("v",))
-    b = bp.simulate(bp.lif_step, more, loaded["state"], loaded["kernel"], loaded["conn"],
+    a = bp.simulate(bp.lif_advance, more, trace.state, kernel, conn, record=("v",))
+    b = bp.simulate(bp.lif_advance, more, loaded["state"], loaded["kernel"], loaded["conn"],
                     record=("v",))
     assert a.spikes.sum() > 0
     np.testing.assert_array_equal(a.spikes, b.spikes)
