@@ -33,7 +33,7 @@ lint: setup
 	$(BIN)/ruff check bioplastic tests experiments
 
 clean:
-	rm -rf $(VENV) results .pytest_cache docs/_build docs/generated docs/notebooks
+	rm -rf $(VENV) results .pytest_cache docs/_build docs/reference/generated docs/notebooks
 
 # Execute every notebook (figures inline) into results/notebooks/, leaving the sources as they are.
 notebooks: setup

@@ -21,11 +21,11 @@ def test_sphinx_builds_without_warnings(tmp_path):
         capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-5000:]
     html = tmp_path / "html"
-    for page in ("index.html", "api.html", "twinning.html", "results.html",
-                 "notebooks/lif_vs_brian2.html", "generated/bioplastic.io.html",
-                 "generated/bioplastic.neurons.lif.html"):
+    for page in ("index.html", "reference/api.html", "twinning.html", "results.html",
+                 "notebooks/lif_vs_brian2.html", "reference/generated/bioplastic.io.html",
+                 "reference/generated/bioplastic.neurons.lif.html"):
         assert (html / page).exists(), page
     # every public module gets a page without anyone listing it
     import bioplastic.reference as reference
 
-    assert (html / "generated" / f"{reference.__name__}.lif.html").exists()
+    assert (html / "reference" / "generated" / f"{reference.__name__}.lif.html").exists()
