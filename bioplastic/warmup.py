@@ -30,9 +30,7 @@ def _lif() -> None:
     bp.run_lif(drive, params, weight=weight, delay_ms=0.1, record=("v", "theta"))
     conn = bp.connectivity(weight, delay_ms=0.1, dt_ms=params.dt_ms)
     state = bp.lif_init(n, params, conn)
-    bp.simulate(bp.lif_step, drive, state, bp.lif_prepare(params, n), conn, record=("v",))
-    bp.simulate(bp.lif_step, drive, state, bp.lif_prepare(params, n), conn, record=("v",),
-                step_in_place=bp.neurons.lif_advance)
+    bp.simulate(bp.lif_advance, drive, state, bp.lif_prepare(params, n), conn, record=("v",))
 
 
 def _pcnn() -> None:
@@ -104,9 +102,9 @@ def _dispatchers() -> dict[str, object]:
                 if isinstance(value, Dispatcher):  # once, under its defining module's name
                     function = value.py_func
                     found[f"{function.__module__}.{function.__qualname__}"] = value
-    loops = sys.modules["bioplastic.simulate"]._time_loop_for
-    for step, loop in loops.memo.items():
-        found[f"time loop for {getattr(step, '__name__', step)}"] = loop
+    for (template, *bound), loop in sys.modules["bioplastic.simulate"]._loop_for.memo.items():
+        kind = template.__name__.removesuffix("_template").strip("_").replace("_", " ")
+        found[f"{kind} for {bound[0][1].__name__}"] = loop  # e.g. "time loop for lif_advance"
     return found
 
 
