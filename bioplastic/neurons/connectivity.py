@@ -8,7 +8,7 @@ That order is also the order in which the Brian2 twin creates its synapses
 (``connect(i=pre, j=post)`` with the same arrays). Brian2's spike queue delivers the events due
 at one step by push time (oldest first), then source, then synapse index; within one source and
 one delay that is our postsynaptic order, so both sides accumulate repeated targets in the same
-sequence — a condition for bit-identity (shared/spec/brian2_twins.md §2, "Accumulation order").
+sequence — a condition for bit-identity (``docs/twinning.md``, point 4).
 
 Delays are whole numbers of steps. Brian's C++ spike queue rounds ``delay/dt`` half up, its
 Python queue half to even; :func:`connectivity` refuses anything that is not a whole step.
