@@ -57,6 +57,10 @@ def module_tensors(adapter) -> dict:
     return {k: v for k, v in adapter.state_dict().items() if k != "_extra_state"}
 
 
+def without_extra(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k != "_extra_state"}
+
+
 METHODS = {"tent": lambda m, **k: tta.Tent(m, **k), "nhl": lambda m, **k: tta.NHL(m, **k)}
 
 
@@ -305,13 +309,13 @@ def test_non_finite_input_skips_update_and_warns_once(method):
     bad[3, 0, 2, 2] = float("nan")
     with pytest.warns(RuntimeWarning, match="non-finite input"):
         adapter(bad)
-    assert state_equal(module_tensors(adapter), {k: v for k, v in before.items() if k != "_extra_state"})
+    assert state_equal(module_tensors(adapter), without_extra(before))
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # a second bad batch does not warn again
         adapter(bad)
     assert adapter.skipped["non-finite input"] == 2
     adapter(batch(1))   # and it still adapts afterwards
-    assert not state_equal(module_tensors(adapter), {k: v for k, v in before.items() if k != "_extra_state"})
+    assert not state_equal(module_tensors(adapter), without_extra(before))
 
 
 def test_non_finite_loss_rolls_back_the_hebbian_step():

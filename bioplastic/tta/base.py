@@ -60,6 +60,11 @@ __all__ = [
     "restore",
     "default_optimizer",
     "check_gradients",
+    "all_weights_and_biases",
+    "reliable",
+    "ema_update",
+    "stochastic_restore",
+    "GeneratorState",
     "BN_STATS",
 ]
 
@@ -97,6 +102,65 @@ def no_params(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 def default_optimizer(params: Sequence[nn.Parameter], lr: float = 1e-3) -> torch.optim.Optimizer:
     """Adam, lr 1e-3, betas (0.9, 0.999), weight decay 0 (Tent ``cfgs/tent.yaml``)."""
     return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), weight_decay=0.0)
+
+
+def all_weights_and_biases(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Every ``weight`` and ``bias`` of every module (CoTTA's ``collect_params``)."""
+    return [(f"{name}.{pname}" if name else pname, p) for name, m in model.named_modules()
+            for pname, p in m.named_parameters(recurse=False) if pname in ("weight", "bias")]
+
+
+def reliable(entropy: torch.Tensor, margin: float) -> torch.Tensor:
+    """Boolean mask (B,) of the samples whose entropy is below ``margin`` (EATA, SAR)."""
+    return entropy < margin
+
+
+def ema_update(target: Sequence[torch.Tensor], source: Sequence[torch.Tensor],
+               momentum: float) -> None:
+    """In place ``target ← momentum·target + (1 − momentum)·source`` (a mean teacher)."""
+    with torch.no_grad():
+        for t, s in zip(target, source, strict=True):
+            t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
+
+
+def stochastic_restore(w: torch.Tensor, w_src: torch.Tensor, prob: float,
+                       generator: torch.Generator) -> torch.Tensor:
+    """Each element of ``w`` replaced by ``w_src``'s with probability ``prob`` (CoTTA).
+
+    The mask is drawn on the CPU from ``generator`` (reproducible on every device).
+    """
+    mask = torch.rand(w.shape, generator=generator, dtype=torch.float64) < prob
+    return torch.where(mask.to(w.device), w_src, w)
+
+
+class GeneratorState(nn.Module):
+    """A torch random generator whose state is a buffer (saved, snapshotted and reset).
+
+    ``with rng.generator() as g: ...`` draws from ``g`` and stores its new state.
+    """
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        self.register_buffer("state", torch.Generator().manual_seed(seed).get_state())
+
+    def generator(self):
+        return _GeneratorContext(self)
+
+
+class _GeneratorContext:
+    def __init__(self, owner: GeneratorState) -> None:
+        self.owner = owner
+        self.gen = torch.Generator()
+
+    def __enter__(self) -> torch.Generator:
+        self.gen.set_state(self.owner.state)
+        return self.gen
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.owner.state = self.gen.get_state()
 
 
 # ------------------------------------------------------------------------ configure
@@ -229,8 +293,13 @@ class Adapter(nn.Module):
         self.skipped: dict[str, int] = {}
         self._warned: set[str] = set()
         self._window: torch.Tensor | None = None
-        self._initial = snapshot(self._stateful(), self.optimizer)
-        self._initial["method"] = copy_module.deepcopy(self._method_state())
+        self._initial = self._snapshot()
+
+    def _snapshot(self) -> dict:
+        """The state ``reset()`` returns to (a subclass that adds state re-takes it)."""
+        saved = snapshot(self._stateful(), self.optimizer)
+        saved["method"] = copy_module.deepcopy(self._method_state())
+        return saved
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -269,7 +338,7 @@ class Adapter(nn.Module):
     @classmethod
     def disabled(cls, model: nn.Module, **kwargs) -> Adapter:
         """The no-adaptation baseline: source statistics, no loss; outputs equal ``model``'s."""
-        from .bn import Source   # the class lives beside BN adapt; Source subclasses Adapter
+        from .bn import Source  # the class lives beside BN adapt; Source subclasses Adapter
 
         return Source(model, **kwargs)
 

@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validate import non_negative, positive
-from .base import Adapter, default_optimizer, no_params
+from .base import Adapter, no_params, stochastic_restore
 
 __all__ = ["NHL", "HebbianConv1", "ChannelAffine", "soft_hebb_conv_dw_torch",
            "hebbian_conv_dw", "interpolate_toward", "stochastic_restore", "bound_angle",
@@ -276,16 +276,6 @@ class HebbianConv1(nn.Module):
 def interpolate_toward(w: torch.Tensor, w_src: torch.Tensor, strength: float) -> torch.Tensor:
     """``w + strength·(w_src − w)``: a step of size ``strength`` ∈ [0, 1] back to the source."""
     return w + strength * (w_src - w)
-
-
-def stochastic_restore(w: torch.Tensor, w_src: torch.Tensor, prob: float,
-                       generator: torch.Generator) -> torch.Tensor:
-    """Each element of ``w`` replaced by ``w_src``'s with probability ``prob`` (CoTTA).
-
-    The mask is drawn on the CPU from ``generator`` (reproducible on every device).
-    """
-    mask = torch.rand(w.shape, generator=generator, dtype=torch.float64) < prob
-    return torch.where(mask.to(w.device), w_src, w)
 
 
 def bound_angle(w: torch.Tensor, w_src: torch.Tensor, max_rad: float) -> torch.Tensor:
