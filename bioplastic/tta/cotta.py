@@ -141,6 +141,7 @@ class CoTTA(Adapter):
             raise ValueError(f"n_augment must be an int >= 1, got {n_augment!r}")
         self.lr, self.mt, self.rst, self.ap = lr, float(mt), float(rst), float(ap)
         self.n_augment = n_augment
+        self.augmented_batches = 0   # batches whose teacher used the augmentations (diagnostic)
         self.augment = augment or partial(cotta_augment)
         teacher, anchor = copy_module.deepcopy(self.model), copy_module.deepcopy(self.model)
         for net in (teacher, anchor):
@@ -162,6 +163,7 @@ class CoTTA(Adapter):
             confidence = anchor(x).softmax(1).max(1).values.mean()
             if float(confidence) >= self.ap:
                 return teacher(x)
+            self.augmented_batches += 1
             with self.aux["rng"].generator() as gen:
                 copies = [teacher(self.augment(x, gen)) for _ in range(self.n_augment)]
             return torch.stack(copies).mean(0)
