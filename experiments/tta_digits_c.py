@@ -315,25 +315,35 @@ def plot(summary: dict, setting: str, path: Path, methods: tuple[str, ...] = MET
 
 
 def plot_continual(per_seed: list[dict], corruptions: tuple[str, ...], path: Path,
-                   methods: tuple[str, ...], window: int = 6) -> None:
-    """Error over the continual stream (mean over seeds, moving average over ``window``)."""
+                   methods: tuple[str, ...], ablations: tuple[str, ...] = (),
+                   window: int = 6) -> None:
+    """Error over the continual stream (mean over seeds, moving mean over ``window`` batches):
+    the methods on top, the NHL ablations (with Tent and NHL for reference) below."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(10, 4))
-    for m in methods:
-        if m not in per_seed[0].get("curve", {}):
-            continue
-        curve = np.mean([r["curve"][m] for r in per_seed], axis=0)
-        smooth = np.convolve(curve, np.ones(window) / window, mode="valid")
-        ax.plot(np.arange(len(smooth)) + window - 1, smooth, label=m,
-                lw=2 if m.startswith("nhl") or m == "tent" else 1)
-    per = len(per_seed[0]["curve"][methods[0]]) // max(1, len(corruptions))
-    for i, name in enumerate(corruptions):
-        ax.axvline(i * per, color="0.85", lw=0.5)
-        ax.text(i * per + 0.5, ax.get_ylim()[1], name, rotation=90, va="top", fontsize=6)
-    ax.set_xlabel("test batch (continual stream, never reset)")
-    ax.set_ylabel(f"error (%), moving mean of {window}")
-    ax.set_title("digits-C severity 5, continual protocol")
-    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    panels = [("methods", methods)]
+    if ablations:
+        panels.append(("NHL ablations", ("tent", "nhl") + tuple(ablations)))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.6 * len(panels)), sharex=True,
+                             squeeze=False)
+    styles = ["-", "--", "-.", ":"]
+    for ax, (title, names) in zip(axes[:, 0], panels, strict=True):
+        for k, m in enumerate(n for n in names if n in per_seed[0].get("curve", {})):
+            curve = np.mean([r["curve"][m] for r in per_seed], axis=0)
+            smooth = np.convolve(curve, np.ones(window) / window, mode="valid")
+            mean = np.mean([np.mean(r["curve"][m]) for r in per_seed])
+            ax.plot(np.arange(len(smooth)) + window - 1, smooth, ls=styles[k // 10 % 4],
+                    lw=2.2 if m in ("tent", "nhl", "nhl_anchored") else 1.1,
+                    label=f"{m} ({mean:.1f})")
+        per = len(curve) // max(1, len(corruptions))
+        top = ax.get_ylim()[1]
+        for i, name in enumerate(corruptions):
+            ax.axvline(i * per, color="0.85", lw=0.5)
+            ax.text(i * per + 0.5, top, name, rotation=90, va="top", fontsize=6, color="0.4")
+        ax.set_ylabel(f"error %, moving mean of {window}")
+        ax.set_title(f"digits-C severity 5, continual protocol: {title}", fontsize=9)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axes[-1, 0].set_xlabel("test batch (one stream, never reset); legend: mean error % "
+                           "over batches")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -412,7 +422,7 @@ def _run(config: Config) -> dict:
     plot(summary, f"test/s{max(config.severities)}", out / "tta_digits_c.png", config.methods)
     if config.continual:
         plot_continual(per_seed, config.corruptions, out / "tta_continual.png",
-                       config.methods + config.ablations)
+                       config.methods, config.ablations)
     metrics = {"summary": summary, "per_seed": per_seed,
                "seconds": time.perf_counter() - start,
                "protocol": "reset per (severity, corruption); continual = no reset, severity 5, "

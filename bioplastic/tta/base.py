@@ -1,7 +1,7 @@
 """The test-time adaptation wrapper: select params → configure → check → adapt step → snapshot.
 
 Each stage is a small function; :class:`Adapter` composes them (Tent's decomposition, Wang et
-al., ICLR 2021, DequanWang/tent; spec shared/spec/nhl_tta.md §3 and §5).
+al., ICLR 2021, DequanWang/tent; docs/tta.md).
 
 **Schedule of one call** ``adapter(x)`` (one test batch)::
 

@@ -3,13 +3,13 @@
 Paper: Tang, Zhang, Xu, Chen, Cheng, Leng, Guo & He, "Neuro-Modulated Hebbian Learning for
 Fully Test-Time Adaptation", CVPR 2023, arXiv 2303.00914. No code is public.
 
-Confirmed (spec shared/spec/nhl_tta.md §1): the first conv layer of the source model is
+Confirmed (docs/tta.md): the first conv layer of the source model is
 fine-tuned by a *soft* Hebbian rule with competitive lateral inhibition; a feedback
 **neuro-modulator** layer is fine-tuned by the entropy loss back-propagated from the top layers;
 the classifier is frozen; the prediction is made after the updates of each test batch.
 
-**Reconstruction** (spec §2; not the paper's published equations, which are unknown). For each
-conv1 patch ``x`` (every position of every sample) and filters ``w_k``::
+**Reconstruction** (docs/tta.md; not the paper's published equations, which are unknown). For
+each conv1 patch ``x`` (every position of every sample) and filters ``w_k``::
 
     u_k  = w_k · x                                 (conv1 pre-activation, bias ignored)
     y_k  = exp(u_k/τ) / Σ_l exp(u_l/τ)             (soft lateral inhibition across channels)
@@ -23,7 +23,7 @@ conv1 patch ``x`` (every position of every sample) and filters ``w_k``::
 ``no_grad`` [``hebb_first``] → modulator gradient step [``steps``] → prediction re-computed
 after the updates [``predict_after_update``].
 
-Guard of the pretrained filter bank (spec §2.1; ``norm_mode``): the SoftHebb rule drives every
+Guard of the pretrained filter bank (``norm_mode``): the SoftHebb rule drives every
 ‖w_k‖ to 1, while a pretrained conv1 has arbitrary norms that downstream layers are calibrated
 to. ``"direction"`` (default) applies the rule to ŵ_k = w_k/‖w_k‖ and restores the original norm
 afterwards (only directions adapt); ``"renorm"`` applies the raw rule and requires a BatchNorm
