@@ -189,6 +189,9 @@ def present(stimulus, label: int, state: RSNNState, topo: RSNNTopology, learner:
     ``(new_state, new_learner, decision, reward, spikes (T, n))``.
     """
     params = RSNNParams() if params is None else params
+    if learn and learning.learn_delays and learning.bounds.d_max_ms > params.max_delay_ms:
+        raise ValueError(f"learning.bounds.d_max_ms ({learning.bounds.d_max_ms}) must not "
+                         f"exceed params.max_delay_ms ({params.max_delay_ms}), the ring size")
     if fresh:
         state = rsnn_init(topo, params, state.w, state.delay_ms)._replace(step=state.step)
     trace = run_rsnn(stimulus, state, topo, params, stdp)
