@@ -317,13 +317,27 @@ def _checked_delays(topo: RSNNTopology, delay_ms, dt_ms: float, ring: int
 def _delay_index(topo: RSNNTopology, delay_steps: np.ndarray, ring: int):
     """``by_delay`` and ``delay_ptr`` for the current delays (rows = (pathway, source))."""
     row = topo.row_offset[topo.pathway] + (topo.pre - topo.src_offset[topo.pathway])
-    by_delay = np.lexsort((np.arange(row.size), delay_steps, row)).astype(np.int64)
-    n_rows = int(topo.src_count.sum())
-    counts = np.bincount(row * ring + delay_steps, minlength=n_rows * ring)
-    starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    return _counting_sort(row, delay_steps, int(topo.src_count.sum()), ring)
+
+
+@njit
+def _counting_sort(row, delay_steps, n_rows, ring):
+    """Stable sort of synapse ids by (row, delay): O(n_syn), no comparison sort."""
+    counts = np.zeros(n_rows * ring + 1, dtype=np.int64)
+    for k in range(row.size):
+        counts[row[k] * ring + delay_steps[k] + 1] += 1
+    for b in range(1, counts.size):
+        counts[b] += counts[b - 1]
     ptr = np.empty((n_rows, ring + 1), dtype=np.int64)
-    ptr[:, :ring] = starts[:-1].reshape(n_rows, ring)
-    ptr[:, ring] = starts[ring::ring]
+    for r in range(n_rows):
+        for d in range(ring + 1):
+            ptr[r, d] = counts[r * ring + d]
+    fill = counts[:-1].copy()
+    by_delay = np.empty(row.size, dtype=np.int64)
+    for k in range(row.size):
+        key = row[k] * ring + delay_steps[k]
+        by_delay[fill[key]] = k
+        fill[key] += 1
     return by_delay, ptr
 
 
@@ -358,34 +372,45 @@ def rsnn_init(topo: RSNNTopology, params: RSNNParams, weight, delay_ms, *, v0_mv
 def _in_flight(state: RSNNState, topo: RSNNTopology):
     """Events pushed since the last delay change that arrive at or after ``state.step``.
 
-    Returns ``(arrival, pathway, push_step, source, position, synapse)`` arrays (unsorted).
+    Returns ``(arrival, pathway, push_step, source, position, synapse)`` int64 arrays.
     """
-    ring, n_src = state.history.shape
-    step = state.step
-    rows, cols, syns, pushes = [], [], [], []
+    return _in_flight_kernel(state.history, state.step, state.delay_steps, state.by_delay,
+                             state.delay_ptr, topo.pathway, topo.src_offset, topo.src_count,
+                             topo.row_offset)
+
+
+@njit
+def _in_flight_kernel(history, step, delay_steps, by_delay, delay_ptr, pathway, src_offset,
+                      src_count, row_offset):
+    ring, n_src = history.shape
+    out = np.empty((6, 16), dtype=np.int64)
+    m = 0
     for push in range(max(0, step - ring + 1), step):
-        spiked = np.nonzero(state.history[push % ring])[0]
-        for src in spiked:
-            for p in range(len(PATHWAYS)):
-                off, cnt = topo.src_offset[p], topo.src_count[p]
-                if not off <= src < off + cnt:
+        spiked = history[push % ring]
+        for src in range(n_src):
+            if not spiked[src]:
+                continue
+            for p in range(src_offset.size):
+                off = src_offset[p]
+                if src < off or src >= off + src_count[p]:
                     continue
-                r = topo.row_offset[p] + src - off
-                lo, hi = state.delay_ptr[r, 0], state.delay_ptr[r, ring]
-                pos = np.arange(lo, hi)
-                syn = state.by_delay[pos]
-                late = push + state.delay_steps[syn] >= step
-                syns.append(syn[late])
-                rows.append(pos[late])
-                cols.append(np.full(late.sum(), src))
-                pushes.append(np.full(late.sum(), push))
-    if not syns:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, empty, empty, empty, empty
-    syn = np.concatenate(syns).astype(np.int64)
-    push = np.concatenate(pushes).astype(np.int64)
-    return (push + state.delay_steps[syn], topo.pathway[syn], push,
-            np.concatenate(cols).astype(np.int64), np.concatenate(rows).astype(np.int64), syn)
+                r = row_offset[p] + src - off
+                for pos in range(delay_ptr[r, 0], delay_ptr[r, ring]):
+                    syn = by_delay[pos]
+                    if push + delay_steps[syn] < step:
+                        continue
+                    if m == out.shape[1]:
+                        grown = np.empty((6, 2 * m), dtype=np.int64)
+                        grown[:, :m] = out
+                        out = grown
+                    out[0, m] = push + delay_steps[syn]
+                    out[1, m] = pathway[syn]
+                    out[2, m] = push
+                    out[3, m] = src
+                    out[4, m] = pos
+                    out[5, m] = syn
+                    m += 1
+    return out[0, :m], out[1, :m], out[2, :m], out[3, :m], out[4, :m], out[5, :m]
 
 
 def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, delay_ms, *,

@@ -24,16 +24,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import check_shape, finite_float
+from .._validate import as_float_array, check_shape, finite_float, positive
 from ..rules.delay_learning import (
     DelayBounds,
     DelayRuleParams,
     HomeostasisParams,
-    apply_delay_update,
+    bounded_update,
+    check_bounds,
+    check_rule,
+    eligibility_kernel,
     homeostasis_init,
     homeostasis_update,
-    rdl_delta,
-    stimulus_eligibility,
+    spike_lists,
 )
 from ..rules.stdp import STDPParams
 from .rsnn import (
@@ -150,14 +152,16 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
     src, post = np.asarray(src_spikes), np.asarray(post_spikes)
     check_shape("src_spikes", src, (None, topo.n_in + n))
     check_shape("post_spikes", post, (src.shape[0], n))
-    d = np.asarray(delay_ms, dtype=np.float64)
-    w = np.asarray(weight, dtype=np.float64)
+    d = as_float_array("delay_ms", delay_ms, ndim=1)
+    w = as_float_array("weight", weight, ndim=1)
     check_shape("delay_ms", d, (topo.n_synapses,))
     check_shape("weight", w, (topo.n_synapses,))
-    pre_l, post_l = topo.pre[learned], topo.post[learned]
-    elig_d, elig_w = stimulus_eligibility(src, post, pre_l, post_l, d[learned], dt_ms,
-                                          learning.rule)
-    dd = rdl_delta(elig_d, r) if learning.reward_modulated else elig_d
+    rule, bounds = check_rule(learning.rule), check_bounds(learning.bounds)
+    pre_l, post_l, d_l = topo.pre[learned], topo.post[learned], d[learned]
+    elig_d, elig_w = np.empty(learned.size), np.empty(learned.size)
+    eligibility_kernel(pre_l, post_l, d_l, *spike_lists(src), *spike_lists(post),
+                       positive("dt_ms", finite_float("dt_ms", dt_ms)), rule, elig_d, elig_w)
+    dd = r * elig_d if learning.reward_modulated else elig_d
     dw = elig_w if learning.learn_weights else np.zeros_like(elig_w)
     window, index = learner.window, learner.stimulus_index
     if learning.use_homeostasis:
@@ -165,10 +169,9 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
         window, hd, hw = homeostasis_update(window, index, spiked, learning.homeostasis)
         dd = dd + np.concatenate([hd, np.zeros(topo.n_inh)])[post_l]
         dw = dw + np.concatenate([hw, np.zeros(topo.n_inh)])[post_l]
-    bounds = learning.bounds
     if not learning.learn_delays:   # delays fixed: no stop criterion, no growth
         dd, bounds = np.zeros_like(dd), bounds._replace(stop_ms=-1.0, growth_ms=0.0)
-    d_l, w_l = apply_delay_update(d[learned], w[learned], dd, dw, post_l, n, bounds)
+    d_l, w_l = bounded_update(d_l, w[learned], dd, dw, post_l, np.zeros(n, np.bool_), bounds)
     d_new, w_new = d.copy(), w.copy()
     if learning.learn_delays:
         d_new[learned] = d_l

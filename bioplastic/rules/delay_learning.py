@@ -59,7 +59,8 @@ __all__ = [
     "DelayRuleParams", "HomeostasisParams", "DelayBounds",
     "delay_kernel", "weight_kernel", "delay_dw", "weight_dw", "spike_lists",
     "stimulus_eligibility", "rdl_delta", "homeostasis_init", "homeostasis_update",
-    "stopped_neurons", "apply_delay_update", "delay_steps_of",
+    "stopped_neurons", "apply_delay_update", "bounded_update", "delay_steps_of",
+    "eligibility_kernel", "check_rule", "check_bounds",
 ]
 
 
@@ -103,7 +104,7 @@ DEFAULT_HOMEOSTASIS = HomeostasisParams()
 DEFAULT_BOUNDS = DelayBounds()
 
 
-def _check_rule(p: DelayRuleParams) -> DelayRuleParams:
+def check_rule(p: DelayRuleParams) -> DelayRuleParams:
     if not isinstance(p, DelayRuleParams):
         raise TypeError(f"params must be DelayRuleParams, got {type(p).__name__}")
     for name in ("b_plus_ms", "b_minus_ms", "a_plus", "a_minus"):
@@ -132,14 +133,14 @@ def _f(lag, p):
 
 def delay_kernel(lag_ms, params: DelayRuleParams = DEFAULT_RULE) -> np.ndarray:
     """``G(lag)``, the delay change (ms) of one pairing, elementwise; ``lag_ms`` any shape."""
-    p = _check_rule(params)
+    p = check_rule(params)
     lag = as_float_array("lag_ms", lag_ms)
     return np.vectorize(lambda x: _g(x, p), otypes=[np.float64])(lag)
 
 
 def weight_kernel(lag_ms, params: DelayRuleParams = DEFAULT_RULE) -> np.ndarray:
     """``F(lag)``, the weight change of one pairing, elementwise."""
-    p = _check_rule(params)
+    p = check_rule(params)
     lag = as_float_array("lag_ms", lag_ms)
     return np.vectorize(lambda x: _f(x, p), otypes=[np.float64])(lag)
 
@@ -161,7 +162,7 @@ def delay_dw(pre_times_ms, post_times_ms, d_ms: float,
     ``pre_times_ms`` / ``post_times_ms``: spike times (1-D) of the synapse's pre and post
     neuron; ``d_ms`` its delay. See the module docstring for the pairing.
     """
-    p = _check_rule(params)
+    p = check_rule(params)
     d = finite_float("d_ms", d_ms)
     return float(sum(_g(lag, p) for lag in _pair_lags(pre_times_ms, post_times_ms, d, p)))
 
@@ -169,7 +170,7 @@ def delay_dw(pre_times_ms, post_times_ms, d_ms: float,
 def weight_dw(pre_times_ms, post_times_ms, d_ms: float,
               params: DelayRuleParams = DEFAULT_RULE) -> float:
     """``Σ F(lag)`` of one synapse over one stimulus (same pairs as :func:`delay_dw`)."""
-    p = _check_rule(params)
+    p = check_rule(params)
     d = finite_float("d_ms", d_ms)
     return float(sum(_f(lag, p) for lag in _pair_lags(pre_times_ms, post_times_ms, d, p)))
 
@@ -188,7 +189,7 @@ def spike_lists(spikes) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit
-def _eligibility(pre, post, d_ms, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p,
+def eligibility_kernel(pre, post, d_ms, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p,
                  out_d, out_w):
     for s in range(pre.size):
         i, j = pre[s], post[s]
@@ -233,7 +234,7 @@ def stimulus_eligibility(pre_spikes, post_spikes, pre, post, d_ms, dt_ms: float,
     elig_d : float64 (n_syn,)   Σ G (ms)
     elig_w : float64 (n_syn,)   Σ F
     """
-    p = _check_rule(params)
+    p = check_rule(params)
     dt_ms = positive("dt_ms", finite_float("dt_ms", dt_ms))
     pre_ptr, pre_steps = spike_lists(pre_spikes)
     post_ptr, post_steps = spike_lists(post_spikes)
@@ -247,7 +248,8 @@ def stimulus_eligibility(pre_spikes, post_spikes, pre, post, d_ms, dt_ms: float,
         raise ValueError("pre_spikes and post_spikes must cover the same steps, got "
                          f"{np.shape(pre_spikes)[0]} and {np.shape(post_spikes)[0]}")
     out_d, out_w = np.empty(pre.size), np.empty(pre.size)
-    _eligibility(pre, post, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p, out_d, out_w)
+    eligibility_kernel(pre, post, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p, out_d,
+                       out_w)
     return out_d, out_w
 
 
@@ -325,7 +327,7 @@ def homeostasis_update(window, stimulus_index: int, spiked,
     return new, -p.lambda_d_ms * k, p.lambda_w * k
 
 
-def _check_bounds(b: DelayBounds) -> DelayBounds:
+def check_bounds(b: DelayBounds) -> DelayBounds:
     if not isinstance(b, DelayBounds):
         raise TypeError(f"bounds must be DelayBounds, got {type(b).__name__}")
     vals = [finite_float(name, getattr(b, name)) for name in DelayBounds._fields]
@@ -365,7 +367,7 @@ def apply_delay_update(d_ms, w, dd_ms, dw, post, n_post: int,
     before the update) or is marked in ``frozen`` (bool (n_post,)): those keep ``d`` and ``w``.
     Every argument is checked (finite, shapes) before anything is computed.
     """
-    b = _check_bounds(bounds)
+    b = check_bounds(bounds)
     d = as_float_array("d_ms", d_ms, ndim=1)
     w_arr = as_float_array("w", w, ndim=1)
     check_shape("w", w_arr, d.shape)
@@ -373,13 +375,26 @@ def apply_delay_update(d_ms, w, dd_ms, dw, post, n_post: int,
     wdelta = np.broadcast_to(as_float_array("dw", dw), d.shape)
     post = _indices("post", post, n_post)
     check_shape("post", post, d.shape)
-    stop = stopped_neurons(d, post, n_post, b.stop_ms)
-    if frozen is not None:
-        frozen = np.asarray(frozen)
-        if frozen.dtype != np.bool_ or frozen.shape != (n_post,):
-            raise ValueError(f"frozen must be bool of shape ({n_post},), got {frozen!r}")
-        stop = stop | frozen
-    learn = ~stop[post]
-    d_new = np.where(learn, np.clip(d + ddelta + b.growth_ms, b.d_min_ms, b.d_max_ms), d)
-    w_new = np.where(learn, np.clip(w_arr + wdelta, b.w_min, b.w_max), w_arr)
+    if frozen is None:
+        frozen = np.zeros(n_post, dtype=np.bool_)
+    frozen = np.asarray(frozen)
+    if frozen.dtype != np.bool_ or frozen.shape != (n_post,):
+        raise ValueError(f"frozen must be bool of shape ({n_post},), got {frozen!r}")
+    return bounded_update(d, w_arr, np.ascontiguousarray(ddelta), np.ascontiguousarray(wdelta),
+                          post, frozen, b)
+
+
+@njit
+def bounded_update(d, w, dd, dw, post, frozen, b):
+    """The arithmetic of :func:`apply_delay_update` on checked arrays (one pass, new arrays):
+    post neurons with a delay ``<= b.stop_ms`` or ``frozen`` keep ``d`` and ``w``."""
+    stop = frozen.copy()
+    for k in range(d.size):
+        if d[k] <= b.stop_ms:
+            stop[post[k]] = True
+    d_new, w_new = d.copy(), w.copy()
+    for k in range(d.size):
+        if not stop[post[k]]:
+            d_new[k] = min(max((d[k] + dd[k]) + b.growth_ms, b.d_min_ms), b.d_max_ms)
+            w_new[k] = min(max(w[k] + dw[k], b.w_min), b.w_max)
     return d_new, w_new
