@@ -53,7 +53,8 @@ from ._brian import exact_prefs, network, recorded, run_network, scheduling_summ
 from ._cases import TwinCase, TwinResult
 
 __all__ = ["EQUATIONS", "THRESHOLD", "RESET", "STDP_MODEL", "ON_PRE_PLASTIC", "ON_POST",
-           "ON_PRE_STATIC", "run_rsnn_twin", "run_rsnn_kernel", "CASES"]
+           "ON_PRE_STATIC", "run_rsnn_twin", "run_rsnn_kernel", "random_case", "unpack",
+           "PRESENTATION_LEARNING", "CASES"]
 
 EQUATIONS = """
 dv/dt = (v_rest + I_ext - v)/tau_m : 1 (unless refractory)
@@ -345,8 +346,8 @@ def unpack(inputs: dict):
 #: Learning of the presentation case: delays bounded by 10 ms = 10 steps, below the 11-step
 #: input gap and excitatory refractory period (see random_case); no stop criterion, so every
 #: neuron keeps learning; growth 1e-4 x the 40 ms stimulus, as the reference code.
-_LEARNING = RDL._replace(bounds=DelayBounds(d_min_ms=0.0, d_max_ms=10.0, w_min=0.0, w_max=5.0,
-                                            stop_ms=-1.0, growth_ms=0.004))
+PRESENTATION_LEARNING = RDL._replace(bounds=DelayBounds(
+    d_min_ms=0.0, d_max_ms=10.0, w_min=0.0, w_max=5.0, stop_ms=-1.0, growth_ms=0.004))
 
 
 def _run(inputs: dict, runner, learn: bool) -> TwinResult:
@@ -354,7 +355,8 @@ def _run(inputs: dict, runner, learn: bool) -> TwinResult:
     n_maps = int(inputs["shape"][1])
     kwargs = {"v0_mv": inputs["v0_mv"]}
     if learn:
-        kwargs.update(labels=inputs["labels"], n_classes=n_maps, learning=_LEARNING,
+        kwargs.update(labels=inputs["labels"], n_classes=n_maps,
+                      learning=PRESENTATION_LEARNING,
                       groups=class_groups(n_maps, int(inputs["shape"][2])))
     else:
         kwargs["record_traces"] = True
