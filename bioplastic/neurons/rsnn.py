@@ -67,7 +67,6 @@ from ..rules.stdp import (
     trace_on_spike,
 )
 from ..simulate import Trace, simulate
-from .connectivity import due_blocks
 from .lif import (
     NEVER_SPIKED,
     LIFKernelParams,
@@ -173,17 +172,12 @@ class RSNNState(NamedTuple):
     by_delay: np.ndarray      # (n_syn,) synapse ids sorted by (row, delay, id)
     delay_ptr: np.ndarray     # (n_rows, L+1) block starts of (row, delay) in by_delay
     history: np.ndarray       # (L, n_in + n) bool ring of source spikes since the last change
+    spikers: np.ndarray       # (L, n_in + n) int64: row r lists the sources spiking at that step
+    n_spikers: np.ndarray     # (L,) int64: how many (ascending source order)
     pend_syn: np.ndarray      # (m,) int64 events queued before the last delay change
     pend_step: np.ndarray     # (m,) int64 their arrival steps (sorted; Brian's slot order)
     pend_pos: np.ndarray      # (1,) int64 first undelivered pending event
     step: int
-
-
-class _Blocks(NamedTuple):
-    """What :func:`due_blocks` reads: one pathway's ``(source, delay)`` block pointers."""
-
-    max_delay: int
-    delay_ptr: np.ndarray
 
 
 # ----------------------------------------------------------------------------------------------
@@ -365,6 +359,8 @@ def rsnn_init(topo: RSNNTopology, params: RSNNParams, weight, delay_ms, *, v0_mv
         x_pre=np.zeros(n_syn), x_post=np.zeros(n_syn), last_update=np.zeros(n_syn, np.int64),
         by_delay=by_delay, delay_ptr=ptr,
         history=np.zeros((ring, topo.n_in + n), dtype=np.bool_),
+        spikers=np.zeros((ring, topo.n_in + n), dtype=np.int64),
+        n_spikers=np.zeros(ring, dtype=np.int64),
         pend_syn=np.zeros(0, np.int64), pend_step=np.zeros(0, np.int64),
         pend_pos=np.zeros(1, np.int64), step=0)
 
@@ -445,7 +441,8 @@ def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, de
     by_delay, ptr = _delay_index(topo, steps, ring)
     return state._replace(
         w=w, delay_ms=d, delay_steps=steps, by_delay=by_delay, delay_ptr=ptr,
-        history=np.zeros_like(state.history),
+        history=np.zeros_like(state.history), n_spikers=np.zeros_like(state.n_spikers),
+        spikers=state.spikers.copy(),
         pend_syn=np.concatenate([o_syn, syn])[order].astype(np.int64),
         pend_step=all_arr[order].astype(np.int64), pend_pos=np.zeros(1, np.int64),
         v=state.v.copy(), theta=state.theta.copy(), last_spike=state.last_spike.copy(),
@@ -457,10 +454,11 @@ def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, de
 # kernel
 
 
-@njit
+@njit(inline="always")
 def _arrive(k, step, t_s, plastic, v, not_refractory, w, x_pre, x_post, last_update, post,
             dt_s, s):
-    """One delayed event through synapse ``k`` (Brian's on_pre)."""
+    """One delayed event through synapse ``k`` (Brian's on_pre). Inlined: a call per event
+    would pay a reference-count update per array argument."""
     j = post[k]
     w_old = w[k]
     if plastic:
@@ -476,25 +474,38 @@ def _arrive(k, step, t_s, plastic, v, not_refractory, w, x_pre, x_post, last_upd
 
 @njit
 def _pre_pathways(st, step, p, topo, not_refractory, pend_lo, pend_hi):
-    """Synapses slot, pre pathways 0..3: pending events first, then the ring's, per pathway."""
-    ring = st.history.shape[0]
+    """Synapses slot, pre pathways 0..3: pending events first, then the ring's, per pathway.
+
+    The ring's events are visited in the order of
+    :func:`~bioplastic.neurons.connectivity.due_blocks` (oldest spikes first, then source, then
+    the ``(source, delay)`` block in synapse order), without its per-step allocation.
+    """
+    history, by_delay, delay_ptr, pend_syn = st.history, st.by_delay, st.delay_ptr, st.pend_syn
+    spikers, n_spikers = st.spikers, st.n_spikers
+    v, w, x_pre, x_post, last_update = st.v, st.w, st.x_pre, st.x_post, st.last_update
+    post, pathway = topo.post, topo.pathway
+    ring = history.shape[0]
     t_s = step * p.dt_s
+    dt_s, s = p.dt_s, p.stdp
     for q in range(4):
         plastic = p.stdp_on[q]
         for e in range(pend_lo, pend_hi):
-            k = st.pend_syn[e]
-            if topo.pathway[k] == q:
-                _arrive(k, step, t_s, plastic, st.v, not_refractory, st.w, st.x_pre, st.x_post,
-                        st.last_update, topo.post, p.dt_s, p.stdp)
+            k = pend_syn[e]
+            if pathway[k] == q:
+                _arrive(k, step, t_s, plastic, v, not_refractory, w, x_pre, x_post,
+                        last_update, post, dt_s, s)
         off, cnt, r0 = topo.src_offset[q], topo.src_count[q], topo.row_offset[q]
         if cnt == 0 or topo.pathway_ptr[q] == topo.pathway_ptr[q + 1]:
             continue
-        blocks = _Blocks(ring - 1, st.delay_ptr[r0:r0 + cnt])
-        starts, stops = due_blocks(st.history[:, off:off + cnt], step, blocks)
-        for b in range(starts.size):
-            for pos in range(starts[b], stops[b]):
-                _arrive(st.by_delay[pos], step, t_s, plastic, st.v, not_refractory, st.w,
-                        st.x_pre, st.x_post, st.last_update, topo.post, p.dt_s, p.stdp)
+        for age in range(min(ring - 1, step), -1, -1):
+            row = (step - age) % ring
+            for e in range(n_spikers[row]):
+                i = spikers[row, e] - off
+                if i < 0 or i >= cnt:
+                    continue
+                for pos in range(delay_ptr[r0 + i, age], delay_ptr[r0 + i, age + 1]):
+                    _arrive(by_delay[pos], step, t_s, plastic, v, not_refractory, w, x_pre,
+                            x_post, last_update, post, dt_s, s)
 
 
 @njit
@@ -533,9 +544,16 @@ def rsnn_advance(x, state, params, topo):
     spikes = np.zeros(n, dtype=np.bool_)
     lif_groups_thresholds(np.zeros(n), state.v, state.theta, state.last_spike, not_refractory,
                           spikes, step, params.lif)
-    row = state.history[step % state.history.shape[0]]
+    slot = step % state.history.shape[0]
+    row = state.history[slot]
     row[:topo.n_in] = x
     row[topo.n_in:] = spikes
+    m = 0
+    for src in range(row.size):
+        if row[src]:
+            state.spikers[slot, m] = src
+            m += 1
+    state.n_spikers[slot] = m
     lo = state.pend_pos[0]
     hi = lo
     while hi < state.pend_step.size and state.pend_step[hi] == step:
@@ -546,8 +564,9 @@ def rsnn_advance(x, state, params, topo):
     lif_resets(spikes, state.v, state.theta, params.lif)
     return spikes, RSNNState(state.v, state.theta, state.last_spike, state.w, state.delay_ms,
                              state.delay_steps, state.x_pre, state.x_post, state.last_update,
-                             state.by_delay, state.delay_ptr, state.history, state.pend_syn,
-                             state.pend_step, state.pend_pos, step + 1)
+                             state.by_delay, state.delay_ptr, state.history, state.spikers,
+                             state.n_spikers, state.pend_syn, state.pend_step, state.pend_pos,
+                             step + 1)
 
 
 @njit
@@ -556,7 +575,8 @@ def _copy(state):
                      state.w.copy(), state.delay_ms.copy(), state.delay_steps.copy(),
                      state.x_pre.copy(), state.x_post.copy(), state.last_update.copy(),
                      state.by_delay.copy(), state.delay_ptr.copy(), state.history.copy(),
-                     state.pend_syn.copy(), state.pend_step.copy(), state.pend_pos.copy(),
+                     state.spikers.copy(), state.n_spikers.copy(), state.pend_syn.copy(),
+                     state.pend_step.copy(), state.pend_pos.copy(),
                      state.step)
 
 

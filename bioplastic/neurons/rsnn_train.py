@@ -64,6 +64,8 @@ class LearningParams(NamedTuple):
     reward_modulated: bool = True    # True: RDL (r * Σ G); False: UDL (Σ G)
     learn_weights: bool = True       # weight rule F between stimuli
     use_homeostasis: bool = True     # rate homeostasis on delays (if learned) and weights
+    reward_decided_only: bool = False   # r reaches only the synapses onto the decided group
+    reward_weights: bool = False     # weights by r * Σ F instead of Σ F
 
 
 RDL = LearningParams()
@@ -131,7 +133,7 @@ def learned_synapses(topo: RSNNTopology) -> np.ndarray:
 
 def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_spikes, reward,
                         learner: LearnerState, dt_ms: float,
-                        learning: LearningParams = RDL
+                        learning: LearningParams = RDL, *, modulated=None
                         ) -> tuple[np.ndarray, np.ndarray, LearnerState]:
     """New delays, weights and learner state after one stimulus (inputs unchanged).
 
@@ -145,6 +147,10 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
         Spikes of the neurons (``src_spikes[:, n_in:]``).
     reward : float
         The stimulus' reward (``reward_for``); must be finite even when unused.
+    modulated : bool (n,), optional
+        Post neurons whose incoming synapses receive the reward; the others get ``r = 0``
+        (their delays and, with ``reward_weights``, weights keep only homeostasis and growth).
+        Default: every neuron.
     """
     r = finite_float("reward", reward)
     learned = learned_synapses(topo)
@@ -161,8 +167,16 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
     elig_d, elig_w = np.empty(learned.size), np.empty(learned.size)
     eligibility_kernel(pre_l, post_l, d_l, *spike_lists(src), *spike_lists(post),
                        positive("dt_ms", finite_float("dt_ms", dt_ms)), rule, elig_d, elig_w)
-    dd = r * elig_d if learning.reward_modulated else elig_d
-    dw = elig_w if learning.learn_weights else np.zeros_like(elig_w)
+    r_syn = np.full(learned.size, r)
+    if modulated is not None:
+        mask = np.asarray(modulated)
+        if mask.dtype != np.bool_ or mask.shape != (n,):
+            raise ValueError(f"modulated must be bool of shape ({n},), got {mask.dtype} "
+                             f"{mask.shape}")
+        r_syn = np.where(mask[post_l], r, 0.0)
+    dd = r_syn * elig_d if learning.reward_modulated else elig_d
+    dw = (r_syn * elig_w if learning.reward_weights else elig_w) if learning.learn_weights \
+        else np.zeros_like(elig_w)
     window, index = learner.window, learner.stimulus_index
     if learning.use_homeostasis:
         spiked = post[:, :topo.n_exc].any(axis=0)
@@ -205,8 +219,13 @@ def present(stimulus, label: int, state: RSNNState, topo: RSNNTopology, learner:
     if not learn:
         return trace.state, learner, decision, reward, spikes
     src = np.concatenate([np.asarray(stimulus, dtype=np.bool_), spikes], axis=1)
+    modulated = None
+    if learning.reward_decided_only:
+        g = np.asarray(groups)
+        modulated = np.concatenate([(g == decision) & (decision >= 0),
+                                    np.zeros(topo.n_inh, np.bool_)])
     d_new, w_new, learner = delay_weight_update(topo, trace.state.delay_ms, trace.state.w, src,
                                                 spikes, reward, learner, float(params.dt_ms),
-                                                learning)
+                                                learning, modulated=modulated)
     new_state = rsnn_set_delays(trace.state, topo, params, d_new, weight=w_new)
     return new_state, learner, decision, reward, spikes
