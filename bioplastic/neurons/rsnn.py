@@ -415,18 +415,21 @@ def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, de
 
     Spikes already queued keep the arrival steps of the delays they were sent with and are
     delivered before later spikes, as Brian2's spike queue does when ``S.delay`` changes between
-    ``run()`` calls. Everything is validated first: on an error ``state`` is returned to no one
-    and nothing has changed (``state`` itself is never modified).
+    ``run()`` calls. Everything is validated first: on an error nothing has changed
+    (``state`` itself is never modified). The new state shares the arrays that do not change
+    (membranes, traces, ...) with ``state``: states are values, and every run works on a
+    private copy (:func:`bioplastic.simulate`), so sharing is safe and saves the copies.
     """
     ring = state.history.shape[0]
     if ring != ring_size(params):
         raise ValueError(f"params.max_delay_ms gives a ring of {ring_size(params)} rows, the "
                          f"state has {ring}")
     d, steps = _checked_delays(topo, delay_ms, float(params.dt_ms), ring)
-    w = state.w.copy()
+    w = state.w
     if weight is not None:
-        w = as_float_array("weight", weight, ndim=1).copy()
+        w = as_float_array("weight", weight, ndim=1)
         check_shape("weight", w, (topo.n_synapses,))
+        w = w.copy() if np.shares_memory(w, weight) else w
     arrival, pathway, push, src, pos, syn = _in_flight(state, topo)
     old = slice(int(state.pend_pos[0]), state.pend_syn.size)
     o_syn, o_arr = state.pend_syn[old], state.pend_step[old]
@@ -442,12 +445,8 @@ def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, de
     return state._replace(
         w=w, delay_ms=d, delay_steps=steps, by_delay=by_delay, delay_ptr=ptr,
         history=np.zeros_like(state.history), n_spikers=np.zeros_like(state.n_spikers),
-        spikers=state.spikers.copy(),
         pend_syn=np.concatenate([o_syn, syn])[order].astype(np.int64),
-        pend_step=all_arr[order].astype(np.int64), pend_pos=np.zeros(1, np.int64),
-        v=state.v.copy(), theta=state.theta.copy(), last_spike=state.last_spike.copy(),
-        x_pre=state.x_pre.copy(), x_post=state.x_post.copy(),
-        last_update=state.last_update.copy())
+        pend_step=all_arr[order].astype(np.int64), pend_pos=np.zeros(1, np.int64))
 
 
 # ----------------------------------------------------------------------------------------------
