@@ -130,6 +130,7 @@ class RSNNTopology(NamedTuple):
     src_count : int64 (4,)     size of that group
     row_offset : int64 (4,)    first row of the pathway in ``delay_ptr``
     by_post : PostIndex        post-major synapse lists (for on_post)
+    row : int64 (n_syn,)       the (pathway, source) row of each synapse in ``delay_ptr``
     """
 
     pre: np.ndarray
@@ -140,6 +141,7 @@ class RSNNTopology(NamedTuple):
     src_count: np.ndarray
     row_offset: np.ndarray
     by_post: PostIndex
+    row: np.ndarray
     n_in: int
     n_exc: int
     n_inh: int
@@ -269,8 +271,9 @@ def rsnn_topology(n_in: int, n_exc: int, n_inh: int, synapses: dict
         src_offset=np.array([src_base[n.split("_")[0]] for n in PATHWAYS], dtype=np.int64),
         src_count=src_count,
         row_offset=np.concatenate([[0], np.cumsum(src_count)[:-1]]).astype(np.int64),
-        by_post=post_index(post, n_exc + n_inh), n_in=int(n_in), n_exc=int(n_exc),
-        n_inh=int(n_inh))
+        by_post=post_index(post, n_exc + n_inh), row=np.zeros(0, np.int64), n_in=int(n_in),
+        n_exc=int(n_exc), n_inh=int(n_inh))
+    topo = topo._replace(row=topo.row_offset[pathway] + (pre - topo.src_offset[pathway]))
     return topo, np.ascontiguousarray(w, np.float64), np.ascontiguousarray(d, np.float64)
 
 
@@ -310,8 +313,7 @@ def _checked_delays(topo: RSNNTopology, delay_ms, dt_ms: float, ring: int
 
 def _delay_index(topo: RSNNTopology, delay_steps: np.ndarray, ring: int):
     """``by_delay`` and ``delay_ptr`` for the current delays (rows = (pathway, source))."""
-    row = topo.row_offset[topo.pathway] + (topo.pre - topo.src_offset[topo.pathway])
-    return _counting_sort(row, delay_steps, int(topo.src_count.sum()), ring)
+    return _counting_sort(topo.row, delay_steps, int(topo.src_count.sum()), ring)
 
 
 @njit
@@ -433,14 +435,12 @@ def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, de
     arrival, pathway, push, src, pos, syn = _in_flight(state, topo)
     old = slice(int(state.pend_pos[0]), state.pend_syn.size)
     o_syn, o_arr = state.pend_syn[old], state.pend_step[old]
-    # old pending events were pushed before any history event: group 0 sorts first
+    # Brian's slot order is push order: old pending events (already sorted) were pushed before
+    # any ring event, and the ring's come out of _in_flight by push step, source, position; a
+    # stable sort by (arrival, pathway) keeps both orders.
     all_arr = np.concatenate([o_arr, arrival])
     all_path = np.concatenate([topo.pathway[o_syn], pathway])
-    group = np.concatenate([np.zeros(o_syn.size, np.int64), np.ones(syn.size, np.int64)])
-    pad = np.zeros(o_syn.size, np.int64)
-    seq = np.concatenate([np.arange(o_syn.size), np.zeros(syn.size, np.int64)])
-    keys = [np.concatenate([pad, k]) for k in (pos, src, push)]
-    order = np.lexsort((*keys, seq, group, all_path, all_arr)).astype(np.int64)
+    order = np.argsort(all_arr * len(PATHWAYS) + all_path, kind="stable")
     by_delay, ptr = _delay_index(topo, steps, ring)
     return state._replace(
         w=w, delay_ms=d, delay_steps=steps, by_delay=by_delay, delay_ptr=ptr,

@@ -29,10 +29,9 @@ from ..rules.delay_learning import (
     DelayBounds,
     DelayRuleParams,
     HomeostasisParams,
-    bounded_update,
     check_bounds,
     check_rule,
-    eligibility_kernel,
+    fused_update,
     homeostasis_init,
     homeostasis_update,
     spike_lists,
@@ -153,7 +152,6 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
         Default: every neuron.
     """
     r = finite_float("reward", reward)
-    learned = learned_synapses(topo)
     n = topo.n_neurons
     src, post = np.asarray(src_spikes), np.asarray(post_spikes)
     check_shape("src_spikes", src, (None, topo.n_in + n))
@@ -163,33 +161,30 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
     check_shape("delay_ms", d, (topo.n_synapses,))
     check_shape("weight", w, (topo.n_synapses,))
     rule, bounds = check_rule(learning.rule), check_bounds(learning.bounds)
-    pre_l, post_l, d_l = topo.pre[learned], topo.post[learned], d[learned]
-    elig_d, elig_w = np.empty(learned.size), np.empty(learned.size)
-    eligibility_kernel(pre_l, post_l, d_l, *spike_lists(src), *spike_lists(post),
-                       positive("dt_ms", finite_float("dt_ms", dt_ms)), rule, elig_d, elig_w)
-    r_syn = np.full(learned.size, r)
+    r_post = np.full(n, r)
     if modulated is not None:
         mask = np.asarray(modulated)
         if mask.dtype != np.bool_ or mask.shape != (n,):
             raise ValueError(f"modulated must be bool of shape ({n},), got {mask.dtype} "
                              f"{mask.shape}")
-        r_syn = np.where(mask[post_l], r, 0.0)
-    dd = r_syn * elig_d if learning.reward_modulated else elig_d
-    dw = (r_syn * elig_w if learning.reward_weights else elig_w) if learning.learn_weights \
-        else np.zeros_like(elig_w)
+        r_post = np.where(mask, r, 0.0)
     window, index = learner.window, learner.stimulus_index
+    hd_post, hw_post = np.zeros(n), np.zeros(n)
     if learning.use_homeostasis:
         spiked = post[:, :topo.n_exc].any(axis=0)
-        window, hd, hw = homeostasis_update(window, index, spiked, learning.homeostasis)
-        dd = dd + np.concatenate([hd, np.zeros(topo.n_inh)])[post_l]
-        dw = dw + np.concatenate([hw, np.zeros(topo.n_inh)])[post_l]
+        window, hd_post[:topo.n_exc], hw_post[:topo.n_exc] = homeostasis_update(
+            window, index, spiked, learning.homeostasis)
     if not learning.learn_delays:   # delays fixed: no stop criterion, no growth
-        dd, bounds = np.zeros_like(dd), bounds._replace(stop_ms=-1.0, growth_ms=0.0)
-    d_l, w_l = bounded_update(d_l, w[learned], dd, dw, post_l, np.zeros(n, np.bool_), bounds)
+        hd_post[:] = 0.0
+        bounds = bounds._replace(stop_ms=-1.0, growth_ms=0.0)
+    # the learned pathways (input_exc, exc_exc) are the first synapses of the topology
+    hi = int(topo.pathway_ptr[2])
     d_new, w_new = d.copy(), w.copy()
-    if learning.learn_delays:
-        d_new[learned] = d_l
-    w_new[learned] = w_l
+    fused_update(topo.pre[:hi], topo.post[:hi], d[:hi], w[:hi], *spike_lists(src),
+                 *spike_lists(post), positive("dt_ms", finite_float("dt_ms", dt_ms)), rule,
+                 r_post, bool(learning.reward_modulated), bool(learning.reward_weights),
+                 bool(learning.learn_delays), bool(learning.learn_weights), hd_post, hw_post,
+                 bounds, d_new[:hi], w_new[:hi])
     return d_new, w_new, LearnerState(window, index + 1)
 
 

@@ -60,7 +60,7 @@ __all__ = [
     "delay_kernel", "weight_kernel", "delay_dw", "weight_dw", "spike_lists",
     "stimulus_eligibility", "rdl_delta", "homeostasis_init", "homeostasis_update",
     "stopped_neurons", "apply_delay_update", "bounded_update", "delay_steps_of",
-    "eligibility_kernel", "check_rule", "check_bounds",
+    "eligibility_kernel", "fused_update", "check_rule", "check_bounds",
 ]
 
 
@@ -188,29 +188,65 @@ def spike_lists(spikes) -> tuple[np.ndarray, np.ndarray]:
     return indptr, step.astype(np.int64)
 
 
+@njit(inline="always")
+def _synapse_eligibility(i, j, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p):
+    """``(Σ G, Σ F)`` of one synapse ``i -> j`` with delay ``d`` over one stimulus."""
+    acc_d, acc_w = 0.0, 0.0
+    q = pre_ptr[i]           # nearest pairing: walks the pre list once per synapse
+    for a in range(post_ptr[j], post_ptr[j + 1]):
+        t_post = post_steps[a]
+        if p.all_pairs:
+            lo, hi = pre_ptr[i], pre_ptr[i + 1]
+        else:
+            while q < pre_ptr[i + 1] and pre_steps[q] <= t_post:
+                q += 1
+            if q == pre_ptr[i]:
+                continue     # no pre spike at or before this post spike
+            lo, hi = q - 1, q
+        for b in range(lo, hi):
+            lag = (((t_post - pre_steps[b]) * dt_ms) - d) - p.epsilon_ms
+            acc_d += _g(lag, p)
+            acc_w += _f(lag, p)
+    return acc_d, acc_w
+
+
 @njit
 def eligibility_kernel(pre, post, d_ms, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p,
-                 out_d, out_w):
+                       out_d, out_w):
     for s in range(pre.size):
-        i, j = pre[s], post[s]
-        acc_d, acc_w = 0.0, 0.0
-        q = pre_ptr[i]           # nearest pairing: walks the pre list once per synapse
-        for a in range(post_ptr[j], post_ptr[j + 1]):
-            t_post = post_steps[a]
-            if p.all_pairs:
-                lo, hi = pre_ptr[i], pre_ptr[i + 1]
-            else:
-                while q < pre_ptr[i + 1] and pre_steps[q] <= t_post:
-                    q += 1
-                if q == pre_ptr[i]:
-                    continue     # no pre spike at or before this post spike
-                lo, hi = q - 1, q
-            for b in range(lo, hi):
-                lag = (((t_post - pre_steps[b]) * dt_ms) - d_ms[s]) - p.epsilon_ms
-                acc_d += _g(lag, p)
-                acc_w += _f(lag, p)
-        out_d[s] = acc_d
-        out_w[s] = acc_w
+        out_d[s], out_w[s] = _synapse_eligibility(pre[s], post[s], d_ms[s], pre_ptr, pre_steps,
+                                                  post_ptr, post_steps, dt_ms, p)
+
+
+@njit
+def fused_update(pre, post, d, w, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p, r_post,
+                 reward_delays, reward_weights, learn_delays, learn_weights, hd_post, hw_post,
+                 b, d_out, w_out):
+    """Eligibility, reward, homeostasis and bounds in one pass, into ``d_out``/``w_out``.
+
+    Per synapse ``s`` onto ``j``: ``dd = (r_j * Σ G if reward_delays else Σ G) + hd_j``,
+    ``dw = (r_j * Σ F if reward_weights else Σ F) + hw_j`` (``Σ F`` replaced by 0 unless
+    ``learn_weights``), then :func:`bounded_update`'s clip; post neurons with a delay
+    ``<= b.stop_ms`` keep ``d`` and ``w``; delays are written only if ``learn_delays``.
+    The same arithmetic, in the same order, as the separate functions of this module.
+    """
+    stop = np.zeros(hd_post.size, dtype=np.bool_)
+    for k in range(d.size):
+        if d[k] <= b.stop_ms:
+            stop[post[k]] = True
+    for k in range(d.size):
+        j = post[k]
+        if stop[j]:
+            continue
+        e_d, e_w = _synapse_eligibility(pre[k], j, d[k], pre_ptr, pre_steps, post_ptr,
+                                        post_steps, dt_ms, p)
+        dd = (r_post[j] * e_d if reward_delays else e_d) + hd_post[j]
+        if not learn_weights:
+            e_w = 0.0
+        dw = (r_post[j] * e_w if reward_weights else e_w) + hw_post[j]
+        if learn_delays:
+            d_out[k] = min(max((d[k] + dd) + b.growth_ms, b.d_min_ms), b.d_max_ms)
+        w_out[k] = min(max(w[k] + dw, b.w_min), b.w_max)
 
 
 def stimulus_eligibility(pre_spikes, post_spikes, pre, post, d_ms, dt_ms: float,
