@@ -1,16 +1,29 @@
 """One time loop for every model.
 
-``simulate(step, inputs, state, params, *weights, record=("v",))`` runs a model's jitted step
-function over time-major ``inputs`` in a single jitted loop and returns a :class:`Trace`. The
-loop's source exists once; it is compiled once per (step function, argument types, recorded
-fields) and cached on disk under a name and signature that are the same in every process, so a
-second process loads it instead of compiling (no function object is ever an argument of the
-cached loop: numba cannot find a dispatcher-typed signature again in a new process).
+The model contract: each model has a jitted **in-place** advance,
 
-The step contract (DESIGN.md): ``step(x_t, state, params, *weights) -> (spikes, new_state)``
-where ``x_t = inputs[t]``, ``spikes`` is a boolean array and ``new_state`` a NamedTuple of the
-same type as ``state``. Steps never modify their arguments, so ``simulate`` leaves ``state``
-and ``inputs`` untouched.
+    ``<model>_advance(x_t, state, params, *weights) -> (spikes, state)``
+
+which updates the arrays of ``state`` (a NamedTuple of arrays) in place and returns the spikes
+of the step (a boolean array) and the state (the same arrays; scalar fields such as the step
+counter in a new tuple). ``simulate(advance, inputs, state, params, *weights, record=("v",))``
+runs it over time-major ``inputs`` in a single jitted loop on a **private copy** of ``state``,
+so the caller's state, inputs, parameters and weights are never modified, and returns a
+:class:`Trace`.
+
+:func:`simulate_blocks` is the same loop over presentations ``(n_blocks, T_block, ...)`` (a
+stimulus and its rest), with an optional in-place hook run at the start of every block and
+records taken after each block.
+
+The pure one-step form is derived, never written per model: :func:`step_once` runs ``advance``
+on a copy of the state (:func:`bioplastic._state.copy_state`, generated from the state's
+fields).
+
+Caching: the loops' source exists once. Each is compiled once per (advance, argument types,
+recorded fields) and cached on disk under a name and a signature that are the same in every
+process, so a second process loads it instead of compiling. The advance is bound into the loop
+as a global, never passed as an argument: numba cannot find a signature holding a function
+value again in a new process, so such a cache would never hit and would grow without bound.
 """
 
 from __future__ import annotations
@@ -28,8 +41,9 @@ from numba.core import types
 from numba.extending import overload
 
 from ._jit import njit, py_func
+from ._state import check_record, copy_state
 
-__all__ = ["Trace", "simulate"]
+__all__ = ["Trace", "simulate", "simulate_blocks", "step_once"]
 
 
 class Trace(NamedTuple):
@@ -68,19 +82,49 @@ class Trace(NamedTuple):
         return tuple.__getitem__(self, key)
 
 
+def step_once(advance, x, state, params, *weights):
+    """One pure step: ``advance`` on a copy of ``state``; no argument is modified.
+
+    Returns ``(spikes, new_state)``. Each model's jitted ``<model>_step`` is this, written as
+    ``advance(x, copy_state(state), ...)`` so that it stays cacheable.
+    """
+    return advance(x, copy_state(state), params, *weights)
+
+
+# The loop templates below name ``advance`` and ``on_block`` as globals that _loop_for binds.
+
 def _time_loop_template(inputs, state, params, weights, buffers, units):
-    # ``step`` is a global bound per step function by _time_loop_for (never an argument: a
-    # dispatcher in a signature can never be found again in the on-disk cache).
     # The first step runs outside the loop so the spike buffer can take its shape from it.
-    spikes, state = step(inputs[0], state, params, *weights)  # noqa: F821
+    spikes, state = advance(inputs[0], state, params, *weights)  # noqa: F821
     spikes_out = np.zeros((inputs.shape[0],) + spikes.shape, dtype=np.bool_)
     spikes_out[0] = spikes
     _record(state, buffers, units, 0)
     for t in range(1, inputs.shape[0]):
-        spikes, state = step(inputs[t], state, params, *weights)  # noqa: F821
+        spikes, state = advance(inputs[t], state, params, *weights)  # noqa: F821
         spikes_out[t] = spikes
         _record(state, buffers, units, t)
     return spikes_out, state
+
+
+def _block_loop_template(blocks, state, params, weights, buffers, units):
+    # The first step of the first block runs alone so the spike buffer can take its shape.
+    on_block(state, params, *weights)  # noqa: F821
+    spikes, state = advance(blocks[0, 0], state, params, *weights)  # noqa: F821
+    spikes_out = np.zeros((blocks.shape[0], blocks.shape[1]) + spikes.shape, dtype=np.bool_)
+    spikes_out[0, 0] = spikes
+    for b in range(blocks.shape[0]):
+        if b > 0:
+            on_block(state, params, *weights)  # noqa: F821
+        for t in range(1 if b == 0 else 0, blocks.shape[1]):
+            spikes, state = advance(blocks[b, t], state, params, *weights)  # noqa: F821
+            spikes_out[b, t] = spikes
+        _record(state, buffers, units, b)
+    return spikes_out, state
+
+
+@njit
+def no_block_hook(state, params, *weights):
+    """The default ``on_block`` of :func:`simulate_blocks`: does nothing."""
 
 
 def _record(state, buffers, units, t):
@@ -106,47 +150,41 @@ def _record_overload(state, buffers, units, t):
     return namespace["record"]
 
 
-def _cache_name(step) -> str:
-    """A name for ``step``'s time loop that is the same in every process. Steps from outside
-    the package also carry a digest of their source file: the package's cache directory is
-    keyed on the package source only, so an edited user model must not find the old loop."""
-    function = py_func(step)
-    name = f"{function.__module__}.{function.__qualname__}".replace(".", "_").replace("<", "_")
+def _stable_name(function) -> str:
+    """A name for ``function`` that is the same in every process. Functions from outside the
+    package also carry a digest of their source file: the package's cache directory is keyed on
+    the package source only, so an edited user model must not find the old loop."""
+    function = py_func(function)
+    name = f"{function.__module__}.{function.__qualname__}"
     path = inspect.getsourcefile(function) or ""
     if not os.path.abspath(path).startswith(os.path.dirname(os.path.abspath(__file__))):
         with contextlib.suppress(OSError):
-            name += "_" + hashlib.sha256(open(path, "rb").read()).hexdigest()[:12]
-    return f"_time_loop_{name.replace('>', '_')}"
+            name += "." + hashlib.sha256(open(path, "rb").read()).hexdigest()[:12]
+    return "".join(c if c.isalnum() else "_" for c in name)
 
 
-def _time_loop_for(step):
-    """The one time loop, compiled for ``step``: the template's code with ``step`` bound as a
-    global, so the cache index key (signature + bytecode) is stable across processes."""
-    loop = _time_loop_for.memo.get(step)
+def _loop_for(template, **bound):
+    """``template``'s code compiled with the functions in ``bound`` as its globals: one loop
+    source for every model, and a cache index key (signature + bytecode) and file name that
+    are stable across processes."""
+    key = (template, *bound.items())
+    loop = _loop_for.memo.get(key)
     if loop is None:
-        loop = _time_loop_for.memo[step] = _compile_loop(step)
+        name = "__".join([template.__name__.removesuffix("_template"),
+                          *(_stable_name(f) for f in bound.values())])
+        function = pytypes.FunctionType(template.__code__, {**template.__globals__, **bound},
+                                        name)
+        function.__qualname__ = name
+        loop = _loop_for.memo[key] = njit(function)
     return loop
 
 
-_time_loop_for.memo = {}  # step dispatcher -> its loop (`bioplastic warmup` lists them)
+_loop_for.memo = {}  # (template, bound functions) -> compiled loop; `bioplastic warmup` lists it
 
 
-def _compile_loop(step):
-    template = _time_loop_template
-    loop = pytypes.FunctionType(template.__code__, {**template.__globals__, "step": step},
-                                _cache_name(step))
-    loop.__qualname__ = loop.__name__
-    return njit(loop)
-
-
-def _check_record(state, record) -> tuple[str, ...]:
-    if isinstance(record, str):
-        record = (record,)
-    fields = tuple(record)
-    unknown = [f for f in fields if f not in state._fields]
-    if unknown:
-        raise ValueError(f"record names unknown state fields {unknown}; state has {state._fields}")
-    return fields
+def _time_loop_for(advance):
+    """The time loop of :func:`simulate`, compiled for ``advance``."""
+    return _loop_for(_time_loop_template, advance=advance)
 
 
 def _check_units(state, fields, record_units) -> np.ndarray | None:
@@ -161,11 +199,6 @@ def _check_units(state, fields, record_units) -> np.ndarray | None:
     return units.astype(np.int64)
 
 
-def _private_copy(state):
-    """A copy of a flat NamedTuple state whose arrays the loop may overwrite."""
-    return type(state)(*(v.copy() if isinstance(v, np.ndarray) else v for v in state))
-
-
 def _check_inputs(inputs) -> np.ndarray:
     if not isinstance(inputs, np.ndarray):
         raise TypeError(f"inputs must be a numpy array, got {type(inputs).__name__}")
@@ -175,73 +208,126 @@ def _check_inputs(inputs) -> np.ndarray:
     return inputs
 
 
-def simulate(step, inputs: np.ndarray, state, params, *weights, record=(),
-             record_units=None, step_in_place=None) -> Trace:
-    """Run ``step`` over ``inputs`` (time-major, shape ``(T, ...)``) from ``state``.
+def _slots(state, fields, units, n_records: int) -> tuple[tuple, tuple]:
+    """The record buffers, and the same buffers laid out one slot per state field (None where
+    the field is not recorded), which is the form the loop's recorder takes."""
+    buffers = tuple(
+        np.empty((n_records,) + (np.shape(getattr(state, f)) if units is None else units.shape),
+                 dtype=np.asarray(getattr(state, f)).dtype)
+        for f in fields
+    )
+    slots = tuple(buffers[fields.index(f)] if f in fields else None for f in state._fields)
+    return buffers, slots
+
+
+def _check_advance(advance) -> None:
+    if not callable(advance):
+        raise TypeError(f"advance must be a jitted model advance, got {type(advance).__name__}")
+
+
+def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),
+             record_units=None) -> Trace:
+    """Run a model's in-place ``advance`` over ``inputs`` (time-major, ``(T, ...)``).
 
     Parameters
     ----------
-    step : numba dispatcher
-        A model's jitted step function (e.g. :func:`bioplastic.neurons.lif_step`).
+    advance : numba dispatcher
+        A model's jitted in-place advance (e.g. :func:`bioplastic.neurons.lif_advance`),
+        ``advance(x_t, state, params, *weights) -> (spikes, state)``.
     inputs : ndarray, shape (T, ...)
-        ``inputs[t]`` is passed to the step at time ``t``. Not modified.
+        ``inputs[t]`` is passed to the advance at time ``t``. Not modified.
     state : NamedTuple
-        Initial state from the model's ``*_init``. Not modified.
+        Initial state from the model's ``*_init``. Not modified: the loop runs on a private
+        copy.
     params : NamedTuple
-        Model parameters, already coerced (use the model's front end or ``*_prepare``).
+        Kernel parameters from the model's ``*_prepare``.
     *weights
-        Extra arguments passed through to every step (connectivity, kernels, ...).
+        Extra arguments passed through to every step (connectivity, kernels, ...). The advance
+        must not modify them.
     record : sequence of str
         State fields to record after every step.
     record_units : int array, optional
         Record only these units (indices into each recorded field, flattened); the records then
         have shape ``(T, len(record_units))``. Recording everything costs memory bandwidth on
         large networks.
-    step_in_place : numba dispatcher, optional
-        A variant of ``step`` that updates the arrays of the state it receives instead of
-        copying them (e.g. :func:`bioplastic.neurons.lif_advance`); the model defines ``step`` as
-        "copy, then ``step_in_place``", so results are identical. It runs on a private copy of
-        ``state``: the caller's arrays are still never modified.
 
     Returns
     -------
     Trace
+        ``spikes`` ``(T, *spike_shape)``, ``records[f]`` ``(T, *field_shape)``, final state.
     """
+    _check_advance(advance)
     inputs = _check_inputs(inputs)
-    fields = _check_record(state, record)
-    n_steps = inputs.shape[0]
+    fields = check_record(state, record)
     units = _check_units(state, fields, record_units)
-    buffers = tuple(
-        np.empty((n_steps,) + (np.shape(getattr(state, f)) if units is None else units.shape),
-                 dtype=np.asarray(getattr(state, f)).dtype)
-        for f in fields
-    )
-    if step_in_place is not None:
-        step, state = step_in_place, _private_copy(state)
-    # One buffer slot per state field, None where the field is not recorded.
-    slots = tuple(buffers[fields.index(f)] if f in fields else None for f in state._fields)
-    spikes, final = _call_loop(step, inputs, state, params, tuple(weights), slots, units)
+    buffers, slots = _slots(state, fields, units, inputs.shape[0])
+    loop = _time_loop_for(advance)
+    spikes, final = _run(loop, advance, inputs[0], (inputs, copy_state(state), params,
+                                                     tuple(weights), slots, units))
     return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)
 
 
-def _call_loop(step, inputs, state, params, weights, slots, units):
+def simulate_blocks(advance, blocks: np.ndarray, state, params, *weights, on_block=None,
+                    record=(), record_units=None) -> Trace:
+    """Run presentations: ``blocks`` ``(n_blocks, T_block, ...)``, one stimulus and its rest
+    per block, through the same in-place ``advance`` as :func:`simulate`.
+
+    Parameters
+    ----------
+    advance : numba dispatcher
+        As for :func:`simulate`.
+    blocks : ndarray, shape (n_blocks, T_block, ...)
+        ``blocks[b, t]`` is the input of step ``t`` of presentation ``b``. Not modified.
+    state, params, *weights
+        As for :func:`simulate` (``state`` is not modified).
+    on_block : numba dispatcher, optional
+        A jitted ``on_block(state, params, *weights)`` that updates the state in place at the
+        start of every block (e.g. :func:`bioplastic.neurons.wta.wta_normalise`); default none.
+    record : sequence of str
+        State fields to record after every **block**.
+    record_units : int array, optional
+        As for :func:`simulate`.
+
+    Returns
+    -------
+    Trace
+        ``spikes`` ``(n_blocks, T_block, *spike_shape)``; ``records[f]``
+        ``(n_blocks, *field_shape)``; final state.
+    """
+    _check_advance(advance)
+    if not isinstance(blocks, np.ndarray):
+        raise TypeError(f"blocks must be a numpy array, got {type(blocks).__name__}")
+    if blocks.ndim < 2 or blocks.shape[0] == 0 or blocks.shape[1] == 0:
+        raise ValueError("blocks must have shape (n_blocks >= 1, T_block >= 1, ...), got "
+                         f"shape {blocks.shape}")
+    fields = check_record(state, record)
+    units = _check_units(state, fields, record_units)
+    buffers, slots = _slots(state, fields, units, blocks.shape[0])
+    hook = no_block_hook if on_block is None else on_block
+    loop = _loop_for(_block_loop_template, advance=advance, on_block=hook)
+    spikes, final = _run(loop, advance, blocks[0, 0], (blocks, copy_state(state), params,
+                                                        tuple(weights), slots, units))
+    return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)
+
+
+def _run(loop, advance, x0, args):
     try:
-        return _time_loop_for(step)(inputs, state, params, weights, slots, units)
+        return loop(*args)
     except numba.core.errors.TypingError as exc:
-        raise TypeError(_typing_hint(step, inputs, state, params, weights)) from exc
+        raise TypeError(_typing_hint(advance, x0, *args[1:4])) from exc
 
 
-def _typing_hint(step, inputs, state, params, weights) -> str:
-    """A readable account of a numba typing failure: the arguments the step expects and what
+def _typing_hint(advance, x0, state, params, weights) -> str:
+    """A readable account of a numba typing failure: the arguments the advance expects and what
     each one got."""
-    names = list(inspect.signature(py_func(step)).parameters)
-    got = [("inputs[t]", inputs[0]), ("state", state), ("params", params)]
+    names = list(inspect.signature(py_func(advance)).parameters)
+    got = [("inputs[t]", x0), ("state", state), ("params", params)]
     got += [(f"weights[{i}]", w) for i, w in enumerate(weights)]
     described = "; ".join(f"{label} is {_describe(value)}" for label, value in got)
-    return (f"simulate could not run {py_func(step).__qualname__}{tuple(names)} with these "
+    return (f"simulate could not run {py_func(advance).__qualname__}{tuple(names)} with these "
             f"arguments: {described}. Pass the state from the model's *_init, the kernel "
             "parameters from its *_prepare (not the *Params tuple itself) and every weight "
-            "argument the step takes (e.g. the connectivity).")
+            "argument the advance takes (e.g. the connectivity).")
 
 
 def _describe(value) -> str:

@@ -30,9 +30,7 @@ def _lif() -> None:
     bp.run_lif(drive, params, weight=weight, delay_ms=0.1, record=("v", "theta"))
     conn = bp.connectivity(weight, delay_ms=0.1, dt_ms=params.dt_ms)
     state = bp.lif_init(n, params, conn)
-    bp.simulate(bp.lif_step, drive, state, bp.lif_prepare(params, n), conn, record=("v",))
-    bp.simulate(bp.lif_step, drive, state, bp.lif_prepare(params, n), conn, record=("v",),
-                step_in_place=bp.neurons.lif_advance)
+    bp.simulate(bp.lif_advance, drive, state, bp.lif_prepare(params, n), conn, record=("v",))
 
 
 def _pcnn() -> None:
@@ -76,6 +74,21 @@ WORKLOADS: dict[str, Callable[[], None]] = {"lif": _lif, "pcnn": _pcnn, "rules":
                                              "wta": _wta}
 
 
+def _events() -> None:
+    """The events guide: synthetic gesture, denoise, to_frame, downsample, events_to_spikes."""
+    from bioplastic.data import events as ev
+
+    stream = ev.synthetic_gesture(3, 0, duration_ms=5, rate_hz=20_000.0)
+    clean = ev.denoise(stream, 10_000)
+    ev.to_frame(clean, ev.DVS128_SENSOR_SIZE, n_time_bins=2)
+    small, size = ev.downsample(clean, ev.DVS128_SENSOR_SIZE, spatial_factor=0.25)
+    ev.events_to_spikes(small, size)
+    ev.events_to_spikes(small, size, binary=False)
+
+
+WORKLOADS["events"] = _events
+
+
 def _dispatchers() -> dict[str, object]:
     """Every jitted function of the package loaded so far, by qualified name."""
     from numba.core.dispatcher import Dispatcher
@@ -89,9 +102,9 @@ def _dispatchers() -> dict[str, object]:
                 if isinstance(value, Dispatcher):  # once, under its defining module's name
                     function = value.py_func
                     found[f"{function.__module__}.{function.__qualname__}"] = value
-    loops = sys.modules["bioplastic.simulate"]._time_loop_for
-    for step, loop in loops.memo.items():
-        found[f"time loop for {getattr(step, '__name__', step)}"] = loop
+    for (template, *bound), loop in sys.modules["bioplastic.simulate"]._loop_for.memo.items():
+        kind = template.__name__.removesuffix("_template").strip("_").replace("_", " ")
+        found[f"{kind} for {bound[0][1].__name__}"] = loop  # e.g. "time loop for lif_advance"
     return found
 
 

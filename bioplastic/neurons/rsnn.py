@@ -53,6 +53,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
+from .._state import copy_state, with_step
 from .._validate import as_float_array, check_shape, finite_float, per_unit, positive
 from ..rules.stdp import (
     PostIndex,
@@ -532,7 +533,8 @@ def rsnn_advance(x, state, params, topo):
     """One step, updating the arrays of ``state`` **in place**. Returns ``(spikes, state)``.
 
     x : bool (n_in,)      input spikes of this step
-    state : RSNNState     (its arrays are overwritten; :func:`bioplastic.simulate` passes a copy)
+    state : RSNNState     (its arrays are overwritten; :func:`bioplastic.simulate` runs it on a
+                          private copy)
     params : RSNNKernelParams
     topo : RSNNTopology
     spikes : bool (n_exc + n_inh,)
@@ -561,28 +563,13 @@ def rsnn_advance(x, state, params, topo):
     state.pend_pos[0] = hi
     _post_pathways(spikes, state, step, params, topo)
     lif_resets(spikes, state.v, state.theta, params.lif)
-    return spikes, RSNNState(state.v, state.theta, state.last_spike, state.w, state.delay_ms,
-                             state.delay_steps, state.x_pre, state.x_post, state.last_update,
-                             state.by_delay, state.delay_ptr, state.history, state.spikers,
-                             state.n_spikers, state.pend_syn, state.pend_step, state.pend_pos,
-                             step + 1)
-
-
-@njit
-def _copy(state):
-    return RSNNState(state.v.copy(), state.theta.copy(), state.last_spike.copy(),
-                     state.w.copy(), state.delay_ms.copy(), state.delay_steps.copy(),
-                     state.x_pre.copy(), state.x_post.copy(), state.last_update.copy(),
-                     state.by_delay.copy(), state.delay_ptr.copy(), state.history.copy(),
-                     state.spikers.copy(), state.n_spikers.copy(), state.pend_syn.copy(),
-                     state.pend_step.copy(), state.pend_pos.copy(),
-                     state.step)
+    return spikes, with_step(state, step + 1)
 
 
 @njit
 def rsnn_step(x, state, params, topo):
-    """:func:`rsnn_advance` on a copy of ``state`` (arguments unchanged)."""
-    return rsnn_advance(x, _copy(state), params, topo)
+    """One pure step: :func:`rsnn_advance` on a copy of ``state`` (arguments unchanged)."""
+    return rsnn_advance(x, copy_state(state), params, topo)
 
 
 def check_inputs(inputs, n_in: int) -> np.ndarray:
@@ -608,5 +595,4 @@ def run_rsnn(inputs, state: RSNNState, topo: RSNNTopology, params: RSNNParams | 
     if state.history.shape != (ring_size(params), topo.n_in + topo.n_neurons):
         raise ValueError(f"state does not belong to this topology/params: history "
                          f"{state.history.shape}")
-    return simulate(rsnn_step, x, state, kp, topo, record=record, record_units=record_units,
-                    step_in_place=rsnn_advance)
+    return simulate(rsnn_advance, x, state, kp, topo, record=record, record_units=record_units)

@@ -14,7 +14,9 @@ from ._core import (
     make_events,
     sort_events,
 )
+from .aedat import read_aedat31, write_aedat31
 from .encode import events_to_spikes, latency_encode, poisson_encode, time_grid_steps
+from .gesture import DVS_GESTURE_CLASSES, EventDataset, load_dvs_gesture
 from .synthetic import SYNTHETIC_CLASSES, synthetic_gesture, synthetic_gesture_dataset
 from .transforms import crop, denoise, downsample, frame_slices, time_jitter, to_frame
 
@@ -24,4 +26,5 @@ __all__ = [
     "to_frame", "frame_slices", "denoise", "downsample", "crop", "time_jitter",
     "events_to_spikes", "time_grid_steps", "poisson_encode", "latency_encode",
     "SYNTHETIC_CLASSES", "synthetic_gesture", "synthetic_gesture_dataset",
+    "read_aedat31", "write_aedat31", "EventDataset", "load_dvs_gesture", "DVS_GESTURE_CLASSES",
 ]

@@ -69,7 +69,7 @@ def _slices_by_count(n_events, event_count, overlap, include_incomplete):
 
 def _slices_by_time_bins(t, n_bins, overlap):
     # tonic.slicers.SliceByTimeBins.get_slice_metadata: events at t >= t0 + n_bins·window fall
-    # outside every bin (the last event whenever t_last - t0 is divisible by n_bins)
+    # outside every bin; without overlap that includes the last event
     window = (t[-1] - t[0]) // n_bins * (1 + overlap)
     stride = window * (1 - overlap)
     starts = np.arange(n_bins) * stride + t[0]
@@ -172,9 +172,11 @@ def to_frame(events: np.ndarray, sensor_size, *, time_window=None, event_count=N
       ``include_incomplete`` keeps a shorter last frame.
     * ``n_time_bins=T``: ``T`` bins of ``window = (t_last − t_first) // T · (1 + overlap)``,
       stride ``window · (1 − overlap)`` (``overlap`` a fraction in [0, 1)). Bins are half-open,
-      so **events with t >= t_first + T·window are dropped** (tonic's behaviour; e.g. the last
-      event whenever ``t_last − t_first`` is divisible by T, and every event but those at
-      ``t_first`` when the span is shorter than T µs).
+      so **events with t >= t_first + T·window are dropped** (tonic's behaviour). Without
+      overlap that end is at most ``t_last``, so the last event is always dropped (only it,
+      and any at the same time, when ``t_last − t_first`` is divisible by T; also the
+      events of the remainder when it is not; every event but those at ``t_first`` when the
+      span is shorter than T µs).
     * ``n_event_bins=T``: ``T`` frames of ``n // T · (1 + overlap)`` events.
 
     Parameters
