@@ -103,6 +103,53 @@ def _twin_time(data, target: str):
     return timing["seconds"] * n / (n - 1), twin
 
 
+def _standalone_time(data) -> tuple[float, tuple]:
+    """Brian2 ``cpp_standalone`` on the same network: Brian's own measured run time (the C++
+    simulation loop, compilation excluded) and the spikes. Strict compiler flags (no fast-math,
+    no FMA contraction), so the arithmetic is the kernel's."""
+    import tempfile
+
+    import brian2 as b2
+
+    from ..neurons.rsnn import rsnn_prepare
+    from ..reference._brian import spike_pairs
+    from ..reference.rsnn import _populations, _synapses
+
+    topo = data["topo"]
+    directory = tempfile.mkdtemp(prefix="bioplastic-standalone-")
+    saved = {k: b2.prefs[k] for k in ("codegen.loop_invariant_optimisations",
+                                      "core.default_float_dtype",
+                                      "codegen.cpp.extra_compile_args_gcc")}
+    b2.set_device("cpp_standalone", directory=directory, build_on_run=False)
+    try:
+        b2.prefs["codegen.loop_invariant_optimisations"] = False
+        b2.prefs["core.default_float_dtype"] = np.float64
+        b2.prefs["codegen.cpp.extra_compile_args_gcc"] = ["-w", "-O3", "-ffp-contract=off",
+                                                         "-std=c++11"]
+        dt = PARAMS.dt_ms * b2.ms
+        kp = rsnn_prepare(PARAMS, topo.n_exc, topo.n_inh, STDP)
+        steps, index = np.nonzero(data["x"])
+        source = b2.SpikeGeneratorGroup(topo.n_in, index, steps * dt, dt=dt, name="input")
+        pops = _populations(b2, topo, PARAMS, data["v0"], dt)
+        d_steps = np.floor(data["d"] / PARAMS.dt_ms + 0.5).astype(np.int64)
+        syns = _synapses(b2, topo, pops, source, kp, STDP, data["w"], d_steps, dt)
+        monitors = {name: b2.SpikeMonitor(g, name=f"{name}_spikes") for name, g in pops.items()}
+        net = b2.Network(source, *pops.values(), *syns.values(), *monitors.values())
+        net.run(data["x"].shape[0] * dt)
+        b2.device.build(directory=directory, compile=True, run=True)
+        seconds = float(b2.device._last_run_time)
+        pairs = [spike_pairs(monitors[name], float(dt)) for name in ("exc", "inh")]
+    finally:
+        b2.device.reinit()
+        b2.set_device("runtime")
+        for key, value in saved.items():
+            b2.prefs[key] = value
+    all_steps = np.concatenate([pairs[0][0], pairs[1][0]])
+    all_index = np.concatenate([pairs[0][1], pairs[1][1] + topo.n_exc])
+    order = np.lexsort((all_index, all_steps))
+    return seconds, (all_steps[order], all_index[order])
+
+
 def run(quick: bool) -> list[dict]:
     n_neurons, n_steps = (200, 200) if quick else (1000, 1000)
     data = workload(12, n_neurons, n_steps)
@@ -122,6 +169,15 @@ def run(quick: bool) -> list[dict]:
             "target": f">= {SPEED_TARGET:g}x faster than Brian2 cython, identical spikes"
                       + ("" if target == "cython" else " (this row: Brian2 numpy, reported)"),
             "met": bool(ratio >= SPEED_TARGET and same) if target == "cython" else same,
+        })
+    if not quick:
+        t_sa, (sa_steps, sa_index) = _standalone_time(data)
+        same = bool(np.array_equal(sa_steps, steps) and np.array_equal(sa_index, index))
+        rows.append({
+            "name": "rsnn_vs_brian2_cpp_standalone", **common, "identical_spikes": same,
+            "numba_s": t_ours, "brian2_s": t_sa, "ratio": t_sa / t_ours,
+            "target": "report: Brian2 cpp_standalone run time (compile excluded) / Numba",
+            "met": same,
         })
     t_update, n_pending = _update_time(data, trace)
     rows.append({

@@ -484,6 +484,8 @@ def _pre_pathways(st, step, p, topo, not_refractory, pend_lo, pend_hi):
     spikers, n_spikers = st.spikers, st.n_spikers
     v, w, x_pre, x_post, last_update = st.v, st.w, st.x_pre, st.x_post, st.last_update
     post, pathway = topo.post, topo.pathway
+    src_offset, src_count, row_offset = topo.src_offset, topo.src_count, topo.row_offset
+    pathway_ptr = topo.pathway_ptr
     ring = history.shape[0]
     t_s = step * p.dt_s
     dt_s, s = p.dt_s, p.stdp
@@ -494,8 +496,8 @@ def _pre_pathways(st, step, p, topo, not_refractory, pend_lo, pend_hi):
             if pathway[k] == q:
                 _arrive(k, step, t_s, plastic, v, not_refractory, w, x_pre, x_post,
                         last_update, post, dt_s, s)
-        off, cnt, r0 = topo.src_offset[q], topo.src_count[q], topo.row_offset[q]
-        if cnt == 0 or topo.pathway_ptr[q] == topo.pathway_ptr[q + 1]:
+        off, cnt, r0 = src_offset[q], src_count[q], row_offset[q]
+        if cnt == 0 or pathway_ptr[q] == pathway_ptr[q + 1]:
             continue
         for age in range(min(ring - 1, step), -1, -1):
             row = (step - age) % ring
@@ -510,22 +512,29 @@ def _pre_pathways(st, step, p, topo, not_refractory, pend_lo, pend_hi):
 
 @njit
 def _post_pathways(spikes, st, step, p, topo):
-    """Synapses slot, post pathways: potentiation for every neuron that spiked now."""
+    """Synapses slot, post pathways: potentiation for every neuron that spiked now.
+
+    Arrays are taken out of the tuples once: extracting one inside the loop costs a
+    reference-count update per access.
+    """
     s = p.stdp
     t_s = step * p.dt_s
+    dt_s, stdp_on = p.dt_s, p.stdp_on
+    w, x_pre, x_post, last_update = st.w, st.x_pre, st.x_post, st.last_update
+    indptr, synapses, pathway = topo.by_post.indptr, topo.by_post.synapses, topo.pathway
     for j in range(spikes.size):
         if not spikes[j]:
             continue
-        for e in range(topo.by_post.indptr[j], topo.by_post.indptr[j + 1]):
-            k = topo.by_post.synapses[e]
-            if not p.stdp_on[topo.pathway[k]]:
+        for e in range(indptr[j], indptr[j + 1]):
+            k = synapses[e]
+            if not stdp_on[pathway[k]]:
                 continue
-            t_last = st.last_update[k] * p.dt_s
-            st.x_pre[k] = st.x_pre[k] * event_decay(t_s, t_last, s.tau_pre_s)
-            x_post = st.x_post[k] * event_decay(t_s, t_last, s.tau_post_s)
-            st.w[k] = bounded(st.w[k], potentiation_dw(st.w[k], st.x_pre[k], 0.0, s), s)
-            st.x_post[k] = trace_on_spike(x_post, s.all_to_all)
-            st.last_update[k] = step
+            t_last = last_update[k] * dt_s
+            x_pre[k] = x_pre[k] * event_decay(t_s, t_last, s.tau_pre_s)
+            xp = x_post[k] * event_decay(t_s, t_last, s.tau_post_s)
+            w[k] = bounded(w[k], potentiation_dw(w[k], x_pre[k], 0.0, s), s)
+            x_post[k] = trace_on_spike(xp, s.all_to_all)
+            last_update[k] = step
 
 
 @njit
