@@ -3,7 +3,22 @@
 from .hebbian import HebbianConv2d, HebbianLinear
 from .lif import LIF, LIFTensorState
 from .pcnn import PCNN, PCNNConv2d, PCNNTensorState, RFTDBatchNorm, TimeBatchNorm
+from .stc import (
+    CELLS,
+    STCLIF,
+    STCLMH,
+    STCPLIF,
+    GLIFConvCell,
+    LIFConvCell,
+    LMHConvCell,
+    PLIFConvCell,
+    STCConvCell,
+    STCDense,
+    TCLIFConvCell,
+)
 from .surrogate import SURROGATES, spike
 
 __all__ = ["HebbianLinear", "HebbianConv2d", "LIF", "LIFTensorState", "PCNN",
-           "PCNNConv2d", "PCNNTensorState", "RFTDBatchNorm", "TimeBatchNorm", "SURROGATES", "spike"]
+           "PCNNConv2d", "PCNNTensorState", "RFTDBatchNorm", "TimeBatchNorm", "SURROGATES", "spike",
+           "STCConvCell", "STCLIF", "STCPLIF", "STCLMH", "STCDense", "LIFConvCell",
+           "PLIFConvCell", "TCLIFConvCell", "LMHConvCell", "GLIFConvCell", "CELLS"]
