@@ -3,6 +3,7 @@
 from .hebbian import HebbianConv2d, HebbianLinear
 from .lif import LIF, LIFTensorState
 from .pcnn import PCNN, PCNNConv2d, PCNNTensorState, RFTDBatchNorm, TimeBatchNorm
+from .predictor import SpikingPredictor, sampling_mask, scheduled_sampling_eta
 from .stc import (
     CELLS,
     STCLIF,
@@ -21,4 +22,5 @@ from .surrogate import SURROGATES, spike
 __all__ = ["HebbianLinear", "HebbianConv2d", "LIF", "LIFTensorState", "PCNN",
            "PCNNConv2d", "PCNNTensorState", "RFTDBatchNorm", "TimeBatchNorm", "SURROGATES", "spike",
            "STCConvCell", "STCLIF", "STCPLIF", "STCLMH", "STCDense", "LIFConvCell",
-           "PLIFConvCell", "TCLIFConvCell", "LMHConvCell", "GLIFConvCell", "CELLS"]
+           "PLIFConvCell", "TCLIFConvCell", "LMHConvCell", "GLIFConvCell", "CELLS",
+           "SpikingPredictor", "scheduled_sampling_eta", "sampling_mask"]
