@@ -214,3 +214,16 @@ def test_plif_forms_differ_at_init():
     b.load_state_dict(a.state_dict())
     assert not torch.equal(a(x)[0], b(x)[0])
     assert float(sigmoid(0.0)) == 0.5
+
+
+def test_fused_gate_convs_equal_the_two_group_conv_modules():
+    torch.manual_seed(0)
+    cell = STCLIF(3, 32, 5, groups=8, dtype=torch.float64)
+    with torch.no_grad():
+        for norm in (cell.norm_h, cell.norm_v):
+            norm.weight.normal_()
+            norm.bias.normal_()
+    s = (torch.rand(2, 32, 6, 6, dtype=torch.float64) < 0.3).double()
+    gate_h, gate_v = cell.gate_arguments(s)
+    torch.testing.assert_close(gate_h, cell.norm_h(cell.conv_h(s)), rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(gate_v, cell.norm_v(cell.conv_v(s)), rtol=1e-13, atol=1e-13)

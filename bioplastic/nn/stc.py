@@ -31,6 +31,7 @@ import warnings
 
 import numpy as np
 import torch
+import torch.nn.functional as fn
 
 from ..neurons.stc import BASES, STCParams
 from ._spiking import SpikingModule, resolve_like
@@ -171,8 +172,26 @@ class STCConvCell(_ConvCell):
         return self._constants(BASES["lif"], one, one)
 
     def gate_arguments(self, s_prev: torch.Tensor):
+        """``(GN_h(Conv_h(S)), GN_v(Conv_v(S)))`` computed as one group conv and one GroupNorm.
+
+        The two group convs read the same spikes, so their weights are interleaved per group
+        into one ``C → 2C`` conv (group ``g`` outputs its ``Conv_h`` then its ``Conv_v``
+        channels), and the two GroupNorms become one with ``2·groups`` groups over that
+        layout; the same maths in half the calls.
+        """
         s_prev = s_prev.detach() if self.gradient_detach else s_prev
-        return self.norm_h(self.conv_h(s_prev)), self.norm_v(self.conv_v(s_prev))
+        g, c, k = self.groups, self.hidden_channels, self.kernel_size
+        weight = torch.stack([self.conv_h.weight.view(g, c // g, c // g, k, k),
+                              self.conv_v.weight.view(g, c // g, c // g, k, k)], 1)
+        out = fn.conv2d(s_prev, weight.reshape(2 * c, c // g, k, k), padding=k // 2, groups=g)
+        if self.norm is not None:
+            affine = [torch.stack([getattr(self.norm_h, a).view(g, c // g),
+                                   getattr(self.norm_v, a).view(g, c // g)], 1).reshape(2 * c)
+                      for a in ("weight", "bias")]
+            out = fn.group_norm(out, 2 * g, affine[0], affine[1], self.norm_h.eps)
+        out = out.view(out.shape[0], g, 2, c // g, *out.shape[2:])
+        shape = (out.shape[0], c) + tuple(out.shape[-2:])
+        return out[:, :, 0].reshape(shape), out[:, :, 1].reshape(shape)
 
     def advance(self, x_t, state, params):
         gate_h, gate_v = self.gate_arguments(state.s)
