@@ -7,6 +7,7 @@ from bioplastic.neurons.stc import (
     STCParams,
     run_stc,
     sigmoid,
+    stc_advance,
     stc_init,
     stc_modulators,
     stc_prepare,
@@ -114,7 +115,7 @@ def test_step_equals_advance_and_leaves_inputs_alone(rng):
     for x in current:
         s, state = stc_step(x, state, kp, mods)
         spikes.append(s)
-    trace = simulate(stc_step, current, state0, kp, mods, record=("h",))
+    trace = simulate(stc_advance, current, state0, kp, mods, record=("h",))
     np.testing.assert_array_equal(trace.spikes, np.array(spikes))
     np.testing.assert_array_equal(trace.state.h, state.h)
     assert not np.any(state0.h) and not np.any(state0.s)

@@ -53,6 +53,7 @@ import numpy as np
 from numba import objmode
 
 from .._jit import njit
+from .._state import copy_state
 from .._validate import as_float_array, check_shape, per_unit
 from ..simulate import Trace, simulate
 
@@ -215,7 +216,9 @@ def stc_advance(x, state, params, mods):
     """One step for all neurons, updating ``state``'s arrays in place.
 
     ``x``: input current ``I[t]`` (n,); ``params``: :class:`STCKernelParams`; ``mods``:
-    :class:`STCModulators`. Returns ``(spikes (n,) bool, state)``.
+    :class:`STCModulators` (not modified). Returns ``(spikes (n,) bool, state)``. Run it with
+    ``bioplastic.simulate(stc_advance, inputs, state, params, mods)``, which hands it a private
+    copy of the initial state.
     """
     n = state.h.size
     h, d, s, alpha, beta = state.h, state.d, state.s, state.alpha, state.beta
@@ -239,15 +242,9 @@ def stc_advance(x, state, params, mods):
 
 
 @njit
-def _copy_state(state):
-    return STCState(state.h.copy(), state.d.copy(), state.s.copy(), state.alpha.copy(),
-                    state.beta.copy())
-
-
-@njit
 def stc_step(x, state, params, mods):
-    """:func:`stc_advance` on a copy of ``state`` (arguments are not modified)."""
-    return stc_advance(x, _copy_state(state), params, mods)
+    """One pure step: :func:`stc_advance` on a copy of ``state`` (arguments not modified)."""
+    return stc_advance(x, copy_state(state), params, mods)
 
 
 def run_stc(inputs, params: STCParams | None = None, *, w_h=None, w_v=None,
@@ -281,5 +278,5 @@ def run_stc(inputs, params: STCParams | None = None, *, w_h=None, w_v=None,
     n = drive.shape[1]
     kp = stc_prepare(params, n)
     mods = stc_modulators(w_h, w_v, n)
-    return simulate(stc_step, drive, stc_init(n, params), kp, mods, record=record,
-                    record_units=record_units, step_in_place=stc_advance)
+    return simulate(stc_advance, drive, stc_init(n, params), kp, mods, record=record,
+                    record_units=record_units)

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as fn
 
 from ..neurons.stc import BASES, STCParams
-from ._spiking import SpikingModule, resolve_like
+from .base import SpikingModule, resolve_like
 from .functional import stc as F
 
 __all__ = ["STCConvCell", "STCLIF", "STCPLIF", "STCLMH", "LIFConvCell", "PLIFConvCell",

@@ -1,8 +1,4 @@
-"""Stand-in for :mod:`bioplastic.nn.base` (the one spiking-module contract) until that module
-lands on this branch: the same API (``SpikingModule``, ``SpikeTrace``, ``resolve_like``), so the
-STC modules switch to it by changing one import.
-
-The one spiking-module contract of :mod:`bioplastic.nn` and its one time loop.
+"""The one spiking-module contract of :mod:`bioplastic.nn` and its one time loop.
 
 Every torch neuron model (LIF, PCNN, and the models added later) is a :class:`SpikingModule`:
 a thin ``torch.nn.Module`` that holds parameters; the maths is a pure step function in
