@@ -1,8 +1,9 @@
 """Command line: ``bioplastic demo | validate | bench | warmup``.
 
-* ``validate [--json] [--case NAME]``: runs every Brian2 twin and prints one row per case
-  (neurons, steps, spikes ours/twin, max |Δstate|, verdict); exit status 1 on any mismatch.
-  Without Brian2 it checks the golden traces instead and says so.
+* ``validate [--json] [--case NAME] [--golden]``: runs every Brian2 twin and prints one row per
+  case (neurons, steps, spikes ours/twin, max |Δstate|, verdict); exit status 1 on any
+  mismatch. With ``--golden``, or without Brian2 (then it says so), it checks the golden traces
+  shipped with the package instead.
 * ``bench [--json] [--quick] [--only NAME]``: every benchmark of ``bioplastic._bench``.
 * ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`).
 * ``warmup [--only NAME]``: compile and cache the kernels users meet first
@@ -26,7 +27,6 @@ def _validate_rows(names: list[str], *, live: bool) -> list[dict]:
     from .reference import all_cases, compare
     from .reference.golden import check_golden
 
-    golden_dir = Path(__file__).resolve().parents[1] / "tests" / "data" / "twins"
     cases = [c for c in all_cases() if not names or c.name in names]
     unknown = set(names) - {c.name for c in cases}
     if unknown:
@@ -37,7 +37,7 @@ def _validate_rows(names: list[str], *, live: bool) -> list[dict]:
             inputs = case.make(case.seed)
             comparison = compare(case, inputs, case.kernel(inputs), case.twin(inputs))
         else:
-            comparison = check_golden(case, golden_dir)
+            comparison = check_golden(case)
         rows.append({**comparison.row(), "source": "brian2" if live else "golden"})
     return rows
 
@@ -60,8 +60,8 @@ def _fmt(value) -> str:
 
 
 def cmd_validate(args) -> int:
-    live = importlib.util.find_spec("brian2") is not None
-    if not live:
+    live = not args.golden and importlib.util.find_spec("brian2") is not None
+    if not live and not args.golden:
         print("brian2 is not installed: checking the golden twin traces instead "
               "(pip install 'bioplastic[reference]' for live twins)", file=sys.stderr)
     rows = _validate_rows(args.case or [], live=live)
@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="run every Brian2 twin against its kernel")
     val.add_argument("--json", action="store_true")
     val.add_argument("--case", action="append", help="only this case (repeatable)")
+    val.add_argument("--golden", action="store_true",
+                     help="check the shipped golden twin traces only (no Brian2 needed)")
     val.set_defaults(func=cmd_validate)
     bench = sub.add_parser("bench", help="speed targets: kernels vs Brian2/torch, same run")
     bench.add_argument("--json", action="store_true")

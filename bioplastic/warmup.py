@@ -86,6 +86,21 @@ WORKLOADS: dict[str, Callable[[], None]] = {"lif": _lif, "pcnn": _pcnn, "rules":
                                              "wta": _wta, "stc": _stc}
 
 
+def _events() -> None:
+    """The events guide: synthetic gesture, denoise, to_frame, downsample, events_to_spikes."""
+    from bioplastic.data import events as ev
+
+    stream = ev.synthetic_gesture(3, 0, duration_ms=5, rate_hz=20_000.0)
+    clean = ev.denoise(stream, 10_000)
+    ev.to_frame(clean, ev.DVS128_SENSOR_SIZE, n_time_bins=2)
+    small, size = ev.downsample(clean, ev.DVS128_SENSOR_SIZE, spatial_factor=0.25)
+    ev.events_to_spikes(small, size)
+    ev.events_to_spikes(small, size, binary=False)
+
+
+WORKLOADS["events"] = _events
+
+
 def _dispatchers() -> dict[str, object]:
     """Every jitted function of the package loaded so far, by qualified name."""
     from numba.core.dispatcher import Dispatcher

@@ -7,6 +7,7 @@ The maths lives once in :mod:`bioplastic.nn.functional`; every spiking module is
 
 from . import functional
 from .base import SpikeTrace, SpikingModule
+from .events import EventFrames, PadTimeMajor, collate_time_major
 from .hebbian import HebbianConv2d, HebbianLinear
 from .lif import LIF, LIFTensorState
 from .pcnn import PCNN, PCNNConv2d, PCNNTensorState, RFTDBatchNorm, TimeBatchNorm
@@ -32,3 +33,4 @@ __all__ = ["functional", "SpikingModule", "SpikeTrace", "HebbianLinear", "Hebbia
            "STCConvCell", "STCLIF", "STCPLIF", "STCLMH", "STCDense", "LIFConvCell",
            "PLIFConvCell", "TCLIFConvCell", "LMHConvCell", "GLIFConvCell", "CELLS",
            "SpikingPredictor", "scheduled_sampling_eta", "sampling_mask"]
+__all__ += ["EventFrames", "PadTimeMajor", "collate_time_major"]
