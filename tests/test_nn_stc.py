@@ -24,7 +24,7 @@ LMH = dict(lmh_d_u=0.3, lmh_s_u=-0.4, lmh_d_p=0.2, lmh_s_p=-0.1)
 @pytest.mark.parametrize("base", ["lif", "plif", "lmh"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_dense_torch_equals_numba_kernel_bit_for_bit(base, seed):
-    # spec §6.8: float64 dense path vs the Numba kernel, 3 seeds; batch of 2 = 2 kernel runs
+    # hand-derived (docs/stc.md): float64 dense path vs the Numba kernel, 3 seeds; batch of 2 = 2 kernel runs
     rng = np.random.default_rng(seed)
     n, n_steps = 10, 80
     w_h = rng.normal(0, 1, (n, n)) * (rng.random((n, n)) < 0.6)
@@ -43,7 +43,7 @@ def test_dense_torch_equals_numba_kernel_bit_for_bit(base, seed):
 
 
 def test_fire_forward_at_zero_and_sigmoid_surrogate():
-    # spec §6.6: fires at x = 0 exactly; backward 4 σ(4x)(1 − σ(4x))
+    # hand-derived (docs/stc.md): fires at x = 0 exactly; backward 4 σ(4x)(1 − σ(4x))
     x = torch.tensor([-1e-300, 0.0, 1e-300, -0.7, 2.0], dtype=torch.float64)
     np.testing.assert_array_equal(fire(x).numpy(), [0.0, 1.0, 1.0, 0.0, 1.0])
     x = torch.randn(100, dtype=torch.float64, requires_grad=True)
@@ -53,7 +53,7 @@ def test_fire_forward_at_zero_and_sigmoid_surrogate():
 
 
 def test_gradient_factor_is_alpha_times_reset_term():
-    # spec §6.4: with gradient_detach, dH[t]/dH[t-1] = alpha[t] (1 - fire'(H_s[t] - 1))
+    # hand-derived (docs/stc.md): with gradient_detach, dH[t]/dH[t-1] = alpha[t] (1 - fire'(H_s[t] - 1))
     torch.manual_seed(0)
     cell = STCLIF(1, 16, 3, groups=4, gradient_detach=True, dtype=torch.float64)
     x = torch.rand(2, 1, 6, 6, dtype=torch.float64)
@@ -81,7 +81,7 @@ def _identity_front_end(cell):
 
 
 def test_stc_lif_with_zero_modulators_is_if_with_soft_reset():
-    # spec §6.1: I = 1/4 spikes at t = 4, 8, 12, ...; I = 3/8 at 3, 6, 8, 11, 14, 16
+    # hand-derived (docs/stc.md): I = 1/4 spikes at t = 4, 8, 12, ...; I = 3/8 at 3, 6, 8, 11, 14, 16
     cell = _identity_front_end(STCLIF(1, 2, 1, groups=1, norm=None, dtype=torch.float64))
     x = torch.empty(32, 1, 1, 1, 2, dtype=torch.float64)
     x[..., 0], x[..., 1] = 0.25, 0.375
@@ -92,7 +92,7 @@ def test_stc_lif_with_zero_modulators_is_if_with_soft_reset():
 
 
 def test_stc_plif_zero_modulators_is_corrected_plif_not_code_plif():
-    # spec §6.2: input gain 1 - sigma(w) = 0.5 at w = 0 (code PLIF: 1 - w = 1.0)
+    # hand-derived (docs/stc.md): input gain 1 - sigma(w) = 0.5 at w = 0 (code PLIF: 1 - w = 1.0)
     x = torch.rand(20, 2, 1, 3, 3, dtype=torch.float64) * 2
     stc = _identity_front_end(STCPLIF(1, 1, 1, groups=1, norm=None, dtype=torch.float64))
     code = _identity_front_end(PLIFConvCell(1, 1, 1, groups=1, norm=None,
@@ -110,7 +110,7 @@ def test_stc_plif_zero_modulators_is_corrected_plif_not_code_plif():
 
 
 def test_stc_lmh_zero_modulators_is_lmh():
-    # spec §6.3
+    # hand-derived (docs/stc.md):
     torch.manual_seed(3)
     stc = STCLMH(1, 16, 3, groups=4, dtype=torch.float64)
     lmh = LMHConvCell(1, 16, 3, groups=4, dtype=torch.float64)
@@ -129,7 +129,7 @@ def test_stc_lmh_zero_modulators_is_lmh():
 
 
 def test_lif_baseline_analytic_first_spike():
-    # spec §6.7: H_s[t] = c (1 - 0.5^t) until the first spike; never fires for c <= 1
+    # hand-derived (docs/stc.md): H_s[t] = c (1 - 0.5^t) until the first spike; never fires for c <= 1
     cell = _identity_front_end(LIFConvCell(1, 1, 1, groups=1, norm=None, dtype=torch.float64))
     c = torch.tensor([0.9, 1.0, 1.2, 3.0], dtype=torch.float64).reshape(1, 1, 1, 4)
     spikes, _ = cell(c.expand(30, 1, 1, 1, 4).contiguous())

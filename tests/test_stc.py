@@ -46,7 +46,7 @@ def test_kernel_equals_naive(base, seed):
 
 
 @pytest.mark.parametrize("rate, first_spikes", [
-    # spec §6.1, computed by hand: floor(t*I) spikes after t steps (steps counted from 1)
+    # hand-derived (docs/stc.md): floor(t*I) spikes after t steps (steps counted from 1)
     (3 / 8, [3, 6, 8, 11, 14, 16]),
     (1 / 4, [4, 8, 12, 16]),   # H reaches exactly 1.0: fires only because the test is >=
 ])
@@ -86,7 +86,7 @@ def test_zero_modulators_lmh_is_lmh(rng):
     trace = run_stc(current, STCParams(base="lmh", **LMH), record=("h", "d"))
     sig = lambda z: float(sigmoid(z))  # noqa: E731
     h, d = np.zeros(4), np.zeros(4)
-    for t, x in enumerate(current):   # LM-H (spec table), reset by the (detached) spike
+    for t, x in enumerate(current):   # LM-H (docs/stc.md), reset by the (detached) spike
         d = ((sig(0.3) - 0.5) * d + (sig(-0.4) - 0.5) * h) + x
         h_s = (sig(0.2) + 0.5) * d + (sig(-0.1) + 0.5) * h
         s = h_s >= 1.0
