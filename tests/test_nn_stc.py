@@ -24,7 +24,7 @@ LMH = dict(lmh_d_u=0.3, lmh_s_u=-0.4, lmh_d_p=0.2, lmh_s_p=-0.1)
 @pytest.mark.parametrize("base", ["lif", "plif", "lmh"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_dense_torch_equals_numba_kernel_bit_for_bit(base, seed):
-    # hand-derived (docs/stc.md): float64 dense path vs the Numba kernel, 3 seeds; batch of 2 = 2 kernel runs
+    # docs/stc.md: float64 dense path = the Numba kernel, 3 seeds; batch of 2 = 2 kernel runs
     rng = np.random.default_rng(seed)
     n, n_steps = 10, 80
     w_h = rng.normal(0, 1, (n, n)) * (rng.random((n, n)) < 0.6)
@@ -53,7 +53,7 @@ def test_fire_forward_at_zero_and_sigmoid_surrogate():
 
 
 def test_gradient_factor_is_alpha_times_reset_term():
-    # hand-derived (docs/stc.md): with gradient_detach, dH[t]/dH[t-1] = alpha[t] (1 - fire'(H_s[t] - 1))
+    # docs/stc.md: with gradient_detach, dH[t]/dH[t-1] = alpha[t] (1 - fire'(H_s[t] - 1))
     torch.manual_seed(0)
     cell = STCLIF(1, 16, 3, groups=4, gradient_detach=True, dtype=torch.float64)
     x = torch.rand(2, 1, 6, 6, dtype=torch.float64)
@@ -81,7 +81,7 @@ def _identity_front_end(cell):
 
 
 def test_stc_lif_with_zero_modulators_is_if_with_soft_reset():
-    # hand-derived (docs/stc.md): I = 1/4 spikes at t = 4, 8, 12, ...; I = 3/8 at 3, 6, 8, 11, 14, 16
+    # by hand: I = 1/4 spikes at t = 4, 8, 12, ...; I = 3/8 at 3, 6, 8, 11, 14, 16
     cell = _identity_front_end(STCLIF(1, 2, 1, groups=1, norm=None, dtype=torch.float64))
     x = torch.empty(32, 1, 1, 1, 2, dtype=torch.float64)
     x[..., 0], x[..., 1] = 0.25, 0.375
@@ -110,7 +110,7 @@ def test_stc_plif_zero_modulators_is_corrected_plif_not_code_plif():
 
 
 def test_stc_lmh_zero_modulators_is_lmh():
-    # hand-derived (docs/stc.md):
+    # docs/stc.md: with zero modulators STC-LMH is LM-H
     torch.manual_seed(3)
     stc = STCLMH(1, 16, 3, groups=4, dtype=torch.float64)
     lmh = LMHConvCell(1, 16, 3, groups=4, dtype=torch.float64)
@@ -129,7 +129,7 @@ def test_stc_lmh_zero_modulators_is_lmh():
 
 
 def test_lif_baseline_analytic_first_spike():
-    # hand-derived (docs/stc.md): H_s[t] = c (1 - 0.5^t) until the first spike; never fires for c <= 1
+    # by hand: H_s[t] = c (1 - 0.5^t) until the first spike; never fires for c <= 1
     cell = _identity_front_end(LIFConvCell(1, 1, 1, groups=1, norm=None, dtype=torch.float64))
     c = torch.tensor([0.9, 1.0, 1.2, 3.0], dtype=torch.float64).reshape(1, 1, 1, 4)
     spikes, _ = cell(c.expand(30, 1, 1, 1, 4).contiguous())
