@@ -70,8 +70,20 @@ def _wta() -> None:
               rest_ms=1.0, max_repeats=1)
 
 
+def _stc() -> None:
+    """The STC guide and twin: a dense STC-LIF layer with modulators, gates recorded."""
+    from bioplastic.neurons import STCParams, run_stc
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.5, (4, 4))
+    run_stc(rng.uniform(0, 1, (3, 4)), STCParams(), w_h=w, w_v=w, record=("h", "alpha", "beta"))
+    run_stc(rng.uniform(0, 1, (3, 4)), STCParams(), w_h=w, w_v=w, record=("h", "d", "alpha",
+                                                                         "beta"),
+            record_units=np.arange(2))
+
+
 WORKLOADS: dict[str, Callable[[], None]] = {"lif": _lif, "pcnn": _pcnn, "rules": _rules,
-                                             "wta": _wta}
+                                             "wta": _wta, "stc": _stc}
 
 
 def _events() -> None:

@@ -449,3 +449,40 @@ def naive_rsnn(stimuli, delay_steps_per_stimulus, topo, kp, w0, v0):
             out.append(spikes)
             step += 1
     return np.array(out), w, v
+# ----------------------------------------------------------------------------- STC (issue 10)
+def naive_stc(current, w_h, w_v, base="lif", v_th=1.0, bias_h=0.0, bias_v=0.0, plif_w=0.0,
+              lmh=(0.0, 0.0, 0.0, 0.0)):
+    """Dense STC layer, step by step in Python floats (sums over every j, zeros included).
+
+    ``tanh`` is NumPy's (on the array of gate arguments), the function Brian2's numpy target
+    calls; everything else is plain Python float arithmetic in the kernel's grouping.
+    Returns spikes (T, n) bool, H, alpha, beta (T, n).
+    """
+    n_steps, n = current.shape
+    sig = lambda z: 1.0 / (1.0 + np.exp(-np.float64(z)))  # noqa: E731 - NumPy exp, as prepare
+    k_h, k_i = (float(sig(plif_w)), 1.0 - float(sig(plif_w))) if base == "plif" else (1.0, 1.0)
+    c_du, c_su = float(sig(lmh[0])) - 0.5, float(sig(lmh[1])) - 0.5
+    c_dp, c_sp = float(sig(lmh[2])) + 0.5, float(sig(lmh[3])) + 0.5
+    h, d, s = [0.0] * n, [0.0] * n, [0.0] * n
+    spikes = np.zeros((n_steps, n), dtype=bool)
+    hs, alphas, betas = (np.zeros((n_steps, n)) for _ in range(3))
+    for t in range(n_steps):
+        arg_h, arg_v = np.zeros(n), np.zeros(n)
+        for i in range(n):
+            gh = gv = 0.0
+            for j in range(n):
+                gh += float(w_h[i, j]) * s[j]
+                gv += float(w_v[i, j]) * s[j]
+            arg_h[i], arg_v[i] = gh + bias_h, gv + bias_v
+        alpha, beta = 1.0 + np.tanh(arg_h), 1.0 + np.tanh(arg_v)
+        for i in range(n):
+            a, b, x = float(alpha[i]), float(beta[i]), float(current[t, i])
+            if base == "lmh":
+                d[i] = (c_du * d[i] + c_su * h[i]) + b * x
+                h[i] = c_dp * d[i] + c_sp * (a * h[i])
+            else:
+                h[i] = (k_h * a) * h[i] + (k_i * b) * x
+            s[i] = 1.0 if h[i] >= v_th else 0.0
+            h[i] = h[i] - v_th * s[i]
+        spikes[t], hs[t], alphas[t], betas[t] = np.array(s) > 0.5, h, alpha, beta
+    return spikes, hs, alphas, betas

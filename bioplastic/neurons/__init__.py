@@ -27,6 +27,18 @@ from .pcnn import (
     pcnn_step,
     run_pcnn,
 )
+from .stc import (
+    STCKernelParams,
+    STCModulators,
+    STCParams,
+    STCState,
+    run_stc,
+    stc_advance,
+    stc_init,
+    stc_modulators,
+    stc_prepare,
+    stc_step,
+)
 from .wta import (
     WTAKernelParams,
     WTAParams,
@@ -53,6 +65,8 @@ __all__ = [
     "PCNNParams", "PCNNKernelParams", "PCNNState", "pcnn_prepare", "pcnn_init", "pcnn_step",
     "pcnn_advance",
     "run_pcnn", "convention_b_to_a",
+    "STCParams", "STCKernelParams", "STCState", "STCModulators", "stc_prepare", "stc_init",
+    "stc_modulators", "stc_advance", "stc_step", "run_stc",
     "WTAParams", "WTAKernelParams", "WTAState", "wta_prepare", "wta_init", "wta_step",
     "wta_advance", "wta_normalise", "run_wta", "present_blocks", "input_connectivity",
     "normalise_input_weights", "poisson_spikes", "dense_weights", "train_wta", "WTATraining",

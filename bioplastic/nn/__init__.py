@@ -11,9 +11,26 @@ from .events import EventFrames, PadTimeMajor, collate_time_major
 from .hebbian import HebbianConv2d, HebbianLinear
 from .lif import LIF, LIFTensorState
 from .pcnn import PCNN, PCNNConv2d, PCNNTensorState, RFTDBatchNorm, TimeBatchNorm
+from .predictor import SpikingPredictor, sampling_mask, scheduled_sampling_eta
+from .stc import (
+    CELLS,
+    STCLIF,
+    STCLMH,
+    STCPLIF,
+    GLIFConvCell,
+    LIFConvCell,
+    LMHConvCell,
+    PLIFConvCell,
+    STCConvCell,
+    STCDense,
+    TCLIFConvCell,
+)
 from .surrogate import SURROGATES, spike
 
 __all__ = ["functional", "SpikingModule", "SpikeTrace", "HebbianLinear", "HebbianConv2d",
            "LIF", "LIFTensorState", "PCNN", "PCNNConv2d", "PCNNTensorState", "RFTDBatchNorm",
-           "TimeBatchNorm", "SURROGATES", "spike"]
+           "TimeBatchNorm", "SURROGATES", "spike",
+           "STCConvCell", "STCLIF", "STCPLIF", "STCLMH", "STCDense", "LIFConvCell",
+           "PLIFConvCell", "TCLIFConvCell", "LMHConvCell", "GLIFConvCell", "CELLS",
+           "SpikingPredictor", "scheduled_sampling_eta", "sampling_mask"]
 __all__ += ["EventFrames", "PadTimeMajor", "collate_time_major"]

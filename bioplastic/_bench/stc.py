@@ -1,0 +1,151 @@
+"""STC benchmarks (issue 10 targets).
+
+* ``stc_vs_brian2``: a dense STC-LIF layer of 4,096 neurons for 1,000 steps (random sparse
+  modulators with every autapse, ~1 % of pairs), the Numba kernel (through
+  :func:`bioplastic.neurons.run_stc`) against its Brian2 twin on the numpy target, both end to
+  end (set-up included, Numba compilation excluded by a warm-up run). Target: ≥ 20× faster,
+  identical spikes.
+* ``stc_torch_vs_plif``: one :class:`bioplastic.nn.STCLIF` conv cell forward + backward (one thread)
+  against a :class:`bioplastic.nn.PLIFConvCell` of the same shape (same conv and GroupNorm
+  front end). Target: ≤ 1.5× the PLIF time.
+* ``plif_vs_spikingjelly``: the PLIF cell's neuron against SpikingJelly's
+  ``ParametricLIFNode`` on the same input (only when spikingjelly is installed).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..reference._cases import same_spikes
+from . import Benchmark, best_time
+
+__all__ = ["BENCHMARKS"]
+
+
+def _dense_case(n: int, n_steps: int):
+    from ..neurons.stc import STCParams
+
+    rng = np.random.default_rng(20261201)
+    mask_h = (rng.random((n, n)) < 0.01) | np.eye(n, dtype=bool)
+    w_h = np.where(mask_h, rng.normal(0.0, 0.5, (n, n)), 0.0)
+    w_v = np.where(rng.random((n, n)) < 0.01, rng.normal(0.0, 0.5, (n, n)), 0.0)
+    params = STCParams(bias_h=rng.uniform(-0.5, 0.1, n), bias_v=rng.uniform(-0.3, 0.3, n))
+    current = rng.uniform(0.0, 0.8, (n_steps, n))
+    return params, current, w_h, w_v
+
+
+def run_vs_brian2(quick: bool) -> list[dict]:
+    from ..neurons.stc import run_stc
+    from ..reference.stc import run_stc_twin
+
+    n, n_steps = (256, 100) if quick else (4096, 1000)
+    params, current, w_h, w_v = _dense_case(n, n_steps)
+
+    def kernel():
+        return run_stc(current, params, w_h=w_h, w_v=w_v, record=())
+
+    numba_s = best_time(kernel, repeat=3, warmup=1)
+    run_only: dict = {}
+    start = time.perf_counter()
+    twin = run_stc_twin(params, current, w_h, w_v, record_idx=np.array([0]), timing=run_only)
+    brian_s = time.perf_counter() - start
+    steps, index = kernel().spike_pairs()
+    identical = same_spikes(steps, index, twin)
+    ratio = brian_s / numba_s
+    return [{"name": "stc_vs_brian2", "target": "Numba >= 20x faster than Brian2 numpy, "
+             "identical spikes", "size": f"{n} neurons, {n_steps} steps, "
+             f"{int(np.count_nonzero(w_h) + np.count_nonzero(w_v))} modulator weights",
+             "numba_s": numba_s, "brian2_numpy_s": brian_s, "ratio": ratio,
+             "brian2_steps_2_to_T_s": run_only.get("seconds"), "spikes": int(steps.size),
+             "identical_spikes": identical, "met": bool(ratio >= 20.0 and identical)}]
+
+
+def _cell_inputs(quick: bool):
+    """A stacked layer's shape (C_in = C, as layers 1, 2 of the paper's 3-layer model) and a
+    first layer's (few input channels: the modulators then dominate)."""
+    import torch
+
+    t, b, c, side = (4, 2, 16, 8) if quick else (8, 8, 64, 16)
+    for c_in in (c, max(1, c // 4)):
+        x = torch.rand(t, b, c_in, side, side, generator=torch.Generator().manual_seed(0))
+        yield x, c_in, c, f"T={t} B={b} {c_in}->{c} {side}x{side} k=5 groups=16"
+
+
+def run_torch_vs_plif(quick: bool) -> list[dict]:
+    import torch
+
+    from ..nn import STCLIF, PLIFConvCell
+
+    rows = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)    # one thread: OpenMP spin-waiting on a shared CPU swamps the ratio
+    try:
+        for x, c_in, c, shape in _cell_inputs(quick):
+            def timed(cell, x=x):
+                def run():
+                    cell.zero_grad()
+                    cell(x)[0].sum().backward()
+                return best_time(run, repeat=3 if quick else 5, warmup=1)
+
+            torch.manual_seed(0)
+            plif_s = timed(PLIFConvCell(c_in, c, 5, groups=16))
+            stc_s = timed(STCLIF(c_in, c, 5, groups=16))
+            ratio = stc_s / plif_s
+            rows.append({"name": "stc_torch_vs_plif", "target": "STC-LIF conv cell "
+                         "forward+backward <= 1.5x the PLIF conv cell", "shape": shape,
+                         "stc_s": stc_s, "plif_s": plif_s, "ratio": ratio,
+                         "met": bool(ratio <= 1.5)})
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+def run_plif_vs_spikingjelly(quick: bool) -> list[dict]:
+    import torch
+    from spikingjelly.activation_based import neuron, surrogate
+
+    from ..nn.functional.stc import STCTensorState, plif_fang_step
+
+    x = torch.rand(8, 8, 64, 16, 16) if not quick else torch.rand(4, 2, 16, 8, 8)
+    w = torch.nn.Parameter(torch.zeros(()))
+
+    def ours():
+        w.grad = None
+        zeros = torch.zeros_like(x[0])
+        state = STCTensorState(zeros, zeros, zeros, zeros, zeros)
+        out = []
+        for x_t in x:
+            s, state = plif_fang_step(x_t, state, w)
+            out.append(s)
+        torch.stack(out).sum().backward()
+
+    node = neuron.ParametricLIFNode(init_tau=2.0, v_reset=None,
+                                    surrogate_function=surrogate.Sigmoid(alpha=4.0))
+
+    def theirs():
+        node.reset()
+        node.zero_grad()
+        torch.stack([node(x_t) for x_t in x]).sum().backward()
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ours_s, theirs_s = best_time(ours, repeat=5), best_time(theirs, repeat=5)
+    finally:
+        torch.set_num_threads(threads)
+    ratio = ours_s / theirs_s
+    return [{"name": "plif_vs_spikingjelly", "target": "PLIF no slower than SpikingJelly's "
+             "ParametricLIFNode", "ours_s": ours_s, "spikingjelly_s": theirs_s, "ratio": ratio,
+             "met": bool(ratio <= 1.0)}]
+
+
+BENCHMARKS = (
+    Benchmark("stc_vs_brian2", "dense STC-LIF, 4,096 neurons, 1,000 steps: Numba vs Brian2 "
+              "numpy target", run_vs_brian2, needs=("brian2",)),
+    Benchmark("stc_torch_vs_plif", "torch STC-LIF conv cell vs PLIF conv cell, "
+              "forward+backward", run_torch_vs_plif, needs=("torch",)),
+    Benchmark("plif_vs_spikingjelly", "PLIF neuron vs SpikingJelly ParametricLIFNode",
+              run_plif_vs_spikingjelly, needs=("torch", "spikingjelly")),
+)

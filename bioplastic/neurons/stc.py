@@ -1,0 +1,282 @@
+"""Autaptic spatio-temporal circuit (STC) neurons on dense layers: STC-LIF, STC-PLIF, STC-LMH.
+
+A layer of ``n`` neurons receives an input current ``I[t] = W_x X[t]`` (computed outside, one
+row per step). Two modulators read the layer's **own spikes of the previous step** ``S[t-1]``:
+the temporal gate (the autapse) and the spatial gate::
+
+    alpha_i[t] = 1 + tanh(sum_j A_h[i, j] S_j[t-1] + a_i)        in (0, 2)
+    beta_i[t]  = 1 + tanh(sum_j A_v[i, j] S_j[t-1] + b_i)        in (0, 2)
+
+and the membrane update depends on the base neuron (``base``)::
+
+    "lif"  : H = alpha*H + beta*I                                (IF when alpha = beta = 1)
+    "plif" : H = (k*alpha)*H + (g*beta)*I,  k = sigmoid(w), g = 1 - sigmoid(w)
+    "lmh"  : D = (c_du*D + c_su*H) + beta*I     (D reads the un-gated H)
+             H = alpha*H
+             H = c_dp*D + c_sp*H,  c_du = sigmoid(d_u) - 0.5, c_su = sigmoid(s_u) - 0.5,
+                                   c_dp = sigmoid(d_p) + 0.5, c_sp = sigmoid(s_p) + 0.5
+
+then ``S = [H >= v_th]`` (``>=``: a neuron whose H lands exactly on the threshold fires) and the
+**soft reset** ``H = H - v_th*S``. All states start at zero. With zero modulator weights and
+biases, ``alpha = beta = 1`` exactly and the three variants are exactly the non-leaky IF neuron
+with soft reset, the corrected PLIF ``sigmoid(w) H + (1 - sigmoid(w)) I`` and LM-H.
+
+Reference: L. Wang and Z. Yu, "Autaptic Synaptic Circuit Enhances Spatio-temporal Predictive
+Learning of Spiking Neural Networks", ICML 2024 (arXiv 2406.00405), and its public code
+(cells on OpenSTL/SpikingJelly). This dense kernel is the 1×1 / fully connected case without
+GroupNorm; the conv cells with GroupNorm are :mod:`bioplastic.nn.stc`. The twin is
+:mod:`bioplastic.reference.stc`.
+
+**Schedule** (Brian2's order within step ``t``): groups (the modulator sums read ``S[t-1]``,
+summed per neuron over presynaptic indices in increasing order; then the gates and the membrane
+update, in the statement order above) → thresholds (``H >= v_th``) → resets (``H -= v_th*S``).
+There are no synaptic events: the modulators are summed variables.
+
+Exactness choices (they make the twin bit-identical):
+
+* ``tanh`` is NumPy's (called from an object-mode block), which is what Brian2's numpy target
+  evaluates; NumPy's vectorised ``tanh`` and the C library's differ in the last bit for about
+  a third of all arguments on AVX-512 machines.
+* The modulator sums start from ``+0.0`` and add ``A[i, j]`` for each active presynaptic ``j``
+  in increasing order, as Brian2's ``bincount`` does over synapses sorted by ``(pre, post)``;
+  zero weights and silent neurons add ``±0``, which never changes a sum, so skipping them is
+  exact.
+* Multi-term expressions are evaluated left to right in the grouping shown above; the sigmoid
+  constants are computed once in NumPy by :func:`stc_prepare` and handed to both sides.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import objmode
+
+from .._jit import njit
+from .._state import copy_state
+from .._validate import as_float_array, check_shape, per_unit
+from ..simulate import Trace, simulate
+
+__all__ = ["STCParams", "STCKernelParams", "STCState", "STCModulators", "BASES",
+           "stc_prepare", "stc_init", "stc_modulators", "stc_advance", "stc_step", "run_stc",
+           "sigmoid"]
+
+#: Base neurons and their kernel codes.
+BASES = {"lif": 0, "plif": 1, "lmh": 2}
+
+
+class STCParams(NamedTuple):
+    """User-facing parameters (dimensionless); each float may be a per-neuron array ``(n,)``.
+
+    ``base`` chooses the neuron the gates act on: ``"lif"`` (the paper's STC-LIF; with unit
+    gates a non-leaky IF neuron), ``"plif"`` or ``"lmh"``.
+    """
+
+    base: str = "lif"
+    v_th: float = 1.0        # threshold; soft reset subtracts v_th*S
+    bias_h: float = 0.0      # a: bias of the temporal (autaptic) gate
+    bias_v: float = 0.0      # b: bias of the spatial gate
+    plif_w: float = 0.0      # STC-PLIF: decay sigmoid(w), input gain 1 - sigmoid(w)
+    lmh_d_u: float = 0.0     # STC-LMH: D decay sigmoid(d_u) - 0.5
+    lmh_s_u: float = 0.0     # STC-LMH: H -> D coupling sigmoid(s_u) - 0.5
+    lmh_d_p: float = 0.0     # STC-LMH: D -> H coupling sigmoid(d_p) + 0.5
+    lmh_s_p: float = 0.0     # STC-LMH: H -> H coupling sigmoid(s_p) + 0.5
+
+
+class STCKernelParams(NamedTuple):
+    """What the kernel reads: ``variant`` (see :data:`BASES`) and float64 arrays ``(n,)``.
+
+    ``k_h``/``k_i`` multiply ``alpha*H``/``beta*I`` in the PLIF form (1 for LIF); ``c_*`` are
+    the LM-H constants (unused otherwise).
+    """
+
+    variant: int
+    v_th: np.ndarray
+    bias_h: np.ndarray
+    bias_v: np.ndarray
+    k_h: np.ndarray
+    k_i: np.ndarray
+    c_du: np.ndarray
+    c_su: np.ndarray
+    c_dp: np.ndarray
+    c_sp: np.ndarray
+
+
+class STCState(NamedTuple):
+    h: np.ndarray        # membrane H after the reset (n,)
+    d: np.ndarray        # LM-H dendritic state D (n,); stays 0 for "lif" and "plif"
+    s: np.ndarray        # this layer's spikes of the last step, 0.0/1.0 (n,): the autapse input
+    alpha: np.ndarray    # temporal gate of the last step (n,)
+    beta: np.ndarray     # spatial gate of the last step (n,)
+
+
+class STCModulators(NamedTuple):
+    """Modulator weights, pre-major (CSC of the dense ``(n_post, n_pre)`` matrices).
+
+    The union of the non-zero entries of ``A_h`` and ``A_v``; column ``j`` (presynaptic neuron
+    ``j``) owns entries ``indptr[j]:indptr[j+1]``, sorted by postsynaptic index. The Brian2
+    twin creates one synapse per entry, in this order. Active columns are delivered in
+    increasing ``j``, so each neuron sums its terms in increasing presynaptic order.
+    """
+
+    indptr: np.ndarray   # int64 (n + 1,)
+    post: np.ndarray     # int64 (n_entries,)
+    w_h: np.ndarray      # float64 (n_entries,)  A_h[post, pre]
+    w_v: np.ndarray      # float64 (n_entries,)  A_v[post, pre]
+
+
+def sigmoid(x) -> np.ndarray:
+    """``1 / (1 + exp(-x))`` in NumPy (the constants both the kernel and the twin use)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def stc_prepare(params: STCParams, n: int) -> STCKernelParams:
+    """Validate ``params`` for ``n`` neurons and derive the kernel's per-neuron arrays."""
+    if not isinstance(params, STCParams):
+        raise TypeError(f"params must be STCParams, got {type(params).__name__}")
+    if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if params.base not in BASES:
+        raise ValueError(f"base must be one of {sorted(BASES)}, got {params.base!r}")
+    n = int(n)
+    ones = np.ones(n)
+    k_h, k_i = ones, ones.copy()
+    if params.base == "plif":
+        k_h = sigmoid(per_unit("plif_w", params.plif_w, n))
+        k_i = 1.0 - k_h
+    lmh = {f: per_unit(f, getattr(params, f), n) for f in ("lmh_d_u", "lmh_s_u", "lmh_d_p",
+                                                           "lmh_s_p")}
+    return STCKernelParams(
+        variant=BASES[params.base],
+        v_th=per_unit("v_th", params.v_th, n),
+        bias_h=per_unit("bias_h", params.bias_h, n),
+        bias_v=per_unit("bias_v", params.bias_v, n),
+        k_h=k_h, k_i=k_i,
+        c_du=sigmoid(lmh["lmh_d_u"]) - 0.5, c_su=sigmoid(lmh["lmh_s_u"]) - 0.5,
+        c_dp=sigmoid(lmh["lmh_d_p"]) + 0.5, c_sp=sigmoid(lmh["lmh_s_p"]) + 0.5,
+    )
+
+
+def stc_init(n: int, params: STCParams | None = None) -> STCState:
+    """All-zero initial state (``H = D = 0``, no previous spikes, gates 1)."""
+    stc_prepare(STCParams() if params is None else params, n)
+    return STCState(np.zeros(n), np.zeros(n), np.zeros(n), np.ones(n), np.ones(n))
+
+
+def stc_modulators(w_h, w_v, n: int) -> STCModulators:
+    """Pack dense modulator weights ``A_h``, ``A_v`` (each ``(n, n)`` = ``(n_post, n_pre)``,
+    finite; ``None`` means all zero) into the kernel's pre-major form."""
+    dense = []
+    for name, w in (("w_h", w_h), ("w_v", w_v)):
+        if w is None:
+            dense.append(np.zeros((n, n)))
+            continue
+        w = as_float_array(name, w, ndim=2)
+        check_shape(name, w, (n, n))
+        dense.append(w)
+    # Column-major scan: entries ordered by (pre, post), the order of Brian2's connect arrays.
+    pre, post = np.nonzero(((dense[0] != 0.0) | (dense[1] != 0.0)).T)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pre, minlength=n), out=indptr[1:])
+    return STCModulators(indptr, post.astype(np.int64), dense[0][post, pre].copy(),
+                         dense[1][post, pre].copy())
+
+
+def _numpy_tanh_in_place(a: np.ndarray) -> None:
+    np.tanh(a, out=a)
+
+
+@njit(nogil=False)     # an object-mode block holds the GIL anyway
+def tanh_in_place(a):
+    """``a ← tanh(a)`` by NumPy's ``tanh`` (float64 array): the ``tanh`` Brian2's numpy target
+    evaluates, so kernel and twin see the same bits."""
+    with objmode():
+        _numpy_tanh_in_place(a)
+
+
+@njit
+def _gate_arguments(state, params, mods, gates):
+    """``gates[0] = A_h S + a``, ``gates[1] = A_v S + b`` (sums in increasing pre order)."""
+    n = state.h.size
+    gates[0, :] = 0.0
+    gates[1, :] = 0.0
+    for j in range(n):
+        if state.s[j] > 0.5:
+            for k in range(mods.indptr[j], mods.indptr[j + 1]):
+                i = mods.post[k]
+                gates[0, i] += mods.w_h[k]
+                gates[1, i] += mods.w_v[k]
+    for i in range(n):
+        gates[0, i] = gates[0, i] + params.bias_h[i]
+        gates[1, i] = gates[1, i] + params.bias_v[i]
+
+
+@njit
+def stc_advance(x, state, params, mods):
+    """One step for all neurons, updating ``state``'s arrays in place.
+
+    ``x``: input current ``I[t]`` (n,); ``params``: :class:`STCKernelParams`; ``mods``:
+    :class:`STCModulators` (not modified). Returns ``(spikes (n,) bool, state)``. Run it with
+    ``bioplastic.simulate(stc_advance, inputs, state, params, mods)``, which hands it a private
+    copy of the initial state.
+    """
+    n = state.h.size
+    h, d, s, alpha, beta = state.h, state.d, state.s, state.alpha, state.beta
+    gates = np.empty((2, n))
+    _gate_arguments(state, params, mods, gates)
+    tanh_in_place(gates)
+    spikes = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        alpha[i] = 1.0 + gates[0, i]
+        beta[i] = 1.0 + gates[1, i]
+        if params.variant == 2:
+            d[i] = (params.c_du[i] * d[i] + params.c_su[i] * h[i]) + beta[i] * x[i]
+            h[i] = alpha[i] * h[i]
+            h[i] = params.c_dp[i] * d[i] + params.c_sp[i] * h[i]
+        else:
+            h[i] = (params.k_h[i] * alpha[i]) * h[i] + (params.k_i[i] * beta[i]) * x[i]
+        spikes[i] = h[i] >= params.v_th[i]
+        s[i] = 1.0 if spikes[i] else 0.0
+        h[i] = h[i] - params.v_th[i] * s[i]
+    return spikes, state
+
+
+@njit
+def stc_step(x, state, params, mods):
+    """One pure step: :func:`stc_advance` on a copy of ``state`` (arguments not modified)."""
+    return stc_advance(x, copy_state(state), params, mods)
+
+
+def run_stc(inputs, params: STCParams | None = None, *, w_h=None, w_v=None,
+            record=("h",), record_units=None) -> Trace:
+    """Simulate a dense STC layer from rest; the front end over :func:`bioplastic.simulate`.
+
+    Parameters
+    ----------
+    inputs : array (T, n)
+        Input current ``I[t]`` per step (finite); ``T >= 1``.
+    params : STCParams, optional
+    w_h, w_v : array (n, n), optional
+        Modulator weights ``A_h`` (temporal gate; the diagonal is the autapse) and ``A_v``
+        (spatial gate), ``(n_post, n_pre)``; default all zero.
+    record : sequence of str
+        State fields to record after every step (``"h"``, ``"d"``, ``"s"``, ``"alpha"``,
+        ``"beta"``).
+    record_units : int array, optional
+        Record only these neurons.
+
+    Returns
+    -------
+    Trace
+        ``spikes (T, n)``, the records ``(T, n)`` and the final :class:`STCState`.
+    """
+    params = STCParams() if params is None else params
+    drive = as_float_array("inputs", inputs, ndim=2)
+    if drive.shape[0] == 0 or drive.shape[1] == 0:
+        raise ValueError(f"inputs must have shape (T, n) with T >= 1 and n >= 1, "
+                         f"got {drive.shape}")
+    n = drive.shape[1]
+    kp = stc_prepare(params, n)
+    mods = stc_modulators(w_h, w_v, n)
+    return simulate(stc_advance, drive, stc_init(n, params), kp, mods, record=record,
+                    record_units=record_units)

@@ -1,0 +1,167 @@
+"""Dense STC kernel (bioplastic.neurons.stc): naive transcription, reductions, bad input."""
+
+import numpy as np
+import pytest
+
+from bioplastic.neurons.stc import (
+    STCParams,
+    run_stc,
+    sigmoid,
+    stc_advance,
+    stc_init,
+    stc_modulators,
+    stc_prepare,
+    stc_step,
+)
+from bioplastic.simulate import simulate
+
+from .naive import naive_stc
+
+LMH = dict(lmh_d_u=0.3, lmh_s_u=-0.4, lmh_d_p=0.2, lmh_s_p=-0.1)
+
+
+def _random_case(rng, n=12, n_steps=60, density=0.5, high=1.6):
+    w_h = rng.normal(0, 1.0, (n, n)) * (rng.random((n, n)) < density)
+    w_v = rng.normal(0, 1.0, (n, n)) * (rng.random((n, n)) < density)
+    current = rng.uniform(-0.2, high, (n_steps, n))
+    return w_h, w_v, current
+
+
+@pytest.mark.parametrize("base", ["lif", "plif", "lmh"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kernel_equals_naive(base, seed):
+    rng = np.random.default_rng(seed)
+    w_h, w_v, current = _random_case(rng)
+    extra = dict(plif_w=0.7) if base == "plif" else (LMH if base == "lmh" else {})
+    params = STCParams(base=base, bias_h=-0.2, bias_v=0.1, **extra)
+    trace = run_stc(current, params, w_h=w_h, w_v=w_v, record=("h", "alpha", "beta"))
+    lmh = tuple(LMH.values()) if base == "lmh" else (0.0,) * 4
+    spikes, h, alpha, beta = naive_stc(current, w_h, w_v, base=base, bias_h=-0.2, bias_v=0.1,
+                                       plif_w=extra.get("plif_w", 0.0), lmh=lmh)
+    assert trace.spikes.any() and not trace.spikes.all()
+    np.testing.assert_array_equal(trace.spikes, spikes)
+    np.testing.assert_array_equal(trace["h"], h)
+    np.testing.assert_array_equal(trace["alpha"], alpha)
+    np.testing.assert_array_equal(trace["beta"], beta)
+
+
+@pytest.mark.parametrize("rate, first_spikes", [
+    # hand-derived (docs/stc.md): floor(t*I) spikes after t steps (steps counted from 1)
+    (3 / 8, [3, 6, 8, 11, 14, 16]),
+    (1 / 4, [4, 8, 12, 16]),   # H reaches exactly 1.0: fires only because the test is >=
+])
+def test_zero_modulators_are_if_with_soft_reset(rate, first_spikes):
+    n_steps = 64
+    trace = run_stc(np.full((n_steps, 1), rate), record=("alpha", "beta"))
+    steps = np.flatnonzero(trace.spikes[:, 0]) + 1
+    np.testing.assert_array_equal(steps[:len(first_spikes)], first_spikes)
+    t = np.arange(1, n_steps + 1)
+    np.testing.assert_array_equal(np.cumsum(trace.spikes[:, 0]), np.floor(t * rate))
+    assert np.all(trace["alpha"] == 1.0) and np.all(trace["beta"] == 1.0)
+
+
+def test_quarter_rate_does_not_fire_with_strict_threshold():
+    # Guard for the test above: just below 1.0 (one ulp) the neuron must not fire at step 4.
+    trace = run_stc(np.full((4, 1), 0.25), STCParams(v_th=np.nextafter(1.0, 2.0)))
+    assert not trace.spikes.any()
+
+
+def test_zero_modulators_plif_is_corrected_plif(rng):
+    current = rng.uniform(0, 1.5, (200, 5))
+    w = 0.8
+    trace = run_stc(current, STCParams(base="plif", plif_w=w))
+    k = float(sigmoid(w))
+    h, spikes = np.zeros(5), []
+    for x in current:   # sigma(w) H + (1 - sigma(w)) I, soft reset, >= threshold
+        h = k * h + (1.0 - k) * x
+        s = h >= 1.0
+        h = h - 1.0 * s
+        spikes.append(s)
+    np.testing.assert_array_equal(trace.spikes, np.array(spikes))
+    np.testing.assert_array_equal(trace.state.h, h)
+
+
+def test_zero_modulators_lmh_is_lmh(rng):
+    current = rng.uniform(0, 1.0, (200, 4))
+    trace = run_stc(current, STCParams(base="lmh", **LMH), record=("h", "d"))
+    sig = lambda z: float(sigmoid(z))  # noqa: E731
+    h, d = np.zeros(4), np.zeros(4)
+    for t, x in enumerate(current):   # LM-H (docs/stc.md), reset by the (detached) spike
+        d = ((sig(0.3) - 0.5) * d + (sig(-0.4) - 0.5) * h) + x
+        h_s = (sig(0.2) + 0.5) * d + (sig(-0.1) + 0.5) * h
+        s = h_s >= 1.0
+        h = h_s - 1.0 * s
+        np.testing.assert_array_equal(trace.spikes[t], s)
+        np.testing.assert_array_equal(trace["h"][t], h)
+        np.testing.assert_array_equal(trace["d"][t], d)
+
+
+def test_autapse_gates_read_previous_spikes():
+    # One neuron, autapse A_h = 2: after a spike alpha = 1 + tanh(2), otherwise 1.
+    current = np.array([[1.0], [0.25], [0.0]])
+    trace = run_stc(current, w_h=np.array([[2.0]]), record=("alpha", "h"))
+    np.testing.assert_array_equal(trace.spikes[:, 0], [True, False, False])
+    np.testing.assert_array_equal(trace["alpha"][:, 0], [1.0, 1.0 + np.tanh(np.array([2.0]))[0],
+                                                         1.0])
+
+
+def test_step_equals_advance_and_leaves_inputs_alone(rng):
+    w_h, w_v, current = _random_case(rng, n=6, n_steps=30)
+    params = STCParams(base="plif", plif_w=-0.3)
+    kp, mods = stc_prepare(params, 6), stc_modulators(w_h, w_v, 6)
+    state0 = stc_init(6, params)
+    copies = [a.copy() for a in (w_h, w_v, current)]
+    state, spikes = state0, []
+    for x in current:
+        s, state = stc_step(x, state, kp, mods)
+        spikes.append(s)
+    trace = simulate(stc_advance, current, state0, kp, mods, record=("h",))
+    np.testing.assert_array_equal(trace.spikes, np.array(spikes))
+    np.testing.assert_array_equal(trace.state.h, state.h)
+    assert not np.any(state0.h) and not np.any(state0.s)
+    for a, b in zip(copies, (w_h, w_v, current), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_modulators_pre_major_order(rng):
+    w = rng.normal(size=(4, 4)) * (rng.random((4, 4)) < 0.5)
+    mods = stc_modulators(w, None, 4)
+    pre = np.repeat(np.arange(4), np.diff(mods.indptr))
+    np.testing.assert_array_equal(np.lexsort((mods.post, pre)), np.arange(pre.size))
+    dense = np.zeros((4, 4))
+    dense[mods.post, pre] = mods.w_h
+    np.testing.assert_array_equal(dense, w)
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_bad_modulator_shape_names_argument():
+    with pytest.raises(ValueError, match="w_v must have shape"):
+        run_stc(np.zeros((3, 4)), w_v=np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="w_h must be 2-dimensional"):
+        run_stc(np.zeros((3, 4)), w_h=np.zeros(4))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_inputs_and_weights(bad):
+    current = np.zeros((3, 2))
+    current[1, 1] = bad
+    with pytest.raises(ValueError, match="inputs must contain only finite"):
+        run_stc(current)
+    w = np.zeros((2, 2))
+    w[0, 1] = bad
+    with pytest.raises(ValueError, match="w_h must contain only finite"):
+        run_stc(np.zeros((3, 2)), w_h=w)
+
+
+def test_zero_length_sequence():
+    with pytest.raises(ValueError, match="inputs must have shape"):
+        run_stc(np.zeros((0, 3)))
+
+
+def test_bad_params():
+    with pytest.raises(ValueError, match="base must be one of"):
+        stc_prepare(STCParams(base="glif"), 3)
+    with pytest.raises(TypeError, match="params must be STCParams"):
+        stc_prepare({"base": "lif"}, 3)
+    with pytest.raises(ValueError, match="v_th must have shape"):
+        stc_prepare(STCParams(v_th=np.ones(2)), 3)
