@@ -52,7 +52,13 @@ from .._validate import (
     whole_steps,
 )
 from ..simulate import Trace, simulate
-from .connectivity import SparseConnectivity, due_blocks, no_connectivity
+from .connectivity import (
+    SparseConnectivity,
+    due_blocks,
+    no_connectivity,
+    pending_now,
+    spike_queue,
+)
 
 __all__ = ["LIFParams", "LIFKernelParams", "LIFState", "lif_prepare", "lif_init", "lif_step",
            "lif_advance",
@@ -93,6 +99,9 @@ class LIFState(NamedTuple):
     theta: np.ndarray         # threshold adaptation (n,), mV
     last_spike: np.ndarray    # step of each neuron's last spike (n,), int64
     history: np.ndarray       # spikes of the last max_delay+1 steps, ring (D+1, n), bool
+    pending_syn: np.ndarray   # events in flight across a delay change: synapse ids, int64
+    pending_due: np.ndarray   # ... and the step each is due (sorted), int64
+    pending_next: np.ndarray  # (1,) int64 cursor: first pending event not yet delivered
     step: int                 # index of the next step to run
 
 
@@ -131,26 +140,35 @@ def lif_init(n: int, params: LIFParams | None = None, conn: SparseConnectivity |
     """Initial state: ``v = v0_mv`` (default ``v_rest``), ``theta = theta0_mv``, no spikes yet.
 
     ``conn`` sizes the spike-history ring (``max_delay + 1`` rows); it must be the
-    connectivity later passed to :func:`lif_step`.
+    connectivity later passed to :func:`lif_advance`. To change its delays between runs, use
+    :func:`bioplastic.neurons.change_delays` on the state and the connectivity.
     """
     kp = lif_prepare(LIFParams() if params is None else params, n)
     v0 = kp.v_rest.copy() if v0_mv is None else per_unit("v0_mv", v0_mv, n)
-    max_delay = 0 if conn is None else conn.max_delay
     return LIFState(
         v=v0,
         theta=per_unit("theta0_mv", theta0_mv, n),
         last_spike=np.full(n, NEVER_SPIKED, dtype=np.int64),
-        history=np.zeros((max_delay + 1, n), dtype=np.bool_),
+        **spike_queue(no_connectivity(n) if conn is None else conn),
         step=0,
     )
 
 
 @njit
-def _deliver(v, not_refractory, history, step, conn):
-    """Synapses slot: ``v_post += w`` for every event due now, in Brian2's queue order."""
-    starts, stops = due_blocks(history, step, conn)
+def _deliver(v, not_refractory, state, step, conn):
+    """Synapses slot: ``v_post += w`` for every event due now, in Brian2's queue order
+    (events in flight across a delay change first: they are the oldest)."""
+    start, stop = pending_now(state.pending_due, state.pending_next, step)
+    for q in range(start, stop):
+        k = state.pending_syn[q]
+        j = conn.post[k]
+        if not_refractory[j]:
+            v[j] += conn.weight[k]
+    starts, stops = due_blocks(state.history, step, conn)
+    order = conn.delay_order
     for b in range(starts.size):
-        for k in range(starts[b], stops[b]):
+        for q in range(starts[b], stops[b]):
+            k = order[q]
             j = conn.post[k]
             if not_refractory[j]:
                 v[j] += conn.weight[k]
@@ -204,7 +222,7 @@ def lif_advance(x: np.ndarray, state: LIFState, params: LIFKernelParams,
                 last_spike[k] = step
                 not_refractory[k] = False
     history[step % history.shape[0]] = spikes
-    _deliver(v, not_refractory, history, step, conn)
+    _deliver(v, not_refractory, state, step, conn)
     for k in range(n):
         if spikes[k]:
             v[k] = params.v_reset[k]

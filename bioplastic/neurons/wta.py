@@ -90,7 +90,13 @@ from ..rules.stdp import (
     stdp_prepare,
 )
 from ..simulate import Trace, simulate, simulate_blocks
-from .connectivity import SparseConnectivity, connectivity_from_arrays, due_blocks
+from .connectivity import (
+    SparseConnectivity,
+    connectivity_from_arrays,
+    due_blocks,
+    pending_now,
+    spike_queue,
+)
 from .lif import NEVER_SPIKED
 
 __all__ = [
@@ -183,6 +189,9 @@ class WTAState(NamedTuple):
     x_post2: np.ndarray         # per-synapse slow postsynaptic trace (n_syn,)
     last_update: np.ndarray     # step of each synapse's last event (n_syn,) int64 (Brian: 0 s)
     history: np.ndarray         # input spikes of the last max_delay+1 steps, ring (D+1, n_in)
+    pending_syn: np.ndarray     # input events in flight across a delay change (synapse ids)
+    pending_due: np.ndarray     # ... and their due steps (sorted), int64
+    pending_next: np.ndarray    # (1,) int64 cursor into the pending events
     memo_step: np.ndarray       # scratch: decay-factor memo, valid where == current step
     memo: np.ndarray            # scratch: (post1, post2, pre) factors per elapsed steps (M, 3)
     step: int                   # index of the next step
@@ -267,8 +276,12 @@ def wta_init(n: int, conn: SparseConnectivity, params: WTAParams = DEFAULT_PARAM
              w0=None, v0_mv=None, theta0_mv=20.0) -> WTAState:
     """Initial state: potentials at rest (or ``v0_mv``), no conductances, traces 0.
 
-    ``w0`` (n_syn,) defaults to ``conn.weight``; ``theta0_mv`` is 20 mV in Diehl & Cook's code
-    (scalar or (n,)). Brian's ``lastupdate`` starts at 0 s, i.e. step 0.
+    ``w0`` (n_syn,, CSR order) defaults to ``conn.weight``: the state's plastic weights *are*
+    that array, not a copy (simulate runs on a private copy, so ``conn`` is never modified;
+    calling :func:`wta_advance` yourself on this state would update it in place).
+    ``theta0_mv`` is 20 mV in Diehl & Cook's code (scalar or (n,)). Brian's ``lastupdate``
+    starts at 0 s, i.e. step 0. Change input delays between runs with
+    :func:`bioplastic.neurons.change_delays`.
     """
     if not isinstance(n, int | np.integer) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
@@ -285,9 +298,9 @@ def wta_init(n: int, conn: SparseConnectivity, params: WTAParams = DEFAULT_PARAM
         last_spike=np.full(n, NEVER_SPIKED, dtype=np.int64),
         v_inh=np.full(n, kp.inh.v_rest), ge_inh=np.zeros(n), gi_inh=np.zeros(n),
         last_spike_inh=np.full(n, NEVER_SPIKED, dtype=np.int64),
-        w=w.copy(), x_pre=np.zeros(n_syn), x_post1=np.zeros(n_syn), x_post2=np.zeros(n_syn),
+        w=w, x_pre=np.zeros(n_syn), x_post1=np.zeros(n_syn), x_post2=np.zeros(n_syn),
         last_update=np.zeros(n_syn, dtype=np.int64),
-        history=np.zeros((conn.max_delay + 1, conn.n_pre), dtype=np.bool_),
+        **spike_queue(conn),
         memo_step=np.full(_DECAY_CACHE_STEPS, -1, dtype=np.int64),
         memo=np.zeros((_DECAY_CACHE_STEPS, 3)),
         step=0,
@@ -356,8 +369,8 @@ def _factors(elapsed_ok, factors, step, last, t_s, p):
 
 
 @njit
-def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, step, t_s, p, conn,
-                  elapsed_ok, factors):
+def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, pending_syn,
+                  pending_due, pending_next, step, t_s, p, conn, elapsed_ok, factors):
     """input -> exc ``on_pre``: every event due now, in Brian2's spike-queue order.
 
     Per event (Brian's pre pathway, :func:`~bioplastic.rules.stdp.stdp_on_pre`): decay the
@@ -366,15 +379,29 @@ def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, step, t_
     up only when it changes.
     """
     s = p.stdp
+    first, stop = pending_now(pending_due, pending_next, step)
+    for q in range(first, stop):   # events in flight across a delay change: the oldest
+        syn = pending_syn[q]
+        f1, f2, fp = _factors(elapsed_ok, factors, step, last_update[syn], t_s, p)
+        w_old = w[syn]
+        w[syn], x_pre[syn], x_post1[syn], x_post2[syn] = stdp_on_pre(
+            w_old, x_pre[syn], x_post1[syn], x_post2[syn], f1, f2, fp, s)
+        last_update[syn] = step
+        ge[conn.post[syn]] += w_old
     starts, stops = due_blocks(history, step, conn)
+    order = conn.delay_order
     for b in range(starts.size):
         last, f1, f2, fp = -1, 1.0, 1.0, 1.0
-        for syn in range(starts[b], stops[b]):
+        for q in range(starts[b], stops[b]):
+            syn = order[q]
             if last_update[syn] != last:
                 last = last_update[syn]
                 f1, f2, fp = _factors(elapsed_ok, factors, step, last, t_s, p)
+            w_old = w[syn]
+            w[syn], x_pre[syn], x_post1[syn], x_post2[syn] = stdp_on_pre(
+                w_old, x_pre[syn], x_post1[syn], x_post2[syn], f1, f2, fp, s)
             last_update[syn] = step
-            ge[conn.post[syn]] += stdp_on_pre(syn, w, x_pre, x_post1, x_post2, f1, f2, fp, s)
+            ge[conn.post[syn]] += w_old
 
 
 @njit
@@ -389,7 +416,8 @@ def _post_events(spikes, w, x_pre, x_post1, x_post2, last_update, step, t_s, p, 
         for q in range(by_post.indptr[j], by_post.indptr[j + 1]):
             syn = by_post.synapses[q]
             f1, f2, fp = _factors(elapsed_ok, factors, step, last_update[syn], t_s, p)
-            stdp_on_post(syn, w, x_pre, x_post1, x_post2, f1, f2, fp, s)
+            w[syn], x_pre[syn], x_post1[syn], x_post2[syn] = stdp_on_post(
+                w[syn], x_pre[syn], x_post1[syn], x_post2[syn], f1, f2, fp, s)
             last_update[syn] = step
 
 
@@ -433,7 +461,8 @@ def wta_advance(x: np.ndarray, state: WTAState, params: WTAKernelParams,
     st.history[step % st.history.shape[0]] = x
     # synapses: pre pathways (input->exc with STDP, exc->inh, inh->exc), then the post pathway
     _input_events(st.ge, st.w, st.x_pre, st.x_post1, st.x_post2, st.last_update, st.history,
-                  step, t_s, p, conn, st.memo_step, st.memo)
+                  st.pending_syn, st.pending_due, st.pending_next, step, t_s, p, conn,
+                  st.memo_step, st.memo)
     for k in range(n):
         if exc_spikes[k]:
             st.ge_inh[k] += p.w_ei

@@ -76,12 +76,15 @@ def _build(b2, params: LIFParams, drive: np.ndarray, conn: SparseConnectivity, v
 
 def run_lif_twin(params: LIFParams, drive: np.ndarray, conn: SparseConnectivity, *,
                  v0_mv=None, record_idx=None, target: str = "numpy",
-                 timing: dict | None = None) -> TwinResult:
+                 timing: dict | None = None, delay_change=None) -> TwinResult:
     """Run the twin; returns spikes, recorded ``v``/``theta`` traces and final ``v``/``theta``.
 
     ``drive`` (T, n) is the external input in mV, ``conn`` the recurrent synapses. With a
     ``timing`` dict, the first step runs alone (code generation, compilation, spike-queue set-up)
     and ``timing["seconds"]`` receives the wall time of the remaining ``T - 1`` steps.
+    ``delay_change=(step, delay_steps)`` runs ``step`` steps, sets the synapses' delays to
+    ``delay_steps`` (CSR order) and runs the rest: Brian2 keeps queued spikes on their old
+    delays (what :func:`bioplastic.neurons.change_delays` reproduces).
     """
     n_steps, n = drive.shape
     record_idx = np.arange(n) if record_idx is None else np.asarray(record_idx)
@@ -90,7 +93,13 @@ def run_lif_twin(params: LIFParams, drive: np.ndarray, conn: SparseConnectivity,
         namespace = {"I_ext": b2.TimedArray(drive, dt=dt)}
         objects, state_mon, spike_mon = _build(b2, params, drive, conn, v0_mv, record_idx, dt)
         net = network(*objects)
-        run_network(net, n_steps, dt, namespace=namespace, timing=timing)
+        if delay_change is None:
+            run_network(net, n_steps, dt, namespace=namespace, timing=timing)
+        else:
+            at, new_delays = delay_change
+            net.run(int(at) * dt, namespace=namespace)
+            net["recurrent"].delay = np.asarray(new_delays) * dt
+            net.run((n_steps - int(at)) * dt, namespace=namespace)
         steps, index = spike_pairs(spike_mon, float(dt))
         group = objects[0]
         state = {"v": recorded(state_mon, "v"), "theta": recorded(state_mon, "theta"),
