@@ -2,7 +2,7 @@
 
 Reference: Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to Common Corruptions
 and Perturbations", ICLR 2019, arXiv 1903.12261; generator ``make_cifar_c.py`` in
-hendrycks/robustness (Apache-2.0). Recipes and parameters are in shared/spec/nhl_tta.md §6.
+hendrycks/robustness (Apache-2.0). Recipes and parameters: docs/tta.md and the tables below.
 Everything here is re-implemented from those descriptions with NumPy/SciPy only (no OpenCV,
 Wand/ImageMagick, PIL, scikit-image or torchvision), so the pixels are **close to, not identical
 with** the distributed CIFAR-10-C. Deviations (all deliberate, all documented in docs/tta.md):
@@ -26,7 +26,7 @@ Images are ``(H, W, 3)`` or ``(N, H, W, 3)``, either uint8 in [0, 255] or float 
 output has the input's shape and dtype and stays in range. The result is deterministic given
 ``seed``: one ``numpy.random.Generator`` is drawn from in image order.
 
-digits-C (shared/spec/nhl_tta.md §6.2) applies the digit-specific recipes to scikit-learn's 8×8
+digits-C (docs/tta.md) applies the digit-specific recipes to scikit-learn's 8×8
 digits (grey, [0, 1]) and adds an MNIST-C-style geometric suite (rotate, shear, scale,
 translate). Choices where the spec is silent are listed in :func:`corrupt_digits`.
 
@@ -64,13 +64,14 @@ CORRUPTIONS = (
 )
 #: Held-out corruptions for tuning only (``spatter`` is not implemented: it needs Canny edges).
 VALIDATION_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "saturate")
-#: digits-C: the 15 CIFAR-style types with the digit recipes of spec §6.2.
+#: digits-C: the 15 CIFAR-style types with the digit recipes below.
 DIGITS_CORRUPTIONS = CORRUPTIONS
 #: MNIST-C-style geometric shifts for digits (library choice of severities, see corrupt_digits).
 GEOMETRIC_CORRUPTIONS = ("rotate", "shear", "scale", "translate")
 
 # ---------------------------------------------------------------------------------------------
-# Parameters. CIFAR: make_cifar_c.py via spec §6.1. Digits: spec §6.2 (measured prototype).
+# Parameters. CIFAR: hendrycks/robustness make_cifar_c.py. Digits: the library's recipes
+# (measured prototype).
 # ---------------------------------------------------------------------------------------------
 _CIFAR = {
     "gaussian_noise": (.04, .06, .08, .09, .10),
@@ -522,7 +523,7 @@ _CIFAR_FUNCS: dict[str, Callable] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# digits-C recipes (spec §6.2): batch (N, H, W, 1) float64 in [0, 1]
+# digits-C recipes: batch (N, H, W, 1) float64 in [0, 1]
 # ---------------------------------------------------------------------------------------------
 def _digits_defocus(img, c, rng):
     return _filter_channels(img, _disk(c[0], c[1], half=3), mode="reflect")

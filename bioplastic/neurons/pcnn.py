@@ -1,6 +1,6 @@
 """Pulse-coupled neural network (PCNN): the discrete Eckhorn/Johnson map on 2-D maps and stacks.
 
-Equations (Convention A, the library's canonical form; shared/spec/pcnn.md §1.2). Neuron
+Equations (Convention A, the library's canonical form; see docs/pcnn.md). Neuron
 ``(c, i, j)`` of a stack of ``C`` maps of ``H × W`` neurons, iteration ``n = 1, 2, ...``::
 
     F[n] = d_F F[n-1] + V_F (M ⋆ Y[n-1]) + S[n]            feeding
@@ -31,7 +31,7 @@ coupling ``M ⋆ Y[n-1]`` and ``W ⋆ Y[n-1]``, each target summed in increasing
 index ``(c, i, j)``) → groups, order 0 (the map, sequentially: F, L, U, then ``Y = U > E[n-1]``,
 then E) → thresholds (``Y > 0.5``, recording only; no reset).
 
-**Fast linking** (optional, spec §1.3; no Brian2 form): after the ordinary update, repeat
+**Fast linking** (optional; no Brian2 form): after the ordinary update, repeat
 ``L = V_L (W ⋆ Y)`` (``fast_linking=True``, pyclustering's form, which drops the leaky term) or
 ``L = d_L L[n-1] + V_L (W ⋆ Y)`` (``fast_linking="leaky"``), ``U = d_U U[n-1] + F (1 + beta L)``,
 ``Y = U > E[n-1]`` — all neurons from the same previous iterate (Jacobi) — until Y stops
@@ -100,7 +100,7 @@ class PCNNParams(NamedTuple):
 
     Every numeric field except ``e0`` may be a float or a per-map array ``(C,)``; ``e0`` may be
     a float or any array broadcastable to the state shape ``(C, H, W)``. Defaults are Zhan's
-    1-D demo values (spec §2) with E converted to Convention A.
+    1-D demo values with E converted to Convention A.
     """
 
     decay_f: float = _D02             # feeding decay d_F = exp(-alpha_F), in [0, 1]
@@ -230,7 +230,7 @@ class PCNNState(NamedTuple):
 def convention_b_to_a(e0_b, y0_b, params: PCNNParams):
     """Initial threshold for Convention A equivalent to a Convention-B start.
 
-    ``E_A[0] = d_E E_B[0] + V_E Y_B[0]`` (spec §1.2): then ``E_A[n] = E_B[n+1]`` and the pulse
+    ``E_A[0] = d_E E_B[0] + V_E Y_B[0]``: then ``E_A[n] = E_B[n+1]`` and the pulse
     trains are identical. Scalars give a float, arrays an array.
     """
     e0_b = np.asarray(as_float_array("e0_b", e0_b))
@@ -513,7 +513,7 @@ def _activity(f, l_prev, u_prev, cl, e_prev, params, leaky):
 
 @njit
 def _fast_link(f, l_prev, u_prev, e_prev, y, link_w, params):
-    """Jacobi fixed point of the linking wave within one iteration (spec §1.3)."""
+    """Jacobi fixed point of the linking wave within one iteration."""
     leaky = params.fast_linking == 2
     for _ in range(y.size + 1):
         l, u, y_next = _activity(f, l_prev, u_prev, _couple(y, link_w), e_prev, params, leaky)

@@ -1,6 +1,7 @@
 """Helpers every Brian2 twin uses; they enforce the exactness checklist.
 
-shared/spec/brian2_twins.md §3: numpy codegen target, loop-invariant optimisations off, float64,
+docs/twins.md, "Exactness conditions": numpy codegen target, loop-invariant optimisations off,
+float64,
 a fresh ``Network`` per run, explicit ``dt`` on every object, preferences restored afterwards,
 pre-drawn inputs, explicit ``connect(i=, j=)``. Brian2 is imported lazily, inside functions, so
 the modules of :mod:`bioplastic.reference` import without it.

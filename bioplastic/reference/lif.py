@@ -5,7 +5,7 @@ units (``tau_m : second``). Brian2 stores quantities in SI units, so a twin in v
 ``v*0.001`` and round differently from the kernel in the last bit; keeping the kernel's numbers
 makes bit-identity possible, and Brian2's dimension checker still checks every time constant.
 
-Exactness (shared/spec/brian2_twins.md §3): numpy target, loop-invariant optimisations off,
+Exactness (docs/twins.md): numpy target, loop-invariant optimisations off,
 ``method='exact'`` (printed update ``((v*e + v_rest) + ((-v_rest) - I_ext)*e) + I_ext``, which
 the kernel copies), ``refractory='t_ref'``, strict ``>`` threshold, synapses created with
 ``connect(i=, j=)`` from the kernel's own CSR arrays, delays in whole steps, external drive

@@ -5,7 +5,7 @@ copied): two ``NeuronGroup`` s (``exc``, ``inh``), a ``SpikeGeneratorGroup`` of 
 spikes, and three ``Synapses``: ``input_exc`` (plastic; event-driven traces), ``exc_inh``
 (one-to-one) and ``inh_exc`` (all but the partner).
 
-Exactness (shared/spec/brian2_twins.md §3): numpy target, loop-invariant optimisations off,
+Exactness (docs/twins.md): numpy target, loop-invariant optimisations off,
 float64, ``method='euler'`` (the kernel copies the printed update term by term), every constant
 a named namespace entry (voltages dimensionless in mV as in :mod:`bioplastic.reference.lif`,
 times with units), strict ``>`` thresholds, Brian's refractory mechanism, input synapses created

@@ -29,7 +29,7 @@ coefficients ``d_k = Σ_b y_bk u_bk`` are summed over the batch in sample order.
 
 References: Oja, J. Math. Biol. 15:267 (1982); Sanger, Neural Networks 2:459 (1989);
 Grossberg (instar); Krotov & Hopfield, PNAS 116:7723 (2019). Spec:
-shared/spec/soft_hebb_and_inhibition.md §5.
+docs/softhebb.md.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def sanger_dw(x, y, w) -> np.ndarray:
 
 
 class KrotovParams(NamedTuple):
-    """Krotov & Hopfield (2019) defaults for MNIST (spec §5.1)."""
+    """Krotov & Hopfield (2019) defaults for MNIST."""
 
     p: float = 2.0        # Lebedev norm exponent; the fixed point is ‖w_k‖_p = 1
     k: int = 2            # rank of the unit that gets the anti-Hebbian push

@@ -31,7 +31,7 @@ Choices where the papers are silent (all deterministic):
 
 References: Moraitis et al. 2022 (soft WTA), Journé et al. ICLR 2023 (anti-Hebbian losers,
 Triangle), Krotov & Hopfield PNAS 2019 (ranking), Coates, Lee & Ng AISTATS 2011 (Triangle).
-Specification: shared/spec/soft_hebb_and_inhibition.md §6.
+Background and choices: docs/softhebb.md.
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def k_wta(u, k: int, *, binary: bool = False) -> np.ndarray:
 def ranked_wta(u, k: int = 2, delta: float = 0.4) -> np.ndarray:
     """Krotov–Hopfield ranking: +1 for the top unit, ``-delta`` for the k-th, 0 otherwise.
 
-    Defaults are Krotov & Hopfield's MNIST values (k = 2, Δ = 0.4; spec §5.1).
+    Defaults are Krotov & Hopfield's MNIST values (k = 2, Δ = 0.4).
     """
     u = check_pre_activation(u)
     k = check_k(k, u.shape[1], low=2)

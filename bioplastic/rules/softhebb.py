@@ -36,7 +36,7 @@ the reference code) is again ``apply_update(max_normalise=True)``, not built in.
 
 References: Moraitis, Toichkin, Journé, Chua & Guo, Neuromorph. Comput. Eng. 2:044017 (2022),
 arXiv 2107.05747; Journé, Garcia Rodriguez, Guo & Moraitis, ICLR 2023, arXiv 2209.11883.
-Spec: shared/spec/soft_hebb_and_inhibition.md §2–3. Twin: :mod:`bioplastic.reference.rate_rules`.
+Background and choices: docs/softhebb.md. Twin: :mod:`bioplastic.reference.rate_rules`.
 """
 
 from __future__ import annotations
