@@ -49,6 +49,7 @@ from .._validate import (
     finite_float,
     per_unit,
     positive,
+    positive_int,
     whole_steps,
 )
 from ..simulate import Trace, simulate
@@ -119,8 +120,7 @@ def lif_prepare(params: LIFParams, n: int) -> LIFKernelParams:
     """
     if not isinstance(params, LIFParams):
         raise TypeError(f"params must be LIFParams, got {type(params).__name__}")
-    if not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = positive_int("n", n)
     dt_ms = positive("dt_ms", finite_float("dt_ms", params.dt_ms))
     tau_m = positive("tau_m_ms", per_unit("tau_m_ms", params.tau_m_ms, n))
     tau_theta = positive("tau_theta_ms", per_unit("tau_theta_ms", params.tau_theta_ms, n))

@@ -66,7 +66,7 @@ import numpy as np
 
 from .._jit import njit
 from .._state import copy_state
-from .._validate import as_float_array, in_range, per_unit
+from .._validate import as_float_array, in_range, per_unit, positive_int
 from ..simulate import Trace, simulate
 
 __all__ = [
@@ -628,8 +628,7 @@ def _stimulus_sequence(stimulus, n_steps, allow_negative: bool):
         raise ValueError("stimulus must be non-negative (multiplicative linking assumes F >= 0); "
                          "pass allow_negative=True for signed drives")
     if n_steps is not None:
-        if not isinstance(n_steps, int | np.integer) or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+        n_steps = positive_int("n_steps", n_steps)
         if s.ndim not in (2, 3):
             raise ValueError(f"a static stimulus must be (H, W) or (C, H, W), got {s.shape}")
         squeeze = s.ndim == 2
@@ -643,7 +642,7 @@ def _stimulus_sequence(stimulus, n_steps, allow_negative: bool):
 
 
 def run_pcnn(stimulus, params: PCNNParams | None = None, *, n_steps: int | None = None,
-             record=("e",), allow_negative: bool = False) -> Trace:
+             record=("e",), record_units=None, allow_negative: bool = False) -> Trace:
     """Run a PCNN over a stimulus; the front end over :func:`bioplastic.simulate`.
 
     Parameters
@@ -656,6 +655,9 @@ def run_pcnn(stimulus, params: PCNNParams | None = None, *, n_steps: int | None 
     n_steps : int, optional
     record : sequence of str
         State fields to record after every iteration (``"f", "l", "u", "e"``).
+    record_units : int array, optional
+        Record only these neurons (flat indices into ``(C, H, W)``; see
+        :func:`bioplastic.simulate`); records are then ``(T, len(record_units))``.
     allow_negative : bool
         Accept negative stimuli (off by default: the classic model needs ``S >= 0``).
 
@@ -669,8 +671,10 @@ def run_pcnn(stimulus, params: PCNNParams | None = None, *, n_steps: int | None 
     drive, squeeze = _stimulus_sequence(stimulus, n_steps, allow_negative)
     shape = drive.shape[1:]
     kp, feed, link = pcnn_prepare(params, shape)
-    trace = simulate(pcnn_advance, drive, pcnn_init(shape, params), kp, feed, link, record=record)
+    trace = simulate(pcnn_advance, drive, pcnn_init(shape, params), kp, feed, link, record=record,
+                     record_units=record_units)
     if not squeeze:
         return trace
-    records = {name: value[:, 0] for name, value in trace.records.items()}
+    records = trace.records if record_units is not None else \
+        {name: value[:, 0] for name, value in trace.records.items()}
     return Trace(trace.spikes[:, 0], records, trace.state)

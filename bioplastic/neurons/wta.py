@@ -76,7 +76,9 @@ from .._validate import (
     check_shape,
     finite_float,
     non_negative,
+    non_negative_int,
     positive,
+    positive_int,
     whole_steps,
 )
 from ..rules.stdp import (
@@ -272,8 +274,8 @@ def _check_conn(conn, n: int) -> None:
                          f"{conn.post.max()}")
 
 
-def wta_init(n: int, conn: SparseConnectivity, params: WTAParams = DEFAULT_PARAMS, *,
-             w0=None, v0_mv=None, theta0_mv=20.0) -> WTAState:
+def wta_init(n: int, params: WTAParams | None = None, conn: SparseConnectivity | None = None,
+             *, w0=None, v0_mv=None, theta0_mv=20.0) -> WTAState:
     """Initial state: potentials at rest (or ``v0_mv``), no conductances, traces 0.
 
     ``w0`` (n_syn,, CSR order) defaults to ``conn.weight``: the state's plastic weights *are*
@@ -283,10 +285,11 @@ def wta_init(n: int, conn: SparseConnectivity, params: WTAParams = DEFAULT_PARAM
     starts at 0 s, i.e. step 0. Change input delays between runs with
     :func:`bioplastic.neurons.change_delays`.
     """
-    if not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = positive_int("n", n)
+    if conn is None:
+        raise TypeError("wta_init needs conn, the input connectivity (see input_connectivity)")
     _check_conn(conn, n)
-    kp = wta_prepare(params)
+    kp = wta_prepare(DEFAULT_PARAMS if params is None else params)
     w = conn.weight if w0 is None else as_float_array("w0", w0, ndim=1)
     check_shape("w0", w, (conn.n_synapses,))
     v0 = np.full(n, kp.exc.v_rest) if v0_mv is None else as_float_array("v0_mv", v0_mv)
@@ -534,8 +537,7 @@ def poisson_spikes(rates_hz, n_steps: int, dt_ms: float = 0.5, seed=None) -> np.
     rates = as_float_array("rates_hz", rates_hz)
     if np.any(rates < 0):
         raise ValueError("rates_hz must be non-negative")
-    if not isinstance(n_steps, int | np.integer) or n_steps < 0:
-        raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
+    n_steps = non_negative_int("n_steps", n_steps)
     p = rates * (positive("dt_ms", _float("dt_ms", dt_ms)) * 0.001)
     if np.any(p > 1):
         raise ValueError(f"rates_hz * dt must be <= 1, got a maximum of {p.max()}")
@@ -572,17 +574,17 @@ def _network(n, w0, delay_ms, dt_ms):
     return conn, post_index(conn.post, n)
 
 
-def run_wta(input_spikes, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams = DEFAULT_STDP,
-            *, delay_ms=0.0, theta0_mv=20.0, record=("v", "theta"),
-            record_units=None) -> Trace:
+def run_wta(input_spikes, params: WTAParams | None = None, *, w0, stdp: STDPParams | None = None,
+            delay_ms=0.0, theta0_mv=20.0, record=("v", "theta"), record_units=None) -> Trace:
     """Simulate the network step by step on pre-drawn input spikes (records per step).
 
     Parameters
     ----------
     input_spikes : bool (T, n_in)
+    params : WTAParams, optional (default ``WTAParams()``)
     w0 : (n, n_in)
         Initial input -> excitatory weights (dense; every pair is a plastic synapse).
-    params, stdp : WTAParams, STDPParams
+    stdp : STDPParams, optional (default ``STDPParams()``)
     delay_ms : scalar or (n, n_in), whole multiples of ``dt_ms``
     record : state fields to record after every step (``v``, ``theta``, ``w``, ...)
     record_units : optional int indices into the recorded fields (all of equal size)
@@ -593,11 +595,13 @@ def run_wta(input_spikes, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPPara
         ``spikes`` (T, 2n): excitatory then inhibitory. ``state.w`` is in the connectivity's
         CSR order; :func:`dense_weights` gives ``(n, n_in)``.
     """
+    params = DEFAULT_PARAMS if params is None else params
+    stdp = DEFAULT_STDP if stdp is None else stdp
     w_dense = as_float_array("w0", w0, ndim=2)
     n, n_in = w_dense.shape
     spikes = _check_spikes("input_spikes", input_spikes, n_in)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
-    state = wta_init(n, conn, params, theta0_mv=theta0_mv)
+    state = wta_init(n, params, conn, theta0_mv=theta0_mv)
     trace = simulate(wta_advance, spikes, state, wta_prepare(params, stdp), conn, by_post,
                      record=record, record_units=record_units)
     _check_finite_state(trace.state)
@@ -625,7 +629,7 @@ def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
     n, n_in = w_dense.shape
     blocks = _check_spikes("blocks", blocks, n_in, ndim=3)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
-    state = wta_init(n, conn, params, theta0_mv=theta0_mv)
+    state = wta_init(n, params, conn, theta0_mv=theta0_mv)
     check_record(state, record)
     trace = simulate_blocks(wta_advance, blocks, state, wta_prepare(params, stdp), conn, by_post,
                             on_block=wta_normalise, record=record, record_units=record_units)
@@ -685,12 +689,11 @@ def train_wta(images, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams =
     if present < 1:
         raise ValueError(f"present_ms must be at least one step, got {present_ms}")
     for name, value in (("min_spikes", min_spikes), ("max_repeats", max_repeats)):
-        if not isinstance(value, int | np.integer) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        non_negative_int(name, value)
     intensity = positive("intensity", _float("intensity", intensity))
     conn, by_post = _network(n, w_dense, delay_ms, dt_ms)
     if state is None:
-        state = wta_init(n, conn, params, theta0_mv=theta0_mv)
+        state = wta_init(n, params, conn, theta0_mv=theta0_mv)
     kp = wta_prepare(params, stdp)
     counts = np.zeros((len(pixels), n), dtype=np.int64)
     used = np.zeros(len(pixels))

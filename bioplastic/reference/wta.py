@@ -223,7 +223,7 @@ def run_wta_kernel(input_spikes: np.ndarray, conn: SparseConnectivity, n: int,
     """The same run through :func:`bioplastic.simulate` and :func:`wta_advance`."""
     record_idx = np.arange(n) if record_idx is None else np.asarray(record_idx)
     record_syn = np.arange(0) if record_syn is None else np.asarray(record_syn)
-    state0 = wta_init(n, conn, params, v0_mv=v0_mv, theta0_mv=theta0_mv)
+    state0 = wta_init(n, params, conn, v0_mv=v0_mv, theta0_mv=theta0_mv)
     args = (wta_prepare(params, stdp), conn, post_index(conn.post, n))
     trace = simulate(wta_advance, input_spikes, state0, *args, record=("v", "theta", "ge", "gi"),
                      record_units=record_idx)
