@@ -1,4 +1,4 @@
-"""Command line: ``bioplastic demo | validate | bench``.
+"""Command line: ``bioplastic demo | validate | bench | warmup``.
 
 * ``validate [--json] [--case NAME] [--golden]``: runs every Brian2 twin and prints one row per
   case (neurons, steps, spikes ours/twin, max |Δstate|, verdict); exit status 1 on any
@@ -6,6 +6,8 @@
   shipped with the package instead.
 * ``bench [--json] [--quick] [--only NAME]``: every benchmark of ``bioplastic._bench``.
 * ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`).
+* ``warmup [--only NAME]``: compile and cache the kernels users meet first
+  (see :mod:`bioplastic.warmup`); ``make setup`` runs it.
 """
 
 from __future__ import annotations
@@ -102,6 +104,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_warmup(args) -> int:
+    from .warmup import warmup
+
+    try:
+        warmup(args.only)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bioplastic", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", help="output folder (default: results/demo-<timestamp>)")
     demo.add_argument("--quick", action="store_true", help="smaller network")
     demo.set_defaults(func=cmd_demo)
+    warm = sub.add_parser("warmup", help="compile and cache the kernels the README, the "
+                          "guides and the experiments use, and print what was compiled")
+    warm.add_argument("--only", action="append", help="only this workload (repeatable)")
+    warm.set_defaults(func=cmd_warmup)
     return parser
 
 
