@@ -155,16 +155,19 @@ def lif_init(n: int, params: LIFParams | None = None, conn: SparseConnectivity |
 
 
 @njit
-def _deliver(v, not_refractory, state, step, conn):
+def _deliver(v, not_refractory, history, pending_syn, pending_due, pending_next, step, conn):
     """Synapses slot: ``v_post += w`` for every event due now, in Brian2's queue order
     (events in flight across a delay change first: they are the oldest)."""
-    start, stop = pending_now(state.pending_due, state.pending_next, step)
-    for q in range(start, stop):
-        k = state.pending_syn[q]
-        j = conn.post[k]
-        if not_refractory[j]:
-            v[j] += conn.weight[k]
-    starts, stops = due_blocks(state.history, step, conn)
+    if pending_next[0] < pending_due.size:
+        start, stop = pending_now(pending_due, pending_next, step)
+        for q in range(start, stop):
+            k = pending_syn[q]
+            j = conn.post[k]
+            if not_refractory[j]:
+                v[j] += conn.weight[k]
+    if conn.post.size == 0:
+        return
+    starts, stops = due_blocks(history, step, conn)
     order = conn.delay_order
     for b in range(starts.size):
         for q in range(starts[b], stops[b]):
@@ -222,7 +225,8 @@ def lif_advance(x: np.ndarray, state: LIFState, params: LIFKernelParams,
                 last_spike[k] = step
                 not_refractory[k] = False
     history[step % history.shape[0]] = spikes
-    _deliver(v, not_refractory, state, step, conn)
+    _deliver(v, not_refractory, history, state.pending_syn, state.pending_due,
+             state.pending_next, step, conn)
     for k in range(n):
         if spikes[k]:
             v[k] = params.v_reset[k]
