@@ -273,6 +273,24 @@ def whole_steps(name: str, duration_ms, dt_ms: float) -> np.ndarray:
     return rounded.astype(np.int64)
 
 
+def _integer(name: str, value, low: int, what: str) -> int:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be {what} integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be {what} integer, got {value!r}")
+    return int(value)
+
+
+def positive_int(name: str, value) -> int:
+    """``value`` as an ``int`` >= 1; ``TypeError`` for non-integers (bool included)."""
+    return _integer(name, value, 1, "a positive")
+
+
+def non_negative_int(name: str, value) -> int:
+    """``value`` as an ``int`` >= 0; ``TypeError`` for non-integers (bool included)."""
+    return _integer(name, value, 0, "a non-negative")
+
+
 def as_generator(seed) -> np.random.Generator:
     """Accept a seed (int), ``None`` or a ``numpy.random.Generator``."""
     if isinstance(seed, np.random.Generator):

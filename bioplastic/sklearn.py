@@ -112,7 +112,7 @@ class SoftHebb(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     # ---------------------------------------------------------------------------- fitting
     def _initialise(self, n_features: int, rng: np.random.Generator) -> None:
-        # Gaussian with std R/√n, so E‖w_k‖ ≈ R (SoftHebb's init after BN; spec §3.4).
+        # Gaussian with std R/√n, so E‖w_k‖ ≈ R (SoftHebb's init after BN; docs/softhebb.md).
         scale = self.radius / np.sqrt(n_features)
         self.components_ = rng.normal(scale=scale, size=(self.n_components, n_features))
         self.n_updates_ = 0

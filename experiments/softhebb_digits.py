@@ -11,7 +11,7 @@ Arms (one dense layer of ``n_units`` on the 64 standardised pixels, no labels wh
 * ``random``          the untrained initial weights of the competitive arms (the control).
 
 The four competitive arms share SoftHebb's update recipe (max-normalised ``dw``,
-norm-dependent rate η₀ (|‖w_k‖ − 1| + 1e-10)^0.5, Gaussian start of radius R = 10; spec §3, §7),
+norm-dependent rate η₀ (|‖w_k‖ − 1| + 1e-10)^0.5, Gaussian start of radius R = 10),
 so they differ only in the competition. Oja and Sanger use a small constant rate from a
 radius-1 start (a max-normalised, radius-10 PCA rule is not what those rules are). Features for
 the probe are Triangle(u) for every arm; the probe is a logistic regression (scikit-learn
@@ -64,7 +64,7 @@ class Config:
     batch_size: int = 10
     test_fraction: float = 0.4        # the spec's 60/40 split (1078 train / 719 test)
     temperature: float = 1.0          # τ of the SoftHebb soft WTA (t_inv = 1)
-    learning_rate: float = 0.05       # η₀ of the competitive arms (spec §7)
+    learning_rate: float = 0.05       # η₀ of the competitive arms
     power_lr: float = 0.5
     radius: float = 10.0              # initial row norm of the competitive arms and random
     krotov_k: int = 2

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from bioplastic._jit import py_func
 from bioplastic.rules import (
     DivergenceError,
     KrotovParams,
@@ -19,7 +18,6 @@ from bioplastic.rules import (
     sanger_dw,
 )
 from bioplastic.rules.apply import max_normalise
-from bioplastic.rules.hebbian import oja_dw_kernel
 
 from .naive import naive_apply_update, naive_decay_rule, naive_krotov_dw, naive_sanger_dw
 
@@ -66,11 +64,6 @@ def test_zero_post_factor_gives_zero_dw(batch):
     zero = np.zeros_like(y)
     for rule in (hebb_dw, instar_dw, oja_dw, sanger_dw):
         assert np.all(rule(x, zero, w) == 0.0)
-
-
-def test_jit_on_equals_off(batch):
-    x, y, w = batch
-    np.testing.assert_array_equal(oja_dw_kernel(x, y, y, w), py_func(oja_dw_kernel)(x, y, y, w))
 
 
 def test_surrogate_loss_gradients(batch):

@@ -3,9 +3,7 @@
 import numpy as np
 import pytest
 
-from bioplastic._jit import py_func
 from bioplastic.rules import anti_hebbian_signs, hard_wta, k_wta, ranked_wta, soft_wta, triangle
-from bioplastic.rules.inhibition import soft_wta_kernel
 
 from .naive import naive_ranked, naive_signs, naive_soft_wta
 
@@ -36,14 +34,6 @@ def test_soft_wta_shift_and_scale(u):
 def test_soft_wta_overflow_safe():
     y = soft_wta(np.array([[1000.0, 0.0]]), 1.0)
     np.testing.assert_array_equal(y, [[1.0, 0.0]])  # exp(-1000) underflows to 0
-
-
-def test_jit_on_equals_off(u):
-    # Numba calls libm's exp, plain Python NumPy's SIMD exp: they may differ by one ulp
-    # (brian2_twins.md §3.7), hence a few eps rather than equality.
-    eps = np.finfo(np.float64).eps
-    np.testing.assert_allclose(soft_wta_kernel(u, 0.7), py_func(soft_wta_kernel)(u, 0.7),
-                               rtol=4 * eps, atol=0)
 
 
 def test_hard_wta_ties_go_to_lowest_index():

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from bioplastic import simulate
-from bioplastic._jit import py_func
 from bioplastic.neurons.pcnn import (
     SCM_KERNEL,
     PCNNParams,
     PCNNState,
     convention_b_to_a,
     otsu_threshold,
+    pcnn_advance,
     pcnn_init,
     pcnn_prepare,
     pcnn_step,
@@ -340,18 +340,19 @@ def _setup(seed=20, n_maps=2, coupling="inter"):
     return params, drive, kp, feed, link
 
 
-def test_simulate_equals_python_loop_and_jit_off():
+def test_simulate_equals_python_loop_over_step():
+    """simulate over the in-place advance ≡ a Python loop over the pure step (JIT off: see
+    tests/test_jit_off.py)."""
     params, drive, kp, feed, link = _setup()
     state0 = pcnn_init(drive.shape[1:], params)
-    trace = simulate(pcnn_step, drive, state0, kp, feed, link, record=("e",))
-    for step in (pcnn_step, py_func(pcnn_step)):
-        state, spikes = state0, []
-        for x in drive:
-            y, state = step(x, state, kp, feed, link)
-            spikes.append(y)
-        np.testing.assert_array_equal(np.array(spikes), trace.spikes)
-        for field in PCNNState._fields:
-            np.testing.assert_array_equal(getattr(state, field), getattr(trace.state, field))
+    trace = simulate(pcnn_advance, drive, state0, kp, feed, link, record=("e",))
+    state, spikes = state0, []
+    for x in drive:
+        y, state = pcnn_step(x, state, kp, feed, link)
+        spikes.append(y)
+    np.testing.assert_array_equal(np.array(spikes), trace.spikes)
+    for field in PCNNState._fields:
+        np.testing.assert_array_equal(getattr(state, field), getattr(trace.state, field))
 
 
 def test_step_does_not_mutate_its_arguments():

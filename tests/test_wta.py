@@ -46,7 +46,7 @@ def _args(net, params=None, stdp=None):
     stdp = STDPParams() if stdp is None else stdp
     n = net["w0"].shape[0]
     conn = input_connectivity(net["w0"], delay_ms=net["delay_steps"] * DT, dt_ms=DT)
-    state = wta_init(n, conn, params, v0_mv=net["v0"])
+    state = wta_init(n, params, conn, v0_mv=net["v0"])
     return state, (wta_prepare(params, stdp), conn, post_index(conn.post, n)), conn
 
 
@@ -104,7 +104,7 @@ from bioplastic.neurons import WTAParams, input_connectivity, wta_init, wta_prep
 from bioplastic.rules import STDPParams, post_index
 data = np.load(sys.argv[1])
 conn = input_connectivity(data["w0"], delay_ms=data["delay_steps"] * 0.5, dt_ms=0.5)
-state = wta_init(6, conn, WTAParams(), v0_mv=data["v0"])
+state = wta_init(6, WTAParams(), conn, v0_mv=data["v0"])
 args = (wta_prepare(WTAParams(), STDPParams()), conn, post_index(conn.post, 6))
 spikes = []
 for x in data["spikes"]:
@@ -180,7 +180,7 @@ def test_subthreshold_relaxation_and_threshold_decay_are_euler():
     """No input: v - v_rest and theta shrink by (1 - dt/tau) per step (forward Euler)."""
     params = WTAParams(tau_theta_ms=10.0, theta_offset_mv=0.0)   # threshold -52 + theta
     conn, by_post = _quiet()
-    state = wta_init(3, conn, params, v0_mv=np.array([-60.0, -64.0, -70.0]), theta0_mv=5.0)
+    state = wta_init(3, params, conn, v0_mv=np.array([-60.0, -64.0, -70.0]), theta0_mv=5.0)
     trace = simulate(wta_advance, np.zeros((50, 4), bool), state, wta_prepare(params), conn,
                      by_post, record=("v", "theta"))
     steps = np.arange(1, 51)[:, None]
@@ -201,7 +201,7 @@ def test_input_spike_delay_and_conductance_decay():
     spikes = np.zeros((14, 2), bool)
     spikes[5, 1] = True
     params = WTAParams()
-    trace = simulate(wta_advance, spikes, wta_init(1, conn, params), wta_prepare(params), conn,
+    trace = simulate(wta_advance, spikes, wta_init(1, params, conn), wta_prepare(params), conn,
                      post_index(conn.post, 1), record=("ge", "v"))
     ge = trace["ge"][:, 0]
     assert np.all(ge[:8] == 0.0) and ge[8] == 0.25
@@ -248,8 +248,8 @@ def _winner_share(w_ie, seed=0):
     image = rng.uniform(0, 255, n_in) * (rng.random(n_in) < 0.25)
     spikes = poisson_spikes(image / 8.0 * 2.0, 700, DT, rng)     # one 350 ms presentation
     w0 = rng.uniform(0.0, 0.3, (n, n_in))
-    trace = run_wta(spikes, w0, WTAParams(w_ie=w_ie), STDPParams(eta_pre=0.0, eta_post=0.0),
-                    record=())
+    trace = run_wta(spikes, WTAParams(w_ie=w_ie), w0=w0,
+                    stdp=STDPParams(eta_pre=0.0, eta_post=0.0), record=())
     counts = trace.spikes[:, :n].sum(axis=0)
     return counts.max() / max(counts.sum(), 1), np.count_nonzero(counts)
 
@@ -328,15 +328,15 @@ def test_bad_params(params, match):
 def test_bad_inputs():
     w0 = np.full((2, 3), 0.1)
     with pytest.raises(TypeError, match="input_spikes"):
-        run_wta(np.zeros((5, 3)), w0)
+        run_wta(np.zeros((5, 3)), w0=w0)
     with pytest.raises(ValueError, match="3 inputs"):
-        run_wta(np.zeros((5, 4), bool), w0)
+        run_wta(np.zeros((5, 4), bool), w0=w0)
     with pytest.raises(ValueError, match="w0"):
-        run_wta(np.zeros((5, 3), bool), np.array([[np.nan, 0, 0], [0, 0, 0]]))
+        run_wta(np.zeros((5, 3), bool), w0=np.array([[np.nan, 0, 0], [0, 0, 0]]))
     with pytest.raises(ValueError, match="w0"):
-        run_wta(np.zeros((5, 3), bool), np.zeros(3))
+        run_wta(np.zeros((5, 3), bool), w0=np.zeros(3))
     with pytest.raises(ValueError, match="delay_ms"):
-        run_wta(np.zeros((5, 3), bool), w0, delay_ms=0.3)
+        run_wta(np.zeros((5, 3), bool), w0=w0, delay_ms=0.3)
     with pytest.raises(TypeError, match="WTAParams"):
         wta_prepare({"dt_ms": 0.5})
     with pytest.raises(TypeError, match="conductance"):
@@ -349,9 +349,9 @@ def test_bad_inputs():
         poisson_spikes(np.array([5000.0]), 10)
     conn = input_connectivity(w0, dt_ms=DT)
     with pytest.raises(ValueError, match="w0"):
-        wta_init(2, conn, w0=np.zeros(5))
+        wta_init(2, WTAParams(), conn, w0=np.zeros(5))
     with pytest.raises(ValueError, match="target"):
-        wta_init(1, conn)
+        wta_init(1, WTAParams(), conn)
     with pytest.raises(ValueError, match="total"):
         normalise_input_weights(conn.weight, conn, 2, 0.0)
 

@@ -57,7 +57,7 @@ def _kernel(blocks, w0):
     params, stdp = WTAParams(dt_ms=DT_MS), STDPParams()
     conn = input_connectivity(w0, dt_ms=DT_MS)
     args = (wta_prepare(params, stdp), conn, post_index(conn.post, n))
-    state0 = wta_init(n, conn, params)
+    state0 = wta_init(n, params, conn)
 
     def run():
         trace = simulate_blocks(wta_advance, blocks, state0, *args, on_block=wta_normalise)

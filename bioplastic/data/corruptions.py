@@ -65,7 +65,7 @@ CORRUPTIONS = (
 )
 #: Held-out corruptions for tuning only (``spatter`` is not implemented: it needs Canny edges).
 VALIDATION_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "saturate")
-#: digits-C: the 15 CIFAR-style types with the digit recipes of spec §6.2.
+#: digits-C: the 15 CIFAR-style types with the digit recipes below.
 DIGITS_CORRUPTIONS = CORRUPTIONS
 #: MNIST-C-style geometric shifts for digits (library choice of severities, see corrupt_digits).
 GEOMETRIC_CORRUPTIONS = ("rotate", "shear", "scale", "translate")
@@ -74,7 +74,8 @@ GEOMETRIC_CORRUPTIONS = ("rotate", "shear", "scale", "translate")
 DIGITS_HELD_OUT = GEOMETRIC_CORRUPTIONS + ("speckle_noise", "gaussian_blur")
 
 # ---------------------------------------------------------------------------------------------
-# Parameters. CIFAR: make_cifar_c.py via spec §6.1. Digits: spec §6.2 (measured prototype).
+# Parameters. CIFAR: hendrycks/robustness make_cifar_c.py. Digits: the library's recipes
+# (measured prototype).
 # ---------------------------------------------------------------------------------------------
 _CIFAR = {
     "gaussian_noise": (.04, .06, .08, .09, .10),
@@ -530,7 +531,7 @@ _CIFAR_FUNCS: dict[str, Callable] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# digits-C recipes (spec §6.2): batch (N, H, W, 1) float64 in [0, 1]
+# digits-C recipes: batch (N, H, W, 1) float64 in [0, 1]
 # ---------------------------------------------------------------------------------------------
 def _digits_defocus(img, c, rng):
     return _filter_channels(img, _disk(c[0], c[1], half=3), mode="reflect")

@@ -2,9 +2,13 @@
 
 from .connectivity import (
     SparseConnectivity,
+    change_delays,
     connectivity,
     connectivity_from_arrays,
     no_connectivity,
+    spike_queue,
+    with_delays,
+    with_weights,
 )
 from .lif import (
     LIFKernelParams,
@@ -60,6 +64,7 @@ from .wta import (
 
 __all__ = [
     "SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
+    "with_delays", "with_weights", "change_delays", "spike_queue",
     "LIFParams", "LIFKernelParams", "LIFState", "lif_advance", "lif_init", "lif_prepare",
     "lif_step", "run_lif",
     "PCNNParams", "PCNNKernelParams", "PCNNState", "pcnn_prepare", "pcnn_init", "pcnn_step",

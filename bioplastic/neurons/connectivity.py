@@ -2,13 +2,34 @@
 
 Weights are given the library way, ``(n_post, n_pre)`` (dense array or ``scipy.sparse``), and
 stored *pre-major* (CSR over the presynaptic index) because spikes are delivered row by row.
-Within a row synapses are sorted by delay, then by postsynaptic index, so the synapses of one
-source with one delay form a contiguous range (``delay_ptr``) and delivery costs O(events).
-That order is also the order in which the Brian2 twin creates its synapses
-(``connect(i=pre, j=post)`` with the same arrays). Brian2's spike queue delivers the events due
-at one step by push time (oldest first), then source, then synapse index; within one source and
-one delay that is our postsynaptic order, so both sides accumulate repeated targets in the same
-sequence — a condition for bit-identity (``docs/twinning.md``, point 4).
+
+**Static topology, plastic synapse arrays.** A :class:`SparseConnectivity` holds
+
+* the *topology* — ``indptr`` and ``post`` (with ``pre()`` derived): which synapses exist and
+  their **CSR order**, fixed when the connectivity is built (within a row: by the initial
+  delay, then by postsynaptic index). Every per-synapse array of every model (weights, STDP
+  traces, delays) is indexed in this order, and it never changes;
+* the *per-synapse values* — ``weight`` and ``delay_steps`` (``(n_syn,)`` each), which a rule
+  may change between runs: :func:`with_weights` and :func:`with_delays` return a connectivity
+  with the same topology arrays (shared, not copied) and new values;
+* the delivery index derived from the delays — ``delay_order`` (synapse ids sorted by
+  source, then delay, then CSR position) and ``delay_ptr``, so that the synapses of one source
+  with one delay are the contiguous range ``delay_order[delay_ptr[i, d]:delay_ptr[i, d+1]]``
+  and delivery costs O(events). It is rebuilt by :func:`with_delays`.
+
+The Brian2 twins create their synapses in CSR order (``connect(i=pre, j=post)`` with these
+arrays). Brian2's spike queue delivers the events due at one step by push time (oldest first),
+then source, then synapse index; within one source and one delay that is our ``delay_order``,
+so both sides accumulate repeated targets in the same sequence — a condition for bit-identity.
+
+**Changing delays between runs** (:func:`change_delays`) follows Brian2 2.9's ``SpikeQueue``:
+when a network is run again after ``S.delay`` changed, ``SpikeQueue.prepare`` takes the spikes
+already in the queue out and stores them back at the same time offsets, so *a spike already
+queued keeps the delay it was queued with*; only spikes emitted after the change use the new
+delays. Models keep spikes in a history ring and look back by the current delays; at a change,
+:func:`change_delays` turns every event still in flight into an explicit *pending* event
+(``pending_syn``, ``pending_due`` in the model state, delivered first at their step, oldest
+first, as Brian's queue does) and clears the ring.
 
 Delays are whole numbers of steps. Brian's C++ spike queue rounds ``delay/dt`` half up, its
 Python queue half to even; :func:`connectivity` refuses anything that is not a whole step.
@@ -25,19 +46,22 @@ from .._jit import njit
 from .._validate import as_float_array, positive, unitless, whole_steps
 
 __all__ = ["SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
-           "due_blocks"]
+           "due_blocks", "pending_now", "with_delays", "with_weights", "change_delays",
+           "spike_queue", "delay_steps_from_ms"]
 
 
 class SparseConnectivity(NamedTuple):
-    """Pre-major CSR synapses.
+    """Pre-major CSR synapses: static topology, per-synapse values, derived delivery index.
 
-    indptr : int64 (n_pre + 1,)   row ``i`` owns synapses ``indptr[i]:indptr[i+1]``
-    post : int64 (n_syn,)         postsynaptic index of each synapse
-    weight : float64 (n_syn,)     weight of each synapse (model units, e.g. mV)
-    delay_steps : int64 (n_syn,)  transmission delay in whole steps (0 = same step)
+    indptr : int64 (n_pre + 1,)   topology: row ``i`` owns synapses ``indptr[i]:indptr[i+1]``
+    post : int64 (n_syn,)         topology: postsynaptic index of each synapse
+    weight : float64 (n_syn,)     weight of each synapse (model units, e.g. mV), CSR order
+    delay_steps : int64 (n_syn,)  transmission delay in whole steps (0 = same step), CSR order
     max_delay : int               largest delay in steps (sizes the spike history ring)
     delay_ptr : int64 (n_pre, max_delay + 2)  row ``i``'s synapses of delay ``d`` are
-                                  ``delay_ptr[i, d]:delay_ptr[i, d+1]``
+                                  ``delay_order[delay_ptr[i, d]:delay_ptr[i, d+1]]``
+    delay_order : int64 (n_syn,)  synapse ids sorted by (source, delay, CSR position); the
+                                  identity for a freshly built connectivity
     """
 
     indptr: np.ndarray
@@ -46,6 +70,7 @@ class SparseConnectivity(NamedTuple):
     delay_steps: np.ndarray
     max_delay: int
     delay_ptr: np.ndarray
+    delay_order: np.ndarray
 
     @property
     def n_pre(self) -> int:
@@ -91,7 +116,100 @@ def connectivity_from_arrays(pre, post, weight, n_pre: int, n_post: int, *, dela
         delay_steps,
         max_delay,
         _delay_pointers(pre, delays, n_pre, max_delay),
+        np.arange(pre.size, dtype=np.int64),   # sorted by delay within each row already
     )
+
+
+def with_weights(conn: SparseConnectivity, weight) -> SparseConnectivity:
+    """``conn`` with new per-synapse weights ``(n_syn,)`` in CSR order (topology shared)."""
+    weight = as_float_array("weight", weight, ndim=1)
+    if weight.shape != (conn.n_synapses,):
+        raise ValueError(f"weight must have shape ({conn.n_synapses},), got {weight.shape}")
+    return conn._replace(weight=np.array(weight, dtype=np.float64))
+
+
+def delay_steps_from_ms(delay_ms, dt_ms: float, n_syn: int) -> np.ndarray:
+    """Per-synapse delays in whole steps from ms (scalar or ``(n_syn,)``), refusing fractions."""
+    steps = whole_steps("delay_ms", delay_ms, positive("dt_ms", dt_ms))
+    return np.ascontiguousarray(np.broadcast_to(steps, (n_syn,)), dtype=np.int64)
+
+
+def with_delays(conn: SparseConnectivity, delay_steps) -> SparseConnectivity:
+    """``conn`` with new per-synapse delays (whole steps, ``(n_syn,)`` in CSR order).
+
+    The topology arrays and the weights are shared with ``conn``; the delivery index is
+    rebuilt. For a network that has already run, use :func:`change_delays`, which also keeps
+    the spikes in flight on their old delays (Brian2's semantics).
+    """
+    delays = np.asarray(delay_steps)
+    if delays.shape != (conn.n_synapses,) or (delays.size and delays.dtype.kind not in "iu"):
+        raise ValueError(f"delay_steps must be an integer array of shape ({conn.n_synapses},), "
+                         f"got dtype {delays.dtype} shape {delays.shape}")
+    if delays.size and delays.min() < 0:
+        raise ValueError(f"delay_steps must be >= 0, got a minimum of {delays.min()}")
+    delays = np.ascontiguousarray(delays, dtype=np.int64)
+    pre = conn.pre()
+    order = np.lexsort((np.arange(delays.size), delays, pre)).astype(np.int64)
+    max_delay = int(delays.max()) if delays.size else 0
+    return conn._replace(delay_steps=delays, max_delay=max_delay,
+                         delay_ptr=_delay_pointers(pre, delays, conn.n_pre, max_delay),
+                         delay_order=order)
+
+
+def spike_queue(conn: SparseConnectivity) -> dict:
+    """The spike-queue fields of a model state for ``conn``: an empty history ring
+    ``(max_delay + 1, n_pre)`` and no pending events (``**spike_queue(conn)`` in ``*_init``)."""
+    return {"history": np.zeros((conn.max_delay + 1, conn.n_pre), dtype=np.bool_),
+            "pending_syn": np.zeros(0, dtype=np.int64),
+            "pending_due": np.zeros(0, dtype=np.int64),
+            "pending_next": np.zeros(1, dtype=np.int64)}
+
+
+def change_delays(state, conn: SparseConnectivity, delay_steps):
+    """Change the delays of a network between runs, with Brian2's semantics for spikes already
+    queued: they keep the delay they were queued with.
+
+    Parameters
+    ----------
+    state : NamedTuple
+        A model state with the spike-queue fields ``history``, ``pending_syn``,
+        ``pending_due``, ``pending_next`` and ``step`` (LIF, WTA); not modified.
+    conn : SparseConnectivity
+        The connectivity the state was run with.
+    delay_steps : int array (n_syn,)
+        The new delays in whole steps, CSR order.
+
+    Returns
+    -------
+    (state, conn)
+        A new state whose in-flight events are pending events (delivered at the steps their
+        old delays gave, before any event of a later spike), with an empty history ring sized
+        for the new delays; and ``with_delays(conn, delay_steps)``.
+    """
+    new_conn = with_delays(conn, delay_steps)
+    step = int(state.step)
+    history = np.asarray(state.history)
+    n_slots = history.shape[0]
+    if history.shape[1] != conn.n_pre:
+        raise ValueError(f"state.history has {history.shape[1]} sources, conn has {conn.n_pre}")
+    first = int(state.pending_next[0])
+    due = [np.asarray(state.pending_due[first:], dtype=np.int64)]
+    syn = [np.asarray(state.pending_syn[first:], dtype=np.int64)]
+    # Spikes of steps step-n_slots+1 .. step-1, oldest first, then source; per source and old
+    # delay, the delivery order. Keep the events whose old due step is still ahead.
+    for emitted in range(max(0, step - n_slots + 1), step):
+        for i in np.flatnonzero(history[emitted % n_slots]):
+            for d in range(max(0, step - emitted), min(n_slots - 1, conn.max_delay) + 1):
+                block = conn.delay_order[conn.delay_ptr[i, d]:conn.delay_ptr[i, d + 1]]
+                due.append(np.full(block.size, emitted + d, dtype=np.int64))
+                syn.append(block)
+    due_all, syn_all = np.concatenate(due), np.concatenate(syn)
+    order = np.argsort(due_all, kind="stable")   # per due step: existing, then oldest first
+    queue = {"history": np.zeros((new_conn.max_delay + 1, conn.n_pre), dtype=np.bool_),
+             "pending_syn": np.ascontiguousarray(syn_all[order]),
+             "pending_due": np.ascontiguousarray(due_all[order]),
+             "pending_next": np.zeros(1, dtype=np.int64)}
+    return state._replace(**queue), new_conn
 
 
 def _delay_pointers(pre, delays, n_pre: int, max_delay: int) -> np.ndarray:
@@ -134,7 +252,19 @@ def no_connectivity(n_pre: int) -> SparseConnectivity:
     """No synapses (a population driven only by its external input)."""
     empty_i = np.zeros(0, dtype=np.int64)
     return SparseConnectivity(np.zeros(n_pre + 1, np.int64), empty_i, np.zeros(0), empty_i, 0,
-                              np.zeros((n_pre, 2), np.int64))
+                              np.zeros((n_pre, 2), np.int64), empty_i.copy())
+
+
+@njit
+def pending_now(pending_due, pending_next, step):
+    """The range ``[start, stop)`` of pending events (see :func:`change_delays`) due at
+    ``step``; advances the cursor ``pending_next[0]`` past them (in place)."""
+    start = pending_next[0]
+    stop = start
+    while stop < pending_due.size and pending_due[stop] <= step:
+        stop += 1
+    pending_next[0] = stop
+    return start, stop
 
 
 @njit
@@ -145,7 +275,7 @@ def due_blocks(history, step, conn):
     ``t``). Events are due from every source that spiked ``d`` steps ago through its synapses of
     delay ``d``: oldest spikes first, then source index; within a block, synapse order (the
     postsynaptic order). Returns ``(starts, stops)``, one entry per block; iterate
-    ``for k in range(starts[b], stops[b])``.
+    ``for q in range(starts[b], stops[b])`` over synapses ``conn.delay_order[q]``.
     """
     n_slots, n_pre = history.shape
     last_age = min(n_slots - 1, conn.max_delay)

@@ -49,10 +49,17 @@ from .._validate import (
     finite_float,
     per_unit,
     positive,
+    positive_int,
     whole_steps,
 )
 from ..simulate import Trace, simulate
-from .connectivity import SparseConnectivity, due_blocks, no_connectivity
+from .connectivity import (
+    SparseConnectivity,
+    due_blocks,
+    no_connectivity,
+    pending_now,
+    spike_queue,
+)
 
 __all__ = ["LIFParams", "LIFKernelParams", "LIFState", "lif_prepare", "lif_init", "lif_step",
            "lif_advance",
@@ -93,6 +100,9 @@ class LIFState(NamedTuple):
     theta: np.ndarray         # threshold adaptation (n,), mV
     last_spike: np.ndarray    # step of each neuron's last spike (n,), int64
     history: np.ndarray       # spikes of the last max_delay+1 steps, ring (D+1, n), bool
+    pending_syn: np.ndarray   # events in flight across a delay change: synapse ids, int64
+    pending_due: np.ndarray   # ... and the step each is due (sorted), int64
+    pending_next: np.ndarray  # (1,) int64 cursor: first pending event not yet delivered
     step: int                 # index of the next step to run
 
 
@@ -110,8 +120,7 @@ def lif_prepare(params: LIFParams, n: int) -> LIFKernelParams:
     """
     if not isinstance(params, LIFParams):
         raise TypeError(f"params must be LIFParams, got {type(params).__name__}")
-    if not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = positive_int("n", n)
     dt_ms = positive("dt_ms", finite_float("dt_ms", params.dt_ms))
     tau_m = positive("tau_m_ms", per_unit("tau_m_ms", params.tau_m_ms, n))
     tau_theta = positive("tau_theta_ms", per_unit("tau_theta_ms", params.tau_theta_ms, n))
@@ -131,16 +140,16 @@ def lif_init(n: int, params: LIFParams | None = None, conn: SparseConnectivity |
     """Initial state: ``v = v0_mv`` (default ``v_rest``), ``theta = theta0_mv``, no spikes yet.
 
     ``conn`` sizes the spike-history ring (``max_delay + 1`` rows); it must be the
-    connectivity later passed to :func:`lif_step`.
+    connectivity later passed to :func:`lif_advance`. To change its delays between runs, use
+    :func:`bioplastic.neurons.change_delays` on the state and the connectivity.
     """
     kp = lif_prepare(LIFParams() if params is None else params, n)
     v0 = kp.v_rest.copy() if v0_mv is None else per_unit("v0_mv", v0_mv, n)
-    max_delay = 0 if conn is None else conn.max_delay
     return LIFState(
         v=v0,
         theta=per_unit("theta0_mv", theta0_mv, n),
         last_spike=np.full(n, NEVER_SPIKED, dtype=np.int64),
-        history=np.zeros((max_delay + 1, n), dtype=np.bool_),
+        **spike_queue(no_connectivity(n) if conn is None else conn),
         step=0,
     )
 
@@ -175,11 +184,23 @@ def lif_resets(spikes, v, theta, params):
 
 
 @njit
-def _deliver(v, not_refractory, history, step, conn):
-    """Synapses slot: ``v_post += w`` for every event due now, in Brian2's queue order."""
+def _deliver(v, not_refractory, history, pending_syn, pending_due, pending_next, step, conn):
+    """Synapses slot: ``v_post += w`` for every event due now, in Brian2's queue order
+    (events in flight across a delay change first: they are the oldest)."""
+    if pending_next[0] < pending_due.size:
+        start, stop = pending_now(pending_due, pending_next, step)
+        for q in range(start, stop):
+            k = pending_syn[q]
+            j = conn.post[k]
+            if not_refractory[j]:
+                v[j] += conn.weight[k]
+    if conn.post.size == 0:
+        return
     starts, stops = due_blocks(history, step, conn)
+    order = conn.delay_order
     for b in range(starts.size):
-        for k in range(starts[b], stops[b]):
+        for q in range(starts[b], stops[b]):
+            k = order[q]
             j = conn.post[k]
             if not_refractory[j]:
                 v[j] += conn.weight[k]
@@ -224,7 +245,8 @@ def lif_advance(x: np.ndarray, state: LIFState, params: LIFKernelParams,
     spikes = np.zeros(n, dtype=np.bool_)
     lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, params)
     history[step % history.shape[0]] = spikes
-    _deliver(v, not_refractory, history, step, conn)
+    _deliver(v, not_refractory, history, state.pending_syn, state.pending_due,
+             state.pending_next, step, conn)
     lif_resets(spikes, v, theta, params)
     return spikes, with_step(state, step + 1)
 

@@ -31,7 +31,7 @@ coupling ``M ⋆ Y[n-1]`` and ``W ⋆ Y[n-1]``, each target summed in increasing
 index ``(c, i, j)``) → groups, order 0 (the map, sequentially: F, L, U, then ``Y = U > E[n-1]``,
 then E) → thresholds (``Y > 0.5``, recording only; no reset).
 
-**Fast linking** (optional, spec §1.3; no Brian2 form): after the ordinary update, repeat
+**Fast linking** (optional; no Brian2 form): after the ordinary update, repeat
 ``L = V_L (W ⋆ Y)`` (``fast_linking=True``, pyclustering's form, which drops the leaky term) or
 ``L = d_L L[n-1] + V_L (W ⋆ Y)`` (``fast_linking="leaky"``), ``U = d_U U[n-1] + F (1 + beta L)``,
 ``Y = U > E[n-1]`` — all neurons from the same previous iterate (Jacobi) — until Y stops
@@ -66,7 +66,7 @@ import numpy as np
 
 from .._jit import njit
 from .._state import copy_state
-from .._validate import as_float_array, in_range, per_unit
+from .._validate import as_float_array, in_range, per_unit, positive_int
 from ..simulate import Trace, simulate
 
 __all__ = [
@@ -100,7 +100,7 @@ class PCNNParams(NamedTuple):
 
     Every numeric field except ``e0`` may be a float or a per-map array ``(C,)``; ``e0`` may be
     a float or any array broadcastable to the state shape ``(C, H, W)``. Defaults are Zhan's
-    1-D demo values (spec §2) with E converted to Convention A.
+    1-D demo values with E converted to Convention A.
     """
 
     decay_f: float = _D02             # feeding decay d_F = exp(-alpha_F), in [0, 1]
@@ -230,7 +230,7 @@ class PCNNState(NamedTuple):
 def convention_b_to_a(e0_b, y0_b, params: PCNNParams):
     """Initial threshold for Convention A equivalent to a Convention-B start.
 
-    ``E_A[0] = d_E E_B[0] + V_E Y_B[0]`` (spec §1.2): then ``E_A[n] = E_B[n+1]`` and the pulse
+    ``E_A[0] = d_E E_B[0] + V_E Y_B[0]``: then ``E_A[n] = E_B[n+1]`` and the pulse
     trains are identical. Scalars give a float, arrays an array.
     """
     e0_b = np.asarray(as_float_array("e0_b", e0_b))
@@ -513,7 +513,7 @@ def _activity(f, l_prev, u_prev, cl, e_prev, params, leaky):
 
 @njit
 def _fast_link(f, l_prev, u_prev, e_prev, y, link_w, params):
-    """Jacobi fixed point of the linking wave within one iteration (spec §1.3)."""
+    """Jacobi fixed point of the linking wave within one iteration."""
     leaky = params.fast_linking == 2
     for _ in range(y.size + 1):
         l, u, y_next = _activity(f, l_prev, u_prev, _couple(y, link_w), e_prev, params, leaky)
@@ -628,8 +628,7 @@ def _stimulus_sequence(stimulus, n_steps, allow_negative: bool):
         raise ValueError("stimulus must be non-negative (multiplicative linking assumes F >= 0); "
                          "pass allow_negative=True for signed drives")
     if n_steps is not None:
-        if not isinstance(n_steps, int | np.integer) or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+        n_steps = positive_int("n_steps", n_steps)
         if s.ndim not in (2, 3):
             raise ValueError(f"a static stimulus must be (H, W) or (C, H, W), got {s.shape}")
         squeeze = s.ndim == 2
@@ -643,7 +642,7 @@ def _stimulus_sequence(stimulus, n_steps, allow_negative: bool):
 
 
 def run_pcnn(stimulus, params: PCNNParams | None = None, *, n_steps: int | None = None,
-             record=("e",), allow_negative: bool = False) -> Trace:
+             record=("e",), record_units=None, allow_negative: bool = False) -> Trace:
     """Run a PCNN over a stimulus; the front end over :func:`bioplastic.simulate`.
 
     Parameters
@@ -656,6 +655,9 @@ def run_pcnn(stimulus, params: PCNNParams | None = None, *, n_steps: int | None 
     n_steps : int, optional
     record : sequence of str
         State fields to record after every iteration (``"f", "l", "u", "e"``).
+    record_units : int array, optional
+        Record only these neurons (flat indices into ``(C, H, W)``; see
+        :func:`bioplastic.simulate`); records are then ``(T, len(record_units))``.
     allow_negative : bool
         Accept negative stimuli (off by default: the classic model needs ``S >= 0``).
 
@@ -669,8 +671,10 @@ def run_pcnn(stimulus, params: PCNNParams | None = None, *, n_steps: int | None 
     drive, squeeze = _stimulus_sequence(stimulus, n_steps, allow_negative)
     shape = drive.shape[1:]
     kp, feed, link = pcnn_prepare(params, shape)
-    trace = simulate(pcnn_advance, drive, pcnn_init(shape, params), kp, feed, link, record=record)
+    trace = simulate(pcnn_advance, drive, pcnn_init(shape, params), kp, feed, link, record=record,
+                     record_units=record_units)
     if not squeeze:
         return trace
-    records = {name: value[:, 0] for name, value in trace.records.items()}
+    records = trace.records if record_units is not None else \
+        {name: value[:, 0] for name, value in trace.records.items()}
     return Trace(trace.spikes[:, 0], records, trace.state)

@@ -76,7 +76,9 @@ from .._validate import (
     check_shape,
     finite_float,
     non_negative,
+    non_negative_int,
     positive,
+    positive_int,
     whole_steps,
 )
 from ..rules.stdp import (
@@ -90,7 +92,13 @@ from ..rules.stdp import (
     stdp_prepare,
 )
 from ..simulate import Trace, simulate, simulate_blocks
-from .connectivity import SparseConnectivity, connectivity_from_arrays, due_blocks
+from .connectivity import (
+    SparseConnectivity,
+    connectivity_from_arrays,
+    due_blocks,
+    pending_now,
+    spike_queue,
+)
 from .lif import NEVER_SPIKED
 
 __all__ = [
@@ -183,6 +191,9 @@ class WTAState(NamedTuple):
     x_post2: np.ndarray         # per-synapse slow postsynaptic trace (n_syn,)
     last_update: np.ndarray     # step of each synapse's last event (n_syn,) int64 (Brian: 0 s)
     history: np.ndarray         # input spikes of the last max_delay+1 steps, ring (D+1, n_in)
+    pending_syn: np.ndarray     # input events in flight across a delay change (synapse ids)
+    pending_due: np.ndarray     # ... and their due steps (sorted), int64
+    pending_next: np.ndarray    # (1,) int64 cursor into the pending events
     memo_step: np.ndarray       # scratch: decay-factor memo, valid where == current step
     memo: np.ndarray            # scratch: (post1, post2, pre) factors per elapsed steps (M, 3)
     step: int                   # index of the next step
@@ -263,17 +274,22 @@ def _check_conn(conn, n: int) -> None:
                          f"{conn.post.max()}")
 
 
-def wta_init(n: int, conn: SparseConnectivity, params: WTAParams = DEFAULT_PARAMS, *,
-             w0=None, v0_mv=None, theta0_mv=20.0) -> WTAState:
+def wta_init(n: int, params: WTAParams | None = None, conn: SparseConnectivity | None = None,
+             *, w0=None, v0_mv=None, theta0_mv=20.0) -> WTAState:
     """Initial state: potentials at rest (or ``v0_mv``), no conductances, traces 0.
 
-    ``w0`` (n_syn,) defaults to ``conn.weight``; ``theta0_mv`` is 20 mV in Diehl & Cook's code
-    (scalar or (n,)). Brian's ``lastupdate`` starts at 0 s, i.e. step 0.
+    ``w0`` (n_syn,, CSR order) defaults to ``conn.weight``: the state's plastic weights *are*
+    that array, not a copy (simulate runs on a private copy, so ``conn`` is never modified;
+    calling :func:`wta_advance` yourself on this state would update it in place).
+    ``theta0_mv`` is 20 mV in Diehl & Cook's code (scalar or (n,)). Brian's ``lastupdate``
+    starts at 0 s, i.e. step 0. Change input delays between runs with
+    :func:`bioplastic.neurons.change_delays`.
     """
-    if not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = positive_int("n", n)
+    if conn is None:
+        raise TypeError("wta_init needs conn, the input connectivity (see input_connectivity)")
     _check_conn(conn, n)
-    kp = wta_prepare(params)
+    kp = wta_prepare(DEFAULT_PARAMS if params is None else params)
     w = conn.weight if w0 is None else as_float_array("w0", w0, ndim=1)
     check_shape("w0", w, (conn.n_synapses,))
     v0 = np.full(n, kp.exc.v_rest) if v0_mv is None else as_float_array("v0_mv", v0_mv)
@@ -285,9 +301,9 @@ def wta_init(n: int, conn: SparseConnectivity, params: WTAParams = DEFAULT_PARAM
         last_spike=np.full(n, NEVER_SPIKED, dtype=np.int64),
         v_inh=np.full(n, kp.inh.v_rest), ge_inh=np.zeros(n), gi_inh=np.zeros(n),
         last_spike_inh=np.full(n, NEVER_SPIKED, dtype=np.int64),
-        w=w.copy(), x_pre=np.zeros(n_syn), x_post1=np.zeros(n_syn), x_post2=np.zeros(n_syn),
+        w=w, x_pre=np.zeros(n_syn), x_post1=np.zeros(n_syn), x_post2=np.zeros(n_syn),
         last_update=np.zeros(n_syn, dtype=np.int64),
-        history=np.zeros((conn.max_delay + 1, conn.n_pre), dtype=np.bool_),
+        **spike_queue(conn),
         memo_step=np.full(_DECAY_CACHE_STEPS, -1, dtype=np.int64),
         memo=np.zeros((_DECAY_CACHE_STEPS, 3)),
         step=0,
@@ -356,8 +372,8 @@ def _factors(elapsed_ok, factors, step, last, t_s, p):
 
 
 @njit
-def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, step, t_s, p, conn,
-                  elapsed_ok, factors):
+def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, pending_syn,
+                  pending_due, pending_next, step, t_s, p, conn, elapsed_ok, factors):
     """input -> exc ``on_pre``: every event due now, in Brian2's spike-queue order.
 
     Per event (Brian's pre pathway, :func:`~bioplastic.rules.stdp.stdp_on_pre`): decay the
@@ -366,15 +382,29 @@ def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, step, t_
     up only when it changes.
     """
     s = p.stdp
+    first, stop = pending_now(pending_due, pending_next, step)
+    for q in range(first, stop):   # events in flight across a delay change: the oldest
+        syn = pending_syn[q]
+        f1, f2, fp = _factors(elapsed_ok, factors, step, last_update[syn], t_s, p)
+        w_old = w[syn]
+        w[syn], x_pre[syn], x_post1[syn], x_post2[syn] = stdp_on_pre(
+            w_old, x_pre[syn], x_post1[syn], x_post2[syn], f1, f2, fp, s)
+        last_update[syn] = step
+        ge[conn.post[syn]] += w_old
     starts, stops = due_blocks(history, step, conn)
+    order = conn.delay_order
     for b in range(starts.size):
         last, f1, f2, fp = -1, 1.0, 1.0, 1.0
-        for syn in range(starts[b], stops[b]):
+        for q in range(starts[b], stops[b]):
+            syn = order[q]
             if last_update[syn] != last:
                 last = last_update[syn]
                 f1, f2, fp = _factors(elapsed_ok, factors, step, last, t_s, p)
+            w_old = w[syn]
+            w[syn], x_pre[syn], x_post1[syn], x_post2[syn] = stdp_on_pre(
+                w_old, x_pre[syn], x_post1[syn], x_post2[syn], f1, f2, fp, s)
             last_update[syn] = step
-            ge[conn.post[syn]] += stdp_on_pre(syn, w, x_pre, x_post1, x_post2, f1, f2, fp, s)
+            ge[conn.post[syn]] += w_old
 
 
 @njit
@@ -389,7 +419,8 @@ def _post_events(spikes, w, x_pre, x_post1, x_post2, last_update, step, t_s, p, 
         for q in range(by_post.indptr[j], by_post.indptr[j + 1]):
             syn = by_post.synapses[q]
             f1, f2, fp = _factors(elapsed_ok, factors, step, last_update[syn], t_s, p)
-            stdp_on_post(syn, w, x_pre, x_post1, x_post2, f1, f2, fp, s)
+            w[syn], x_pre[syn], x_post1[syn], x_post2[syn] = stdp_on_post(
+                w[syn], x_pre[syn], x_post1[syn], x_post2[syn], f1, f2, fp, s)
             last_update[syn] = step
 
 
@@ -433,7 +464,8 @@ def wta_advance(x: np.ndarray, state: WTAState, params: WTAKernelParams,
     st.history[step % st.history.shape[0]] = x
     # synapses: pre pathways (input->exc with STDP, exc->inh, inh->exc), then the post pathway
     _input_events(st.ge, st.w, st.x_pre, st.x_post1, st.x_post2, st.last_update, st.history,
-                  step, t_s, p, conn, st.memo_step, st.memo)
+                  st.pending_syn, st.pending_due, st.pending_next, step, t_s, p, conn,
+                  st.memo_step, st.memo)
     for k in range(n):
         if exc_spikes[k]:
             st.ge_inh[k] += p.w_ei
@@ -505,8 +537,7 @@ def poisson_spikes(rates_hz, n_steps: int, dt_ms: float = 0.5, seed=None) -> np.
     rates = as_float_array("rates_hz", rates_hz)
     if np.any(rates < 0):
         raise ValueError("rates_hz must be non-negative")
-    if not isinstance(n_steps, int | np.integer) or n_steps < 0:
-        raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
+    n_steps = non_negative_int("n_steps", n_steps)
     p = rates * (positive("dt_ms", _float("dt_ms", dt_ms)) * 0.001)
     if np.any(p > 1):
         raise ValueError(f"rates_hz * dt must be <= 1, got a maximum of {p.max()}")
@@ -543,17 +574,17 @@ def _network(n, w0, delay_ms, dt_ms):
     return conn, post_index(conn.post, n)
 
 
-def run_wta(input_spikes, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams = DEFAULT_STDP,
-            *, delay_ms=0.0, theta0_mv=20.0, record=("v", "theta"),
-            record_units=None) -> Trace:
+def run_wta(input_spikes, params: WTAParams | None = None, *, w0, stdp: STDPParams | None = None,
+            delay_ms=0.0, theta0_mv=20.0, record=("v", "theta"), record_units=None) -> Trace:
     """Simulate the network step by step on pre-drawn input spikes (records per step).
 
     Parameters
     ----------
     input_spikes : bool (T, n_in)
+    params : WTAParams, optional (default ``WTAParams()``)
     w0 : (n, n_in)
         Initial input -> excitatory weights (dense; every pair is a plastic synapse).
-    params, stdp : WTAParams, STDPParams
+    stdp : STDPParams, optional (default ``STDPParams()``)
     delay_ms : scalar or (n, n_in), whole multiples of ``dt_ms``
     record : state fields to record after every step (``v``, ``theta``, ``w``, ...)
     record_units : optional int indices into the recorded fields (all of equal size)
@@ -564,11 +595,13 @@ def run_wta(input_spikes, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPPara
         ``spikes`` (T, 2n): excitatory then inhibitory. ``state.w`` is in the connectivity's
         CSR order; :func:`dense_weights` gives ``(n, n_in)``.
     """
+    params = DEFAULT_PARAMS if params is None else params
+    stdp = DEFAULT_STDP if stdp is None else stdp
     w_dense = as_float_array("w0", w0, ndim=2)
     n, n_in = w_dense.shape
     spikes = _check_spikes("input_spikes", input_spikes, n_in)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
-    state = wta_init(n, conn, params, theta0_mv=theta0_mv)
+    state = wta_init(n, params, conn, theta0_mv=theta0_mv)
     trace = simulate(wta_advance, spikes, state, wta_prepare(params, stdp), conn, by_post,
                      record=record, record_units=record_units)
     _check_finite_state(trace.state)
@@ -596,7 +629,7 @@ def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
     n, n_in = w_dense.shape
     blocks = _check_spikes("blocks", blocks, n_in, ndim=3)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
-    state = wta_init(n, conn, params, theta0_mv=theta0_mv)
+    state = wta_init(n, params, conn, theta0_mv=theta0_mv)
     check_record(state, record)
     trace = simulate_blocks(wta_advance, blocks, state, wta_prepare(params, stdp), conn, by_post,
                             on_block=wta_normalise, record=record, record_units=record_units)
@@ -656,12 +689,11 @@ def train_wta(images, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams =
     if present < 1:
         raise ValueError(f"present_ms must be at least one step, got {present_ms}")
     for name, value in (("min_spikes", min_spikes), ("max_repeats", max_repeats)):
-        if not isinstance(value, int | np.integer) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        non_negative_int(name, value)
     intensity = positive("intensity", _float("intensity", intensity))
     conn, by_post = _network(n, w_dense, delay_ms, dt_ms)
     if state is None:
-        state = wta_init(n, conn, params, theta0_mv=theta0_mv)
+        state = wta_init(n, params, conn, theta0_mv=theta0_mv)
     kp = wta_prepare(params, stdp)
     counts = np.zeros((len(pixels), n), dtype=np.int64)
     used = np.zeros(len(pixels))

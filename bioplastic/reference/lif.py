@@ -5,7 +5,7 @@ units (``tau_m : second``). Brian2 stores quantities in SI units, so a twin in v
 ``v*0.001`` and round differently from the kernel in the last bit; keeping the kernel's numbers
 makes bit-identity possible, and Brian2's dimension checker still checks every time constant.
 
-Exactness (``docs/twinning.md``): numpy target, loop-invariant optimisations off,
+Exactness (docs/twins.md): numpy target, loop-invariant optimisations off,
 ``method='exact'`` (printed update ``((v*e + v_rest) + ((-v_rest) - I_ext)*e) + I_ext``, which
 the kernel copies), ``refractory='t_ref'``, strict ``>`` threshold, synapses created with
 ``connect(i=, j=)`` from the kernel's own CSR arrays, delays in whole steps, external drive
@@ -77,12 +77,15 @@ def _build(b2, params: LIFParams, drive: np.ndarray, conn: SparseConnectivity, v
 
 def run_lif_twin(params: LIFParams, drive: np.ndarray, conn: SparseConnectivity, *,
                  v0_mv=None, record_idx=None, target: str = "numpy",
-                 timing: dict | None = None) -> TwinResult:
+                 timing: dict | None = None, delay_change=None) -> TwinResult:
     """Run the twin; returns spikes, recorded ``v``/``theta`` traces and final ``v``/``theta``.
 
     ``drive`` (T, n) is the external input in mV, ``conn`` the recurrent synapses. With a
     ``timing`` dict, the first step runs alone (code generation, compilation, spike-queue set-up)
     and ``timing["seconds"]`` receives the wall time of the remaining ``T - 1`` steps.
+    ``delay_change=(step, delay_steps)`` runs ``step`` steps, sets the synapses' delays to
+    ``delay_steps`` (CSR order) and runs the rest: Brian2 keeps queued spikes on their old
+    delays (what :func:`bioplastic.neurons.change_delays` reproduces).
     """
     n_steps, n = drive.shape
     params = unitless_params(params)          # Brian2 quantities -> floats in the named units
@@ -92,7 +95,13 @@ def run_lif_twin(params: LIFParams, drive: np.ndarray, conn: SparseConnectivity,
         namespace = {"I_ext": b2.TimedArray(drive, dt=dt)}
         objects, state_mon, spike_mon = _build(b2, params, drive, conn, v0_mv, record_idx, dt)
         net = network(*objects)
-        run_network(net, n_steps, dt, namespace=namespace, timing=timing)
+        if delay_change is None:
+            run_network(net, n_steps, dt, namespace=namespace, timing=timing)
+        else:
+            at, new_delays = delay_change
+            net.run(int(at) * dt, namespace=namespace)
+            net["recurrent"].delay = np.asarray(new_delays) * dt
+            net.run((n_steps - int(at)) * dt, namespace=namespace)
         steps, index = spike_pairs(spike_mon, float(dt))
         group = objects[0]
         state = {"v": recorded(state_mon, "v"), "theta": recorded(state_mon, "theta"),

@@ -5,7 +5,7 @@ copied): two ``NeuronGroup`` s (``exc``, ``inh``), a ``SpikeGeneratorGroup`` of 
 spikes, and three ``Synapses``: ``input_exc`` (plastic; event-driven traces), ``exc_inh``
 (one-to-one) and ``inh_exc`` (all but the partner).
 
-Exactness (``docs/twinning.md``): numpy target, loop-invariant optimisations off,
+Exactness (docs/twins.md): numpy target, loop-invariant optimisations off,
 float64, ``method='euler'`` (the kernel copies the printed update term by term), every constant
 a named namespace entry (voltages dimensionless in mV as in :mod:`bioplastic.reference.lif`,
 times with units), strict ``>`` thresholds, Brian's refractory mechanism, input synapses created
@@ -225,7 +225,7 @@ def run_wta_kernel(input_spikes: np.ndarray, conn: SparseConnectivity, n: int,
     """The same run through :func:`bioplastic.simulate` and :func:`wta_advance`."""
     record_idx = np.arange(n) if record_idx is None else np.asarray(record_idx)
     record_syn = np.arange(0) if record_syn is None else np.asarray(record_syn)
-    state0 = wta_init(n, conn, params, v0_mv=v0_mv, theta0_mv=theta0_mv)
+    state0 = wta_init(n, params, conn, v0_mv=v0_mv, theta0_mv=theta0_mv)
     args = (wta_prepare(params, stdp), conn, post_index(conn.post, n))
     trace = simulate(wta_advance, input_spikes, state0, *args, record=("v", "theta", "ge", "gi"),
                      record_units=record_idx)

@@ -8,7 +8,7 @@ Rules return ``dw`` and never change ``w``; :func:`apply_update` returns the *ne
    1e-30 guard is theirs);
 2. **learning rate** ``η`` — a scalar or one value per unit (row) — optionally
    **norm-dependent** (``power_lr > 0``): ``η_k = η · (|r_k − 1| + 1e-10) ** power_lr`` with
-   ``r_k = ‖w_k‖_p`` of the weights *before* this update (SoftHebb ICLR 2023, spec §3.3);
+   ``r_k = ‖w_k‖_p`` of the weights *before* this update (SoftHebb ICLR 2023; docs/softhebb.md);
 3. ``w_new = w + η_k · dw``;
 4. **bounds**: clip to ``[w_min, w_max]``;
 5. **norm constraint** (optional, ``row_norm > 0``): rescale each row to p-norm ``row_norm``;
@@ -34,7 +34,7 @@ __all__ = ["UpdateParams", "apply_update", "DivergenceError", "row_norms",
 #: Guard of the max normalisation (the value of the SoftHebb and Krotov–Hopfield codes).
 MAX_NORM_GUARD = 1e-30
 #: Offset of the norm-dependent rate, so a unit exactly on the sphere still learns a little
-#: (SoftHebb ICLR 2023 code; spec §3.3).
+#: (SoftHebb ICLR 2023 code).
 NORM_RATE_OFFSET = 1e-10
 
 

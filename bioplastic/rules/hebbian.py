@@ -225,7 +225,7 @@ def sanger_dw(x, y, w) -> np.ndarray:
 
 
 class KrotovParams(NamedTuple):
-    """Krotov & Hopfield (2019) defaults for MNIST (spec §5.1)."""
+    """Krotov & Hopfield (2019) defaults for MNIST."""
 
     p: float = 2.0        # Lebedev norm exponent; the fixed point is ‖w_k‖_p = 1
     k: int = 2            # rank of the unit that gets the anti-Hebbian push

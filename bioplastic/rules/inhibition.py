@@ -271,7 +271,7 @@ def k_wta(u, k: int, *, binary: bool = False) -> np.ndarray:
 def ranked_wta(u, k: int = 2, delta: float = 0.4) -> np.ndarray:
     """Krotov–Hopfield ranking: +1 for the top unit, ``-delta`` for the k-th, 0 otherwise.
 
-    Defaults are Krotov & Hopfield's MNIST values (k = 2, Δ = 0.4; spec §5.1).
+    Defaults are Krotov & Hopfield's MNIST values (k = 2, Δ = 0.4).
     """
     u = check_pre_activation(u)
     k = check_k(k, u.shape[1], low=2)

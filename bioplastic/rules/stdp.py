@@ -202,40 +202,38 @@ def stdp_decay_factors(t_s, t_last_s, p):
 
 
 # The two per-synapse event bodies below are the only copy of the STDP update; the network
-# kernels (bioplastic.neurons.wta) and the one-synapse loop here both call them. They take the
-# synapse arrays one by one and are inlined: passing a state tuple into a per-event helper
-# costs a reference-count update per array per call (measured 20x slower).
+# kernels (bioplastic.neurons.wta) and the one-synapse loop here both call them. They work on
+# scalars (the caller loads and stores one synapse's values): a helper that takes the synapse
+# arrays costs reference counting per call, measured 2-3x slower on the WTA network.
 
 
-@njit(inline="always")
-def stdp_on_pre(syn, w, x_pre, x_post1, x_post2, f1, f2, fp, p):
-    """Presynaptic event of synapse ``syn``, in place (Brian2's ``on_pre``).
+@njit
+def stdp_on_pre(w, x_pre, x_post1, x_post2, f1, f2, fp, p):
+    """A presynaptic event (Brian2's ``on_pre``): returns ``(w, x_pre, x_post1, x_post2)``.
 
     Decay the traces by the factors of :func:`stdp_decay_factors`, bump the pre trace, apply
-    depression. Returns the weight *before* the update (what the spike transmits).
+    depression. The spike transmits the weight *before* this update.
     """
-    post1 = x_post1[syn] * f1
-    x_post1[syn] = post1
+    x_post1 = x_post1 * f1
     if p.triplet:
-        x_post2[syn] = x_post2[syn] * f2
-    x_pre[syn] = trace_on_spike(x_pre[syn] * fp, p.all_to_all)
-    w_old = w[syn]
-    w[syn] = bounded(w_old, depression_dw(w_old, post1, p), p)
-    return w_old
+        x_post2 = x_post2 * f2
+    x_pre = trace_on_spike(x_pre * fp, p.all_to_all)
+    return bounded(w, depression_dw(w, x_post1, p), p), x_pre, x_post1, x_post2
 
 
-@njit(inline="always")
-def stdp_on_post(syn, w, x_pre, x_post1, x_post2, f1, f2, fp, p):
-    """Postsynaptic event of synapse ``syn``, in place (Brian2's ``on_post``).
+@njit
+def stdp_on_post(w, x_pre, x_post1, x_post2, f1, f2, fp, p):
+    """A postsynaptic event (Brian2's ``on_post``): returns ``(w, x_pre, x_post1, x_post2)``.
 
     Decay, potentiation with the slow trace *before* its bump, then bump the post traces.
     """
-    x_pre[syn] = x_pre[syn] * fp
-    post2_before = x_post2[syn] * f2 if p.triplet else 0.0
-    w[syn] = bounded(w[syn], potentiation_dw(w[syn], x_pre[syn], post2_before, p), p)
-    x_post1[syn] = trace_on_spike(x_post1[syn] * f1, p.all_to_all)
+    x_pre = x_pre * fp
+    post2_before = x_post2 * f2 if p.triplet else 0.0
+    w = bounded(w, potentiation_dw(w, x_pre, post2_before, p), p)
+    x_post1 = trace_on_spike(x_post1 * f1, p.all_to_all)
     if p.triplet:
-        x_post2[syn] = trace_on_spike(post2_before, p.all_to_all)
+        x_post2 = trace_on_spike(post2_before, p.all_to_all)
+    return w, x_pre, x_post1, x_post2
 
 
 @njit
@@ -246,21 +244,20 @@ def _synapse_loop(pre_spikes, post_spikes, w0, dt_s, p):
     then postsynaptic event (Brian2 runs ``on_pre`` before ``on_post``).
     """
     n_steps = pre_spikes.size
-    w = np.array([w0])
-    x_pre, x_post1, x_post2 = np.zeros(1), np.zeros(1), np.zeros(1)
+    w, x_pre, x_post1, x_post2 = w0, 0.0, 0.0, 0.0
     last = 0
     out = np.empty(n_steps)
     for step in range(n_steps):
         t = step * dt_s
         if pre_spikes[step]:
             f1, f2, fp = stdp_decay_factors(t, last * dt_s, p)
-            stdp_on_pre(0, w, x_pre, x_post1, x_post2, f1, f2, fp, p)
+            w, x_pre, x_post1, x_post2 = stdp_on_pre(w, x_pre, x_post1, x_post2, f1, f2, fp, p)
             last = step
         if post_spikes[step]:
             f1, f2, fp = stdp_decay_factors(t, last * dt_s, p)
-            stdp_on_post(0, w, x_pre, x_post1, x_post2, f1, f2, fp, p)
+            w, x_pre, x_post1, x_post2 = stdp_on_post(w, x_pre, x_post1, x_post2, f1, f2, fp, p)
             last = step
-        out[step] = w[0]
+        out[step] = w
     return out
 
 

@@ -1,0 +1,82 @@
+"""One contract for every model: front-end shapes, argument orders, integer checks, exports."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+import bioplastic as bp
+from bioplastic import _state
+from bioplastic.neurons import LIFParams, PCNNParams, WTAParams
+
+
+@pytest.mark.parametrize("front_end", [bp.run_lif, bp.run_pcnn, bp.run_wta])
+def test_run_front_ends_share_one_shape(front_end):
+    params = list(inspect.signature(front_end).parameters.values())
+    assert params[1].name == "params" and params[1].default is None
+    assert params[1].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[2:]
+               if p.name != "params")
+    names = [p.name for p in params]
+    assert "record" in names and names[-1] in ("record_units", "allow_negative")
+    assert inspect.signature(front_end).parameters["record_units"].default is None
+
+
+@pytest.mark.parametrize("init", [bp.lif_init, bp.pcnn_init, bp.wta_init])
+def test_init_takes_size_then_params(init):
+    names = list(inspect.signature(init).parameters)
+    assert names[1] == "params"
+
+
+@pytest.mark.parametrize("call", [
+    lambda: bp.lif_prepare(LIFParams(), True),
+    lambda: bp.lif_init(True),
+    lambda: bp.run_pcnn(np.ones((3, 3)), PCNNParams(), n_steps=True),
+    lambda: bp.poisson_spikes(np.ones(3), True),
+    lambda: bp.lif_prepare(LIFParams(), 2.0),
+])
+def test_integer_arguments_reject_bool_and_float(call):
+    with pytest.raises(TypeError, match="integer"):
+        call()
+
+
+def test_run_pcnn_record_units_subset_equals_full_record():
+    image = np.random.default_rng(0).uniform(0, 1, (6, 5))
+    full = bp.run_pcnn(image, n_steps=12, record=("e", "u"))
+    units = np.array([0, 7, 29])
+    part = bp.run_pcnn(image, n_steps=12, record=("e", "u"), record_units=units)
+    np.testing.assert_array_equal(part.spikes, full.spikes)
+    for name in ("e", "u"):
+        np.testing.assert_array_equal(part[name], full[name].reshape(12, -1)[:, units])
+
+
+def test_run_wta_defaults_are_the_parameter_defaults():
+    w0 = np.full((2, 3), 0.2)
+    spikes = np.zeros((4, 3), bool)
+    default = bp.run_wta(spikes, w0=w0)
+    explicit = bp.run_wta(spikes, WTAParams(), w0=w0, stdp=bp.STDPParams())
+    np.testing.assert_array_equal(default["v"], explicit["v"])
+
+
+def test_state_helpers_follow_the_fields():
+    conn = bp.input_connectivity(np.full((2, 3), 0.2), dt_ms=0.5)
+    state = bp.wta_init(2, WTAParams(), conn)
+    copy = _state.copy_state(state)
+    for name in state._fields:
+        a, b = getattr(state, name), getattr(copy, name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+            assert a is not b
+    # every floating-point field is checked, including the ones the old hand list missed
+    for name in ("x_post2", "gi_inh"):
+        broken = state._replace(**{name: np.full_like(getattr(state, name), np.nan)})
+        assert _state.non_finite_fields(broken) == [name]
+    with pytest.raises(ValueError, match="unknown state fields"):
+        _state.check_record(state, ("v", "nope"))
+
+
+def test_helpers_users_need_are_exported():
+    for name in ("no_connectivity", "dense_weights", "input_connectivity", "poisson_spikes",
+                 "connectivity_from_arrays", "with_delays", "with_weights", "change_delays",
+                 "simulate_blocks", "step_once", "lif_advance", "pcnn_advance", "wta_advance"):
+        assert name in bp.__all__ and hasattr(bp, name)

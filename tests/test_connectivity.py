@@ -1,0 +1,108 @@
+"""Static topology, plastic weights and delays; changing delays between runs (Brian2 semantics)."""
+
+import numpy as np
+import pytest
+
+import bioplastic as bp
+from bioplastic.neurons import (
+    LIFParams,
+    change_delays,
+    connectivity,
+    connectivity_from_arrays,
+    lif_advance,
+    lif_init,
+    lif_prepare,
+    with_delays,
+    with_weights,
+)
+from bioplastic.reference.lif import random_network, run_lif_twin, unpack
+
+
+def test_with_delays_keeps_topology_and_weights_and_rebuilds_the_delivery_index():
+    rng = np.random.default_rng(0)
+    conn = connectivity((rng.random((5, 4)) < 0.6) * 1.5, delay_ms=0.3, dt_ms=0.1)
+    delays = rng.integers(0, 6, conn.n_synapses)
+    new = with_delays(conn, delays)
+    assert new.indptr is conn.indptr and new.post is conn.post and new.weight is conn.weight
+    np.testing.assert_array_equal(new.delay_steps, delays)
+    assert new.max_delay == delays.max()
+    pre = conn.pre()
+    for i in range(conn.n_pre):
+        for d in range(new.max_delay + 1):
+            block = new.delay_order[new.delay_ptr[i, d]:new.delay_ptr[i, d + 1]]
+            assert np.all(pre[block] == i) and np.all(delays[block] == d)
+            assert np.all(np.diff(block) > 0)            # CSR order within a block
+    assert with_weights(conn, np.zeros(conn.n_synapses)).indptr is conn.indptr
+    with pytest.raises(ValueError, match="delay_steps"):
+        with_delays(conn, np.full(conn.n_synapses, -1))
+    with pytest.raises(ValueError, match="delay_steps"):
+        with_delays(conn, np.zeros(conn.n_synapses + 1, dtype=np.int64))
+
+
+def _pair(delay_steps):
+    """Neuron 0 -> neuron 1 with a 10 mV synapse; neuron 0 is driven to spike."""
+    return connectivity_from_arrays(np.array([0]), np.array([1]), 10.0, 2, 2,
+                                    delay_ms=delay_steps * 0.1, dt_ms=0.1)
+
+
+def _run(conn, state, drive):
+    kp = lif_prepare(LIFParams(t_ref_ms=0.0), 2)
+    return bp.simulate(lif_advance, drive, state, kp, conn, record=("v",))
+
+
+def test_a_spike_in_flight_keeps_its_old_delay():
+    """Neuron 0 spikes at step 0 (delay 5 steps: due at step 5). After 2 steps the delay
+    becomes 1: the queued event still arrives at step 5, as in Brian2's SpikeQueue; a spike
+    emitted after the change takes 1 step."""
+    drive = np.zeros((12, 2))
+    drive[0, 0] = 1e4                      # one spike at step 0 (v jumps far above threshold)
+    conn = _pair(5)
+    state = lif_init(2, LIFParams(t_ref_ms=0.0), conn)
+    first = _run(conn, state, drive[:2])
+    assert first.spikes[0, 0]
+    moved, conn1 = change_delays(first.state, conn, np.array([1]))
+    assert moved.pending_due.tolist() == [5] and moved.pending_syn.tolist() == [0]
+    second = _run(conn1, moved, drive[2:])
+    v1 = np.concatenate([first["v"][:, 1], second["v"][:, 1]])
+    jump = np.flatnonzero(np.diff(v1) > 5) + 1
+    assert jump.tolist() == [5]
+    # The same change with the old delivery (no pending events) would deliver nothing.
+    assert first.state.history.any()
+
+
+def test_change_to_the_same_delays_changes_nothing():
+    inputs = random_network(4, n=40, n_steps=600, p=0.2, max_delay_steps=6)
+    params, drive, conn = unpack(inputs)
+    kp = lif_prepare(params, 40)
+    state = lif_init(40, params, conn, v0_mv=inputs["v0_mv"])
+    whole = bp.simulate(lif_advance, drive, state, kp, conn)
+    first = bp.simulate(lif_advance, drive[:300], state, kp, conn)
+    moved, same = change_delays(first.state, conn, conn.delay_steps.copy())
+    second = bp.simulate(lif_advance, drive[300:], moved, kp, same)
+    assert whole.spikes.sum() > 20             # the run exercises recurrent spikes
+    np.testing.assert_array_equal(whole.spikes, np.concatenate([first.spikes, second.spikes]))
+    np.testing.assert_array_equal(whole.state.v, second.state.v)
+
+
+@pytest.mark.brian2
+def test_delay_change_between_runs_equals_brian2():
+    pytest.importorskip("brian2")
+    inputs = random_network(7, n=60, n_steps=600, p=0.15, max_delay_steps=8)
+    params, drive, conn = unpack(inputs)
+    n = 60
+    new_delays = np.random.default_rng(1).integers(0, 12, conn.n_synapses)
+    kp = lif_prepare(params, n)
+    state = lif_init(n, params, conn, v0_mv=inputs["v0_mv"])
+    for at in range(300, 500):                 # the first change that catches spikes in flight
+        first = bp.simulate(lif_advance, drive[:at], state, kp, conn, record=("v",))
+        moved, conn2 = change_delays(first.state, conn, new_delays)
+        if moved.pending_syn.size > 0:
+            break
+    assert moved.pending_syn.size > 0
+    second = bp.simulate(lif_advance, drive[at:], moved, kp, conn2, record=("v",))
+    twin = run_lif_twin(params, drive, conn, v0_mv=inputs["v0_mv"],
+                        delay_change=(at, new_delays))
+    ours = bp.Trace(np.concatenate([first.spikes, second.spikes]), {}, None).spike_pairs()
+    np.testing.assert_array_equal(ours[0], twin.spike_steps)
+    np.testing.assert_array_equal(ours[1], twin.spike_index)
+    np.testing.assert_array_equal(np.concatenate([first["v"], second["v"]]), twin.state["v"])
