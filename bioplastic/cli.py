@@ -1,7 +1,7 @@
 """Command line: ``bioplastic demo | validate | bench | warmup``.
 
 * ``validate [--json] [--case NAME] [--golden]``: runs every Brian2 twin and prints one row per
-  case (neurons, steps, spikes ours/twin, max |Δstate|, verdict); exit status 1 on any
+  case (neurons, steps, spikes ours/twin, ``max |Δstate|``, verdict); exit status 1 on any
   mismatch. With ``--golden``, or without Brian2 (then it says so), it checks the golden traces
   shipped with the package instead.
 * ``bench [--json] [--quick] [--only NAME] [--peers]``: every benchmark of ``bioplastic._bench``
@@ -123,7 +123,7 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     out = run_demo(Path(args.out) if args.out else None, quick=args.quick)
-    print(f"demo results written to {out}")
+    print(f"plots and summary.json written to {out}")
     return 0
 
 
@@ -154,8 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the same workloads against Brian2, snnTorch, SpikingJelly, Norse "
                        "and BindsNET, whichever are installed (ratio table)")
     bench.set_defaults(func=cmd_bench)
-    demo = sub.add_parser("demo", help="run the main job and write plots + a JSON summary")
-    demo.add_argument("--out", help="output folder (default: results/demo-<timestamp>)")
+    demo = sub.add_parser("demo", help="LIF, PCNN and SoftHebb beside their Brian2 twins: "
+                                       "a table, plots and a JSON summary")
+    demo.add_argument("--out",
+                      help="new or empty output folder (default: results/demo-<timestamp>)")
     demo.add_argument("--quick", action="store_true", help="smaller network")
     demo.set_defaults(func=cmd_demo)
     warm = sub.add_parser("warmup", help="compile and cache the kernels the README, the "
@@ -166,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # The command line only writes image files: Agg unless the user chose a backend.
+    os.environ.setdefault("MPLBACKEND", "Agg")
     args = build_parser().parse_args(argv)
     return args.func(args)
 
