@@ -15,14 +15,19 @@ draws the initial weights and then the epoch permutations.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .rules.apply import UpdateParams, apply_update
 from .rules.inhibition import soft_wta_kernel, triangle
 from .rules.softhebb import SoftHebbParams, soft_hebb_dw
 
-__all__ = ["SoftHebb", "ACTIVATIONS"]
+__all__ = ["SoftHebb", "ACTIVATIONS", "RSNNClassifier", "DELAY_LEARNING"]
 
 #: What ``transform`` returns: Triangle features (the SoftHebb forward path), the linear
 #: pre-activations, or the soft-WTA posteriors.
@@ -161,3 +166,215 @@ class SoftHebb(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
+
+
+# ----------------------------------------------------------------------------------------------
+# RSNN classifier with learned delays (issue 12)
+
+#: ``delay_learning`` values of :class:`RSNNClassifier`.
+DELAY_LEARNING = ("rdl", "udl", "none")
+
+
+class RSNNClassifier(ClassifierMixin, BaseEstimator):
+    """Classify spike trains (or event streams) with the delay-learning E/I network.
+
+    The network (:mod:`bioplastic.neurons.rsnn`): every input unit projects to a random
+    fraction ``p_input`` of the excitatory neurons with heterogeneous delays; the excitatory
+    neurons form one map of ``n_per_class`` neurons per class (the class groups of the
+    readout), sparse recurrent excitation ``p_recurrent``, and lateral inhibition between the
+    maps through one inhibitory partner per excitatory neuron. ``fit`` presents every sample
+    ``n_epochs`` times (shuffled), each from rest; after each one the readout decides (the
+    group with the most spikes in the decision window), the reward is ±1 and delays and
+    weights learn (:mod:`bioplastic.neurons.rsnn_train`): ``"rdl"`` reward-modulated delays,
+    ``"udl"`` unsupervised delays, ``"none"`` fixed delays; the weight rule, threshold and
+    rate homeostasis act in every arm. ``predict`` runs each sample from rest without learning
+    and returns the class whose group spiked most (ties: the first).
+
+    Parameters
+    ----------
+    delay_learning : {"rdl", "udl", "none"}
+    n_per_class : int
+    n_epochs : int
+    p_input, p_recurrent : float
+        Connection probabilities input -> exc and exc -> exc.
+    w_input, w_recurrent : float
+        Initial weights drawn uniformly in ``[0, w]`` (mV).
+    max_delay_ms : float
+        Initial delays uniform in whole steps ``1..max_delay_ms``; also the learned delays'
+        upper bound.
+    w_ei, w_ie : float
+        Lateral inhibition weights (exc -> inh partner, inh -> other maps; ``w_ie < 0``).
+    theta_plus_mv : float
+        Threshold homeostasis increment per spike (0: off).
+    stdp : bool
+        Online pair STDP on the input and recurrent synapses.
+    sensor_size : (W, H, P), optional
+        Needed when samples are event arrays; they are binned to ``dt_ms`` steps.
+    decision_window_ms : (start, stop)
+        Window of the readout within each stimulus (``stop=None``: to the end).
+    learning : LearningParams, optional
+        Overrides the rule constants (bounds, homeostasis, kernels) of the chosen arm.
+    random_state : int, Generator or None
+    """
+
+    def __init__(self, delay_learning: str = "rdl", n_per_class: int = 8, n_epochs: int = 1,
+                 p_input: float = 0.3, p_recurrent: float = 0.05, w_input: float = 3.0,
+                 w_recurrent: float = 1.0, max_delay_ms: float = 20.0, w_ei: float = 8.0,
+                 w_ie: float = -6.0, theta_plus_mv: float = 0.2, stdp: bool = True,
+                 sensor_size=None, decision_window_ms=(0.0, None), learning=None,
+                 dt_ms: float = 1.0, random_state=None):
+        self.delay_learning = delay_learning
+        self.n_per_class = n_per_class
+        self.n_epochs = n_epochs
+        self.p_input = p_input
+        self.p_recurrent = p_recurrent
+        self.w_input = w_input
+        self.w_recurrent = w_recurrent
+        self.max_delay_ms = max_delay_ms
+        self.w_ei = w_ei
+        self.w_ie = w_ie
+        self.theta_plus_mv = theta_plus_mv
+        self.stdp = stdp
+        self.sensor_size = sensor_size
+        self.decision_window_ms = decision_window_ms
+        self.learning = learning
+        self.dt_ms = dt_ms
+        self.random_state = random_state
+
+    # -- helpers --------------------------------------------------------------------------
+    def _rasters(self, X) -> list:
+        from .neurons.rsnn import check_inputs
+
+        if isinstance(X, np.ndarray) and X.dtype.names is None and X.ndim == 3:
+            X = list(X)
+        if not isinstance(X, list | tuple) or not X:
+            raise ValueError("X must be a non-empty sequence of spike rasters (T, n_in) or "
+                             "event arrays")
+        rasters = []
+        for sample in X:
+            sample = np.asarray(sample)
+            if sample.dtype.names is not None:
+                if self.sensor_size is None:
+                    raise ValueError("sensor_size must be given to classify event arrays")
+                from .data.events import events_to_spikes
+
+                sample = events_to_spikes(sample, self.sensor_size,
+                                          dt_us=float(self.dt_ms) * 1000.0).astype(np.bool_)
+            rasters.append(sample)
+        n_in = rasters[0].shape[1] if rasters[0].ndim == 2 else -1
+        return [check_inputs(r, n_in) for r in rasters]
+
+    def _arm(self):
+        from .neurons.rsnn_train import NO_DELAY_LEARNING, RDL, UDL
+
+        arms = dict(zip(DELAY_LEARNING, (RDL, UDL, NO_DELAY_LEARNING), strict=True))
+        if self.delay_learning not in arms:
+            raise ValueError(f"delay_learning must be one of {DELAY_LEARNING}, got "
+                             f"{self.delay_learning!r}")
+        base = arms[self.delay_learning]
+        if self.learning is not None:
+            base = self.learning._replace(learn_delays=base.learn_delays,
+                                          reward_modulated=base.reward_modulated)
+        return base._replace(bounds=base.bounds._replace(d_max_ms=float(self.max_delay_ms)))
+
+    def _build(self, n_in: int, n_classes: int, rng):
+        from .neurons.rsnn import (
+            DEFAULT_RSNN_STDP,
+            RSNNParams,
+            lateral_inhibition,
+            rsnn_init,
+            rsnn_topology,
+        )
+
+        n_exc = n_classes * int(self.n_per_class)
+        steps_max = int(np.floor(float(self.max_delay_ms) / float(self.dt_ms) + 0.5))
+        ie = np.nonzero(rng.random((n_in, n_exc)) < self.p_input)
+        ee = np.nonzero(rng.random((n_exc, n_exc)) < self.p_recurrent)
+        synapses = {
+            "input_exc": (*ie, rng.uniform(0.0, self.w_input, ie[0].size),
+                          rng.integers(1, steps_max + 1, ie[0].size) * float(self.dt_ms)),
+            "exc_exc": (*ee, rng.uniform(0.0, self.w_recurrent, ee[0].size),
+                        rng.integers(1, steps_max + 1, ee[0].size) * float(self.dt_ms)),
+            **lateral_inhibition(n_classes, int(self.n_per_class), self.w_ei, self.w_ie)}
+        topo, w, d = rsnn_topology(n_in, n_exc, n_exc, synapses)
+        params = RSNNParams(dt_ms=float(self.dt_ms), max_delay_ms=float(self.max_delay_ms),
+                            theta_plus_mv=float(self.theta_plus_mv), stdp_input=bool(self.stdp),
+                            stdp_recurrent=bool(self.stdp))
+        stdp = DEFAULT_RSNN_STDP._replace(w_max=max(float(self.w_input), 1.0))
+        return topo, params, stdp, rsnn_init(topo, params, w, d)
+
+    def _window(self):
+        start, stop = self.decision_window_ms
+        dt = float(self.dt_ms)
+        return (int(round(float(start) / dt)),
+                None if stop is None else int(round(float(stop) / dt)))
+
+    # -- API ------------------------------------------------------------------------------
+    def fit(self, X, y, *, progress=None):
+        """Train on samples ``X`` (spike rasters (T, n_in) bool, or event arrays) with labels
+        ``y``. ``progress``: optional callable ``progress(i, n_total, info)`` per stimulus."""
+        from .neurons.rsnn_train import class_groups, learner_init, present
+
+        rasters = self._rasters(X)
+        y = np.asarray(y)
+        if y.shape != (len(rasters),):
+            raise ValueError(f"y must have one label per sample ({len(rasters)}), got {y.shape}")
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        rng = _generator(self.random_state)
+        n_in = rasters[0].shape[1]
+        self.n_features_in_ = n_in
+        topo, params, stdp, state = self._build(n_in, self.classes_.size, rng)
+        learning = self._arm()
+        groups = class_groups(self.classes_.size, int(self.n_per_class))
+        learner = learner_init(topo, learning)
+        start, stop = self._window()
+        rewards, delays = [], [state.delay_ms.copy()]
+        total = int(self.n_epochs) * len(rasters)
+        for epoch in range(int(self.n_epochs)):
+            for i in rng.permutation(len(rasters)):
+                state, learner, decision, reward, _ = present(
+                    rasters[i], int(y_idx[i]), state, topo, learner, groups,
+                    self.classes_.size, params, stdp, learning, start_step=start,
+                    stop_step=stop, fresh=True)
+                rewards.append(reward)
+                delays.append(state.delay_ms.copy())
+                if progress is not None:
+                    progress(len(rewards), total, {"epoch": epoch, "reward": reward})
+        self.topology_, self.params_, self.stdp_, self.state_ = topo, params, stdp, state
+        self.groups_ = groups
+        self.rewards_ = np.asarray(rewards)
+        self.delay_history_ = np.asarray(delays)
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        """Spike count of each class group in the decision window, shape (n_samples,
+        n_classes), each sample run from rest without learning."""
+        from .neurons.rsnn import rsnn_init, run_rsnn
+
+        check_is_fitted(self, "state_")
+        rasters = self._rasters(X)
+        start, stop = self._window()
+        out = np.zeros((len(rasters), self.classes_.size))
+        topo, st = self.topology_, self.state_
+        for k, raster in enumerate(rasters):
+            if raster.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {raster.shape[1]} input units, the fit had "
+                                 f"{self.n_features_in_}")
+            state = rsnn_init(topo, self.params_, st.w, st.delay_ms)
+            spikes = run_rsnn(raster, state, topo, self.params_, self.stdp_).spikes
+            counts = spikes[start:stop, :topo.n_exc].sum(axis=0)
+            out[k] = np.bincount(self.groups_, weights=counts, minlength=self.classes_.size)
+        return out
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+
+    def spikes(self, x) -> np.ndarray:
+        """Spike raster (T, n_exc + n_inh) of one sample run from rest with the fitted network."""
+        from .neurons.rsnn import rsnn_init, run_rsnn
+
+        check_is_fitted(self, "state_")
+        raster = self._rasters([x])[0]
+        st = self.state_
+        state = rsnn_init(self.topology_, self.params_, st.w, st.delay_ms)
+        return run_rsnn(raster, state, self.topology_, self.params_, self.stdp_).spikes

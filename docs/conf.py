@@ -42,7 +42,12 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
 autosummary_generate = True
 autosummary_ignore_module_all = True     # a package page lists its submodules, not re-exports
 autosummary_imported_members = False
-autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
+autodoc_default_options = {
+    "members": True, "undoc-members": False, "show-inheritance": False,
+    # scikit-learn's generated metadata-routing setters cite its own glossary
+    "exclude-members": "set_fit_request,set_partial_fit_request,set_predict_request,"
+                       "set_score_request,set_transform_request",
+}
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"                # the docstrings state types and shapes
 napoleon_google_docstring = False

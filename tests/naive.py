@@ -351,3 +351,101 @@ def naive_wta(input_spikes, w0, delay_steps, p, s, v0, theta0):
         out["i"][step, spikes["i"]] = True
         out_v[step], out_th[step] = v["e"], theta
     return out["e"], out["i"], out_v, out_th, w
+
+
+# ---------------------------------------------------------------- delay learning and the RSNN
+def naive_g(lag, b_plus, b_minus, theta_plus, theta_minus):
+    """Kernel G of the delay rule, written out."""
+    if lag >= 0:
+        return -b_minus * math.exp(-lag / theta_minus)
+    return b_plus * math.exp(lag / theta_plus)
+
+
+def naive_f(lag, a_plus, a_minus, tau_plus, tau_minus):
+    if lag >= 0:
+        return a_plus * math.exp(-lag / tau_plus)
+    return -a_minus * math.exp(lag / tau_minus)
+
+
+def naive_eligibility(pre_spikes, post_spikes, pre, post, d_ms, dt_ms, p):
+    """Per synapse: every post spike with the latest pre spike at or before it (or all pre
+    spikes when ``p.all_pairs``), Σ G and Σ F of ``lag = (t_post - t_pre) - d - eps``."""
+    out_d, out_w = np.zeros(len(pre)), np.zeros(len(pre))
+    for s in range(len(pre)):
+        pre_t = [t for t in range(pre_spikes.shape[0]) if pre_spikes[t, pre[s]]]
+        for tp in range(post_spikes.shape[0]):
+            if not post_spikes[tp, post[s]]:
+                continue
+            partners = pre_t if p.all_pairs else [t for t in pre_t if t <= tp][-1:]
+            for tq in partners:
+                lag = (((tp - tq) * dt_ms) - d_ms[s]) - p.epsilon_ms
+                out_d[s] += naive_g(lag, p.b_plus_ms, p.b_minus_ms, p.theta_plus_ms,
+                                    p.theta_minus_ms)
+                out_w[s] += naive_f(lag, p.a_plus, p.a_minus, p.tau_plus_ms, p.tau_minus_ms)
+    return out_d, out_w
+
+
+def naive_rsnn(stimuli, delay_steps_per_stimulus, topo, kp, w0, v0):
+    """The RSNN with an explicit Brian2-style spike queue per pathway (dict: arrival step ->
+    synapse ids in push order) that survives delay changes; one delay array per stimulus.
+
+    Returns (spikes (T_total, n) bool, final w, final v). Sequential per event, like Brian2's
+    compiled targets.
+    """
+    lif, s = kp.lif, kp.stdp
+    n = topo.n_exc + topo.n_inh
+    v = np.array(v0, dtype=np.float64)
+    theta = np.zeros(n)
+    last_spike = np.full(n, -(2**40))
+    w = np.array(w0, dtype=np.float64)
+    x_pre, x_post = np.zeros(w.size), np.zeros(w.size)
+    last_update = np.zeros(w.size, dtype=np.int64)
+    queues = [dict() for _ in range(4)]
+    out, step = [], 0
+    for stim, delays in zip(stimuli, delay_steps_per_stimulus, strict=True):
+        for t in range(stim.shape[0]):
+            spikes = np.zeros(n, dtype=bool)
+            not_ref = np.zeros(n, dtype=bool)
+            for k in range(n):
+                theta[k] = theta[k] * lif.decay_theta[k]
+                not_ref[k] = (step - last_spike[k]) >= lif.ref_steps[k]
+                if not_ref[k]:
+                    e = lif.decay_m[k]
+                    v[k] = ((v[k] * e + lif.v_rest[k]) + ((-lif.v_rest[k]) - 0.0) * e) + 0.0
+                    if v[k] > lif.v_th[k] + theta[k]:
+                        spikes[k], last_spike[k], not_ref[k] = True, step, False
+            source = np.concatenate([stim[t], spikes])
+            for q in range(4):                       # push, per pathway, source order
+                for k in range(topo.pathway_ptr[q], topo.pathway_ptr[q + 1]):
+                    if source[topo.pre[k]]:
+                        queues[q].setdefault(step + delays[k], []).append(k)
+            t_s = step * kp.dt_s
+            for q in range(4):
+                for k in queues[q].pop(step, []):
+                    j, w_old = topo.post[k], w[k]
+                    if kp.stdp_on[q]:
+                        tl = last_update[k] * kp.dt_s
+                        x_post[k] *= math.exp((-(t_s - tl)) / s.tau_post_s)
+                        x_pre[k] = x_pre[k] * math.exp((-(t_s - tl)) / s.tau_pre_s)
+                        x_pre[k] = x_pre[k] + 1.0 if s.all_to_all else 1.0
+                        last_update[k] = step
+                        w[k] = min(max(w_old + (-(s.eta_pre * x_post[k])), s.w_min), s.w_max)
+                    if not_ref[j]:
+                        v[j] += w_old
+            for j in np.nonzero(spikes)[0]:
+                for k in range(w.size):
+                    if topo.post[k] != j or not kp.stdp_on[topo.pathway[k]]:
+                        continue
+                    tl = last_update[k] * kp.dt_s
+                    x_pre[k] = x_pre[k] * math.exp((-(t_s - tl)) / s.tau_pre_s)
+                    xp = x_post[k] * math.exp((-(t_s - tl)) / s.tau_post_s)
+                    w[k] = min(max(w[k] + s.eta_post * x_pre[k], s.w_min), s.w_max)
+                    x_post[k] = xp + 1.0 if s.all_to_all else 1.0
+                    last_update[k] = step
+            for k in range(n):
+                if spikes[k]:
+                    v[k] = lif.v_reset[k]
+                    theta[k] += lif.theta_plus[k]
+            out.append(spikes)
+            step += 1
+    return np.array(out), w, v

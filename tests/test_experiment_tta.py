@@ -20,16 +20,24 @@ def test_quick_run_writes_results(experiment, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "out"
     metrics = experiment.main(experiment.parse_args(["--quick", "--out", str(out)]))
-    for name in ("config.json", "versions.json", "metrics.json", "table.md", "tta_digits_c.png"):
+    for name in ("config.json", "versions.json", "metrics.json", "table.md", "tta_digits_c.png",
+                 "tta_continual.png"):
         assert (out / name).exists(), name
     stored = json.loads((out / "metrics.json").read_text())
     summary = stored["error_pct"]
     assert set(summary) == {"clean", "test/s5", "held_out/s5", "continual/s5"}
+    quick = experiment.quick_config("unused")
     for setting in ("test/s5", "continual/s5"):
-        for method in experiment.METHODS:
+        assert set(summary[setting]) == set(experiment.METHODS + quick.ablations)
+        for method in summary[setting]:
             errors = summary[setting][method]["per_corruption"]
-            assert set(errors) == {"gaussian_noise", "contrast", "motion_blur"}
+            assert set(errors) == {"gaussian_noise", "contrast"}
             assert all(0.0 <= e["mean"] <= 100.0 for e in errors.values())
+    # the held-out shifts are run by the methods only, never by the ablations
+    assert set(summary["held_out/s5"]) == set(experiment.METHODS)
+    # the continual curve has one error per batch of the whole stream (12 batches of 719)
+    curve = stored["per_seed_error_pct"][0]["curve"]["tent"]
+    assert len(curve) == 2 * len(experiment.batch_slices(719, 64))
     # without adaptation the first corruption sees the same model in both protocols
     assert metrics["per_seed_error_pct"][0]["test/s5"]["source"] == \
         metrics["per_seed_error_pct"][0]["continual/s5"]["source"]
@@ -44,6 +52,16 @@ def test_batches_keep_at_least_two_samples(experiment):
         assert sum(sizes) == n and min(sizes) >= 2 and max(sizes) <= b + 1
 
 
+def test_tune_runs_on_held_out_shifts_only(experiment, tmp_path):
+    config = experiment.parse_args(["--quick", "--tune", "--out", str(tmp_path / "t")])
+    assert not set(config.held_out) & set(experiment.DIGITS_CORRUPTIONS)
+    config = dataclasses.replace(config, epochs=1)
+    table = experiment.main(config, tuning=True)
+    assert set(table) == {"tent", "mod_only"} | {experiment._label(o)
+                                                 for o in experiment.TUNE_GRID}
+    assert (tmp_path / "t" / "tuning.md").exists()
+
+
 def test_all_severities_flag(experiment):
     config = experiment.parse_args(["--quick", "--all-severities", "--out", "x"])
     assert config.severities == (1, 2, 3, 4, 5)
@@ -56,6 +74,8 @@ def test_adapters_do_not_touch_the_source_model(experiment):
     x, y = rng.random((40, 1, 8, 8)), rng.integers(0, 10, 40)
     model = experiment.train_source(config, x, y, seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    for method in experiment.METHODS:
-        experiment.stream_error(experiment.make_adapter(method, model, config), x, y, 16)
+    fisher_x = torch.tensor(x[:16], dtype=torch.float32)
+    for method in experiment.METHODS + experiment.ABLATIONS:
+        adapter = experiment.make_adapter(method, model, config, fisher_x)
+        experiment.stream_error(adapter, x, y, 16)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -52,6 +52,15 @@ def state_equal(a: dict, b: dict) -> bool:
     return a == b
 
 
+def module_tensors(adapter) -> dict:
+    """Every parameter and buffer of an adapter's state dict (without ``_extra_state``)."""
+    return {k: v for k, v in adapter.state_dict().items() if k != "_extra_state"}
+
+
+def without_extra(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k != "_extra_state"}
+
+
 METHODS = {"tent": lambda m, **k: tta.Tent(m, **k), "nhl": lambda m, **k: tta.NHL(m, **k)}
 
 
@@ -91,9 +100,9 @@ def test_tent_changes_only_bn_affine():
 
 def test_nhl_changes_only_conv1_and_modulator():
     adapter = tta.NHL(small_net(), lr=1e-2)
-    before = copy.deepcopy(adapter.state_dict()["modules"])
+    before = copy.deepcopy(module_tensors(adapter))
     adapter(batch(0))
-    changed = changed_tensors(before, adapter.state_dict()["modules"])
+    changed = changed_tensors(before, module_tensors(adapter))
     assert changed == {"model.0.weight", "extra.modulator.gamma", "extra.modulator.beta",
                        "local.0.n_updates"}
 
@@ -112,10 +121,10 @@ def test_caller_model_never_touched(method):
 @pytest.mark.parametrize("method", METHODS)
 def test_adapts_under_callers_no_grad(method, context):
     adapter = METHODS[method](small_net(), lr=1e-2)
-    before = copy.deepcopy(adapter.state_dict()["modules"])
+    before = copy.deepcopy(module_tensors(adapter))
     with context():
         adapter(batch(0))
-    assert changed_tensors(before, adapter.state_dict()["modules"])
+    assert changed_tensors(before, module_tensors(adapter))
 
 
 def test_entropy_non_negative_and_decreases_with_tent():
@@ -138,11 +147,11 @@ def test_predict_before_update_returns_pre_step_outputs(method):
     adapter(batch(0))
     x = batch(1)
     with torch.no_grad():
-        expected = adapter.model(x)   # the current (pre-step) model
+        expected = adapter.predict(x)   # the current (pre-step) model
     out = adapter(x)
     assert torch.equal(out, expected)
     with torch.no_grad():
-        assert not torch.equal(adapter.model(x), expected)   # and it did update
+        assert not torch.equal(adapter.predict(x), expected)   # and it did update
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -150,10 +159,10 @@ def test_predict_after_update_returns_post_step_outputs(method):
     adapter = METHODS[method](small_net(), predict_after_update=True, lr=1e-2)
     x = batch(1)
     with torch.no_grad():
-        before = adapter.model(x)
+        before = adapter.predict(x)
     out = adapter(x)
     with torch.no_grad():
-        after = adapter.model(x)
+        after = adapter.predict(x)
     assert torch.equal(out, after) and not torch.equal(out, before)
 
 
@@ -210,7 +219,7 @@ def test_steps_repeat_the_update():
     one(x)
     one(x)
     two(x)
-    assert state_equal(one.state_dict()["modules"], two.state_dict()["modules"])
+    assert state_equal(module_tensors(one), module_tensors(two))
 
 
 def test_reset_every():
@@ -240,8 +249,8 @@ def test_state_dict_round_trip(method):
     b.load_state_dict(copy.deepcopy(a.state_dict()))
     assert torch.equal(a(batch(5)), b(batch(5)))
     assert state_equal(a.state_dict(), b.state_dict())
-    with pytest.raises(ValueError, match="missing"):
-        b.load_state_dict({"modules": {}})
+    with pytest.raises(RuntimeError, match="Missing key"):
+        b.load_state_dict({"model.0.weight": a.model[0].weight})
 
 
 def test_batch_size_one_needs_a_window():
@@ -252,7 +261,7 @@ def test_batch_size_one_needs_a_window():
     x = batch(0, n=6)
     outs = [windowed(x[i:i + 1]) for i in range(6)]
     assert all(o.shape == (1, 4) for o in outs)
-    assert windowed.state_dict()["window"].shape[0] == 4   # bounded FIFO
+    assert windowed.state_dict()["_extra_state"]["window"].shape[0] == 4   # bounded FIFO
     # "source" statistics never need a batch
     assert tta.Source(small_net())(batch(0, n=1)).shape == (1, 4)
     with pytest.raises(ValueError, match="single_sample_window"):
@@ -300,22 +309,22 @@ def test_non_finite_input_skips_update_and_warns_once(method):
     bad[3, 0, 2, 2] = float("nan")
     with pytest.warns(RuntimeWarning, match="non-finite input"):
         adapter(bad)
-    assert state_equal(adapter.state_dict()["modules"], before["modules"])
+    assert state_equal(module_tensors(adapter), without_extra(before))
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # a second bad batch does not warn again
         adapter(bad)
     assert adapter.skipped["non-finite input"] == 2
     adapter(batch(1))   # and it still adapts afterwards
-    assert not state_equal(adapter.state_dict()["modules"], before["modules"])
+    assert not state_equal(module_tensors(adapter), without_extra(before))
 
 
 def test_non_finite_loss_rolls_back_the_hebbian_step():
     adapter = tta.NHL(small_net(), lr=1e-2)
     adapter.loss = lambda logits: logits.sum() * float("nan")
-    before = copy.deepcopy(adapter.state_dict()["modules"])
+    before = copy.deepcopy(module_tensors(adapter))
     with pytest.warns(RuntimeWarning, match="non-finite loss"):
         adapter(batch(0))
-    assert state_equal(adapter.state_dict()["modules"], before)
+    assert state_equal(module_tensors(adapter), before)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -493,9 +502,9 @@ def test_modulator_sits_after_conv1_batchnorm_and_starts_as_identity():
     assert isinstance(mod, tta.ChannelAffine) and mod.gamma.shape == (6,)
     x = batch(0)
     with torch.no_grad():
-        assert torch.equal(adapter.model(x), tta.BNAdapt(net).model(x))   # identity at start
+        assert torch.equal(adapter.predict(x), tta.BNAdapt(net).model(x))   # identity at start
         mod.beta.fill_(1.0)
-        shifted = adapter.model(x)
+        shifted = adapter.predict(x)
     assert not torch.equal(shifted, tta.BNAdapt(net).model(x))
 
 

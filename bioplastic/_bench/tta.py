@@ -8,6 +8,8 @@
   ``experiments/tta_digits_c.py`` (8×8 grey) and the same architecture on 32×32 RGB
   (CIFAR-sized input, where conv1 has 16× more positions). Untrained weights: the time of an
   adaptation step does not depend on the weights' values.
+* ``tta_methods``: EATA's, SAR's and CoTTA's time per batch vs Tent's, same protocol (report;
+  CoTTA's target is ≤ 3× Tent).
 * ``tta_memory``: process resident memory during continual (never reset) NHL adaptation; target
   no growth beyond 5 % after warm-up (10,000 batches; 40 in quick mode, a smoke test only). The
   first 10 % of the batches (at least 20) are the warm-up. Quick mode times only the 8×8 model.
@@ -113,6 +115,44 @@ def _time_rows(quick: bool) -> list[dict]:
     return rows
 
 
+def _method_rows(quick: bool) -> list[dict]:
+    """EATA, SAR and CoTTA time per batch against Tent's (digits net, batch 128, interleaved).
+
+    CoTTA's cost depends on the anchor's confidence: below ``ap`` it averages ``n_augment``
+    augmented teacher forwards. An untrained net is never confident, so the default row is
+    the worst case (32 extra forwards every batch); ``ap=0`` shows the cost without them.
+    """
+    import torch
+
+    import bioplastic.tta as tta
+
+    torch.manual_seed(0)
+    model = _model(1)
+    x = torch.rand(128, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    fisher_x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    # margins that keep every sample: the worst case (a full step on every batch)
+    variants = (("EATA", lambda: tta.EATA(model, fisher_x=fisher_x, e_margin=10.0,
+                                          d_margin=1.01)),
+                ("SAR", lambda: tta.SAR(model, margin=10.0)),
+                ("CoTTA (32 augmentations every batch)", lambda: tta.CoTTA(model)),
+                ("CoTTA (confident anchor: no augmentations)", lambda: tta.CoTTA(model, ap=0.0)))
+    rows = []
+    for label, build in variants[:2] + variants[3:] if quick else variants:
+        tent, other = tta.Tent(model), build()
+        repeat = 3 if quick else 10
+        with torch.no_grad():
+            wall, cpu = _interleaved_best([partial(tent, x), partial(other, x)], repeat)
+        ratio = cpu[1] / cpu[0]
+        cotta = label.startswith("CoTTA")
+        rows.append({"name": f"tta_methods[{label}]",
+                     "target": "CoTTA <= 3x Tent" if cotta else "report (no target)",
+                     "ratio": ratio, "met": ratio <= 3.0 if cotta else True,
+                     "method_cpu_s": cpu[1], "tent_cpu_s": cpu[0], "method_wall_s": wall[1],
+                     "tent_wall_s": wall[0], "batch": 128, "repeat": repeat,
+                     "clock": "thread CPU time (ratio); wall also given"})
+    return rows
+
+
 def _memory_rows(quick: bool) -> list[dict]:
     import torch
 
@@ -142,6 +182,8 @@ def _memory_rows(quick: bool) -> list[dict]:
 BENCHMARKS = (
     Benchmark("tta_time", "NHL vs Tent adaptation time per batch (batch 128)",
               lambda quick: _single_thread(lambda: _time_rows(quick)), needs=("torch",)),
+    Benchmark("tta_methods", "EATA, SAR and CoTTA vs Tent time per batch (batch 128)",
+              lambda quick: _single_thread(lambda: _method_rows(quick)), needs=("torch",)),
     Benchmark("tta_memory", "memory growth of continual NHL adaptation",
               lambda quick: _single_thread(lambda: _memory_rows(quick)), needs=("torch",)),
 )

@@ -4,6 +4,7 @@ from . import events
 from .corruptions import (
     CORRUPTIONS,
     DIGITS_CORRUPTIONS,
+    DIGITS_HELD_OUT,
     GEOMETRIC_CORRUPTIONS,
     VALIDATION_CORRUPTIONS,
     corrupt,
@@ -14,5 +15,6 @@ from .corruptions import (
 from .digits import DigitsSplit, digits_split, load_digits_images
 
 __all__ = ["DigitsSplit", "digits_split", "load_digits_images",
-           "CORRUPTIONS", "VALIDATION_CORRUPTIONS", "DIGITS_CORRUPTIONS", "GEOMETRIC_CORRUPTIONS",
+           "CORRUPTIONS", "VALIDATION_CORRUPTIONS", "DIGITS_CORRUPTIONS", "DIGITS_HELD_OUT",
+           "GEOMETRIC_CORRUPTIONS",
            "corrupt", "corrupt_digits", "digits_c", "load_cifar10c", "events"]

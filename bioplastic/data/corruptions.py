@@ -49,6 +49,7 @@ __all__ = [
     "CORRUPTIONS",
     "VALIDATION_CORRUPTIONS",
     "DIGITS_CORRUPTIONS",
+    "DIGITS_HELD_OUT",
     "GEOMETRIC_CORRUPTIONS",
     "corrupt",
     "corrupt_digits",
@@ -68,6 +69,9 @@ VALIDATION_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "saturate")
 DIGITS_CORRUPTIONS = CORRUPTIONS
 #: MNIST-C-style geometric shifts for digits (library choice of severities, see corrupt_digits).
 GEOMETRIC_CORRUPTIONS = ("rotate", "shear", "scale", "translate")
+#: Held-out digits shifts for tuning test-time adaptation (never the 15 test types): the
+#: geometric suite plus digit versions of two CIFAR-10-C validation corruptions.
+DIGITS_HELD_OUT = GEOMETRIC_CORRUPTIONS + ("speckle_noise", "gaussian_blur")
 
 # ---------------------------------------------------------------------------------------------
 # Parameters. CIFAR: make_cifar_c.py via spec §6.1. Digits: spec §6.2 (measured prototype).
@@ -119,6 +123,10 @@ _DIGITS = {
     "shear": tuple(.4 * s / 5 for s in range(1, 6)),
     "scale": tuple(1 + (1 / .7 - 1) * s / 5 for s in range(1, 6)),
     "translate": tuple(3 / 28 * s / 5 for s in range(1, 6)),
+    # Held-out intensity shifts (library choice): speckle at the ImageNet-C strengths (as the
+    # digits noise types), Gaussian blur at the CIFAR-10-C σ.
+    "speckle_noise": (.15, .2, .35, .45, .6),
+    "gaussian_blur": _CIFAR["gaussian_blur"],
 }
 
 # IJG / JPEG Annex K base quantisation tables (quality 50).
@@ -617,6 +625,7 @@ _DIGITS_FUNCS: dict[str, Callable] = {
     "pixelate": _per_image(_digits_pixelate), "jpeg_compression": _per_image(_digits_jpeg),
     "rotate": _per_image(_digits_rotate), "shear": _per_image(_digits_shear),
     "scale": _per_image(_digits_scale), "translate": _per_image(_digits_translate),
+    "speckle_noise": _speckle_noise, "gaussian_blur": _per_image(_gaussian_blur),
 }
 
 
@@ -681,7 +690,8 @@ def corrupt_digits(images, name: str, severity: int, seed=0) -> np.ndarray:
     Parameters
     ----------
     images : float array ``(N, 64)``, ``(N, H, W)`` or ``(N, 1, H, W)`` in [0, 1] (8×8 digits).
-    name : one of :data:`DIGITS_CORRUPTIONS` or :data:`GEOMETRIC_CORRUPTIONS`.
+    name : one of :data:`DIGITS_CORRUPTIONS` or :data:`DIGITS_HELD_OUT` (the geometric suite,
+        ``speckle_noise``, ``gaussian_blur``).
     severity : 1..5.
     seed : int, None or ``numpy.random.Generator``.
 

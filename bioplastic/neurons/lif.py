@@ -56,7 +56,7 @@ from .connectivity import SparseConnectivity, due_blocks, no_connectivity
 
 __all__ = ["LIFParams", "LIFKernelParams", "LIFState", "lif_prepare", "lif_init", "lif_step",
            "lif_advance",
-           "run_lif", "NEVER_SPIKED"]
+           "lif_groups_thresholds", "lif_resets", "run_lif", "NEVER_SPIKED"]
 
 #: ``last_spike`` of a neuron that has not spiked (Brian2 uses -1e4 s; any value far enough in
 #: the past that the refractory test is true works).
@@ -146,6 +146,35 @@ def lif_init(n: int, params: LIFParams | None = None, conn: SparseConnectivity |
 
 
 @njit
+def lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, params):
+    """Groups then thresholds slots of step ``step``, in place (shared by every LIF network).
+
+    Decays ``theta``, sets ``not_refractory`` (Brian's integer test), integrates ``v`` exactly
+    where not refractory and marks ``spikes`` where ``v > v_th + theta`` (the spiking neurons
+    become refractory and get ``last_spike = step``). ``x``: drive (n,) in mV.
+    """
+    for k in range(v.size):  # no cross-neuron terms, so both slots are fused per neuron
+        theta[k] = theta[k] * params.decay_theta[k]
+        not_refractory[k] = (step - last_spike[k]) >= params.ref_steps[k]
+        if not_refractory[k]:
+            e = params.decay_m[k]
+            v[k] = ((v[k] * e + params.v_rest[k]) + ((-params.v_rest[k]) - x[k]) * e) + x[k]
+            if v[k] > params.v_th[k] + theta[k]:
+                spikes[k] = True
+                last_spike[k] = step
+                not_refractory[k] = False
+
+
+@njit
+def lif_resets(spikes, v, theta, params):
+    """Resets slot, in place: ``v = v_reset``, ``theta += theta_plus`` where ``spikes``."""
+    for k in range(v.size):
+        if spikes[k]:
+            v[k] = params.v_reset[k]
+            theta[k] += params.theta_plus[k]
+
+
+@njit
 def _deliver(v, not_refractory, history, step, conn):
     """Synapses slot: ``v_post += w`` for every event due now, in Brian2's queue order."""
     starts, stops = due_blocks(history, step, conn)
@@ -193,22 +222,10 @@ def lif_advance(x: np.ndarray, state: LIFState, params: LIFKernelParams,
     v, theta, last_spike, history = state.v, state.theta, state.last_spike, state.history
     not_refractory = np.empty(n, dtype=np.bool_)
     spikes = np.zeros(n, dtype=np.bool_)
-    for k in range(n):  # groups, then thresholds, fused per neuron (no cross-neuron terms)
-        theta[k] = theta[k] * params.decay_theta[k]
-        not_refractory[k] = (step - last_spike[k]) >= params.ref_steps[k]
-        if not_refractory[k]:
-            e = params.decay_m[k]
-            v[k] = ((v[k] * e + params.v_rest[k]) + ((-params.v_rest[k]) - x[k]) * e) + x[k]
-            if v[k] > params.v_th[k] + theta[k]:
-                spikes[k] = True
-                last_spike[k] = step
-                not_refractory[k] = False
+    lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, params)
     history[step % history.shape[0]] = spikes
     _deliver(v, not_refractory, history, step, conn)
-    for k in range(n):
-        if spikes[k]:
-            v[k] = params.v_reset[k]
-            theta[k] += params.theta_plus[k]
+    lif_resets(spikes, v, theta, params)
     return spikes, with_step(state, step + 1)
 
 

@@ -1,28 +1,47 @@
 """Test-time adaptation of trained torch classifiers (imports torch).
 
-``bioplastic.tta.NHL(model)``, ``Tent(model)``, ``BNAdapt(model)`` and ``Source(model)`` wrap a
-copy of ``model``; ``adapter(x)`` adapts on the unlabelled batch and returns logits. See
-docs/tta.md and shared/spec/nhl_tta.md.
+``bioplastic.tta.NHL(model)``, ``Tent``, ``EATA``, ``SAR``, ``CoTTA``, ``BNAdapt`` and ``Source``
+wrap a copy of ``model`` (each a subclass of :class:`Adapter`); ``adapter(x)`` adapts on the
+unlabelled batch and returns logits. See docs/tta.md.
 """
 
 from .base import (
     Adapter,
+    GeneratorState,
+    all_weights_and_biases,
     batchnorm_layers,
     bn_affine_params,
     check_model,
     configure_model,
     default_optimizer,
+    ema_update,
     no_params,
+    reliable,
     restore,
     snapshot,
     softmax_entropy,
+    stochastic_restore,
 )
 from .bn import BNAdapt, Source
-from .nhl import NHL, ChannelAffine, HebbianConv1, hebbian_conv_dw, soft_hebb_conv_dw_torch
+from .cotta import CoTTA, cotta_augment, soft_cross_entropy
+from .eata import EATA, fisher_diagonal
+from .nhl import (
+    NHL,
+    ChannelAffine,
+    HebbianConv1,
+    bound_angle,
+    hebbian_conv_dw,
+    interpolate_toward,
+    soft_hebb_conv_dw_torch,
+)
+from .sar import SAR, norm_affine_params, sam_ascent
 from .tent import Tent
 
 __all__ = [
-    "Adapter", "NHL", "Tent", "BNAdapt", "Source", "HebbianConv1", "ChannelAffine",
+    "Adapter", "NHL", "Tent", "EATA", "SAR", "CoTTA", "BNAdapt", "Source", "HebbianConv1",
+    "ChannelAffine", "fisher_diagonal", "norm_affine_params", "sam_ascent", "cotta_augment",
+    "soft_cross_entropy", "all_weights_and_biases", "reliable", "ema_update",
+    "stochastic_restore", "GeneratorState", "interpolate_toward", "bound_angle",
     "softmax_entropy", "bn_affine_params", "no_params", "batchnorm_layers", "configure_model",
     "check_model", "snapshot", "restore", "default_optimizer", "hebbian_conv_dw",
     "soft_hebb_conv_dw_torch",

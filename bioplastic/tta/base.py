@@ -1,7 +1,7 @@
 """The test-time adaptation wrapper: select params → configure → check → adapt step → snapshot.
 
 Each stage is a small function; :class:`Adapter` composes them (Tent's decomposition, Wang et
-al., ICLR 2021, DequanWang/tent; spec shared/spec/nhl_tta.md §3 and §5).
+al., ICLR 2021, DequanWang/tent; docs/tta.md).
 
 **Schedule of one call** ``adapter(x)`` (one test batch)::
 
@@ -28,6 +28,12 @@ the forward pass skip the update and restore every tensor the step could have ch
 model is never left corrupted); each kind of skip warns once per adapter (``RuntimeWarning``)
 and is counted in ``adapter.skipped``.
 
+State: ``adapter.state_dict()`` is the standard ``nn.Module`` one (the model, added and
+auxiliary modules under ``model.``, ``extra.``, ``local.``, ``aux.``) plus ``_extra_state``
+(optimizer state, counters, the sample window, a method's own state), so an adapter nested in
+a parent module saves and loads with it. Hooks a method needs (NHL's modulator) are registered
+only while a call runs.
+
 Batch size 1 with batch statistics is refused (the statistics of one sample are degenerate)
 unless ``single_sample_window=N``: the adapter then keeps the last N samples (a FIFO of
 detached inputs) and adapts on them together with the new batch, returning only the new rows.
@@ -53,6 +59,12 @@ __all__ = [
     "snapshot",
     "restore",
     "default_optimizer",
+    "check_gradients",
+    "all_weights_and_biases",
+    "reliable",
+    "ema_update",
+    "stochastic_restore",
+    "GeneratorState",
     "BN_STATS",
 ]
 
@@ -90,6 +102,65 @@ def no_params(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 def default_optimizer(params: Sequence[nn.Parameter], lr: float = 1e-3) -> torch.optim.Optimizer:
     """Adam, lr 1e-3, betas (0.9, 0.999), weight decay 0 (Tent ``cfgs/tent.yaml``)."""
     return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), weight_decay=0.0)
+
+
+def all_weights_and_biases(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Every ``weight`` and ``bias`` of every module (CoTTA's ``collect_params``)."""
+    return [(f"{name}.{pname}" if name else pname, p) for name, m in model.named_modules()
+            for pname, p in m.named_parameters(recurse=False) if pname in ("weight", "bias")]
+
+
+def reliable(entropy: torch.Tensor, margin: float) -> torch.Tensor:
+    """Boolean mask (B,) of the samples whose entropy is below ``margin`` (EATA, SAR)."""
+    return entropy < margin
+
+
+def ema_update(target: Sequence[torch.Tensor], source: Sequence[torch.Tensor],
+               momentum: float) -> None:
+    """In place ``target ← momentum·target + (1 − momentum)·source`` (a mean teacher)."""
+    with torch.no_grad():
+        for t, s in zip(target, source, strict=True):
+            t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
+
+
+def stochastic_restore(w: torch.Tensor, w_src: torch.Tensor, prob: float,
+                       generator: torch.Generator) -> torch.Tensor:
+    """Each element of ``w`` replaced by ``w_src``'s with probability ``prob`` (CoTTA).
+
+    The mask is drawn on the CPU from ``generator`` (reproducible on every device).
+    """
+    mask = torch.rand(w.shape, generator=generator, dtype=torch.float64) < prob
+    return torch.where(mask.to(w.device), w_src, w)
+
+
+class GeneratorState(nn.Module):
+    """A torch random generator whose state is a buffer (saved, snapshotted and reset).
+
+    ``with rng.generator() as g: ...`` draws from ``g`` and stores its new state.
+    """
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        self.register_buffer("state", torch.Generator().manual_seed(seed).get_state())
+
+    def generator(self):
+        return _GeneratorContext(self)
+
+
+class _GeneratorContext:
+    def __init__(self, owner: GeneratorState) -> None:
+        self.owner = owner
+        self.gen = torch.Generator()
+
+    def __enter__(self) -> torch.Generator:
+        self.gen.set_state(self.owner.state)
+        return self.gen
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.owner.state = self.gen.get_state()
 
 
 # ------------------------------------------------------------------------ configure
@@ -146,6 +217,17 @@ def _positive_int(name: str, value, *, allow_none: bool = False, minimum: int = 
     return value
 
 
+def _scalar_loss(loss: torch.Tensor) -> torch.Tensor:
+    return loss.mean() if loss.ndim else loss
+
+
+def check_gradients(optimizer: torch.optim.Optimizer) -> None:
+    """Raise ``_Skip`` when any gradient of ``optimizer``'s parameters is non-finite."""
+    grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+        raise _Skip("non-finite gradient")  # one device sync for all gradients
+
+
 class _Skip(Exception):
     """Raised inside a step to abandon it (the reason is the message)."""
 
@@ -175,6 +257,8 @@ class Adapter(nn.Module):
     hebb_first : run local updates before (default) or after the gradient step.
     extra_modules : added modules (e.g. NHL's modulator) that are adapted, snapshotted and
         saved with the model.
+    aux_modules : modules that are part of the state (snapshotted, saved, reset) but not
+        adapted by the optimizer (e.g. CoTTA's EMA teacher and source anchor).
     copy : deep-copy ``model`` (default); ``False`` adapts the caller's model in place.
     method : name used in messages.
     """
@@ -186,7 +270,8 @@ class Adapter(nn.Module):
                  predict_after_update: bool = False, bn_stats: str = "batch",
                  single_sample_window: int | None = None, local_updates: Sequence = (),
                  hebb_first: bool = True, extra_modules: dict[str, nn.Module] | None = None,
-                 copy: bool = True, method: str = "Adapter") -> None:
+                 aux_modules: dict[str, nn.Module] | None = None, copy: bool = True,
+                 method: str = "Adapter") -> None:
         super().__init__()
         check_model(model, [], needs_params=False, method=method)
         self.method = method
@@ -202,13 +287,19 @@ class Adapter(nn.Module):
         self.model = copy_module.deepcopy(model) if copy else model
         self.extra = nn.ModuleDict(extra_modules or {})
         self.local = nn.ModuleList(local_updates)
+        self.aux = nn.ModuleDict(aux_modules or {})
         self._setup(params_selector, optimizer_factory)
-        self._hooks: list = []
         self.updates = 0                 # adapted batches since the last reset
         self.skipped: dict[str, int] = {}
         self._warned: set[str] = set()
         self._window: torch.Tensor | None = None
-        self._initial = snapshot(self._stateful(), self.optimizer)
+        self._initial = self._snapshot()
+
+    def _snapshot(self) -> dict:
+        """The state ``reset()`` returns to (a subclass that adds state re-takes it)."""
+        saved = snapshot(self._stateful(), self.optimizer)
+        saved["method"] = copy_module.deepcopy(self._method_state())
+        return saved
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -241,12 +332,15 @@ class Adapter(nn.Module):
             self.optimizer = factory(selected)
 
     def _stateful(self) -> nn.Module:
-        return nn.ModuleDict({"model": self.model, "extra": self.extra, "local": self.local})
+        return nn.ModuleDict({"model": self.model, "extra": self.extra, "local": self.local,
+                              "aux": self.aux})
 
     @classmethod
     def disabled(cls, model: nn.Module, **kwargs) -> Adapter:
         """The no-adaptation baseline: source statistics, no loss; outputs equal ``model``'s."""
-        return cls(model, no_params, loss=None, bn_stats="source", method="Source", **kwargs)
+        from .bn import Source  # the class lives beside BN adapt; Source subclasses Adapter
+
+        return Source(model, **kwargs)
 
     # ------------------------------------------------------------------- public API
     def train(self, mode: bool = True) -> Adapter:
@@ -261,23 +355,50 @@ class Adapter(nn.Module):
         restore(self._stateful(), self.optimizer, self._initial)
         self.updates = 0
         self._window = None
+        self._load_method_state(copy_module.deepcopy(self._initial["method"]))
 
-    def state_dict(self, *args, **kwargs) -> dict:
-        """The adapted state: modules, optimizer, counters and the sample window."""
-        return {"modules": self._stateful().state_dict(),
-                "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
-                "updates": self.updates, "window": self._window}
+    def get_extra_state(self) -> dict:
+        """What is not a parameter or buffer: optimizer state, counters, window, method state.
 
-    def load_state_dict(self, state: dict, strict: bool = True):  # noqa: D102
-        missing = {"modules", "optimizer", "updates", "window"} - set(state)
-        if missing:
-            raise ValueError(f"state is missing {sorted(missing)}; pass Adapter.state_dict()")
-        self._stateful().load_state_dict(state["modules"], strict=strict)
+        Saved under the key ``<prefix>_extra_state`` of the standard ``state_dict()``, so an
+        adapter inside a parent module contributes its full state to the parent's.
+        """
+        return {"optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+                "updates": self.updates, "window": self._window,
+                "method": self._method_state()}
+
+    def set_extra_state(self, state: dict) -> None:  # noqa: D102
+        if not isinstance(state, dict) or {"optimizer", "updates", "window"} - set(state):
+            raise ValueError("extra state is missing optimizer/updates/window; pass the "
+                             "state_dict() of an adapter of the same kind")
         if self.optimizer is not None and state["optimizer"] is not None:
-            self.optimizer.load_state_dict(state["optimizer"])
+            self.optimizer.load_state_dict(copy_module.deepcopy(state["optimizer"]))
         self.updates = int(state["updates"])
-        self._window = state["window"]
-        return None
+        self._window = None if state["window"] is None else state["window"].clone()
+        self._load_method_state(copy_module.deepcopy(state.get("method", {})))
+
+    def _method_state(self) -> dict:
+        """Non-tensor state of a method (subclasses; e.g. SAR's moving loss average)."""
+        return {}
+
+    def _load_method_state(self, state: dict) -> None:
+        """Inverse of :meth:`_method_state`."""
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self._repr_fields().items())
+        return f"{type(self).__name__}({type(self.model).__name__}, {fields})"
+
+    def _repr_fields(self) -> dict:
+        """The settings shown by ``repr`` (subclasses add their own)."""
+        fields = {"adapts": len(self.adapted_names), "steps": self.steps,
+                  "episodic": self.episodic}
+        if self.reset_every is not None:
+            fields["reset_every"] = self.reset_every
+        fields.update(bn_stats=self.bn_stats, predict_after_update=self.predict_after_update)
+        if self.single_sample_window is not None:
+            fields["single_sample_window"] = self.single_sample_window
+        fields["updates"] = self.updates
+        return fields
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Adapt on the batch ``x`` (B, ...) and return logits (B, n_classes)."""
@@ -285,11 +406,40 @@ class Adapter(nn.Module):
         if self.episodic:
             self.reset()
         with torch.inference_mode(False), torch.enable_grad():
-            x = x.clone() if x.is_inference() else x
-            logits = self._adapt_batch(x)
+            # detach: the loss must never write a gradient into the caller's tensor
+            x = x.clone() if x.is_inference() else x.detach()
+            handles = self._attach()
+            try:
+                logits = self._adapt_batch(x)
+            finally:
+                for h in handles:
+                    h.remove()
         if self.reset_every is not None and self.updates >= self.reset_every:
             self.reset()
         return logits
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the adapted model as it is now, for batch ``x``; nothing is adapted.
+
+        Equals ``self.model(x)`` plus the method's hooks (NHL's modulator), under no_grad.
+        """
+        x = self._check_input(x)
+        handles = self._attach()
+        try:
+            with torch.no_grad():
+                return self._forward_checked(x)
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _attach(self) -> list:
+        """Hooks the method needs on the model, registered for one call only (subclasses).
+
+        Hooks live only while ``adapter(x)`` runs, so the model (the caller's, with
+        ``copy=False``) carries none between calls, after ``reset()`` or after deletion, and a
+        ``copy.deepcopy`` of the adapter cannot share a hook with the original.
+        """
+        return []
 
     # ----------------------------------------------------------------- adapt step
     def _check_input(self, x) -> torch.Tensor:
@@ -308,7 +458,9 @@ class Adapter(nn.Module):
     def _with_window(self, x: torch.Tensor) -> torch.Tensor:
         if self.single_sample_window is None:
             return x
-        window = x.detach() if self._window is None else torch.cat([self._window, x.detach()])
+        new = x.detach()
+        new = new[torch.isfinite(new.flatten(1)).all(1)]   # one NaN sample must not stay
+        window = new if self._window is None else torch.cat([self._window, new])
         x_adapt = x if self._window is None else torch.cat([self._window, x])
         self._window = window[-self.single_sample_window:].clone()
         return x_adapt
@@ -376,24 +528,30 @@ class Adapter(nn.Module):
             for h in hooks:
                 h.remove()
         if self.loss is not None:
-            self._gradient_step(logits)
+            prediction = self._gradient_step(logits, x)
+            logits = logits if prediction is None else prediction
         if not self.hebb_first:
             self._run_local_updates([captured[i] for i in range(len(self.local))])
         return logits
 
-    def _gradient_step(self, logits: torch.Tensor) -> None:
-        loss = self.loss(logits)
-        loss = loss.mean() if loss.ndim else loss
+    def _gradient_step(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+        """Loss on ``logits`` of batch ``x`` → backward → checked step (Tent).
+
+        Subclasses override this to compose another method (EATA, SAR, CoTTA); they may return
+        the logits to report instead of ``logits`` (CoTTA's teacher prediction).
+        """
+        self._backward(_scalar_loss(self.loss(logits)))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return None
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """Zero the gradients, check ``loss``, backward, check the gradients (or ``_Skip``)."""
         if not bool(torch.isfinite(loss)):
             raise _Skip("non-finite loss")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grads = [p.grad for g in self.optimizer.param_groups for p in g["params"]
-                 if p.grad is not None]
-        if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
-            raise _Skip("non-finite gradient")  # one device sync for all gradients
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        check_gradients(self.optimizer)
 
     @staticmethod
     def _capture(store: dict, index: int):

@@ -19,17 +19,23 @@ from .base import Adapter, batchnorm_layers, no_params
 __all__ = ["BNAdapt", "Source"]
 
 
-def BNAdapt(model: nn.Module, **options) -> Adapter:
+class BNAdapt(Adapter):
     """Batch-statistics BatchNorm, nothing trained. ``model`` must contain BatchNorm layers.
 
     ``**options``: ``single_sample_window``, ``copy``, ``episodic`` … (see
     :class:`~bioplastic.tta.Adapter`).
     """
-    if isinstance(model, nn.Module) and not batchnorm_layers(model):
-        raise ValueError(f"BNAdapt: {type(model).__name__} has no BatchNorm layers to adapt")
-    return Adapter(model, no_params, loss=None, bn_stats="batch", method="BNAdapt", **options)
+
+    def __init__(self, model: nn.Module, **options) -> None:
+        if isinstance(model, nn.Module) and not batchnorm_layers(model):
+            raise ValueError(f"BNAdapt: {type(model).__name__} has no BatchNorm layers to adapt")
+        options.setdefault("method", "BNAdapt")
+        super().__init__(model, no_params, loss=None, bn_stats="batch", **options)
 
 
-def Source(model: nn.Module, **options) -> Adapter:
+class Source(Adapter):
     """The unadapted baseline (``Adapter.disabled``): outputs equal ``model.eval()(x)``."""
-    return Adapter.disabled(model, **options)
+
+    def __init__(self, model: nn.Module, **options) -> None:
+        options.setdefault("method", "Source")
+        super().__init__(model, no_params, loss=None, bn_stats="source", **options)

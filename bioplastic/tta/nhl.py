@@ -3,13 +3,13 @@
 Paper: Tang, Zhang, Xu, Chen, Cheng, Leng, Guo & He, "Neuro-Modulated Hebbian Learning for
 Fully Test-Time Adaptation", CVPR 2023, arXiv 2303.00914. No code is public.
 
-Confirmed (spec shared/spec/nhl_tta.md §1): the first conv layer of the source model is
+Confirmed (docs/tta.md): the first conv layer of the source model is
 fine-tuned by a *soft* Hebbian rule with competitive lateral inhibition; a feedback
 **neuro-modulator** layer is fine-tuned by the entropy loss back-propagated from the top layers;
 the classifier is frozen; the prediction is made after the updates of each test batch.
 
-**Reconstruction** (spec §2; not the paper's published equations, which are unknown). For each
-conv1 patch ``x`` (every position of every sample) and filters ``w_k``::
+**Reconstruction** (docs/tta.md; not the paper's published equations, which are unknown). For
+each conv1 patch ``x`` (every position of every sample) and filters ``w_k``::
 
     u_k  = w_k · x                                 (conv1 pre-activation, bias ignored)
     y_k  = exp(u_k/τ) / Σ_l exp(u_l/τ)             (soft lateral inhibition across channels)
@@ -23,7 +23,7 @@ conv1 patch ``x`` (every position of every sample) and filters ``w_k``::
 ``no_grad`` [``hebb_first``] → modulator gradient step [``steps``] → prediction re-computed
 after the updates [``predict_after_update``].
 
-Guard of the pretrained filter bank (spec §2.1; ``norm_mode``): the SoftHebb rule drives every
+Guard of the pretrained filter bank (``norm_mode``): the SoftHebb rule drives every
 ‖w_k‖ to 1, while a pretrained conv1 has arbitrary norms that downstream layers are calibrated
 to. ``"direction"`` (default) applies the rule to ŵ_k = w_k/‖w_k‖ and restores the original norm
 afterwards (only directions adapt); ``"renorm"`` applies the raw rule and requires a BatchNorm
@@ -57,10 +57,11 @@ from torch import nn
 from .._validate import non_negative, positive
 from ..nn.functional import hebbian
 from ..rules.softhebb import SoftHebbParams
-from .base import Adapter, default_optimizer, no_params
+from .base import Adapter, no_params, stochastic_restore
 
 __all__ = ["NHL", "HebbianConv1", "ChannelAffine", "soft_hebb_conv_dw_torch",
-           "hebbian_conv_dw", "NORM_MODES", "BACKENDS"]
+           "hebbian_conv_dw", "interpolate_toward", "stochastic_restore", "bound_angle",
+           "NORM_MODES", "BACKENDS"]
 
 NORM_MODES = ("direction", "renorm", "free")
 BACKENDS = ("auto", "numba", "torch")
@@ -131,12 +132,25 @@ class HebbianConv1(nn.Module):
     max_steps : stop after this many updates (``None``: never); counted since the last reset.
     anti_hebbian : ICLR-2023 losers get −softmax.
     backend : ``"auto"``, ``"numba"`` or ``"torch"``.
+    anchor : after each step, move the weights this fraction of the way back to the source
+        bank, ``w ← w + anchor·(w_src − w)`` (0: off; continual use).
+    restore_prob : after each step, reset each weight element to its source value with this
+        probability (CoTTA's stochastic restore; 0: off).
+    max_angle_deg : bound on each filter's angle to its source filter; a filter past it is
+        rotated back onto the bound in the plane of the two (``None``: off).
+    seed : seed of the restore masks (the generator state is a buffer, so ``reset()``
+        replays the same masks).
+
+    The anchoring options run in that order after the Hebbian step; with ``"direction"`` the
+    filter norms are restored afterwards, so they still never change.
     """
 
     def __init__(self, layer: nn.Conv2d, *, temperature: float = 1.0, eta: float = 0.05,
                  norm_mode: str = "direction", reduction: str = "mean",
                  max_normalise: bool = False, max_steps: int | None = None,
-                 anti_hebbian: bool = False, backend: str = "auto") -> None:
+                 anti_hebbian: bool = False, backend: str = "auto", anchor: float = 0.0,
+                 restore_prob: float = 0.0, max_angle_deg: float | None = None,
+                 seed: int = 0) -> None:
         super().__init__()
         if not isinstance(layer, nn.Conv2d):
             raise TypeError(f"layer must be nn.Conv2d, got {type(layer).__name__}")
@@ -154,7 +168,41 @@ class HebbianConv1(nn.Module):
         self.norm_mode, self.reduction, self.backend = norm_mode, reduction, backend
         self.max_normalise, self.max_steps = bool(max_normalise), max_steps
         self.anti_hebbian = bool(anti_hebbian)
+        self.anchor = _fraction("anchor", anchor)
+        self.restore_prob = _fraction("restore_prob", restore_prob)
+        if max_angle_deg is not None:
+            max_angle_deg = positive("max_angle_deg", max_angle_deg)
+            if max_angle_deg > 180.0:
+                raise ValueError(f"max_angle_deg must be in (0, 180], got {max_angle_deg!r}")
+        self.max_angle_deg = max_angle_deg
         self.register_buffer("n_updates", torch.zeros((), dtype=torch.long))
+        if self.anchored:
+            self.register_buffer("source_weight", layer.weight.detach().clone())
+        if self.restore_prob > 0.0:
+            self.register_buffer("rng_state", torch.Generator().manual_seed(seed).get_state())
+
+    @property
+    def anchored(self) -> bool:
+        """Whether any option pulls the weights back toward the source bank."""
+        return self.anchor > 0.0 or self.restore_prob > 0.0 or self.max_angle_deg is not None
+
+    def anchor_to_source(self, w: torch.Tensor) -> torch.Tensor:
+        """Apply ``anchor``, ``restore_prob`` and ``max_angle_deg`` to updated weights ``w``."""
+        if not self.anchored:
+            return w
+        src = self.source_weight
+        if self.anchor > 0.0:
+            w = interpolate_toward(w, src, self.anchor)
+        if self.restore_prob > 0.0:
+            gen = torch.Generator().manual_seed(0)
+            gen.set_state(self.rng_state)
+            w = stochastic_restore(w, src, self.restore_prob, gen)
+            self.rng_state = gen.get_state()
+        if self.max_angle_deg is not None:
+            w = bound_angle(w, src, float(np.deg2rad(self.max_angle_deg)))
+        if self.norm_mode == "direction":
+            w = _with_norms_of(w, self.layer.weight.detach())
+        return w
 
     def delta(self, x_in: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """``Δw`` after reduction and optional max normalisation (before η_H)."""
@@ -187,19 +235,69 @@ class HebbianConv1(nn.Module):
         if x_in.ndim != 4 or x_in.shape[1] != self.layer.in_channels:
             raise ValueError(f"NHL: conv1 expects input of shape "
                              f"(B, {self.layer.in_channels}, H, W), got {tuple(x_in.shape)}")
-        w_new = self.new_weight(x_in)
+        w_new = self.anchor_to_source(self.new_weight(x_in))
         if not bool(torch.isfinite(w_new).all()):
             return False
         self.layer.weight.copy_(w_new)
         self.n_updates += 1
         return True
 
-    def saved(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.layer.weight.detach().clone(), self.n_updates.clone()
+    def saved(self) -> tuple:
+        rng = self.rng_state.clone() if self.restore_prob > 0.0 else None
+        return self.layer.weight.detach().clone(), self.n_updates.clone(), rng
 
-    def load(self, saved: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def load(self, saved: tuple) -> None:
         self.layer.weight.copy_(saved[0])
         self.n_updates.copy_(saved[1])
+        if saved[2] is not None:
+            self.rng_state = saved[2]
+
+    def extra_repr(self) -> str:
+        opts = [f"eta={self.eta}", f"temperature={self.temperature}",
+                f"norm_mode={self.norm_mode!r}"]
+        opts += [f"{k}={getattr(self, k)}" for k in ("anchor", "restore_prob", "max_angle_deg")
+                 if getattr(self, k) not in (0.0, None)]
+        return ", ".join(opts)
+
+
+# ------------------------------------------------------------ anchors for continual use
+def interpolate_toward(w: torch.Tensor, w_src: torch.Tensor, strength: float) -> torch.Tensor:
+    """``w + strength·(w_src − w)``: a step of size ``strength`` ∈ [0, 1] back to the source."""
+    return w + strength * (w_src - w)
+
+
+def bound_angle(w: torch.Tensor, w_src: torch.Tensor, max_rad: float) -> torch.Tensor:
+    """Rotate each filter ``w[k]`` whose angle to ``w_src[k]`` exceeds ``max_rad`` back onto it.
+
+    The rotation stays in the plane of the two filters and keeps ``‖w[k]‖``. Shapes
+    ``(O, ...)``; zero filters are kept.
+    """
+    flat, src = w.flatten(1), w_src.flatten(1)                    # (O, n)
+    norm, src_norm = flat.norm(dim=1, keepdim=True), src.norm(dim=1, keepdim=True)
+    tiny = torch.finfo(w.dtype).tiny
+    u, s = flat / norm.clamp_min(tiny), src / src_norm.clamp_min(tiny)
+    cos = (u * s).sum(1, keepdim=True).clamp(-1.0, 1.0)
+    perp = u - cos * s                                            # component off the source
+    perp = perp / perp.norm(dim=1, keepdim=True).clamp_min(tiny)
+    bounded = (np.cos(max_rad) * s + np.sin(max_rad) * perp) * norm
+    outside = (cos < np.cos(max_rad)) & (norm > 0) & (src_norm > 0)
+    return torch.where(outside, bounded, flat).reshape(w.shape)
+
+
+def _with_norms_of(w: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``w`` with each filter rescaled to the norm of ``ref``'s (zero filters kept)."""
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    norms, ref_norms = w.flatten(1).norm(dim=1), ref.flatten(1).norm(dim=1)
+    alive = (norms > 0).reshape(shape)
+    scale = (ref_norms / norms.clamp_min(torch.finfo(w.dtype).tiny)).reshape(shape)
+    return torch.where(alive, w * scale, w)
+
+
+def _fraction(name: str, value) -> float:
+    value = non_negative(name, value)
+    if value > 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return float(value)
 
 
 def _n_positions(layer: nn.Conv2d, x: torch.Tensor) -> int:
@@ -264,14 +362,7 @@ def _modulator_site(model, conv_name, conv, modulator_at) -> tuple[str, nn.Modul
     return modulator_at, modules[modulator_at]
 
 
-def NHL(model: nn.Module, *, layer: str | None = None, temperature: float = 1.0,
-        eta: float = 0.05, norm_mode: str = "direction", reduction: str = "mean",
-        max_normalise: bool = False, max_steps: int | None = None, anti_hebbian: bool = False,
-        backend: str = "auto", modulator: str | nn.Module | None = "affine",
-        modulator_at: str = "auto", lr: float = 1e-3, optimizer_factory: Callable | None = None,
-        steps: int = 1, episodic: bool = False, predict_after_update: bool = True,
-        hebb_first: bool = True, bn_stats: str = "batch", copy: bool = True,
-        **options) -> Adapter:
+class NHL(Adapter):
     """Neuro-modulated Hebbian TTA (reconstruction; see the module docstring).
 
     Parameters
@@ -280,53 +371,92 @@ def NHL(model: nn.Module, *, layer: str | None = None, temperature: float = 1.0,
     layer : name of the conv layer to adapt.
     temperature, eta, norm_mode, reduction, max_normalise, max_steps, anti_hebbian, backend :
         the Hebbian update (:class:`HebbianConv1`).
+    anchor, restore_prob, max_angle_deg, seed : pull the Hebbian filters back toward the
+        source bank after every step (continual use; :class:`HebbianConv1`). All off by
+        default; docs/tta.md gives the values tuned on the held-out shifts.
     modulator : ``"affine"`` (per-channel γ, β), an ``nn.Module`` mapping the site's output to
         the same shape, or ``None`` (Hebbian only, no gradient step).
     modulator_at : module whose output is modulated; ``"auto"``: conv1's BatchNorm if it follows
-        directly, else conv1.
+        directly, else conv1. The modulator is hooked onto that module only while a call runs.
     lr, optimizer_factory : modulator optimiser (default Adam lr 1e-3).
     steps, episodic, predict_after_update, hebb_first, bn_stats, copy, **options : see
         :class:`~bioplastic.tta.Adapter`.
 
-    Returns
-    -------
-    Adapter: ``adapter(x) -> logits``; ``adapter.extra["modulator"]``,
-    ``adapter.local[0]`` (the :class:`HebbianConv1`).
+    Attributes
+    ----------
+    extra["modulator"] : the modulator (absent with ``modulator=None``).
+    local[0] : the :class:`HebbianConv1`.
+    hebbian_layer, modulator_site : names of the adapted conv and of the modulated module.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    import copy as copy_module
 
-    net = copy_module.deepcopy(model) if copy else model
-    conv_name, conv = find_conv(net, layer)
-    if norm_mode == "renorm" and (bn_stats != "batch" or _following_batchnorm(net, conv_name)
-                                  is None):
-        raise ValueError("NHL norm_mode='renorm' needs a BatchNorm directly after conv1 and "
-                         "bn_stats='batch' to absorb the filter-norm changes")
-    hebbian = HebbianConv1(conv, temperature=temperature, eta=eta, norm_mode=norm_mode,
-                           reduction=reduction, max_normalise=max_normalise,
-                           max_steps=max_steps, anti_hebbian=anti_hebbian, backend=backend)
-    extra, handle = {}, None
-    if modulator is not None:
-        site_name, site = _modulator_site(net, conv_name, conv, modulator_at)
-        channels = conv.out_channels if site is conv else _channels_of(site, site_name)
-        module = ChannelAffine(channels) if modulator == "affine" else modulator
-        if not isinstance(module, nn.Module):
-            raise TypeError(f"modulator must be 'affine', an nn.Module or None, got {modulator!r}")
-        module = module.to(device=conv.weight.device, dtype=conv.weight.dtype)
-        extra["modulator"] = module
-        handle = site.register_forward_hook(lambda mod, inp, out: module(out))
-    if optimizer_factory is None:
-        def optimizer_factory(params):
-            return default_optimizer(params, lr=lr)
-    adapter = Adapter(net, no_params, loss="entropy" if modulator is not None else None,
-                      optimizer_factory=optimizer_factory, steps=steps, episodic=episodic,
-                      predict_after_update=predict_after_update, hebb_first=hebb_first,
-                      bn_stats=bn_stats, local_updates=(hebbian,), extra_modules=extra,
-                      copy=False, method="NHL", **options)
-    adapter._hooks.append(handle)
-    adapter.hebbian_layer = conv_name
-    return adapter
+    def __init__(self, model: nn.Module, *, layer: str | None = None,
+                 temperature: float = 1.0, eta: float = 0.05, norm_mode: str = "direction",
+                 reduction: str = "mean", max_normalise: bool = False,
+                 max_steps: int | None = None, anti_hebbian: bool = False,
+                 backend: str = "auto", anchor: float = 0.0, restore_prob: float = 0.0,
+                 max_angle_deg: float | None = None, seed: int = 0,
+                 modulator: str | nn.Module | None = "affine", modulator_at: str = "auto",
+                 lr: float = 1e-3, optimizer_factory: Callable | None = None, steps: int = 1,
+                 episodic: bool = False, predict_after_update: bool = True,
+                 hebb_first: bool = True, bn_stats: str = "batch", copy: bool = True,
+                 **options) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        import copy as copy_module
+
+        from .tent import lr_optimizer
+
+        net = copy_module.deepcopy(model) if copy else model
+        conv_name, conv = find_conv(net, layer)
+        if norm_mode == "renorm" and (bn_stats != "batch"
+                                      or _following_batchnorm(net, conv_name) is None):
+            raise ValueError("NHL norm_mode='renorm' needs a BatchNorm directly after conv1 and "
+                             "bn_stats='batch' to absorb the filter-norm changes")
+        hebbian = HebbianConv1(conv, temperature=temperature, eta=eta, norm_mode=norm_mode,
+                               reduction=reduction, max_normalise=max_normalise,
+                               max_steps=max_steps, anti_hebbian=anti_hebbian, backend=backend,
+                               anchor=anchor, restore_prob=restore_prob,
+                               max_angle_deg=max_angle_deg, seed=seed)
+        extra, site_name = _make_modulator(net, conv_name, conv, modulator, modulator_at)
+        options.setdefault("method", "NHL")
+        super().__init__(net, no_params, loss="entropy" if modulator is not None else None,
+                         optimizer_factory=lr_optimizer(lr, optimizer_factory), steps=steps,
+                         episodic=episodic, predict_after_update=predict_after_update,
+                         hebb_first=hebb_first, bn_stats=bn_stats, local_updates=(hebbian,),
+                         extra_modules=extra, copy=False, **options)
+        self.hebbian_layer = conv_name
+        self.modulator_site = site_name
+        self.lr = lr if optimizer_factory is None else None
+
+    def _attach(self) -> list:
+        if "modulator" not in self.extra:
+            return []
+        modulator = self.extra["modulator"]
+        site = self.model.get_submodule(self.modulator_site)
+        return [site.register_forward_hook(lambda mod, inp, out: modulator(out))]
+
+    def _repr_fields(self) -> dict:
+        hebb = self.local[0]
+        fields = {"layer": self.hebbian_layer, "eta": hebb.eta, "norm_mode": hebb.norm_mode,
+                  "modulator_at": self.modulator_site, "lr": self.lr}
+        fields.update({k: getattr(hebb, k) for k in ("anchor", "restore_prob", "max_angle_deg")
+                       if getattr(hebb, k) not in (0.0, None)})
+        return {**fields, **super()._repr_fields()}
+
+
+def _make_modulator(net, conv_name, conv, modulator, modulator_at) -> tuple[dict, str | None]:
+    """``({"modulator": module}, site name)``, or ``({}, None)`` for ``modulator=None``."""
+    if modulator is None:
+        return {}, None
+    site_name, site = _modulator_site(net, conv_name, conv, modulator_at)
+    channels = conv.out_channels if site is conv else _channels_of(site, site_name)
+    if isinstance(modulator, str) and modulator == "affine":
+        module = ChannelAffine(channels)
+    elif isinstance(modulator, nn.Module):
+        module = modulator
+    else:
+        raise TypeError(f"modulator must be 'affine', an nn.Module or None, got {modulator!r}")
+    return {"modulator": module.to(device=conv.weight.device, dtype=conv.weight.dtype)}, site_name
 
 
 def _channels_of(site: nn.Module, name: str) -> int:

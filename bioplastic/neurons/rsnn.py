@@ -1,0 +1,614 @@
+"""Recurrent excitatory/inhibitory LIF network with plastic per-synapse delays (RDL, UDL).
+
+Populations: ``n_in`` input spike sources (pre-drawn, e.g. encoded events), ``n_exc``
+excitatory and ``n_inh`` inhibitory LIF neurons (neuron index: excitatory ``0..n_exc-1``, then
+inhibitory). Four synaptic pathways, each Brian2 ``Synapses`` object of the twin::
+
+    0 input_exc   input -> exc      plastic weights (trace STDP) and learned delays
+    1 exc_exc     exc   -> exc      plastic weights (trace STDP) and learned delays
+    2 exc_inh     exc   -> inh      static (lateral inhibition, e.g. one-to-one per position)
+    3 inh_exc     inh   -> exc      static, negative weights (to the other maps)
+
+Equations (per neuron; mV, ms)::
+
+    dv/dt     = (v_rest - v) / tau_m                    (unless refractory)
+    dtheta/dt = -theta / tau_theta                      (threshold homeostasis; exc only)
+    spike     : v > v_th + theta  and not refractory    (strict >)
+    reset     : v <- v_reset ; theta <- theta + theta_plus
+    synapse   : v_post += w  at arrival (dropped while post is refractory, as in Brian2)
+
+Integration is exact, in the expression form of :mod:`bioplastic.neurons.lif` (whose
+``lif_groups_thresholds`` and ``lif_resets`` this kernel calls, with zero external drive).
+Plastic synapses carry event-driven pair-STDP traces (:mod:`bioplastic.rules.stdp`,
+``triplet=False``): on a delayed arrival ``x_pre`` is bumped and ``w`` depressed by
+``eta_pre * x_post``; on a post spike ``w`` is potentiated by ``eta_post * x_pre`` and
+``x_post`` bumped.
+
+**Delays.** Each synapse has a float delay ``delay_ms`` (the learned variable) and an integer
+step delay ``D = floor(delay_ms/dt + 0.5)`` (nearest step, halves up: Brian2's C++ spike queue).
+Delays change only between runs (:func:`rsnn_set_delays`), as in Brian2, where ``delay`` is
+constant during a ``run()``. Spikes already queued when delays change keep the arrival step of
+their old delay (Brian's queue stores synapse indices in future slots): they are moved into a
+*pending* list and delivered before any spike pushed after the change.
+
+**Schedule** (Brian2's order within step ``n``, ``t = n*dt``): groups (refractory flags,
+theta decay, exact ``v`` update) → thresholds (``v > v_th + theta``; the input spikes of step
+``n`` are emitted here) → synapses, pre pathways in pathway order 0..3; per pathway, events due
+now: pending ones first (queued before the last delay change; push order), then spikes of step
+``n - d`` through synapses of delay ``d`` (oldest spikes first, then source index, then synapse
+index: :func:`~bioplastic.neurons.connectivity.due_blocks`); a zero delay is delivered in the
+same step → post pathways (potentiation for every neuron that spiked at ``n``) → resets.
+A zero-delay input to a neuron that spikes in the same step is lost (it is refractory).
+
+Reference: Nadafian, Mozafari, Masquelier & Ganjtabesh, arXiv 2406.11778 (2024) (RDL; its
+architecture is not published, so this network is the library's reconstruction, see
+``docs/action_recognition.md``); Nadafian & Ganjtabesh, *Neural Computation* 36(7):1332-1352
+(2024) (UDL). The twin is :mod:`bioplastic.reference.rsnn`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._jit import njit
+from .._state import copy_state, with_step
+from .._validate import as_float_array, check_shape, finite_float, per_unit, positive
+from ..rules.stdp import (
+    PostIndex,
+    STDPKernelParams,
+    STDPParams,
+    bounded,
+    depression_dw,
+    event_decay,
+    post_index,
+    potentiation_dw,
+    stdp_prepare,
+    trace_on_spike,
+)
+from ..simulate import Trace, simulate
+from .lif import (
+    NEVER_SPIKED,
+    LIFKernelParams,
+    LIFParams,
+    lif_groups_thresholds,
+    lif_prepare,
+    lif_resets,
+)
+
+__all__ = [
+    "PATHWAYS", "RSNNParams", "RSNNKernelParams", "RSNNTopology", "RSNNState", "rsnn_prepare",
+    "rsnn_topology", "rsnn_init", "rsnn_step", "rsnn_advance", "rsnn_set_delays", "run_rsnn",
+    "lateral_inhibition", "DEFAULT_RSNN_STDP",
+]
+
+#: Pathway names, in the order the synapses slot runs them (the twin's Synapses names sort so).
+PATHWAYS = ("input_exc", "exc_exc", "exc_inh", "inh_exc")
+_PLASTIC = (True, True, False, False)   # pathways that may carry STDP and learned delays
+
+#: Pair STDP (no triplet term) with all-to-all traces, small rates: the network's default.
+DEFAULT_RSNN_STDP = STDPParams(tau_pre_ms=10.0, tau_post_ms=10.0, eta_pre=1e-3, eta_post=1e-3,
+                               w_min=0.0, w_max=10.0, all_to_all=True, triplet=False)
+
+
+class RSNNParams(NamedTuple):
+    """User-facing parameters (floats; voltages in mV, times in ms)."""
+
+    dt_ms: float = 1.0
+    tau_exc_ms: float = 10.0
+    v_rest_exc_mv: float = -65.0
+    v_reset_exc_mv: float = -65.0
+    v_th_exc_mv: float = -55.0
+    t_ref_exc_ms: float = 2.0
+    tau_theta_ms: float = 100.0     # threshold homeostasis decay
+    theta_plus_mv: float = 0.0      # threshold increment per spike (0: off)
+    tau_inh_ms: float = 5.0
+    v_rest_inh_mv: float = -65.0
+    v_reset_inh_mv: float = -65.0
+    v_th_inh_mv: float = -60.0
+    t_ref_inh_ms: float = 1.0
+    max_delay_ms: float = 20.0      # sizes the spike ring: every delay must round to <= this
+    stdp_input: bool = True         # trace STDP on input -> exc
+    stdp_recurrent: bool = True     # trace STDP on exc -> exc
+
+
+class RSNNKernelParams(NamedTuple):
+    lif: LIFKernelParams          # per neuron (n_exc + n_inh,)
+    stdp: STDPKernelParams
+    stdp_on: np.ndarray           # bool (4,): pathway carries STDP
+    dt_s: float
+
+
+class RSNNTopology(NamedTuple):
+    """Static structure (never changes after construction).
+
+    pre : int64 (n_syn,)       global source index (inputs ``0..n_in-1``, neuron k is n_in+k)
+    post : int64 (n_syn,)      target neuron index
+    pathway : int64 (n_syn,)   0..3 (:data:`PATHWAYS`); synapses sorted by (pathway, pre, post)
+    pathway_ptr : int64 (5,)   pathway p owns synapses ``pathway_ptr[p]:pathway_ptr[p+1]``
+    src_offset : int64 (4,)    first global source of each pathway's source group
+    src_count : int64 (4,)     size of that group
+    row_offset : int64 (4,)    first row of the pathway in ``delay_ptr``
+    by_post : PostIndex        post-major synapse lists (for on_post)
+    row : int64 (n_syn,)       the (pathway, source) row of each synapse in ``delay_ptr``
+    """
+
+    pre: np.ndarray
+    post: np.ndarray
+    pathway: np.ndarray
+    pathway_ptr: np.ndarray
+    src_offset: np.ndarray
+    src_count: np.ndarray
+    row_offset: np.ndarray
+    by_post: PostIndex
+    row: np.ndarray
+    n_in: int
+    n_exc: int
+    n_inh: int
+
+    @property
+    def n_neurons(self) -> int:
+        return self.n_exc + self.n_inh
+
+    @property
+    def n_synapses(self) -> int:
+        return self.pre.size
+
+    def local(self, pathway: int) -> tuple[np.ndarray, np.ndarray]:
+        """Local ``(i, j)`` indices of one pathway's synapses (the twin's ``connect`` arrays)."""
+        sl = slice(self.pathway_ptr[pathway], self.pathway_ptr[pathway + 1])
+        tgt_off = self.n_exc if PATHWAYS[pathway] == "exc_inh" else 0
+        return self.pre[sl] - self.src_offset[pathway], self.post[sl] - tgt_off
+
+
+class RSNNState(NamedTuple):
+    v: np.ndarray             # (n,) mV
+    theta: np.ndarray         # (n,) mV
+    last_spike: np.ndarray    # (n,) int64
+    w: np.ndarray             # (n_syn,) weights (plastic arrays: topology order)
+    delay_ms: np.ndarray      # (n_syn,) learned delays
+    delay_steps: np.ndarray   # (n_syn,) int64, floor(delay_ms/dt + 0.5)
+    x_pre: np.ndarray         # (n_syn,) STDP traces
+    x_post: np.ndarray        # (n_syn,)
+    last_update: np.ndarray   # (n_syn,) int64 step of each synapse's last event
+    by_delay: np.ndarray      # (n_syn,) synapse ids sorted by (row, delay, id)
+    delay_ptr: np.ndarray     # (n_rows, L+1) block starts of (row, delay) in by_delay
+    history: np.ndarray       # (L, n_in + n) bool ring of source spikes since the last change
+    spikers: np.ndarray       # (L, n_in + n) int64: row r lists the sources spiking at that step
+    n_spikers: np.ndarray     # (L,) int64: how many (ascending source order)
+    pend_syn: np.ndarray      # (m,) int64 events queued before the last delay change
+    pend_step: np.ndarray     # (m,) int64 their arrival steps (sorted; Brian's slot order)
+    pend_pos: np.ndarray      # (1,) int64 first undelivered pending event
+    step: int
+
+
+# ----------------------------------------------------------------------------------------------
+# construction
+
+
+def rsnn_prepare(params: RSNNParams, n_exc: int, n_inh: int,
+                 stdp: STDPParams = DEFAULT_RSNN_STDP) -> RSNNKernelParams:
+    """Validate and derive the kernel's per-neuron arrays (LIF decay factors as Brian2's)."""
+    if not isinstance(params, RSNNParams):
+        raise TypeError(f"params must be RSNNParams, got {type(params).__name__}")
+    n = int(n_exc) + int(n_inh)
+    if n_exc < 1 or n_inh < 0:
+        raise ValueError(f"n_exc must be >= 1 and n_inh >= 0, got {n_exc}, {n_inh}")
+
+    def both(exc, inh):
+        return np.concatenate([np.full(n_exc, float(exc)), np.full(n_inh, float(inh))])
+
+    p = params
+    lif = LIFParams(tau_m_ms=both(p.tau_exc_ms, p.tau_inh_ms),
+                    v_rest_mv=both(p.v_rest_exc_mv, p.v_rest_inh_mv),
+                    v_reset_mv=both(p.v_reset_exc_mv, p.v_reset_inh_mv),
+                    v_th_mv=both(p.v_th_exc_mv, p.v_th_inh_mv),
+                    t_ref_ms=both(p.t_ref_exc_ms, p.t_ref_inh_ms),
+                    tau_theta_ms=np.full(n, float(p.tau_theta_ms)),
+                    theta_plus_mv=both(p.theta_plus_mv, 0.0), dt_ms=p.dt_ms)
+    for flag in ("stdp_input", "stdp_recurrent"):
+        if not isinstance(getattr(p, flag), bool | np.bool_):
+            raise TypeError(f"{flag} must be a bool, got {getattr(p, flag)!r}")
+    stdp_on = np.array([bool(p.stdp_input), bool(p.stdp_recurrent), False, False])
+    return RSNNKernelParams(lif_prepare(lif, n), stdp_prepare(stdp), stdp_on,
+                            positive("dt_ms", finite_float("dt_ms", p.dt_ms)) * 0.001)
+
+
+def ring_size(params: RSNNParams) -> int:
+    """Rows of the spike ring: ``floor(max_delay_ms/dt + 0.5) + 1``."""
+    dt = positive("dt_ms", finite_float("dt_ms", params.dt_ms))
+    return int(np.floor(positive("max_delay_ms", finite_float("max_delay_ms",
+                                                                params.max_delay_ms))
+                        / dt + 0.5)) + 1
+
+
+def rsnn_topology(n_in: int, n_exc: int, n_inh: int, synapses: dict
+                  ) -> tuple[RSNNTopology, np.ndarray, np.ndarray]:
+    """Build the static topology and the plastic arrays in its order.
+
+    Parameters
+    ----------
+    synapses : dict
+        ``{pathway name: (pre, post, weight, delay_ms)}`` with *local* indices (e.g. for
+        ``"exc_inh"``, ``pre`` in ``[0, n_exc)`` and ``post`` in ``[0, n_inh)``); weight and
+        delay_ms scalars or arrays like ``pre``. Missing pathways have no synapses.
+
+    Returns
+    -------
+    topology, weight (n_syn,), delay_ms (n_syn,) — sorted by (pathway, pre, post), stable.
+    """
+    sizes = {"input": int(n_in), "exc": int(n_exc), "inh": int(n_inh)}
+    if sizes["input"] < 0 or sizes["exc"] < 1 or sizes["inh"] < 0:
+        raise ValueError(f"need n_in >= 0, n_exc >= 1, n_inh >= 0, got {n_in}, {n_exc}, {n_inh}")
+    unknown = set(synapses) - set(PATHWAYS)
+    if unknown:
+        raise ValueError(f"synapses has unknown pathways {sorted(unknown)}; known: {PATHWAYS}")
+    src_base = {"input": 0, "exc": n_in, "inh": n_in + n_exc}
+    tgt_base = {"exc": 0, "inh": n_exc}
+    parts = []
+    for p, name in enumerate(PATHWAYS):
+        src, tgt = name.split("_")
+        pre, post, w, d = synapses.get(name, ([], [], 0.0, 0.0))
+        pre, post = np.asarray(pre), np.asarray(post)
+        if pre.ndim != 1 or pre.shape != post.shape:
+            raise ValueError(f"{name}: pre and post must be 1-D of equal length, got "
+                             f"{pre.shape}, {post.shape}")
+        for label, idx, bound in (("pre", pre, sizes[src]), ("post", post, sizes[tgt])):
+            if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= bound):
+                raise ValueError(f"{name}: {label} must be integer indices in [0, {bound})")
+        w = np.broadcast_to(as_float_array(f"{name} weight", w), pre.shape)
+        d = np.broadcast_to(as_float_array(f"{name} delay_ms", d), pre.shape)
+        order = np.lexsort((post, pre))
+        parts.append((pre[order].astype(np.int64) + src_base[src],
+                      post[order].astype(np.int64) + tgt_base[tgt],
+                      np.full(pre.size, p, np.int64), w[order], d[order]))
+    pre, post, pathway, w, d = (np.concatenate([part[k] for part in parts]) for k in range(5))
+    counts = np.array([part[0].size for part in parts], dtype=np.int64)
+    src_count = np.array([sizes[n.split("_")[0]] for n in PATHWAYS], dtype=np.int64)
+    topo = RSNNTopology(
+        pre=pre, post=post, pathway=pathway,
+        pathway_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        src_offset=np.array([src_base[n.split("_")[0]] for n in PATHWAYS], dtype=np.int64),
+        src_count=src_count,
+        row_offset=np.concatenate([[0], np.cumsum(src_count)[:-1]]).astype(np.int64),
+        by_post=post_index(post, n_exc + n_inh), row=np.zeros(0, np.int64), n_in=int(n_in),
+        n_exc=int(n_exc), n_inh=int(n_inh))
+    topo = topo._replace(row=topo.row_offset[pathway] + (pre - topo.src_offset[pathway]))
+    return topo, np.ascontiguousarray(w, np.float64), np.ascontiguousarray(d, np.float64)
+
+
+def lateral_inhibition(n_maps: int, n_pos: int, w_ei: float, w_ie: float):
+    """Lateral inhibition between maps: exc ``(m, p) -> inh (m, p)`` one to one, and
+    inh ``(m, p) -> exc (m', p)`` for every other map ``m' != m`` at the same position.
+
+    Excitatory and inhibitory neuron ``m*n_pos + p`` is map ``m`` at position ``p``. Returns the
+    ``synapses`` entries ``{"exc_inh": ..., "inh_exc": ...}`` (zero delay) for
+    :func:`rsnn_topology`; ``w_ie`` should be negative.
+    """
+    k = np.arange(n_maps * n_pos)
+    m, pos = np.divmod(k, n_pos)
+    pre, post = np.nonzero((pos[:, None] == pos[None, :]) & (m[:, None] != m[None, :]))
+    return {"exc_inh": (k, k, float(w_ei), 0.0), "inh_exc": (pre, post, float(w_ie), 0.0)}
+
+
+def _checked_delays(topo: RSNNTopology, delay_ms, dt_ms: float, ring: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    d = np.asarray(delay_ms)
+    if d.dtype.kind not in "biuf":
+        raise TypeError(f"delay_ms must be a real array, got dtype {d.dtype}")
+    d = np.asarray(d, dtype=np.float64)
+    check_shape("delay_ms", d, (topo.n_synapses,))
+    if not np.all(np.isfinite(d)):
+        raise ValueError(f"delay_ms must be finite, got {np.count_nonzero(~np.isfinite(d))} "
+                         "non-finite values")
+    if np.any(d < 0):
+        raise ValueError(f"delay_ms must be >= 0, got a minimum of {d.min()}")
+    steps = np.floor(d / dt_ms + 0.5).astype(np.int64)
+    if steps.size and steps.max() > ring - 1:
+        raise ValueError(f"delay_ms must round to at most {ring - 1} steps (the ring size set by "
+                         f"RSNNParams.max_delay_ms), got {steps.max()} steps "
+                         f"({d[steps.argmax()]} ms)")
+    return d.copy(), steps
+
+
+def _delay_index(topo: RSNNTopology, delay_steps: np.ndarray, ring: int):
+    """``by_delay`` and ``delay_ptr`` for the current delays (rows = (pathway, source))."""
+    return _counting_sort(topo.row, delay_steps, int(topo.src_count.sum()), ring)
+
+
+@njit
+def _counting_sort(row, delay_steps, n_rows, ring):
+    """Stable sort of synapse ids by (row, delay): O(n_syn), no comparison sort."""
+    counts = np.zeros(n_rows * ring + 1, dtype=np.int64)
+    for k in range(row.size):
+        counts[row[k] * ring + delay_steps[k] + 1] += 1
+    for b in range(1, counts.size):
+        counts[b] += counts[b - 1]
+    ptr = np.empty((n_rows, ring + 1), dtype=np.int64)
+    for r in range(n_rows):
+        for d in range(ring + 1):
+            ptr[r, d] = counts[r * ring + d]
+    fill = counts[:-1].copy()
+    by_delay = np.empty(row.size, dtype=np.int64)
+    for k in range(row.size):
+        key = row[k] * ring + delay_steps[k]
+        by_delay[fill[key]] = k
+        fill[key] += 1
+    return by_delay, ptr
+
+
+def rsnn_init(topo: RSNNTopology, params: RSNNParams, weight, delay_ms, *, v0_mv=None,
+              theta0_mv=0.0) -> RSNNState:
+    """Initial state: ``v = v0_mv`` (default rest), no spikes queued, traces 0.
+
+    ``weight`` and ``delay_ms`` are the plastic arrays in topology order (from
+    :func:`rsnn_topology`); delays must be finite, ``>= 0`` and round to at most the ring size
+    (``RSNNParams.max_delay_ms``).
+    """
+    if not isinstance(topo, RSNNTopology):
+        raise TypeError(f"topo must be an RSNNTopology, got {type(topo).__name__}")
+    kp = rsnn_prepare(params, topo.n_exc, topo.n_inh)
+    n, n_syn = topo.n_neurons, topo.n_synapses
+    w = as_float_array("weight", weight, ndim=1).copy()
+    check_shape("weight", w, (n_syn,))
+    ring = ring_size(params)
+    d, steps = _checked_delays(topo, delay_ms, float(params.dt_ms), ring)
+    by_delay, ptr = _delay_index(topo, steps, ring)
+    v0 = kp.lif.v_rest.copy() if v0_mv is None else per_unit("v0_mv", v0_mv, n)
+    return RSNNState(
+        v=v0, theta=per_unit("theta0_mv", theta0_mv, n),
+        last_spike=np.full(n, NEVER_SPIKED, dtype=np.int64), w=w, delay_ms=d, delay_steps=steps,
+        x_pre=np.zeros(n_syn), x_post=np.zeros(n_syn), last_update=np.zeros(n_syn, np.int64),
+        by_delay=by_delay, delay_ptr=ptr,
+        history=np.zeros((ring, topo.n_in + n), dtype=np.bool_),
+        spikers=np.zeros((ring, topo.n_in + n), dtype=np.int64),
+        n_spikers=np.zeros(ring, dtype=np.int64),
+        pend_syn=np.zeros(0, np.int64), pend_step=np.zeros(0, np.int64),
+        pend_pos=np.zeros(1, np.int64), step=0)
+
+
+def _in_flight(state: RSNNState, topo: RSNNTopology):
+    """Events pushed since the last delay change that arrive at or after ``state.step``.
+
+    Returns ``(arrival, pathway, push_step, source, position, synapse)`` int64 arrays.
+    """
+    return _in_flight_kernel(state.history, state.step, state.delay_steps, state.by_delay,
+                             state.delay_ptr, topo.pathway, topo.src_offset, topo.src_count,
+                             topo.row_offset)
+
+
+@njit
+def _in_flight_kernel(history, step, delay_steps, by_delay, delay_ptr, pathway, src_offset,
+                      src_count, row_offset):
+    ring, n_src = history.shape
+    out = np.empty((6, 16), dtype=np.int64)
+    m = 0
+    for push in range(max(0, step - ring + 1), step):
+        spiked = history[push % ring]
+        for src in range(n_src):
+            if not spiked[src]:
+                continue
+            for p in range(src_offset.size):
+                off = src_offset[p]
+                if src < off or src >= off + src_count[p]:
+                    continue
+                r = row_offset[p] + src - off
+                for pos in range(delay_ptr[r, 0], delay_ptr[r, ring]):
+                    syn = by_delay[pos]
+                    if push + delay_steps[syn] < step:
+                        continue
+                    if m == out.shape[1]:
+                        grown = np.empty((6, 2 * m), dtype=np.int64)
+                        grown[:, :m] = out
+                        out = grown
+                    out[0, m] = push + delay_steps[syn]
+                    out[1, m] = pathway[syn]
+                    out[2, m] = push
+                    out[3, m] = src
+                    out[4, m] = pos
+                    out[5, m] = syn
+                    m += 1
+    return out[0, :m], out[1, :m], out[2, :m], out[3, :m], out[4, :m], out[5, :m]
+
+
+def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, delay_ms, *,
+                    weight=None) -> RSNNState:
+    """A new state with new delays (and optionally new weights), Brian2's way.
+
+    Spikes already queued keep the arrival steps of the delays they were sent with and are
+    delivered before later spikes, as Brian2's spike queue does when ``S.delay`` changes between
+    ``run()`` calls. Everything is validated first: on an error nothing has changed
+    (``state`` itself is never modified). The new state shares the arrays that do not change
+    (membranes, traces, ...) with ``state``: states are values, and every run works on a
+    private copy (:func:`bioplastic.simulate`), so sharing is safe and saves the copies.
+    """
+    ring = state.history.shape[0]
+    if ring != ring_size(params):
+        raise ValueError(f"params.max_delay_ms gives a ring of {ring_size(params)} rows, the "
+                         f"state has {ring}")
+    d, steps = _checked_delays(topo, delay_ms, float(params.dt_ms), ring)
+    w = state.w
+    if weight is not None:
+        w = as_float_array("weight", weight, ndim=1)
+        check_shape("weight", w, (topo.n_synapses,))
+        w = w.copy() if np.shares_memory(w, weight) else w
+    arrival, pathway, push, src, pos, syn = _in_flight(state, topo)
+    old = slice(int(state.pend_pos[0]), state.pend_syn.size)
+    o_syn, o_arr = state.pend_syn[old], state.pend_step[old]
+    # Brian's slot order is push order: old pending events (already sorted) were pushed before
+    # any ring event, and the ring's come out of _in_flight by push step, source, position; a
+    # stable sort by (arrival, pathway) keeps both orders.
+    all_arr = np.concatenate([o_arr, arrival])
+    all_path = np.concatenate([topo.pathway[o_syn], pathway])
+    order = np.argsort(all_arr * len(PATHWAYS) + all_path, kind="stable")
+    by_delay, ptr = _delay_index(topo, steps, ring)
+    return state._replace(
+        w=w, delay_ms=d, delay_steps=steps, by_delay=by_delay, delay_ptr=ptr,
+        history=np.zeros_like(state.history), n_spikers=np.zeros_like(state.n_spikers),
+        pend_syn=np.concatenate([o_syn, syn])[order].astype(np.int64),
+        pend_step=all_arr[order].astype(np.int64), pend_pos=np.zeros(1, np.int64))
+
+
+# ----------------------------------------------------------------------------------------------
+# kernel
+
+
+@njit(inline="always")
+def _arrive(k, step, t_s, plastic, v, not_refractory, w, x_pre, x_post, last_update, post,
+            dt_s, s):
+    """One delayed event through synapse ``k`` (Brian's on_pre). Inlined: a call per event
+    would pay a reference-count update per array argument."""
+    j = post[k]
+    w_old = w[k]
+    if plastic:
+        t_last = last_update[k] * dt_s
+        x_post[k] = x_post[k] * event_decay(t_s, t_last, s.tau_post_s)
+        x_pre[k] = trace_on_spike(x_pre[k] * event_decay(t_s, t_last, s.tau_pre_s),
+                                  s.all_to_all)
+        last_update[k] = step
+        w[k] = bounded(w_old, depression_dw(w_old, x_post[k], s), s)
+    if not_refractory[j]:
+        v[j] += w_old
+
+
+@njit
+def _pre_pathways(st, step, p, topo, not_refractory, pend_lo, pend_hi):
+    """Synapses slot, pre pathways 0..3: pending events first, then the ring's, per pathway.
+
+    The ring's events are visited in the order of
+    :func:`~bioplastic.neurons.connectivity.due_blocks` (oldest spikes first, then source, then
+    the ``(source, delay)`` block in synapse order), without its per-step allocation.
+    """
+    history, by_delay, delay_ptr, pend_syn = st.history, st.by_delay, st.delay_ptr, st.pend_syn
+    spikers, n_spikers = st.spikers, st.n_spikers
+    v, w, x_pre, x_post, last_update = st.v, st.w, st.x_pre, st.x_post, st.last_update
+    post, pathway = topo.post, topo.pathway
+    src_offset, src_count, row_offset = topo.src_offset, topo.src_count, topo.row_offset
+    pathway_ptr = topo.pathway_ptr
+    ring = history.shape[0]
+    t_s = step * p.dt_s
+    dt_s, s = p.dt_s, p.stdp
+    for q in range(4):
+        plastic = p.stdp_on[q]
+        for e in range(pend_lo, pend_hi):
+            k = pend_syn[e]
+            if pathway[k] == q:
+                _arrive(k, step, t_s, plastic, v, not_refractory, w, x_pre, x_post,
+                        last_update, post, dt_s, s)
+        off, cnt, r0 = src_offset[q], src_count[q], row_offset[q]
+        if cnt == 0 or pathway_ptr[q] == pathway_ptr[q + 1]:
+            continue
+        for age in range(min(ring - 1, step), -1, -1):
+            row = (step - age) % ring
+            for e in range(n_spikers[row]):
+                i = spikers[row, e] - off
+                if i < 0 or i >= cnt:
+                    continue
+                for pos in range(delay_ptr[r0 + i, age], delay_ptr[r0 + i, age + 1]):
+                    _arrive(by_delay[pos], step, t_s, plastic, v, not_refractory, w, x_pre,
+                            x_post, last_update, post, dt_s, s)
+
+
+@njit
+def _post_pathways(spikes, st, step, p, topo):
+    """Synapses slot, post pathways: potentiation for every neuron that spiked now.
+
+    Arrays are taken out of the tuples once: extracting one inside the loop costs a
+    reference-count update per access.
+    """
+    s = p.stdp
+    t_s = step * p.dt_s
+    dt_s, stdp_on = p.dt_s, p.stdp_on
+    w, x_pre, x_post, last_update = st.w, st.x_pre, st.x_post, st.last_update
+    indptr, synapses, pathway = topo.by_post.indptr, topo.by_post.synapses, topo.pathway
+    for j in range(spikes.size):
+        if not spikes[j]:
+            continue
+        for e in range(indptr[j], indptr[j + 1]):
+            k = synapses[e]
+            if not stdp_on[pathway[k]]:
+                continue
+            t_last = last_update[k] * dt_s
+            x_pre[k] = x_pre[k] * event_decay(t_s, t_last, s.tau_pre_s)
+            xp = x_post[k] * event_decay(t_s, t_last, s.tau_post_s)
+            w[k] = bounded(w[k], potentiation_dw(w[k], x_pre[k], 0.0, s), s)
+            x_post[k] = trace_on_spike(xp, s.all_to_all)
+            last_update[k] = step
+
+
+@njit
+def rsnn_advance(x, state, params, topo):
+    """One step, updating the arrays of ``state`` **in place**. Returns ``(spikes, state)``.
+
+    Parameters
+    ----------
+    x : bool (n_in,)
+        Input spikes of this step.
+    state : RSNNState
+        Its arrays are overwritten (:func:`bioplastic.simulate` runs it on a private copy).
+    params : RSNNKernelParams
+    topo : RSNNTopology
+
+    Returns
+    -------
+    spikes : bool (n_exc + n_inh,)
+    state : RSNNState
+    """
+    n = state.v.size
+    step = state.step
+    not_refractory = np.empty(n, dtype=np.bool_)
+    spikes = np.zeros(n, dtype=np.bool_)
+    lif_groups_thresholds(np.zeros(n), state.v, state.theta, state.last_spike, not_refractory,
+                          spikes, step, params.lif)
+    slot = step % state.history.shape[0]
+    row = state.history[slot]
+    row[:topo.n_in] = x
+    row[topo.n_in:] = spikes
+    m = 0
+    for src in range(row.size):
+        if row[src]:
+            state.spikers[slot, m] = src
+            m += 1
+    state.n_spikers[slot] = m
+    lo = state.pend_pos[0]
+    hi = lo
+    while hi < state.pend_step.size and state.pend_step[hi] == step:
+        hi += 1
+    _pre_pathways(state, step, params, topo, not_refractory, lo, hi)
+    state.pend_pos[0] = hi
+    _post_pathways(spikes, state, step, params, topo)
+    lif_resets(spikes, state.v, state.theta, params.lif)
+    return spikes, with_step(state, step + 1)
+
+
+@njit
+def rsnn_step(x, state, params, topo):
+    """One pure step: :func:`rsnn_advance` on a copy of ``state`` (arguments unchanged)."""
+    return rsnn_advance(x, copy_state(state), params, topo)
+
+
+def check_inputs(inputs, n_in: int) -> np.ndarray:
+    """Input spikes as a bool ``(T, n_in)`` array (the kernel trusts its shape)."""
+    x = np.asarray(inputs)
+    if x.ndim != 2 or x.shape[1] != n_in or x.shape[0] < 1:
+        raise ValueError(f"inputs must have shape (T >= 1, {n_in}), got {x.shape}")
+    if x.dtype != np.bool_:
+        raise TypeError(f"inputs must be a bool spike raster, got dtype {x.dtype}")
+    return x
+
+
+def run_rsnn(inputs, state: RSNNState, topo: RSNNTopology, params: RSNNParams | None = None,
+             stdp: STDPParams = DEFAULT_RSNN_STDP, *, record=(), record_units=None) -> Trace:
+    """Run one stimulus (``inputs`` bool (T, n_in)) from ``state``; ``state`` is unchanged.
+
+    Returns a :class:`~bioplastic.simulate.Trace`: spikes (T, n_exc + n_inh), the records,
+    and the final state (feed it to :func:`rsnn_set_delays` or the next run).
+    """
+    params = RSNNParams() if params is None else params
+    x = check_inputs(inputs, topo.n_in)
+    kp = rsnn_prepare(params, topo.n_exc, topo.n_inh, stdp)
+    if state.history.shape != (ring_size(params), topo.n_in + topo.n_neurons):
+        raise ValueError(f"state does not belong to this topology/params: history "
+                         f"{state.history.shape}")
+    return simulate(rsnn_advance, x, state, kp, topo, record=record, record_units=record_units)

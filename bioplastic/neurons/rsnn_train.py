@@ -1,0 +1,226 @@
+"""Presentation protocol of the delay-learning RSNN: readout, decision, reward, updates.
+
+One stimulus is one :func:`~bioplastic.neurons.rsnn.run_rsnn` (one Brian2 ``run()`` in the
+twin). Between stimuli (the schedule of UDL and RDL):
+
+1. **decision** — the readout counts the spikes of each class group (excitatory neurons
+   tagged with a class) inside the decision window; the group with the most spikes is the
+   decision; a tie for the maximum (silence included) is *undecided* (label ``-1``);
+2. **reward** — ``r = +1`` if the decision equals the label, ``-1`` otherwise (undecided is
+   wrong);
+3. **update** (:func:`delay_weight_update`) of the learned synapses (pathways ``input_exc``
+   and ``exc_exc``): delays by ``r * Σ G`` (RDL), ``Σ G`` (UDL) or not at all; weights by
+   ``Σ F``; rate homeostasis on both; the constant growth; bounds and the stop criterion
+   (:mod:`bioplastic.rules.delay_learning`);
+4. the new delays enter the network with :func:`~bioplastic.neurons.rsnn.rsnn_set_delays`.
+
+Nothing here modifies its arguments; an invalid reward or update raises before anything is
+computed, so delays and weights stay as they were.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._validate import as_float_array, check_shape, finite_float, positive
+from ..rules.delay_learning import (
+    DelayBounds,
+    DelayRuleParams,
+    HomeostasisParams,
+    check_bounds,
+    check_rule,
+    fused_update,
+    homeostasis_init,
+    homeostasis_update,
+    spike_lists,
+)
+from ..rules.stdp import STDPParams
+from .rsnn import (
+    _PLASTIC,
+    DEFAULT_RSNN_STDP,
+    RSNNParams,
+    RSNNState,
+    RSNNTopology,
+    rsnn_init,
+    rsnn_set_delays,
+    run_rsnn,
+)
+
+__all__ = ["LearningParams", "decide", "reward_for", "class_groups", "learned_synapses",
+           "delay_weight_update", "LearnerState", "learner_init", "present",
+           "NO_DELAY_LEARNING", "UDL", "RDL"]
+
+
+class LearningParams(NamedTuple):
+    """What changes between stimuli (the three arms of the experiment are presets below)."""
+
+    rule: DelayRuleParams = DelayRuleParams()
+    bounds: DelayBounds = DelayBounds()
+    homeostasis: HomeostasisParams = HomeostasisParams()
+    learn_delays: bool = True        # delay rule on
+    reward_modulated: bool = True    # True: RDL (r * Σ G); False: UDL (Σ G)
+    learn_weights: bool = True       # weight rule F between stimuli
+    use_homeostasis: bool = True     # rate homeostasis on delays (if learned) and weights
+    reward_decided_only: bool = False   # r reaches only the synapses onto the decided group
+    reward_weights: bool = False     # weights by r * Σ F instead of Σ F
+
+
+RDL = LearningParams()
+UDL = LearningParams(reward_modulated=False)
+NO_DELAY_LEARNING = LearningParams(learn_delays=False)
+
+
+class LearnerState(NamedTuple):
+    window: np.ndarray        # homeostasis activity window (W, n_exc)
+    stimulus_index: int
+
+
+def learner_init(topo: RSNNTopology, learning: LearningParams = RDL) -> LearnerState:
+    return LearnerState(homeostasis_init(topo.n_exc, learning.homeostasis), 0)
+
+
+def class_groups(n_classes: int, per_class: int) -> np.ndarray:
+    """Class of each of ``n_classes * per_class`` excitatory neurons: contiguous blocks."""
+    if n_classes < 1 or per_class < 1:
+        raise ValueError(f"n_classes and per_class must be >= 1, got {n_classes}, {per_class}")
+    return np.repeat(np.arange(n_classes), per_class)
+
+
+def _check_groups(groups, n_exc: int) -> np.ndarray:
+    g = np.asarray(groups)
+    if g.ndim != 1 or g.dtype.kind not in "iu" or g.size != n_exc:
+        raise ValueError(f"groups must be an int array of shape ({n_exc},) (class of each "
+                         f"excitatory neuron, -1 for none), got {g.dtype} {g.shape}")
+    if not np.any(g >= 0):
+        raise ValueError("groups must tag at least one excitatory neuron with a class "
+                         "(the readout has no class groups)")
+    return g.astype(np.int64)
+
+
+def decide(exc_spikes, groups, n_classes: int, *, start_step: int = 0,
+           stop_step: int | None = None) -> int:
+    """Decision of the readout: the class group with the most spikes in the window.
+
+    exc_spikes : bool (T, n_exc); groups : int (n_exc,), class per neuron (-1: none).
+    Returns the class, or ``-1`` when the maximum is shared (silence included).
+    """
+    spikes = np.asarray(exc_spikes)
+    if spikes.ndim != 2:
+        raise ValueError(f"exc_spikes must be (T, n_exc), got shape {spikes.shape}")
+    g = _check_groups(groups, spikes.shape[1])
+    if n_classes < 1 or g.max() >= n_classes:
+        raise ValueError(f"n_classes must exceed every group label, got {n_classes}")
+    counts_per_neuron = spikes[start_step:stop_step].sum(axis=0)
+    counts = np.bincount(g[g >= 0], weights=counts_per_neuron[g >= 0], minlength=n_classes)
+    best = counts.max()
+    if np.count_nonzero(counts == best) > 1:
+        return -1
+    return int(counts.argmax())
+
+
+def reward_for(decision: int, label: int) -> float:
+    """``+1.0`` for a correct decision, ``-1.0`` otherwise (undecided ``-1`` is wrong)."""
+    return 1.0 if decision == label and decision >= 0 else -1.0
+
+
+def learned_synapses(topo: RSNNTopology) -> np.ndarray:
+    """Indices of the synapses whose delays and weights learn (pathways input_exc, exc_exc)."""
+    return np.nonzero(np.asarray(_PLASTIC)[topo.pathway])[0]
+
+
+def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_spikes, reward,
+                        learner: LearnerState, dt_ms: float,
+                        learning: LearningParams = RDL, *, modulated=None
+                        ) -> tuple[np.ndarray, np.ndarray, LearnerState]:
+    """New delays, weights and learner state after one stimulus (inputs unchanged).
+
+    Parameters
+    ----------
+    delay_ms, weight : (n_syn,)
+        Delays in force during the stimulus and weights at its end (topology order).
+    src_spikes : bool (T, n_in + n)
+        Spikes of every source during the stimulus (inputs, then neurons).
+    post_spikes : bool (T, n)
+        Spikes of the neurons (``src_spikes[:, n_in:]``).
+    reward : float
+        The stimulus' reward (``reward_for``); must be finite even when unused.
+    modulated : bool (n,), optional
+        Post neurons whose incoming synapses receive the reward; the others get ``r = 0``
+        (their delays and, with ``reward_weights``, weights keep only homeostasis and growth).
+        Default: every neuron.
+    """
+    r = finite_float("reward", reward)
+    n = topo.n_neurons
+    src, post = np.asarray(src_spikes), np.asarray(post_spikes)
+    check_shape("src_spikes", src, (None, topo.n_in + n))
+    check_shape("post_spikes", post, (src.shape[0], n))
+    d = as_float_array("delay_ms", delay_ms, ndim=1)
+    w = as_float_array("weight", weight, ndim=1)
+    check_shape("delay_ms", d, (topo.n_synapses,))
+    check_shape("weight", w, (topo.n_synapses,))
+    rule, bounds = check_rule(learning.rule), check_bounds(learning.bounds)
+    r_post = np.full(n, r)
+    if modulated is not None:
+        mask = np.asarray(modulated)
+        if mask.dtype != np.bool_ or mask.shape != (n,):
+            raise ValueError(f"modulated must be bool of shape ({n},), got {mask.dtype} "
+                             f"{mask.shape}")
+        r_post = np.where(mask, r, 0.0)
+    window, index = learner.window, learner.stimulus_index
+    hd_post, hw_post = np.zeros(n), np.zeros(n)
+    if learning.use_homeostasis:
+        spiked = post[:, :topo.n_exc].any(axis=0)
+        window, hd_post[:topo.n_exc], hw_post[:topo.n_exc] = homeostasis_update(
+            window, index, spiked, learning.homeostasis)
+    if not learning.learn_delays:   # delays fixed: no stop criterion, no growth
+        hd_post[:] = 0.0
+        bounds = bounds._replace(stop_ms=-1.0, growth_ms=0.0)
+    # the learned pathways (input_exc, exc_exc) are the first synapses of the topology
+    hi = int(topo.pathway_ptr[2])
+    d_new, w_new = d.copy(), w.copy()
+    fused_update(topo.pre[:hi], topo.post[:hi], d[:hi], w[:hi], *spike_lists(src),
+                 *spike_lists(post), positive("dt_ms", finite_float("dt_ms", dt_ms)), rule,
+                 r_post, bool(learning.reward_modulated), bool(learning.reward_weights),
+                 bool(learning.learn_delays), bool(learning.learn_weights), hd_post, hw_post,
+                 bounds, d_new[:hi], w_new[:hi])
+    return d_new, w_new, LearnerState(window, index + 1)
+
+
+def present(stimulus, label: int, state: RSNNState, topo: RSNNTopology, learner: LearnerState,
+            groups, n_classes: int, params: RSNNParams | None = None,
+            stdp: STDPParams = DEFAULT_RSNN_STDP, learning: LearningParams = RDL, *,
+            start_step: int = 0, stop_step: int | None = None, learn: bool = True,
+            fresh: bool = False):
+    """One stimulus: run, decide, reward, update (``learn``), set the new delays.
+
+    ``fresh=True`` starts the stimulus from rest (membranes, traces and spike queue cleared,
+    weights and delays kept); otherwise the network runs on from ``state`` (spikes still queued
+    cross the delay change, as in Brian2). Returns
+    ``(new_state, new_learner, decision, reward, spikes (T, n))``.
+    """
+    params = RSNNParams() if params is None else params
+    if learn and learning.learn_delays and learning.bounds.d_max_ms > params.max_delay_ms:
+        raise ValueError(f"learning.bounds.d_max_ms ({learning.bounds.d_max_ms}) must not "
+                         f"exceed params.max_delay_ms ({params.max_delay_ms}), the ring size")
+    if fresh:
+        state = rsnn_init(topo, params, state.w, state.delay_ms)._replace(step=state.step)
+    trace = run_rsnn(stimulus, state, topo, params, stdp)
+    spikes = trace.spikes
+    decision = decide(spikes[:, :topo.n_exc], groups, n_classes, start_step=start_step,
+                      stop_step=stop_step)
+    reward = reward_for(decision, int(label))
+    if not learn:
+        return trace.state, learner, decision, reward, spikes
+    src = np.concatenate([np.asarray(stimulus, dtype=np.bool_), spikes], axis=1)
+    modulated = None
+    if learning.reward_decided_only:
+        g = np.asarray(groups)
+        modulated = np.concatenate([(g == decision) & (decision >= 0),
+                                    np.zeros(topo.n_inh, np.bool_)])
+    d_new, w_new, learner = delay_weight_update(topo, trace.state.delay_ms, trace.state.w, src,
+                                                spikes, reward, learner, float(params.dt_ms),
+                                                learning, modulated=modulated)
+    new_state = rsnn_set_delays(trace.state, topo, params, d_new, weight=w_new)
+    return new_state, learner, decision, reward, spikes

@@ -1,0 +1,210 @@
+"""The delay-learning E/I network kernel (bioplastic.neurons.rsnn) and its protocol."""
+
+import numpy as np
+import pytest
+
+from bioplastic.neurons.rsnn import (
+    DEFAULT_RSNN_STDP,
+    RSNNParams,
+    lateral_inhibition,
+    rsnn_init,
+    rsnn_prepare,
+    rsnn_set_delays,
+    rsnn_step,
+    rsnn_topology,
+    run_rsnn,
+)
+from bioplastic.neurons.rsnn_train import (
+    NO_DELAY_LEARNING,
+    RDL,
+    UDL,
+    class_groups,
+    decide,
+    delay_weight_update,
+    learner_init,
+    present,
+    reward_for,
+)
+
+from .naive import naive_rsnn
+
+REST = -65.0  # RSNNParams' v_rest_exc_mv
+
+
+def _one_neuron(pre, delays, w=1.0, max_delay_ms=20.0):
+    """Inputs -> one excitatory neuron, weight ``w`` mV (sub-threshold), no STDP."""
+    topo, w0, d0 = rsnn_topology(max(pre) + 1, 1, 0, {
+        "input_exc": (np.array(pre), np.zeros(len(pre), int), w, np.array(delays, float))})
+    params = RSNNParams(max_delay_ms=max_delay_ms, stdp_input=False)
+    return topo, params, rsnn_init(topo, params, w0, d0)
+
+
+def _v(topo, params, state, x):
+    return run_rsnn(x, state, topo, params, record=("v",))["v"][:, 0]
+
+
+@pytest.mark.parametrize("delay", [0, 1, 4])
+def test_a_spike_arrives_exactly_delay_steps_later(delay):
+    topo, params, state = _one_neuron([0], [float(delay)])
+    x = np.zeros((12, 1), bool)
+    x[3] = True
+    v = _v(topo, params, state, x)
+    arrival = 3 + delay          # D = 0 delivers in the same step (after its update)
+    assert np.all(v[:arrival] == REST)
+    assert v[arrival] == REST + 1.0
+
+
+def test_spikes_landing_in_one_slot_accumulate():
+    topo, params, state = _one_neuron([0, 1], [3.0, 1.0], w=0.75)
+    x = np.zeros((8, 2), bool)
+    x[2, 0] = x[4, 1] = True      # 2 + 3 = 4 + 1 = 5
+    v = _v(topo, params, state, x)
+    assert v[4] == REST and v[5] == REST + 1.5
+
+
+def test_the_ring_wraps_around_at_the_largest_delay():
+    # ring of max_delay + 1 = 6 rows; an input every 6 steps through a 5-step delay
+    topo, params, state = _one_neuron([0], [5.0], max_delay_ms=5.0)
+    assert state.history.shape[0] == 6
+    x = np.zeros((20, 1), bool)
+    x[[0, 6, 12], 0] = True
+    v = _v(topo, params, state, x)
+    jumps = np.nonzero(np.diff(np.concatenate([[REST], v])) > 0.5)[0]
+    assert jumps.tolist() == [5, 11, 17]
+
+
+def _small_network(seed, n_in=12, n_maps=3, n_pos=4, max_delay=6):
+    rng = np.random.default_rng(seed)
+    n_exc = n_maps * n_pos
+    syn = {"input_exc": (rng.integers(0, n_in, 80), rng.integers(0, n_exc, 80),
+                         rng.uniform(1.0, 5.0, 80), rng.integers(0, max_delay + 1, 80) * 1.0),
+           "exc_exc": (rng.integers(0, n_exc, 30), rng.integers(0, n_exc, 30),
+                       rng.uniform(0.0, 3.0, 30), rng.integers(0, max_delay + 1, 30) * 1.0)}
+    syn.update(lateral_inhibition(n_maps, n_pos, 6.0, -4.0))
+    topo, w, d = rsnn_topology(n_in, n_exc, n_exc, syn)
+    params = RSNNParams(max_delay_ms=float(max_delay), theta_plus_mv=0.3)
+    stdp = DEFAULT_RSNN_STDP._replace(eta_pre=0.05, eta_post=0.05, w_max=6.0)
+    return rng, topo, w, d, params, stdp
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kernel_equals_naive_spike_queue_across_delay_changes(seed):
+    """Delays change every 15 steps while spikes are queued (no rest), including events of one
+    synapse sent with two delays that land in the same step: the kernel keeps each queued
+    spike's old arrival step, in push order, like the naive explicit queue."""
+    rng, topo, w, d, params, stdp = _small_network(seed)
+    stimuli = [rng.random((15, topo.n_in)) < 0.3 for _ in range(6)]
+    delays = [np.floor(d + 0.5).astype(int)]
+    for _ in range(5):
+        delays.append(rng.integers(0, 7, d.size))
+    v0 = rng.uniform(-65.0, -56.0, topo.n_neurons)
+    state = rsnn_init(topo, params, w, d, v0_mv=v0)
+    spikes = []
+    for k, stim in enumerate(stimuli):
+        if k:
+            state = rsnn_set_delays(state, topo, params, delays[k].astype(float))
+        trace = run_rsnn(stim, state, topo, params, stdp)
+        spikes.append(trace.spikes)
+        state = trace.state
+    kp = rsnn_prepare(params, topo.n_exc, topo.n_inh, stdp)
+    want_spikes, want_w, want_v = naive_rsnn(stimuli, delays, topo, kp, w, v0)
+    got = np.concatenate(spikes)
+    assert got.sum() > 50
+    np.testing.assert_array_equal(got, want_spikes)
+    np.testing.assert_array_equal(state.w, want_w)
+    np.testing.assert_array_equal(state.v, want_v)
+
+
+def test_simulate_equals_a_loop_over_the_step_and_inputs_are_not_modified():
+    rng, topo, w, d, params, stdp = _small_network(3)
+    x = rng.random((30, topo.n_in)) < 0.3
+    x_copy = x.copy()
+    state = rsnn_init(topo, params, w, d)
+    before = [a.copy() for a in state if isinstance(a, np.ndarray)]
+    trace = run_rsnn(x, state, topo, params, stdp)
+    kp = rsnn_prepare(params, topo.n_exc, topo.n_inh, stdp)
+    s, rows = state, []
+    for t in range(x.shape[0]):
+        sp, s = rsnn_step(x[t], s, kp, topo)
+        rows.append(sp)
+    np.testing.assert_array_equal(trace.spikes, np.array(rows))
+    np.testing.assert_array_equal(trace.state.w, s.w)
+    np.testing.assert_array_equal(x, x_copy)
+    for a, b in zip(before, [a for a in state if isinstance(a, np.ndarray)], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (-1.0, "delay_ms must be >= 0"),
+    (np.nan, "delay_ms must be finite"),
+    (np.inf, "delay_ms must be finite"),
+    (7.0, "at most 6 steps"),       # the ring of max_delay_ms = 6 holds 0..6
+])
+def test_bad_delays_are_refused_and_nothing_changes(bad, match):
+    rng, topo, w, d, params, stdp = _small_network(4)
+    with pytest.raises(ValueError, match=match):
+        rsnn_init(topo, params, w, np.where(np.arange(d.size) == 3, bad, d))
+    state = run_rsnn(rng.random((10, topo.n_in)) < 0.3, rsnn_init(topo, params, w, d), topo,
+                     params, stdp).state
+    saved = [a.copy() for a in state if isinstance(a, np.ndarray)]
+    with pytest.raises(ValueError, match=match):
+        rsnn_set_delays(state, topo, params, np.where(np.arange(d.size) == 3, bad, d))
+    for a, b in zip(saved, [a for a in state if isinstance(a, np.ndarray)], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_non_finite_reward_leaves_delays_and_weights_as_they_were():
+    rng, topo, w, d, params, stdp = _small_network(5)
+    x = rng.random((20, topo.n_in)) < 0.3
+    trace = run_rsnn(x, rsnn_init(topo, params, w, d), topo, params, stdp)
+    src = np.concatenate([x, trace.spikes], axis=1)
+    d_before, w_before = trace.state.delay_ms.copy(), trace.state.w.copy()
+    for reward in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="reward"):
+            delay_weight_update(topo, trace.state.delay_ms, trace.state.w, src, trace.spikes,
+                                reward, learner_init(topo), 1.0)
+    np.testing.assert_array_equal(trace.state.delay_ms, d_before)
+    np.testing.assert_array_equal(trace.state.w, w_before)
+
+
+def test_readout_without_class_groups_is_refused():
+    with pytest.raises(ValueError, match="groups"):
+        decide(np.ones((5, 4), bool), np.full(4, -1), 2)
+
+
+def test_decision_reward_and_undecided_ties():
+    spikes = np.zeros((10, 6), bool)
+    spikes[2, 4] = spikes[3, 5] = spikes[4, 0] = True     # class 2 has 2 spikes, class 0 has 1
+    groups = class_groups(3, 2)
+    assert decide(spikes, groups, 3) == 2
+    assert decide(spikes, groups, 3, start_step=4) == 0   # window [4, end)
+    assert decide(np.zeros((10, 6), bool), groups, 3) == -1   # silence: undecided
+    assert reward_for(2, 2) == 1.0 and reward_for(-1, 0) == -1.0 and reward_for(1, 2) == -1.0
+
+
+def test_arms_differ_only_in_what_they_learn():
+    rng, topo, w, d, params, stdp = _small_network(6)
+    x = rng.random((25, topo.n_in)) < 0.3
+    groups = class_groups(3, 4)
+    state0 = rsnn_init(topo, params, w, d)
+    results = {}
+    arms = [(name, arm._replace(bounds=arm.bounds._replace(d_max_ms=6.0)))
+            for name, arm in (("none", NO_DELAY_LEARNING), ("udl", UDL), ("rdl", RDL))]
+    with pytest.raises(ValueError, match="d_max_ms"):
+        present(x, 1, state0, topo, learner_init(topo), groups, 3, params, stdp, RDL)
+    for name, learning in arms:
+        st, _, decision, reward, _ = present(x, 1, state0, topo, learner_init(topo, learning),
+                                             groups, 3, params, stdp, learning)
+        results[name] = (st, reward)
+    assert np.array_equal(results["none"][0].delay_ms, d)        # delays fixed
+    assert not np.array_equal(results["udl"][0].delay_ms, d)
+    learned = np.nonzero(topo.pathway < 2)[0]
+    # RDL = reward x UDL's eligibility (same stimulus, same start): the changes have the
+    # reward's sign relation, up to the homeostasis and growth terms both share
+    r = results["rdl"][1]
+    du = results["udl"][0].delay_ms[learned] - d[learned]
+    dr = results["rdl"][0].delay_ms[learned] - d[learned]
+    if r > 0:
+        np.testing.assert_allclose(du, dr)
+    else:
+        assert not np.allclose(du, dr)
