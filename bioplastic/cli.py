@@ -4,7 +4,8 @@
   case (neurons, steps, spikes ours/twin, ``max |Δstate|``, verdict); exit status 1 on any
   mismatch. With ``--golden``, or without Brian2 (then it says so), it checks the golden traces
   shipped with the package instead.
-* ``bench [--json] [--quick] [--only NAME]``: every benchmark of ``bioplastic._bench``.
+* ``bench [--json] [--quick] [--only NAME] [--peers]``: every benchmark of ``bioplastic._bench``
+  (``--peers``: the same workloads against the installed peer simulators instead).
 * ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`).
 * ``warmup [--only NAME]``: compile and cache the kernels users meet first
   (see :mod:`bioplastic.warmup`); ``make setup`` runs it.
@@ -78,6 +79,8 @@ def cmd_validate(args) -> int:
 def cmd_bench(args) -> int:
     from ._bench import all_benchmarks
 
+    if args.peers:
+        return _bench_peers(args)
     rows = []
     for bench in all_benchmarks():
         if args.only and not any(o in bench.name for o in args.only):
@@ -93,6 +96,26 @@ def cmd_bench(args) -> int:
     else:
         for row in rows:
             print(" | ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+    return 0
+
+
+def _bench_peers(args) -> int:
+    from ._bench.peers import ratio_table, run_peers
+
+    print("running peers: the same workloads against every installed peer (interleaved, "
+          "medians)", file=sys.stderr)
+    rows = run_peers(args.quick)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=float))
+    else:
+        for row in rows:
+            if "gb_per_s" in row:
+                print(f"memory bandwidth (NumPy copy, same run): {row['gb_per_s']:.2f} GB/s")
+            elif "neuron_steps_per_s" in row and row["name"].endswith("cpp_standalone"):
+                print(f"bioplastic {row['workload']}, {row['neurons']} neurons: "
+                      f"{row['neuron_steps_per_s']:.3g} neuron-steps/s, "
+                      f"{row['syn_events_per_s']:.3g} synaptic events/s")
+        print(ratio_table(rows))
     return 0
 
 
@@ -127,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--quick", action="store_true", help="small sizes, seconds")
     bench.add_argument("--only", action="append", help="benchmarks whose name contains this")
+    bench.add_argument("--peers", action="store_true",
+                       help="the same workloads against Brian2, snnTorch, SpikingJelly, Norse "
+                       "and BindsNET, whichever are installed (ratio table)")
     bench.set_defaults(func=cmd_bench)
     demo = sub.add_parser("demo", help="LIF, PCNN and SoftHebb beside their Brian2 twins: "
                                        "a table, plots and a JSON summary")

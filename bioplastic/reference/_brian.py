@@ -2,9 +2,9 @@
 
 docs/twins.md, "Exactness conditions": numpy codegen target, loop-invariant optimisations off,
 float64, a fresh ``Network`` per run, explicit ``dt`` on every object, preferences restored
-afterwards, pre-drawn inputs, explicit ``connect(i=, j=)``. Brian2 is imported lazily, inside functions, so
-the modules of :mod:`bioplastic.reference` import without it. The helpers are public as
-``bioplastic.reference.exact_prefs`` etc.
+afterwards, pre-drawn inputs, explicit ``connect(i=, j=)``. Brian2 is imported lazily, inside
+functions, so the modules of :mod:`bioplastic.reference` import without it. The helpers are
+public as ``bioplastic.reference.exact_prefs`` etc.
 """
 
 from __future__ import annotations

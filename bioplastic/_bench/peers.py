@@ -1,0 +1,476 @@
+"""``bioplastic bench --peers``: the same workloads side by side with other simulators (issue 13).
+
+Workloads (full sizes; ``--quick`` shrinks them to seconds):
+
+* **Recurrent LIF network** — about 100 synapses per neuron, zero delays, 1,000 steps of
+  0.1 ms, 1k and 10k neurons, heterogeneous (per-neuron arrays) and homogeneous (scalar)
+  parameters. bioplastic: :func:`bioplastic.simulate` over ``lif_advance`` (compiled by a
+  warm-up call). Peers: Brian2 ``numpy``, ``cython`` (runtime targets; set-up and the first
+  step, where code is generated and compiled, are excluded) and ``cpp_standalone`` (its main
+  loop as timed by the standalone binary; the build is reported separately and excluded from
+  the ratio). Brian2 runs with the twin's exactness preferences (float64, loop-invariant
+  optimisations off, strict compiler flags), so spikes must be identical; the ``identical``
+  column checks it.
+* **Torch LIF layer** — T=100, B=32, 1,024 neurons, float32, CPU: forward + backward (sum of
+  spikes as the loss) and forward only under ``torch.no_grad``. bioplastic:
+  :meth:`bioplastic.nn.LIF.from_beta`. Peers: snnTorch ``Leaky``, SpikingJelly ``LIFNode``
+  (multi-step mode), Norse ``LIFBoxCell``, BindsNET ``LIFNodes`` (forward only; BindsNET has
+  no surrogate gradient).
+
+Every timing is the **median** of ``repeats`` rounds, and the contenders of one workload are
+**interleaved** round by round so that load from other processes hits them alike. The ratio is
+``bioplastic time / peer time``: below 1 means bioplastic is faster.
+
+A peer that is not installed (or fails to import) gives one row saying so, never an error.
+
+Semantic differences (see ``docs/benchmarks.md``; the workloads are the same size and work, not
+the same numbers, across torch libraries):
+
+* bioplastic, Brian2, snnTorch and Norse fire on ``v > threshold``; SpikingJelly on
+  ``v >= threshold``.
+* Reset: bioplastic, Brian2, SpikingJelly (hard reset) and Norse reset to ``v_reset`` in the
+  step of the spike; snnTorch ``reset_mechanism="zero"`` applies the reset one step later.
+* Input scaling: bioplastic ``v <- beta v + (1 - beta) x``; snnTorch ``v <- beta v + x``;
+  SpikingJelly ``v <- v + (x - v)/tau``; Norse ``v <- v + dt/tau (-v + x)``. Inputs are
+  scaled per library so that every layer sees the same membrane drive.
+"""
+
+from __future__ import annotations
+
+import importlib
+import statistics
+import sys
+import tempfile
+import time
+import types
+from collections.abc import Callable
+
+import numpy as np
+
+from . import Benchmark
+
+__all__ = ["BENCHMARKS", "PEER_BENCHMARKS", "run_peers", "ratio_table", "interleaved_medians",
+           "import_peer", "SEMANTICS"]
+
+#: The semantic differences printed under the table.
+SEMANTICS = {
+    "brian2": "same model and schedule as the kernel (the twin): strict '>', reset to v_reset, "
+              "refractory, adaptive threshold; identical spikes expected",
+    "snntorch": "Leaky: '>' threshold, reset_mechanism='zero' applied one step after the "
+                "spike, v <- beta v + I (input scaled by 1 - beta to match)",
+    "spikingjelly": "LIFNode multi-step (its default CPU path): '>=' threshold, hard reset to 0, "
+                    "v <- v + (x - v)/tau (decay_input=True, same drive as bioplastic)",
+    "norse": "LIFBoxCell: '>' threshold, reset to v_reset, v <- v + dt/tau (v_leak - v + i)",
+    "bindsnet": "LIFNodes: '>=' threshold, reset to rest with refractory, input added to v "
+                "(no decay of the input), forward only (no surrogate gradient)",
+}
+
+
+def import_peer(name: str):
+    """The module ``name``, or the reason it cannot be used (a string), never an exception."""
+    try:
+        return importlib.import_module(name)
+    except Exception as err:  # noqa: BLE001 - any import failure means "peer not usable"
+        return f"{name} not usable here ({type(err).__name__}: {err})"
+
+
+class _Placeholder(types.ModuleType):
+    """A module whose every attribute is an empty class (the torchvision stub's parts)."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return type(name, (), {})
+
+
+def import_bindsnet_nodes():
+    """``bindsnet.network.nodes``, or the reason it cannot be used.
+
+    BindsNET's package ``__init__`` imports its dataset and plotting helpers, which import
+    torchvision; the torchvision wheel that installs under the torch pin may not load with it
+    (``operator torchvision::nms does not exist``). The neuron layers never use torchvision, so
+    a placeholder ``torchvision`` is put in ``sys.modules`` for the import only, then removed.
+    """
+    tv = import_peer("torchvision")
+    if not isinstance(tv, str):
+        return import_peer("bindsnet.network.nodes")
+    names = ("torchvision", "torchvision.utils", "torchvision.datasets", "torchvision.transforms")
+    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    root = _Placeholder("torchvision")
+    root.__path__ = []
+    sys.modules["torchvision"] = root
+    for name in names[1:]:
+        sys.modules[name] = _Placeholder(name)
+        setattr(root, name.split(".")[1], sys.modules[name])
+    try:
+        return import_peer("bindsnet.network.nodes")
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+
+def interleaved_medians(candidates: dict[str, Callable[[], float | None]],
+                        repeats: int) -> dict[str, float]:
+    """Median seconds of each candidate over ``repeats`` interleaved rounds.
+
+    A candidate returns the seconds to count (its own timing, e.g. Brian2's main loop), or
+    ``None`` to have its wall time counted. Each candidate runs once first as a warm-up.
+    """
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for round_ in range(repeats + 1):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            own = fn()
+            wall = time.perf_counter() - start
+            if round_:
+                times[name].append(wall if own is None else float(own))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+# --------------------------------------------------------------------------- network
+def network_case(n: int, n_steps: int, *, heterogeneous: bool, seed: int = 13,
+                 syn_per_neuron: float = 100.0):
+    """(params, drive, conn, v0) of the recurrent workload (about ``syn_per_neuron`` synapses
+    onto each neuron, zero delays). Homogeneous: every parameter a scalar (the mean values)."""
+    from ..reference.lif import random_network, unpack
+
+    inputs = random_network(seed, n=n, n_steps=n_steps, p=min(1.0, syn_per_neuron / n),
+                            max_delay_steps=0)
+    inputs["weight"] = inputs["weight"] * 0.5   # ~100 inputs: keep rates moderate
+    if not heterogeneous:
+        inputs.update(tau_m_ms=10.0, v_rest_mv=-65.0, v_reset_mv=-67.5, v_th_mv=-50.0,
+                      t_ref_ms=1.0, tau_theta_ms=50.0, theta_plus_mv=0.5)
+    params, drive, conn = unpack(inputs)
+    return params, drive, conn, inputs["v0_mv"]
+
+
+def _brian_build(b2, params, drive, conn, v0, dt):
+    """The twin's network (its equations, threshold, reset, schedule) without state monitors;
+    homogeneous parameters become namespace constants, as a Brian2 user would write them."""
+    from ..neurons.lif import lif_init
+    from ..reference.lif import EQUATIONS, ON_PRE, RESET, THRESHOLD
+
+    n = drive.shape[1]
+    names = {"v_rest": params.v_rest_mv, "v_reset": params.v_reset_mv, "v_th": params.v_th_mv,
+             "theta_plus": params.theta_plus_mv, "tau_m": params.tau_m_ms,
+             "tau_theta": params.tau_theta_ms, "t_ref": params.t_ref_ms}
+    timed = {"tau_m", "tau_theta", "t_ref"}
+    scalar = {k: v for k, v in names.items() if np.ndim(v) == 0}
+    eqs = "\n".join(line for line in EQUATIONS.strip().splitlines()
+                    if line.split(":")[0].strip() not in scalar)
+    namespace = {"I_ext": b2.TimedArray(drive, dt=dt)}
+    namespace.update({k: float(v) * b2.ms if k in timed else float(v)
+                      for k, v in scalar.items()})
+    group = b2.NeuronGroup(n, eqs, threshold=THRESHOLD, reset=RESET, refractory="t_ref",
+                           method="exact", dt=dt, name="lif", order=0)
+    for key, value in names.items():
+        if key not in scalar:
+            setattr(group, key, np.asarray(value, float) * (b2.ms if key in timed else 1))
+    group.v = lif_init(n, params, v0_mv=v0).v
+    syn = b2.Synapses(group, group, "w : 1 (constant)", on_pre=ON_PRE, dt=dt, name="recurrent",
+                      order=0)
+    syn.connect(i=conn.pre(), j=conn.post)
+    syn.w = conn.weight
+    syn.delay = conn.delay_steps * dt
+    spikes = b2.SpikeMonitor(group, name="spike_monitor")
+    return b2.Network(group, syn, spikes), spikes, namespace
+
+
+def _brian_runtime(target: str, params, drive, conn, v0):
+    """A callable running the network on a Brian2 runtime target; returns the seconds of all
+    steps but the first (code generation and compilation happen in the first) scaled to all."""
+    from ..reference._brian import exact_prefs, run_network, spike_pairs
+
+    n_steps = drive.shape[0]
+    result = {}
+
+    def run() -> float:
+        with exact_prefs(target) as b2:
+            dt = params.dt_ms * b2.ms
+            net, mon, namespace = _brian_build(b2, params, drive, conn, v0, dt)
+            timing: dict = {}
+            run_network(net, n_steps, dt, namespace=namespace, timing=timing)
+            result["spikes"] = spike_pairs(mon, float(dt))
+        return timing["seconds"] * n_steps / (n_steps - 1)
+
+    return run, result
+
+
+def _brian_standalone(params, drive, conn, v0) -> tuple[Callable[[], float], dict]:
+    """Build the cpp_standalone project once (``result["build_s"]``) and return a callable that
+    reruns the binary and reports the main-loop time the binary measured itself."""
+    from ..reference._brian import exact_prefs, spike_pairs
+
+    result: dict = {}
+    directory = tempfile.mkdtemp(prefix="bioplastic-bench-standalone-")
+    with exact_prefs("cython") as b2:   # cython: sets the strict C++ flags standalone also uses
+        b2.set_device("cpp_standalone", directory=directory, build_on_run=False)
+        try:
+            dt = params.dt_ms * b2.ms
+            net, mon, namespace = _brian_build(b2, params, drive, conn, v0, dt)
+            net.run(drive.shape[0] * dt, namespace=namespace)
+            start = time.perf_counter()
+            # b2.device is a proxy of whichever device is current: keep the device itself.
+            device = b2.get_device()
+            device.build(directory=directory, compile=True, run=False, with_output=False)
+            result["build_s"] = time.perf_counter() - start
+        finally:
+            # set_device is global: the runtime targets timed next must not build on it; the
+            # built project is rerun through the device object itself.
+            b2.set_device("runtime")
+
+    def run() -> float:
+        device.run(directory=directory, with_output=False)
+        result["spikes"] = spike_pairs(mon, float(dt))
+        return float(device._last_run_time)
+
+    def close() -> None:
+        device.reinit()
+
+    result["close"] = close
+    return run, result
+
+
+def network_rows(quick: bool, repeats: int) -> list[dict]:
+    from ..neurons.lif import lif_advance, lif_init, lif_prepare
+    from ..simulate import simulate
+
+    brian2 = import_peer("brian2")
+    sizes, n_steps = ((500,), 100) if quick else ((1000, 10_000), 1000)
+    rows: list[dict] = []
+    if isinstance(brian2, str):
+        return [{"name": "lif_network_vs_brian2", "skipped": brian2}]
+    targets = ("numpy", "cython", "cpp_standalone")
+    for n in sizes:
+        for heterogeneous in (True, False):
+            params, drive, conn, v0 = network_case(n, n_steps, heterogeneous=heterogeneous)
+            state = lif_init(n, params, conn, v0_mv=v0)
+            kparams = lif_prepare(params, n)
+            ours: dict = {}
+
+            def kernel(state=state, kparams=kparams, drive=drive, conn=conn, ours=ours):
+                ours["trace"] = simulate(lif_advance, drive, state, kparams, conn)
+
+            candidates: dict = {"bioplastic": kernel}
+            results: dict = {}
+            for target in targets:
+                try:
+                    if target == "cpp_standalone":
+                        fn, res = _brian_standalone(params, drive, conn, v0)
+                    else:
+                        fn, res = _brian_runtime(target, params, drive, conn, v0)
+                except Exception as err:  # noqa: BLE001 - a peer that fails is a row, not a crash
+                    rows.append({"name": f"lif_network_vs_brian2_{target}", "neurons": n,
+                                 "skipped": f"{type(err).__name__}: {err}"})
+                    continue
+                candidates[target], results[target] = fn, res
+            try:
+                med = interleaved_medians(candidates, repeats)
+            finally:
+                for res in results.values():
+                    if "close" in res:
+                        res["close"]()
+            steps, index = ours["trace"].spike_pairs()
+            for target, res in results.items():
+                b_steps, b_index = res["spikes"]
+                rows.append({
+                    "name": f"lif_network_vs_brian2_{target}",
+                    "workload": "recurrent LIF "
+                                + ("heterogeneous" if heterogeneous else "homogeneous"),
+                    "neurons": n, "synapses": conn.n_synapses, "steps": n_steps,
+                    "spikes": int(steps.size),
+                    "identical": bool(np.array_equal(steps, b_steps)
+                                      and np.array_equal(index, b_index)),
+                    "bioplastic_s": med["bioplastic"], "peer_s": med[target],
+                    "peer_build_s": res.get("build_s"),
+                    "ratio": med["bioplastic"] / med[target],
+                    "neuron_steps_per_s": n * n_steps / med["bioplastic"],
+                    "syn_events_per_s": int(steps.size) * conn.n_synapses / n / med["bioplastic"],
+                })
+    return rows
+
+
+# --------------------------------------------------------------------------- torch
+def _torch_candidates(torch, x, beta: float, train: bool) -> tuple[dict, list[dict]]:
+    """Per library, a callable running the layer on ``x (T, B, N)``; rows for missing peers."""
+    from ..nn import LIF
+
+    skipped: list[dict] = []
+    candidates: dict = {}
+    kind = "fwd+bwd" if train else "fwd"
+
+    def timed(forward):
+        def run():
+            if train:
+                xi = x.detach().requires_grad_(True)
+                forward(xi).sum().backward()
+            else:
+                with torch.no_grad():
+                    forward(x)
+        return run
+
+    ours = LIF.from_beta(beta)
+    candidates["bioplastic"] = timed(lambda xi: ours(xi)[0])
+
+    snn = import_peer("snntorch")
+    if isinstance(snn, str):
+        skipped.append({"name": f"lif_layer_{kind}_vs_snntorch", "skipped": snn})
+    else:
+        leaky = snn.Leaky(beta=beta, threshold=1.0, reset_mechanism="zero")
+
+        def snntorch_forward(xi):
+            mem = leaky.init_leaky()
+            out = []
+            for x_t in xi * (1.0 - beta):
+                spk, mem = leaky(x_t, mem)
+                out.append(spk)
+            return torch.stack(out)
+        candidates["snntorch"] = timed(snntorch_forward)
+
+    sj = import_peer("spikingjelly.activation_based.neuron")
+    if isinstance(sj, str):
+        skipped.append({"name": f"lif_layer_{kind}_vs_spikingjelly", "skipped": sj})
+    else:
+        from spikingjelly.activation_based import functional as sj_functional
+
+        tau = 1.0 / (1.0 - beta)
+        node = sj.LIFNode(tau=tau, v_threshold=1.0, v_reset=0.0, step_mode="m",
+                          detach_reset=False)
+
+        def sj_forward(xi):
+            sj_functional.reset_net(node)
+            return node(xi)
+        candidates["spikingjelly"] = timed(sj_forward)
+
+    norse = import_peer("norse.torch")
+    if isinstance(norse, str):
+        skipped.append({"name": f"lif_layer_{kind}_vs_norse", "skipped": norse})
+    else:
+        # dt * tau_mem_inv = 1 - beta: v <- v + (1 - beta)(x - v), the same membrane.
+        p = norse.LIFBoxParameters()._replace(
+            tau_mem_inv=torch.as_tensor((1.0 - beta) / 1e-3), v_leak=torch.as_tensor(0.0),
+            v_th=torch.as_tensor(1.0), v_reset=torch.as_tensor(0.0))
+        cell = norse.LIFBoxCell(p=p, dt=1e-3)
+
+        def norse_forward(xi):
+            state = None
+            out = []
+            for x_t in xi:
+                z, state = cell(x_t, state)
+                out.append(z)
+            return torch.stack(out)
+        candidates["norse"] = timed(norse_forward)
+
+    if not train:
+        bn = import_bindsnet_nodes()
+        if isinstance(bn, str):
+            skipped.append({"name": f"lif_layer_{kind}_vs_bindsnet", "skipped": bn})
+        else:
+            t_steps, batch, n = x.shape
+            nodes = bn.LIFNodes(n=n, thresh=1.0, rest=0.0, reset=0.0, refrac=0,
+                                tc_decay=1.0 / (1.0 - beta))
+            nodes.compute_decays(1.0)
+
+            def bindsnet_forward(xi):
+                nodes.set_batch_size(batch)
+                nodes.reset_state_variables()
+                out = []
+                for x_t in xi * (1.0 - beta):
+                    nodes.forward(x_t)
+                    out.append(nodes.s.clone())
+                return torch.stack(out)
+            candidates["bindsnet"] = timed(bindsnet_forward)
+    return candidates, skipped
+
+
+def torch_rows(quick: bool, repeats: int) -> list[dict]:
+    torch = import_peer("torch")
+    if isinstance(torch, str):
+        return [{"name": "lif_layer_vs_torch_peers", "skipped": torch}]
+    t_steps, batch, n = (10, 4, 64) if quick else (100, 32, 1024)
+    gen = torch.Generator().manual_seed(13)
+    x = torch.rand((t_steps, batch, n), generator=gen, dtype=torch.float32) * 2.5
+    beta = 0.9
+    rows: list[dict] = []
+    for train in (True, False):
+        kind = "fwd+bwd" if train else "fwd"
+        candidates, skipped = _torch_candidates(torch, x, beta, train)
+        rows.extend(skipped)
+        for peer, fn in list(candidates.items()):
+            try:
+                fn()
+            except Exception as err:  # noqa: BLE001 - a peer that fails is a row, not a crash
+                if peer == "bioplastic":
+                    raise
+                del candidates[peer]
+                rows.append({"name": f"lif_layer_{kind}_vs_{peer}",
+                             "skipped": f"{type(err).__name__}: {err}"})
+        med = interleaved_medians(candidates, repeats)
+        for peer, seconds in med.items():
+            if peer == "bioplastic":
+                continue
+            rows.append({"name": f"lif_layer_{kind}_vs_{peer}",
+                         "workload": f"torch LIF layer T={t_steps} B={batch} N={n} float32 {kind}",
+                         "bioplastic_s": med["bioplastic"], "peer_s": seconds,
+                         "ratio": med["bioplastic"] / seconds})
+    return rows
+
+
+# --------------------------------------------------------------------------- bandwidth
+def bandwidth_row(quick: bool, repeats: int) -> dict:
+    """Memory bandwidth of this machine now: a large NumPy copy (bytes read + written / s)."""
+    n_bytes = (16 if quick else 256) * 2**20
+    src = np.ones(n_bytes // 8)
+    dst = np.empty_like(src)
+    med = interleaved_medians({"copy": lambda: np.copyto(dst, src)}, max(repeats, 3))
+    return {"name": "memory_bandwidth_numpy_copy", "bytes": 2 * n_bytes,
+            "gb_per_s": 2 * n_bytes / med["copy"] / 1e9}
+
+
+def ratio_table(rows: list[dict]) -> str:
+    """A Markdown table of the measured rows (ratio = bioplastic / peer; < 1: bioplastic faster)
+    and one line per skipped peer, then the semantic differences of the peers that ran."""
+    lines = ["| workload | neurons | peer | bioplastic s | peer s | ratio | note |",
+             "|---|---|---|---|---|---|---|"]
+    notes, peers = [], set()
+    for row in rows:
+        if "skipped" in row:
+            notes.append(f"skipped {row['name']}: {row['skipped']}")
+            continue
+        if "ratio" not in row:
+            continue
+        peer = row["name"].split("_vs_")[-1]
+        peers.add(peer.split("_")[0])
+        extra = []
+        if "identical" in row:
+            extra.append("identical spikes" if row["identical"] else "SPIKES DIFFER")
+        if row.get("peer_build_s") is not None:
+            extra.append(f"build {row['peer_build_s']:.1f} s (excluded)")
+        lines.append(f"| {row['workload']} | {row.get('neurons', '')} | {peer} | "
+                     f"{row['bioplastic_s']:.4g} | {row['peer_s']:.4g} | {row['ratio']:.3g} | "
+                     f"{'; '.join(extra)} |")
+    semantics = [f"- {p}: {SEMANTICS[p]}" for p in sorted(peers) if p in SEMANTICS]
+    return "\n".join(lines + [""] + notes + ([""] + semantics if semantics else []))
+
+
+def run_peers(quick: bool, repeats: int | None = None, *,
+              parts: tuple[str, ...] = ("bandwidth", "network", "torch")) -> list[dict]:
+    """Every peer workload; rows as the other benchmarks' (``ratio`` = bioplastic / peer)."""
+    repeats = (1 if quick else 3) if repeats is None else repeats
+    rows: list[dict] = []
+    if "bandwidth" in parts:
+        rows.append(bandwidth_row(quick, repeats))
+    if "network" in parts:
+        rows.extend(network_rows(quick, repeats))
+    if "torch" in parts:
+        rows.extend(torch_rows(quick, repeats))
+    return rows
+
+
+#: Run by ``bioplastic bench --peers`` only (not by a plain ``bioplastic bench``).
+PEER_BENCHMARKS = (
+    Benchmark("peers", "the same workloads against Brian2, snnTorch, SpikingJelly, Norse, "
+              "BindsNET (whichever are installed)", run_peers),
+)
+BENCHMARKS: tuple = ()
