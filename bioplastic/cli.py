@@ -2,18 +2,23 @@
 
 * ``validate [--json] [--case NAME]``: runs every Brian2 twin and prints one row per case
   (neurons, steps, spikes ours/twin, max |Δstate|, verdict); exit status 1 on any mismatch.
-  Without Brian2 it checks the golden traces instead and says so.
-* ``bench [--json] [--quick] [--only NAME]``: every benchmark of ``bioplastic._bench``.
-* ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`).
+  Without Brian2 (or with a broken install) it checks the golden traces instead and says so.
+* ``bench [--json] [--quick] [--only NAME] [--strict]``: every benchmark of
+  ``bioplastic._bench``; ``--strict`` exits with status 1 when a target is not met.
+* ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`); ``DIR`` must be new or empty.
+
+Mistakes (an unknown case or benchmark name, an unusable ``--out``) end with a one-line message
+and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
+
+from ._optional import import_problem
 
 __all__ = ["main"]
 
@@ -25,10 +30,12 @@ def _validate_rows(names: list[str], *, live: bool) -> list[dict]:
     from .reference.golden import check_golden
 
     golden_dir = Path(__file__).resolve().parents[1] / "tests" / "data" / "twins"
-    cases = [c for c in all_cases() if not names or c.name in names]
+    known = all_cases()
+    cases = [c for c in known if not names or c.name in names]
     unknown = set(names) - {c.name for c in cases}
     if unknown:
-        raise SystemExit(f"unknown case(s): {sorted(unknown)}")
+        _usage_error(f"unknown case(s) {sorted(unknown)}; valid names: "
+                     f"{', '.join(c.name for c in known)}")
     rows = []
     for case in tqdm(cases, desc="twins", unit="case", file=sys.stderr):
         if live:
@@ -57,10 +64,17 @@ def _fmt(value) -> str:
     return "" if value is None else str(value)
 
 
+def _usage_error(message: str):
+    """A user's mistake: one line on stderr, exit status 2 (argparse's convention)."""
+    print(f"bioplastic: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def cmd_validate(args) -> int:
-    live = importlib.util.find_spec("brian2") is not None
+    problem = import_problem("brian2")
+    live = problem is None
     if not live:
-        print("brian2 is not installed: checking the golden twin traces instead "
+        print(f"{problem}: checking the golden twin traces instead "
               "(pip install 'bioplastic[reference]' for live twins)", file=sys.stderr)
     rows = _validate_rows(args.case or [], live=live)
     if args.json:
@@ -76,13 +90,18 @@ def cmd_validate(args) -> int:
 def cmd_bench(args) -> int:
     from ._bench import all_benchmarks
 
+    benchmarks = all_benchmarks()
+    unmatched = [o for o in args.only or () if not any(o in b.name for b in benchmarks)]
+    if unmatched:
+        _usage_error(f"--only {unmatched} matches no benchmark; names: "
+                     f"{', '.join(b.name for b in benchmarks)}")
     rows = []
-    for bench in all_benchmarks():
+    for bench in benchmarks:
         if args.only and not any(o in bench.name for o in args.only):
             continue
-        missing = [m for m in bench.needs if importlib.util.find_spec(m) is None]
-        if missing:
-            rows.append({"name": bench.name, "skipped": f"needs {', '.join(missing)}"})
+        problems = [p for p in map(import_problem, bench.needs) if p is not None]
+        if problems:
+            rows.append({"name": bench.name, "skipped": "; ".join(problems)})
             continue
         print(f"running {bench.name}: {bench.description}", file=sys.stderr)
         rows.extend(bench.run(args.quick))
@@ -91,15 +110,41 @@ def cmd_bench(args) -> int:
     else:
         for row in rows:
             print(" | ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+    unmet = [row.get("target", row.get("name")) for row in rows if row.get("met") is False]
+    if args.strict and unmet:
+        print(f"bioplastic bench --strict: {len(unmet)} target(s) not met: {unmet}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    out = run_demo(Path(args.out) if args.out else None, quick=args.quick)
+    out = _check_out(Path(args.out)) if args.out else None
+    try:
+        out = run_demo(out, quick=args.quick)
+    except PermissionError as err:   # e.g. the default results/ under a read-only directory
+        _usage_error(f"cannot write the results folder: {err}")
     print(f"demo results written to {out}")
     return 0
+
+
+def _check_out(out: Path) -> Path:
+    """``--out`` must be a new or empty folder that can be written (results never overwrite)."""
+    if out.exists() and not out.is_dir():
+        _usage_error(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        _usage_error(f"--out {out} already holds files; choose a new folder (results are never "
+                     "overwritten)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".bioplastic-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        _usage_error(f"--out {out} cannot be written: {err.strerror or err}")
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--quick", action="store_true", help="small sizes, seconds")
     bench.add_argument("--only", action="append", help="benchmarks whose name contains this")
+    bench.add_argument("--strict", action="store_true",
+                       help="exit with status 1 if any target is not met")
     bench.set_defaults(func=cmd_bench)
     demo = sub.add_parser("demo", help="run the main job and write plots + a JSON summary")
     demo.add_argument("--out", help="output folder (default: results/demo-<timestamp>)")

@@ -12,13 +12,13 @@ Writes ``raster.png`` (ours vs twin), ``trace_vs_twin.png`` (one neuron's v and 
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from ._optional import import_problem
 from .reference import compare
 from .reference.lif import CASES, random_network, run_lif_kernel, run_lif_twin, unpack
 from .results import prepare_results_dir, write_json
@@ -80,7 +80,8 @@ def run_demo(out: Path | None = None, *, quick: bool = False, seed: int = 2026) 
     steps.update()
     summary = {"kernel_seconds": t_ours, "spikes_ours": int(ours.spike_steps.size),
                "mean_rate_hz": ours.spike_steps.size / n / (n_steps * 0.1e-3)}
-    if importlib.util.find_spec("brian2") is not None:
+    brian2_problem = import_problem("brian2")
+    if brian2_problem is None:
         twin, t_twin = _timed(run_lif_twin, params, drive, conn, **kwargs)
         steps.update()
         comparison = compare(CASES[0], inputs, ours, twin)
@@ -88,7 +89,7 @@ def run_demo(out: Path | None = None, *, quick: bool = False, seed: int = 2026) 
                        comparison=comparison.row())
         _plots(out, ours, twin, inputs, 0.1)
     else:
-        summary["twin"] = "skipped: brian2 not installed"
+        summary["twin"] = f"skipped: {brian2_problem}"
         steps.update()
     steps.update()
     summary["golden_cases"] = _golden_rows()

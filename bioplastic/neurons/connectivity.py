@@ -121,7 +121,7 @@ def connectivity(weight, *, delay_ms=0.0, dt_ms: float = 0.1) -> SparseConnectiv
         n_post, n_pre = dense.shape
         rows, cols = np.nonzero(dense)
         values = dense[rows, cols]
-    delay = np.asarray(delay_ms, dtype=np.float64)
+    delay = as_float_array("delay_ms", delay_ms)    # a string such as '0.1': TypeError
     if delay.ndim == 2:
         if delay.shape != (n_post, n_pre):
             raise ValueError(f"delay_ms must be scalar or shape {(n_post, n_pre)}, "

@@ -66,6 +66,7 @@ import numpy as np
 
 from .._jit import njit
 from .._validate import as_float_array, in_range, per_unit
+from ..rules.apply import DivergenceError
 from ..simulate import Trace, simulate
 
 __all__ = [
@@ -262,10 +263,15 @@ def otsu_threshold(image, bins: int = 256) -> float:
 
 
 def _check_state_shape(shape) -> tuple[int, int, int]:
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 3 or min(shape) < 1:
+    try:
+        sizes = tuple(shape)
+    except TypeError:
+        raise TypeError(f"shape must be a tuple (C, H, W) of integers, got {shape!r}") from None
+    if any(isinstance(s, bool | np.bool_) or not isinstance(s, int | np.integer) for s in sizes):
+        raise TypeError(f"shape must be (C, H, W) of integers, got {shape!r}")
+    if len(sizes) != 3 or min(sizes) < 1:
         raise ValueError(f"shape must be (C, H, W) with positive sizes, got {shape}")
-    return shape
+    return tuple(int(s) for s in sizes)
 
 
 def _kernel_4d(name: str, kernel, coupling: str, n_maps: int) -> np.ndarray:
@@ -614,6 +620,15 @@ def _stimulus_sequence(stimulus, n_steps, allow_negative: bool):
     return (s[:, None] if squeeze else s).copy(), squeeze
 
 
+def _check_finite_state(state: PCNNState) -> None:
+    """Raise :class:`DivergenceError` if the maps overflowed (a stimulus near 1e308: F and U
+    become infinite, and stay so, since decays only multiply them)."""
+    for name in ("f", "l", "u", "e"):
+        if not np.all(np.isfinite(getattr(state, name))):
+            raise DivergenceError(f"the PCNN overflowed: non-finite values in state.{name} "
+                                  "(stimulus or coupling too large for float64)")
+
+
 def run_pcnn(stimulus, params: PCNNParams | None = None, *, n_steps: int | None = None,
              record=("e",), allow_negative: bool = False) -> Trace:
     """Run a PCNN over a stimulus; the front end over :func:`bioplastic.simulate`.
@@ -642,6 +657,7 @@ def run_pcnn(stimulus, params: PCNNParams | None = None, *, n_steps: int | None 
     shape = drive.shape[1:]
     kp, feed, link = pcnn_prepare(params, shape)
     trace = simulate(pcnn_step, drive, pcnn_init(shape, params), kp, feed, link, record=record)
+    _check_finite_state(trace.state)
     if not squeeze:
         return trace
     records = {name: value[:, 0] for name, value in trace.records.items()}

@@ -79,6 +79,7 @@ from .._validate import (
     as_float_array,
     as_generator,
     check_shape,
+    count,
     finite_float,
     non_negative,
     positive,
@@ -200,10 +201,15 @@ def _float(name: str, value) -> float:
 def _group(params: WTAParams, kind: str, v_th: float, dt_ms: float) -> GroupKernelParams:
     tau = positive(f"tau_{kind}_ms", _float(f"tau_{kind}_ms", getattr(params, f"tau_{kind}_ms")))
     t_ref = _float(f"t_ref_{kind}_ms", getattr(params, f"t_ref_{kind}_ms"))
+    v_reset = _float(f"v_reset_{kind}_mv", getattr(params, f"v_reset_{kind}_mv"))
+    nominal = _float(f"v_th_{kind}_mv", getattr(params, f"v_th_{kind}_mv"))
+    if v_reset > nominal:   # (the excitatory threshold's offset and theta are not counted)
+        raise ValueError(f"v_reset_{kind}_mv must be <= v_th_{kind}_mv, got {v_reset} > "
+                         f"{nominal}")
     return GroupKernelParams(
         tau_s=tau * 0.001,
         v_rest=_float(f"v_rest_{kind}_mv", getattr(params, f"v_rest_{kind}_mv")),
-        v_reset=_float(f"v_reset_{kind}_mv", getattr(params, f"v_reset_{kind}_mv")),
+        v_reset=v_reset,
         v_th=v_th,
         e_exc=_float(f"e_exc_{kind}_mv", getattr(params, f"e_exc_{kind}_mv")),
         e_inh=_float(f"e_inh_{kind}_mv", getattr(params, f"e_inh_{kind}_mv")),
@@ -230,7 +236,7 @@ def wta_prepare(params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams = DEFAULT_S
         tau_ge_s=tau_s("tau_ge_ms"),
         tau_gi_s=tau_s("tau_gi_ms"),
         tau_theta_s=tau_s("tau_theta_ms"),
-        theta_plus=_float("theta_plus_mv", params.theta_plus_mv),
+        theta_plus=non_negative("theta_plus_mv", _float("theta_plus_mv", params.theta_plus_mv)),
         w_ei=_float("w_ei", params.w_ei),
         w_ie=_float("w_ie", params.w_ie),
         conductance=bool(params.conductance),
@@ -250,7 +256,7 @@ def input_connectivity(w, *, delay_ms=0.0, dt_ms: float = 0.5) -> SparseConnecti
     dense = as_float_array("w", w, ndim=2)
     n, n_in = dense.shape
     post, pre = np.divmod(np.arange(n * n_in, dtype=np.int64), n_in)  # row-major (post, pre)
-    delay = np.asarray(delay_ms, dtype=np.float64)
+    delay = as_float_array("delay_ms", delay_ms)    # a string such as '0.1': TypeError
     if delay.ndim == 2:
         check_shape("delay_ms", delay, (n, n_in))
         delay = delay.ravel()
@@ -706,8 +712,7 @@ def train_wta(images, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams =
     if present < 1:
         raise ValueError(f"present_ms must be at least one step, got {present_ms}")
     for name, value in (("min_spikes", min_spikes), ("max_repeats", max_repeats)):
-        if not isinstance(value, int | np.integer) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        count(name, value)      # True is not a count
     intensity = positive("intensity", _float("intensity", intensity))
     conn, by_post = _network(n, w_dense, delay_ms, dt_ms)
     if state is None:

@@ -41,6 +41,7 @@ from numba import objmode
 
 from .._jit import njit
 from .._validate import as_float_array, positive
+from .apply import check_result_finite
 
 __all__ = ["soft_wta", "hard_wta", "k_wta", "ranked_wta", "anti_hebbian_signs", "triangle",
            "check_pre_activation", "check_k"]
@@ -299,5 +300,7 @@ def triangle(u, power: float = 1.0, *, axis: int = -1) -> np.ndarray:
     if u.ndim == 0 or u.size == 0:
         raise ValueError(f"u must be a non-empty array, got shape {u.shape}")
     power = positive("power", power)
-    centred = u - u.mean(axis=axis, keepdims=True)
-    return np.maximum(centred, 0.0) ** power
+    with np.errstate(over="ignore", invalid="ignore"):   # reported just below
+        centred = u - u.mean(axis=axis, keepdims=True)
+        out = np.maximum(centred, 0.0) ** power
+    return check_result_finite("triangle", out)
