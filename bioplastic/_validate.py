@@ -163,7 +163,11 @@ def as_generator(seed) -> np.random.Generator:
     """Accept a seed (int), ``None`` or a ``numpy.random.Generator``."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool)):
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, int | np.integer) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed}")
         return np.random.default_rng(seed)
     raise TypeError("seed must be an int, None or numpy.random.Generator, "
                     f"got {type(seed).__name__}")

@@ -90,6 +90,9 @@ def _recorder(fields: tuple[str, ...], subset: bool):
 def _check_record(state, record) -> tuple[str, ...]:
     if isinstance(record, str):
         record = (record,)
+    if not isinstance(record, list | tuple) or not all(isinstance(f, str) for f in record):
+        raise TypeError(f"record must be a field name or a sequence of field names, got "
+                        f"{record!r}")
     fields = tuple(record)
     unknown = [f for f in fields if f not in state._fields]
     if unknown:

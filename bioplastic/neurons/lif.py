@@ -239,6 +239,8 @@ def run_lif(inputs, params: LIFParams | None = None, *, n: int | None = None, we
     from .connectivity import connectivity
 
     params = LIFParams() if params is None else params
+    if not isinstance(params, LIFParams):
+        raise TypeError(f"params must be LIFParams, got {type(params).__name__}")
     inputs = np.asarray(inputs)
     n = inputs.shape[1] if n is None and inputs.ndim == 2 else n
     drive = _check_drive(inputs, len(inputs), n)

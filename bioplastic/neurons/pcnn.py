@@ -337,6 +337,7 @@ def pcnn_init(shape, params: PCNNParams | None = None) -> PCNNState:
     (``params`` default: ``PCNNParams()``)."""
     shape = _check_state_shape(shape)
     params = PCNNParams() if params is None else params
+    _check_params(params)
     e0 = as_float_array("e0", params.e0)
     try:
         e = np.broadcast_to(e0, shape).copy()

@@ -217,11 +217,17 @@ def _group(params: WTAParams, kind: str, v_th: float, dt_ms: float) -> GroupKern
     )
 
 
+def _check_params_type(params, stdp) -> None:
+    if not isinstance(params, WTAParams):
+        raise TypeError(f"params must be WTAParams, got {type(params).__name__}")
+    if not isinstance(stdp, STDPParams):
+        raise TypeError(f"stdp must be STDPParams, got {type(stdp).__name__}")
+
+
 def wta_prepare(params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams = DEFAULT_STDP
                 ) -> WTAKernelParams:
     """Validate the parameters and derive the kernel's (times in seconds, as Brian2 does)."""
-    if not isinstance(params, WTAParams):
-        raise TypeError(f"params must be WTAParams, got {type(params).__name__}")
+    _check_params_type(params, stdp)
     dt_ms = positive("dt_ms", _float("dt_ms", params.dt_ms))
     if not isinstance(params.conductance, bool | np.bool_):
         raise TypeError(f"conductance must be a bool, got {params.conductance!r}")
@@ -533,6 +539,8 @@ def wta_block_step(x_block, state, params, conn, by_post):
 
 def normalise_input_weights(w, conn: SparseConnectivity, n: int, total: float) -> np.ndarray:
     """Return ``w`` (n_syn,) rescaled so each excitatory neuron's inputs sum to ``total``."""
+    n = count("n", n, low=1)
+    _check_conn(conn, n)            # a post index >= n would write past the sums
     w = as_float_array("w", w, ndim=1).copy()
     check_shape("w", w, (conn.n_synapses,))
     _normalise_rows(w, conn.post, n, positive("total", _float("total", total)))
@@ -553,7 +561,8 @@ def poisson_spikes(rates_hz, n_steps: int, dt_ms: float = 0.5, seed=None) -> np.
         raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
     p = rates * (positive("dt_ms", _float("dt_ms", dt_ms)) * 0.001)
     if np.any(p > 1):
-        raise ValueError(f"rates_hz * dt must be <= 1, got a maximum of {p.max()}")
+        raise ValueError(f"rates_hz * dt_ms * 0.001 must be <= 1 (a probability per step), got "
+                         f"a maximum of {p.max()}")
     n_in = rates.shape[-1] if rates.ndim else 1
     return rng.random((int(n_steps), n_in)) < np.broadcast_to(p, (int(n_steps), n_in))
 
@@ -611,6 +620,7 @@ def run_wta(input_spikes, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPPara
         ``spikes`` (T, 2n): excitatory then inhibitory. ``state.w`` is in the connectivity's
         CSR order; :func:`dense_weights` gives ``(n, n_in)``.
     """
+    _check_params_type(params, stdp)
     w_dense = as_float_array("w0", w0, ndim=2)
     n, n_in = w_dense.shape
     spikes = _check_spikes("input_spikes", input_spikes, n_in)
@@ -639,11 +649,13 @@ def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
     Trace
         ``spikes`` (n_blocks, T_block, 2n); ``records[f]`` (n_blocks, *field shape).
     """
+    _check_params_type(params, stdp)
     w_dense = as_float_array("w0", w0, ndim=2)
     n, n_in = w_dense.shape
     blocks = _check_spikes("blocks", blocks, n_in, ndim=3)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
     state = wta_init(n, conn, params, theta0_mv=theta0_mv)
+    record = _record_names(record)
     unknown = [f for f in record if f not in state._fields]
     if unknown:
         raise ValueError(f"record names unknown state fields {unknown}; state has "
@@ -659,6 +671,15 @@ def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
     shapes = {f: (0,) + np.shape(getattr(state, f)) for f in record}
     return Trace(spikes, {f: np.array(v) if v else np.zeros(shapes[f])
                           for f, v in records.items()}, state)
+
+
+def _record_names(record) -> tuple[str, ...]:
+    if isinstance(record, str):
+        return (record,)
+    if not isinstance(record, list | tuple) or not all(isinstance(f, str) for f in record):
+        raise TypeError(f"record must be a field name or a sequence of field names, got "
+                        f"{record!r}")
+    return tuple(record)
 
 
 class WTATraining(NamedTuple):
@@ -699,6 +720,7 @@ def train_wta(images, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams =
     state : WTAState, optional
         Continue from a previous :func:`train_wta` (its ``conn`` must match ``w0``'s shape).
     """
+    _check_params_type(params, stdp)
     rng = as_generator(seed)
     pixels = as_float_array("images", images, ndim=2)
     if np.any((pixels < 0) | (pixels > 255)):

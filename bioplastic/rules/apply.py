@@ -29,6 +29,7 @@ from .._jit import njit
 from .._validate import (
     _float_sum_of_squares_is_finite,
     as_float_array,
+    finite_float,
     non_negative,
     positive,
 )
@@ -96,13 +97,27 @@ def row_norms(w, p: float = 2.0) -> np.ndarray:
     w = as_float_array("w", w)
     if w.ndim < 1:
         raise ValueError(f"w must have at least one axis, got shape {w.shape}")
-    norms = _row_norms_kernel(w.reshape(w.shape[0], -1), positive("norm_p", p))
+    p = positive("norm_p", finite_float("norm_p", p))
+    norms = _row_norms_kernel(w.reshape(w.shape[0], -1), p)
     return check_result_finite("row_norms", norms)
 
 
 def norm_dependent_rate(w, learning_rate, power_lr: float, p: float = 2.0) -> np.ndarray:
     """``η_k = η · (|‖w_k‖_p − 1| + 1e-10) ** power_lr``, shape (n_rows,)."""
-    return learning_rate * (np.abs(row_norms(w, p) - 1.0) + NORM_RATE_OFFSET) ** power_lr
+    norms = row_norms(w, p)
+    rate = _per_row("learning_rate", learning_rate, norms.size)
+    power = non_negative("power_lr", finite_float("power_lr", power_lr))
+    with np.errstate(over="ignore"):     # reported by check_result_finite
+        return check_result_finite("norm_dependent_rate",
+                                   rate * (np.abs(norms - 1.0) + NORM_RATE_OFFSET) ** power)
+
+
+def _per_row(name: str, value, n_rows: int) -> np.ndarray:
+    """A non-negative scalar or ``(n_rows,)`` array (float64)."""
+    rate = np.asarray(non_negative(name, value), dtype=np.float64)
+    if rate.ndim not in (0, 1) or (rate.ndim == 1 and rate.shape != (n_rows,)):
+        raise ValueError(f"{name} must be a scalar or have shape ({n_rows},), got {rate.shape}")
+    return rate
 
 
 def max_normalise(dw: np.ndarray) -> np.ndarray:
@@ -122,6 +137,12 @@ def _rate(w: np.ndarray, params: UpdateParams) -> np.ndarray:
             raise ValueError("power_lr > 0 needs rows of weights (w.ndim >= 2), got a vector")
         rate = norm_dependent_rate(w, rate, power, params.norm_p)
     return rate.reshape((-1,) + (1,) * (w.ndim - 1)) if rate.ndim else rate
+
+
+def _check_update_params(params) -> UpdateParams:
+    if not isinstance(params, UpdateParams):
+        raise TypeError(f"params must be UpdateParams, got {type(params).__name__}")
+    return params
 
 
 def _bounds(params: UpdateParams) -> tuple[float, float]:
@@ -157,6 +178,7 @@ def apply_update(w, dw, params: UpdateParams = DEFAULT_UPDATE) -> np.ndarray:
     DivergenceError
         if ``dw`` or the new weights are not finite.
     """
+    params = _check_update_params(params)
     w = as_float_array("w", w)
     dw = as_float_array("dw", dw, finite=False)      # complex, object, str: TypeError
     if dw.shape != w.shape:

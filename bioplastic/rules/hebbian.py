@@ -258,6 +258,8 @@ def krotov_hopfield_dw(x, w, params: KrotovParams = DEFAULT_KROTOV) -> np.ndarra
     The paper's ``W += ε ds / max|ds|`` is ``apply_update`` with ``max_normalise=True``.
     ``x`` (batch, n_pre), ``w`` (n_post, n_pre) -> dw (n_post, n_pre), summed over the batch.
     """
+    if not isinstance(params, KrotovParams):
+        raise TypeError(f"params must be KrotovParams, got {type(params).__name__}")
     x = check_pre_activation(x, "x")
     w = as_float_array("w", w, ndim=2)
     if w.shape[1] != x.shape[1]:

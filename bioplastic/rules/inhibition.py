@@ -40,7 +40,7 @@ import numpy as np
 from numba import objmode
 
 from .._jit import njit
-from .._validate import as_float_array, positive
+from .._validate import as_float_array, finite_float, positive
 from .apply import check_result_finite
 
 __all__ = ["soft_wta", "hard_wta", "k_wta", "ranked_wta", "anti_hebbian_signs", "triangle",
@@ -253,7 +253,7 @@ def soft_wta(u, temperature: float = 1.0) -> np.ndarray:
     y : float64 array (batch, n_units), rows sum to 1.
     """
     u = check_pre_activation(u)
-    return soft_wta_kernel(u, positive("temperature", temperature))
+    return soft_wta_kernel(u, positive("temperature", finite_float("temperature", temperature)))
 
 
 def hard_wta(u) -> np.ndarray:
@@ -299,7 +299,7 @@ def triangle(u, power: float = 1.0, *, axis: int = -1) -> np.ndarray:
     u = as_float_array("u", u)
     if u.ndim == 0 or u.size == 0:
         raise ValueError(f"u must be a non-empty array, got shape {u.shape}")
-    power = positive("power", power)
+    power = positive("power", finite_float("power", power))
     with np.errstate(over="ignore", invalid="ignore"):   # reported just below
         centred = u - u.mean(axis=axis, keepdims=True)
         out = np.maximum(centred, 0.0) ** power

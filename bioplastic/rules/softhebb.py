@@ -46,7 +46,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
-from .._validate import as_float_array, check_finite, positive
+from .._validate import as_float_array, check_finite, finite_float, positive
 from .apply import check_result_finite
 from .hebbian import (
     check_rule_inputs,
@@ -138,7 +138,10 @@ def soft_hebb_bias_db_kernel(u, b, temperature):
 def _check_params(params: SoftHebbParams) -> tuple[float, bool]:
     if not isinstance(params, SoftHebbParams):
         raise TypeError(f"params must be SoftHebbParams, got {type(params).__name__}")
-    return positive("temperature", params.temperature), bool(params.anti_hebbian)
+    if not isinstance(params.anti_hebbian, bool | np.bool_):
+        raise TypeError(f"anti_hebbian must be a bool, got {params.anti_hebbian!r}")
+    temperature = positive("temperature", finite_float("temperature", params.temperature))
+    return temperature, bool(params.anti_hebbian)
 
 
 # ---------------------------------------------------------------------------------- public

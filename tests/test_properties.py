@@ -1,0 +1,175 @@
+"""Property-based bad-input suite: every public function and kernel front end, fed generated
+malformed input, raises a clear error or returns a documented (finite) result; it never
+crashes, never returns NaN/inf without a word, never modifies its inputs.
+
+The contract and the bad values are in ``tests/properties.py``. This module runs inside a
+``NUMBA_BOUNDSCHECK=1`` subprocess started by ``tests/test_boundscheck.py`` (so an out-of-
+bounds access inside a kernel is an ``IndexError`` — an unclear error, a failure — instead of a
+silent read or a segfault); run directly, it is skipped unless ``NUMBA_BOUNDSCHECK=1`` is set.
+``HYPOTHESIS_PROFILE`` (``dev``, ``ci``, ``thorough``; see ``tests/conftest.py``) sets the number
+of examples.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import bioplastic as bp  # noqa: E402
+from bioplastic import neurons as nr  # noqa: E402
+from bioplastic import rules as r  # noqa: E402
+from bioplastic.data import corrupt_digits  # noqa: E402
+
+from .properties import Target, check_call, perturb  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("NUMBA_BOUNDSCHECK") != "1",
+    reason="runs in the NUMBA_BOUNDSCHECK=1 subprocess of tests/test_boundscheck.py")
+
+if os.environ.get("NUMBA_BOUNDSCHECK") == "1":
+    # Sizes such as n = 2**40 must fail with MemoryError, not let the kernel's OOM killer end a
+    # process (or a neighbour) on a shared machine: cap this process's address space.
+    import resource
+
+    _LIMIT = 8 * 2**30
+    _soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if _hard == resource.RLIM_INFINITY or _hard > _LIMIT:
+        resource.setrlimit(resource.RLIMIT_AS, (_LIMIT, _hard))
+
+_RNG = np.random.default_rng(0)
+X = _RNG.random((3, 5))                 # (batch, n_pre)
+W = _RNG.normal(0, 0.3, (4, 5))         # (n_post, n_pre)
+U = X @ W.T                             # (batch, n_post)
+IMG = _RNG.random((2, 1, 5, 5))         # (B, C, H, W)
+KW = _RNG.normal(0, 0.3, (3, 1, 3, 3))  # (O, C, kh, kw)
+N_LIF = 4
+W_LIF = np.where(_RNG.random((N_LIF, N_LIF)) < 0.5, _RNG.normal(0, 2, (N_LIF, N_LIF)), 0.0)
+SPIKES_IN = _RNG.random((6, 5)) < 0.3   # (T, n_in)
+W_WTA = _RNG.random((3, 5)) * 0.3       # (n, n_in)
+
+
+def _pcnn_params():
+    return bp.PCNNParams(coupling="intra", feeding_kernel=np.full((3, 3), 0.1),
+                         linking_kernel=np.full((3, 3), 0.2))
+
+
+def _conn():
+    return bp.connectivity(W_LIF, delay_ms=0.2, dt_ms=0.1)
+
+
+TARGETS = [
+    # --- rate rules and competition
+    Target("hebb_dw", r.hebb_dw, lambda: {"x": X, "y": U, "w": W}),
+    Target("instar_dw", r.instar_dw, lambda: {"x": X, "y": U, "w": W}),
+    Target("oja_dw", r.oja_dw, lambda: {"x": X, "y": U, "w": W, "u": U}),
+    Target("sanger_dw", r.sanger_dw, lambda: {"x": X, "y": U, "w": W}),
+    Target("krotov_hopfield_dw", r.krotov_hopfield_dw,
+           lambda: {"x": X, "w": W, "params": r.KrotovParams()}),
+    Target("krotov_current", r.krotov_current, lambda: {"x": X, "w": W, "p": 3.0}),
+    Target("soft_wta", r.soft_wta, lambda: {"u": U, "temperature": 0.5}),
+    Target("hard_wta", r.hard_wta, lambda: {"u": U}),
+    Target("k_wta", r.k_wta, lambda: {"u": U, "k": 2}),
+    Target("ranked_wta", r.ranked_wta, lambda: {"u": U, "k": 2, "delta": 0.4}),
+    Target("anti_hebbian_signs", r.anti_hebbian_signs, lambda: {"u": U, "s": r.soft_wta(U)}),
+    Target("triangle", r.triangle, lambda: {"u": U, "power": 1.0}),
+    Target("soft_hebb_dw", r.soft_hebb_dw,
+           lambda: {"x": X, "u": U, "w": W, "params": r.SoftHebbParams(anti_hebbian=True)}),
+    Target("soft_hebb_post", r.soft_hebb_post, lambda: {"u": U, "params": r.SoftHebbParams()}),
+    Target("soft_hebb_conv_dw", r.soft_hebb_conv_dw,
+           lambda: {"x": IMG, "w": KW, "params": r.SoftHebbParams(), "stride": 1, "padding": 1,
+                    "dilation": 1, "padding_mode": "zeros", "bias": np.zeros(3)}),
+    Target("soft_hebb_bias_db", r.soft_hebb_bias_db,
+           lambda: {"u": U, "b": np.zeros(4), "params": r.SoftHebbParams()}),
+    Target("soft_hebb_bias_init", r.soft_hebb_bias_init,
+           lambda: {"n_units": 4, "params": r.SoftHebbParams()}),
+    Target("unfold_patches", r.unfold_patches,
+           lambda: {"x": IMG, "kernel_size": 3, "stride": 1, "padding": 1, "dilation": 1}),
+    Target("apply_update", r.apply_update,
+           lambda: {"w": W, "dw": W * 0.1,
+                    "params": r.UpdateParams(learning_rate=0.1, max_normalise=True, power_lr=0.5,
+                                             w_min=-1.0, w_max=1.0, row_norm=1.0)}),
+    Target("row_norms", r.row_norms, lambda: {"w": W, "p": 2.0}),
+    Target("norm_dependent_rate", r.norm_dependent_rate,
+           lambda: {"w": W, "learning_rate": 0.1, "power_lr": 0.5, "p": 2.0}),
+    # --- STDP
+    Target("stdp_prepare", r.stdp_prepare, lambda: {"params": r.STDPParams()}),
+    Target("run_synapse", r.run_synapse,
+           lambda: {"pre_spikes": SPIKES_IN[:, 0], "post_spikes": SPIKES_IN[:, 1],
+                    "params": r.STDPParams(), "w0": 0.5, "dt_ms": 0.5}),
+    Target("pair_window", r.pair_window,
+           lambda: {"lags_steps": np.array([-3, 0, 2]), "params": r.STDPParams(), "w0": 0.5,
+                    "dt_ms": 0.5}, index=("lags_steps",)),
+    Target("post_index", r.post_index, lambda: {"post": np.array([0, 2, 1, 2]), "n_post": 3},
+           index=("post",)),
+    # --- LIF
+    Target("lif_prepare", bp.lif_prepare,
+           lambda: {"params": bp.LIFParams(tau_m_ms=np.array([5.0, 10, 15, 20]),
+                                           theta_plus_mv=0.5), "n": N_LIF}),
+    Target("lif_init", bp.lif_init,
+           lambda: {"n": N_LIF, "params": bp.LIFParams(), "conn": _conn(), "v0_mv": -60.0,
+                    "theta0_mv": 0.0}, fixed=("conn",)),
+    Target("connectivity", bp.connectivity,
+           lambda: {"weight": W_LIF, "delay_ms": 0.2, "dt_ms": 0.1}),
+    Target("connectivity_from_arrays", nr.connectivity_from_arrays,
+           lambda: {"pre": np.array([0, 1, 1]), "post": np.array([2, 0, 1]),
+                    "weight": np.array([1.0, -2.0, 0.5]), "n_pre": 2, "n_post": 3,
+                    "delay_ms": np.array([0.0, 0.1, 0.2]), "dt_ms": 0.1},
+           index=("pre", "post")),
+    Target("run_lif", bp.run_lif,
+           lambda: {"inputs": _RNG.uniform(10, 20, (8, N_LIF)),
+                    "params": bp.LIFParams(t_ref_ms=0.5, theta_plus_mv=0.2), "weight": W_LIF,
+                    "delay_ms": 0.1, "v0_mv": -60.0, "record": ("v", "theta")}),
+    # --- PCNN
+    Target("pcnn_prepare", bp.pcnn_prepare,
+           lambda: {"params": _pcnn_params(), "shape": (1, 5, 5)}),
+    Target("pcnn_init", bp.pcnn_init, lambda: {"shape": (1, 5, 5), "params": bp.PCNNParams()}),
+    Target("run_pcnn", bp.run_pcnn,
+           lambda: {"stimulus": IMG[0, 0], "params": _pcnn_params(), "n_steps": 4,
+                    "record": ("e", "u")}),
+    # --- WTA
+    Target("wta_prepare", bp.wta_prepare,
+           lambda: {"params": bp.WTAParams(), "stdp": r.STDPParams()}),
+    Target("input_connectivity", nr.input_connectivity,
+           lambda: {"w": W_WTA, "delay_ms": 0.5, "dt_ms": 0.5}),
+    Target("poisson_spikes", nr.poisson_spikes,
+           lambda: {"rates_hz": np.full(5, 50.0), "n_steps": 6, "dt_ms": 0.5, "seed": 1}),
+    Target("normalise_input_weights", nr.normalise_input_weights,
+           lambda: {"w": W_WTA.ravel(), "conn": nr.input_connectivity(W_WTA), "n": 3,
+                    "total": 1.0}, fixed=("conn",)),
+    Target("run_wta", bp.run_wta,
+           lambda: {"input_spikes": SPIKES_IN, "w0": W_WTA, "params": bp.WTAParams(),
+                    "stdp": r.STDPParams(), "delay_ms": 0.5, "theta0_mv": 20.0,
+                    "record": ("v",)}),
+    Target("present_blocks", nr.present_blocks,
+           lambda: {"blocks": SPIKES_IN.reshape(2, 3, 5), "w0": W_WTA,
+                    "params": bp.WTAParams(w_sum=1.0), "stdp": r.STDPParams(),
+                    "record": ("w",)}),
+    Target("train_wta", bp.train_wta,
+           lambda: {"images": np.full((1, 5), 200.0), "w0": W_WTA, "params": bp.WTAParams(),
+                    "seed": 0, "present_ms": 2.0, "rest_ms": 1.0, "intensity": 2.0,
+                    "min_spikes": 0, "max_repeats": 1}),
+    # --- data
+    Target("corrupt_digits", corrupt_digits,
+           lambda: {"images": _RNG.random((2, 8, 8)), "name": "gaussian_noise", "severity": 2,
+                    "seed": 0}),
+]
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
+@given(data=st.data())
+def test_bad_input_gives_a_clear_error_or_a_finite_result(target, data):
+    kwargs, expected, label = perturb(data.draw, target)
+    check_call(target, kwargs, expected, label)
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
+def test_valid_input_runs(target):
+    # The builders themselves are valid: the suite perturbs working calls, not broken ones.
+    kwargs = target.valid()
+    assert check_call(target, kwargs, set(kwargs), "nothing") == "accepted"
