@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test validate bench lint clean
 
+# The warmup compiles the kernels users meet first into the on-disk cache (seconds when warm).
 setup: $(STAMP)
+	$(BIN)/bioplastic warmup
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

@@ -14,9 +14,11 @@ from .neurons import (
     WTAParams,
     WTAState,
     connectivity,
+    lif_advance,
     lif_init,
     lif_prepare,
     lif_step,
+    pcnn_advance,
     pcnn_init,
     pcnn_prepare,
     pcnn_step,
@@ -24,6 +26,7 @@ from .neurons import (
     run_pcnn,
     run_wta,
     train_wta,
+    wta_advance,
     wta_init,
     wta_prepare,
     wta_step,
@@ -36,7 +39,7 @@ from .rules import (
     soft_hebb_conv_dw,
     soft_hebb_dw,
 )
-from .simulate import Trace, simulate
+from .simulate import Trace, simulate, simulate_blocks, step_once
 
 __version__ = "0.1.0"
 
@@ -44,16 +47,20 @@ __all__ = [
     "__version__",
     "Trace",
     "simulate",
+    "simulate_blocks",
+    "step_once",
     "LIFParams",
     "LIFState",
     "SparseConnectivity",
     "connectivity",
+    "lif_advance",
     "lif_init",
     "lif_prepare",
     "lif_step",
     "run_lif",
     "PCNNParams",
     "PCNNState",
+    "pcnn_advance",
     "pcnn_init",
     "pcnn_prepare",
     "pcnn_step",
@@ -65,6 +72,7 @@ __all__ = [
     "apply_update",
     "WTAParams",
     "WTAState",
+    "wta_advance",
     "wta_init",
     "wta_prepare",
     "wta_step",

@@ -1,7 +1,7 @@
 """The one place where Numba flags live.
 
 * ``fastmath`` is **off**: reassociation and FMA contraction would break bit-exact agreement
-  with the Brian2 twins (shared/spec/brian2_twins.md §3).
+  with the Brian2 twins (see ``docs/twins.md``).
 * No ``parallel=True``: parallel reductions change the summation order (tier T1, not T0).
 * Cache policy: compiled kernels are cached on disk in a directory keyed by a hash of the whole
   package's source. Numba's own cache index only checks the file that defines a function, so a
@@ -10,23 +10,37 @@
   test suite to prove that no kernel reads out of bounds) gets a directory of its own, since
   Numba's index does not record it either. Set ``BIOPLASTIC_NUMBA_CACHE=0`` to turn
   caching off, or ``NUMBA_CACHE_DIR`` to choose the directory yourself (then staleness is yours).
-* ``BIOPLASTIC_DISABLE_JIT=1`` runs every kernel as plain Python (the "JIT off" equivalence tests
-  use :func:`py_func` instead, which needs no environment variable).
+  Numba's global configuration is never changed: only functions compiled through :func:`njit`
+  use this cache.
+* A broken cache never breaks a run. Reading a truncated or corrupt cache file, writing into a
+  read-only directory, or racing another process that compiles the same kernels all fall back
+  to compiling in memory, with one :class:`CacheWarning` per process at most. Writes are
+  serialised by a lock file (POSIX), and a loaded entry whose signature is not the one asked for
+  is discarded, so a lost race can never serve machine code for other argument types.
+* ``BIOPLASTIC_DISABLE_JIT=1`` runs every kernel as plain Python; the test suite runs its
+  equivalence tests a second time that way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import numba
+from numba.core import caching
 
-__all__ = ["njit", "py_func", "CACHE_ENABLED", "cache_dir"]
+__all__ = ["njit", "py_func", "CACHE_ENABLED", "JIT_DISABLED", "CacheWarning", "cache_dir"]
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent
 CACHE_ENABLED = os.environ.get("BIOPLASTIC_NUMBA_CACHE", "1") != "0"
-_JIT_DISABLED = os.environ.get("BIOPLASTIC_DISABLE_JIT", "0") == "1"
+JIT_DISABLED = os.environ.get("BIOPLASTIC_DISABLE_JIT", "0") == "1"
+
+
+class CacheWarning(RuntimeWarning):
+    """The on-disk kernel cache could not be used; kernels are compiled in memory instead."""
 
 
 def _source_digest() -> str:
@@ -43,7 +57,9 @@ def _source_digest() -> str:
 
 def cache_dir() -> str:
     """Directory holding this source version's compiled kernels."""
-    base = os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ["NUMBA_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "bioplastic", "numba", _source_digest())
 
 
@@ -61,21 +77,101 @@ def _prune_old_caches(current: str) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _configure_cache() -> bool:
-    if not CACHE_ENABLED:
-        return False
-    if not os.environ.get("NUMBA_CACHE_DIR"):
+def _prepare_cache_dir() -> str:
+    path = cache_dir()
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return path
+    try:
+        os.makedirs(path, exist_ok=True)
+        _prune_old_caches(path)
+    except OSError:  # read-only home: loading what exists still works, saving warns once
+        pass
+    return path
+
+
+_CACHE_DIR = _prepare_cache_dir() if CACHE_ENABLED else ""
+_warned = False
+
+
+def _warn_once(action: str, exc: BaseException) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(f"bioplastic could not {action} the kernel cache in {_CACHE_DIR!r} "
+                      f"({type(exc).__name__}: {exc}); compiling in memory instead. "
+                      "Set BIOPLASTIC_NUMBA_CACHE=0 to silence this.", CacheWarning,
+                      stacklevel=3)
+
+
+class _Locator(caching.UserProvidedCacheLocator):
+    """Numba's user-directory locator, pointed at our directory, that does not require the
+    directory to be writable (a read-only cache can still be read)."""
+
+    def __init__(self, py_func, py_file):
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+        self._cache_path = os.path.join(_CACHE_DIR, self.get_suitable_cache_subpath(py_file))
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        return cls(py_func, py_file) if os.path.exists(py_file) else None
+
+
+class _CacheImpl(caching.CompileResultCacheImpl):
+    _locator_classes = [_Locator]
+
+
+@contextlib.contextmanager
+def _write_lock(directory: str):
+    """Serialise writers of one cache directory, so that two processes compiling different
+    signatures of one kernel cannot both claim the same data file."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: numba's atomic renames are all we have
+        yield
+        return
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            path = cache_dir()
-            os.makedirs(path, exist_ok=True)
-            _prune_old_caches(path)
-        except OSError:  # read-only home: compile every time rather than fail
-            return False
-        numba.config.CACHE_DIR = path
-    return True
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-_USE_CACHE = _configure_cache()
+class _SafeFunctionCache(caching.FunctionCache):
+    """numba's ``FunctionCache``; any failure to read or write becomes a cache miss."""
+
+    _impl_class = _CacheImpl
+
+    def load_overload(self, sig, target_context):
+        try:
+            cres = super().load_overload(sig, target_context)
+        except Exception as exc:  # truncated, corrupt or unreadable: compile instead
+            _warn_once("read", exc)
+            return None
+        if cres is not None and tuple(cres.signature.args) != tuple(sig):
+            _warn_once("read", ValueError("an entry holds another signature"))
+            return None
+        return cres
+
+    def save_overload(self, sig, data):
+        try:
+            with _write_lock(self._cache_path):
+                super().save_overload(sig, data)
+        except Exception as exc:  # read-only or full disk: the compiled code is still used
+            _warn_once("write", exc)
+
+
+def _jit(function, options: dict):
+    cache = options.pop("cache")
+    dispatcher = numba.njit(**options)(function)
+    if cache:
+        try:
+            dispatcher._cache = _SafeFunctionCache(function)
+        except RuntimeError:  # no source file (exec, REPL): compile in memory only
+            pass
+    return dispatcher
 
 
 def njit(*args, **kwargs):
@@ -83,15 +179,15 @@ def njit(*args, **kwargs):
 
     Used bare (``@njit``) or with extra options (``@njit(inline="always")``).
     """
-    options = {"fastmath": False, "cache": _USE_CACHE, "nogil": True}
+    options = {"fastmath": False, "cache": CACHE_ENABLED, "nogil": True}
     options.update(kwargs)
     if options.get("fastmath") or options.get("parallel"):
         raise ValueError("bioplastic kernels must keep fastmath and parallel off (see _jit.py)")
-    if _JIT_DISABLED:
+    if JIT_DISABLED:
         return args[0] if args and callable(args[0]) else (lambda f: f)
     if args and callable(args[0]):
-        return numba.njit(**options)(args[0])
-    return numba.njit(**options)
+        return _jit(args[0], options)
+    return lambda function: _jit(function, dict(options))
 
 
 def py_func(kernel):

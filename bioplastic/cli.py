@@ -1,4 +1,4 @@
-"""Command line: ``bioplastic demo | validate | bench``.
+"""Command line: ``bioplastic demo | validate | bench | warmup``.
 
 * ``validate [--json] [--case NAME]``: runs every Brian2 twin and prints one row per case
   (neurons, steps, spikes ours/twin, max |Δstate|, verdict); exit status 1 on any mismatch.
@@ -6,6 +6,8 @@
 * ``bench [--json] [--quick] [--only NAME] [--strict]``: every benchmark of
   ``bioplastic._bench``; ``--strict`` exits with status 1 when a target is not met.
 * ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`); ``DIR`` must be new or empty.
+* ``warmup [--only NAME]``: compile and cache the kernels users meet first
+  (see :mod:`bioplastic.warmup`); ``make setup`` runs it.
 
 Mistakes (an unknown case or benchmark name, an unusable ``--out``) end with a one-line message
 and exit status 2, never a traceback.
@@ -147,6 +149,16 @@ def _check_out(out: Path) -> Path:
     return out
 
 
+def cmd_warmup(args) -> int:
+    from .warmup import warmup
+
+    try:
+        warmup(args.only)
+    except ValueError as exc:
+        _usage_error(str(exc))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bioplastic", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", help="output folder (default: results/demo-<timestamp>)")
     demo.add_argument("--quick", action="store_true", help="smaller network")
     demo.set_defaults(func=cmd_demo)
+    warm = sub.add_parser("warmup", help="compile and cache the kernels the README, the "
+                          "guides and the experiments use, and print what was compiled")
+    warm.add_argument("--only", action="append", help="only this workload (repeatable)")
+    warm.set_defaults(func=cmd_warmup)
     return parser
 
 

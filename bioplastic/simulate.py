@@ -1,26 +1,49 @@
 """One time loop for every model.
 
-``simulate(step, inputs, state, params, *weights, record=("v",))`` runs a model's jitted step
-function over time-major ``inputs`` in a single jitted loop and returns a :class:`Trace`. The
-loop is compiled once per (step function, argument types, recorded fields); no model has a copy
-of it.
+The model contract: each model has a jitted **in-place** advance,
 
-The step contract (DESIGN.md): ``step(x_t, state, params, *weights) -> (spikes, new_state)``
-where ``x_t = inputs[t]``, ``spikes`` is a boolean array and ``new_state`` a NamedTuple of the
-same type as ``state``. Steps never modify their arguments, so ``simulate`` leaves ``state``
-and ``inputs`` untouched.
+    ``<model>_advance(x_t, state, params, *weights) -> (spikes, state)``
+
+which updates the arrays of ``state`` (a NamedTuple of arrays) in place and returns the spikes
+of the step (a boolean array) and the state (the same arrays; scalar fields such as the step
+counter in a new tuple). ``simulate(advance, inputs, state, params, *weights, record=("v",))``
+runs it over time-major ``inputs`` in a single jitted loop on a **private copy** of ``state``,
+so the caller's state, inputs, parameters and weights are never modified, and returns a
+:class:`Trace`.
+
+:func:`simulate_blocks` is the same loop over presentations ``(n_blocks, T_block, ...)`` (a
+stimulus and its rest), with an optional in-place hook run at the start of every block and
+records taken after each block.
+
+The pure one-step form is derived, never written per model: :func:`step_once` runs ``advance``
+on a copy of the state (:func:`bioplastic._state.copy_state`, generated from the state's
+fields).
+
+Caching: the loops' source exists once. Each is compiled once per (advance, argument types,
+recorded fields) and cached on disk under a name and a signature that are the same in every
+process, so a second process loads it instead of compiling. The advance is bound into the loop
+as a global, never passed as an argument: numba cannot find a signature holding a function
+value again in a new process, so such a cache would never hit and would grow without bound.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import hashlib
+import inspect
+import os
+import types as pytypes
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
-from ._jit import njit
+from ._jit import njit, py_func
+from ._state import check_record, copy_state
 
-__all__ = ["Trace", "simulate"]
+__all__ = ["Trace", "simulate", "simulate_blocks", "step_once"]
 
 
 class Trace(NamedTuple):
@@ -46,58 +69,122 @@ class Trace(NamedTuple):
         steps, units = np.nonzero(flat)
         return steps.astype(np.int64), units.astype(np.int64)
 
+    def __repr__(self) -> str:
+        # The default repr prints every array: tens of thousands of characters for a small run.
+        records = ", ".join(f"{name!r}: {value.dtype}{list(value.shape)}"
+                            for name, value in self.records.items())
+        return (f"Trace(spikes=bool{list(self.spikes.shape)} ({int(self.spikes.sum())} spikes), "
+                f"records={{{records}}}, state={type(self.state).__name__}(...))")
+
     def __getitem__(self, key):
         if isinstance(key, str):
             return self.records[key]
         return tuple.__getitem__(self, key)
 
 
-@njit
-def _time_loop(step, inputs, state, params, weights, recorder, buffers, units):
+def step_once(advance, x, state, params, *weights):
+    """One pure step: ``advance`` on a copy of ``state``; no argument is modified.
+
+    Returns ``(spikes, new_state)``. Each model's jitted ``<model>_step`` is this, written as
+    ``advance(x, copy_state(state), ...)`` so that it stays cacheable.
+    """
+    return advance(x, copy_state(state), params, *weights)
+
+
+# The loop templates below name ``advance`` and ``on_block`` as globals that _loop_for binds.
+
+def _time_loop_template(inputs, state, params, weights, buffers, units):
     # The first step runs outside the loop so the spike buffer can take its shape from it.
-    spikes, state = step(inputs[0], state, params, *weights)
+    spikes, state = advance(inputs[0], state, params, *weights)  # noqa: F821
     spikes_out = np.zeros((inputs.shape[0],) + spikes.shape, dtype=np.bool_)
     spikes_out[0] = spikes
-    recorder(state, buffers, units, 0)
+    _record(state, buffers, units, 0)
     for t in range(1, inputs.shape[0]):
-        spikes, state = step(inputs[t], state, params, *weights)
+        spikes, state = advance(inputs[t], state, params, *weights)  # noqa: F821
         spikes_out[t] = spikes
-        recorder(state, buffers, units, t)
+        _record(state, buffers, units, t)
+    return spikes_out, state
+
+
+def _block_loop_template(blocks, state, params, weights, buffers, units):
+    # The first step of the first block runs alone so the spike buffer can take its shape.
+    on_block(state, params, *weights)  # noqa: F821
+    spikes, state = advance(blocks[0, 0], state, params, *weights)  # noqa: F821
+    spikes_out = np.zeros((blocks.shape[0], blocks.shape[1]) + spikes.shape, dtype=np.bool_)
+    spikes_out[0, 0] = spikes
+    for b in range(blocks.shape[0]):
+        if b > 0:
+            on_block(state, params, *weights)  # noqa: F821
+        for t in range(1 if b == 0 else 0, blocks.shape[1]):
+            spikes, state = advance(blocks[b, t], state, params, *weights)  # noqa: F821
+            spikes_out[b, t] = spikes
+        _record(state, buffers, units, b)
     return spikes_out, state
 
 
 @njit
-def _take(field, units):
-    return field.ravel()[units]
+def no_block_hook(state, params, *weights):
+    """The default ``on_block`` of :func:`simulate_blocks`: does nothing."""
 
 
-@functools.cache
-def _recorder(fields: tuple[str, ...], subset: bool):
-    """A jitted ``recorder(state, buffers, units, t)`` copying the named fields (all units, or
-    the flat ``units`` of each when ``subset``) into ``buffers[i][t]``.
-
-    Numba cannot look fields up by a runtime string, so each field tuple gets its own small
-    generated function (compiled once, then reused for every model with those field names).
-    """
-    value = "_take(state.{}, units)" if subset else "state.{}"
-    lines = [f"    buffers[{i}][t] = {value.format(name)}\n" for i, name in enumerate(fields)]
-    source = "def recorder(state, buffers, units, t):\n" + ("".join(lines) or "    pass\n")
-    namespace: dict = {"_take": _take}
-    exec(compile(source, f"<bioplastic recorder {fields}>", "exec"), namespace)
-    return njit(cache=False)(namespace["recorder"])
+def _record(state, buffers, units, t):
+    """Copy each state field whose buffer is not None into ``buffers[i][t]`` (all units, or the
+    flat ``units`` when ``units`` is not None). Plain Python when the JIT is off; jitted code
+    uses the implementation that :func:`_record_overload` generates from the argument types."""
+    for value, buffer in zip(state, buffers, strict=True):
+        if buffer is not None:
+            buffer[t] = value if units is None else np.ravel(value)[units]
 
 
-def _check_record(state, record) -> tuple[str, ...]:
-    if isinstance(record, str):
-        record = (record,)
-    if not isinstance(record, list | tuple) or not all(isinstance(f, str) for f in record):
-        raise TypeError(f"record must be a field name or a sequence of field names, got "
-                        f"{record!r}")
-    fields = tuple(record)
-    unknown = [f for f in fields if f not in state._fields]
-    if unknown:
-        raise ValueError(f"record names unknown state fields {unknown}; state has {state._fields}")
-    return fields
+@overload(_record, jit_options={"fastmath": False})
+def _record_overload(state, buffers, units, t):
+    # Numba cannot look a field up by a runtime index, so the copy is written out per field at
+    # typing time. The generated code lives inside the caller's compiled library: nothing
+    # generated here enters a signature, so the caller stays cacheable.
+    value = "state[{0}]" if isinstance(units, types.NoneType) else "state[{0}].ravel()[units]"
+    lines = [f"    buffers[{i}][t] = {value.format(i)}\n" for i, buffer in enumerate(buffers)
+             if not isinstance(buffer, types.NoneType)]
+    source = "def record(state, buffers, units, t):\n" + ("".join(lines) or "    pass\n")
+    namespace: dict = {}
+    exec(compile(source, "<bioplastic record>", "exec"), namespace)
+    return namespace["record"]
+
+
+def _stable_name(function) -> str:
+    """A name for ``function`` that is the same in every process. Functions from outside the
+    package also carry a digest of their source file: the package's cache directory is keyed on
+    the package source only, so an edited user model must not find the old loop."""
+    function = py_func(function)
+    name = f"{function.__module__}.{function.__qualname__}"
+    path = inspect.getsourcefile(function) or ""
+    if not os.path.abspath(path).startswith(os.path.dirname(os.path.abspath(__file__))):
+        with contextlib.suppress(OSError):
+            name += "." + hashlib.sha256(open(path, "rb").read()).hexdigest()[:12]
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def _loop_for(template, **bound):
+    """``template``'s code compiled with the functions in ``bound`` as its globals: one loop
+    source for every model, and a cache index key (signature + bytecode) and file name that
+    are stable across processes."""
+    key = (template, *bound.items())
+    loop = _loop_for.memo.get(key)
+    if loop is None:
+        name = "__".join([template.__name__.removesuffix("_template"),
+                          *(_stable_name(f) for f in bound.values())])
+        function = pytypes.FunctionType(template.__code__, {**template.__globals__, **bound},
+                                        name)
+        function.__qualname__ = name
+        loop = _loop_for.memo[key] = njit(function)
+    return loop
+
+
+_loop_for.memo = {}  # (template, bound functions) -> compiled loop; `bioplastic warmup` lists it
+
+
+def _time_loop_for(advance):
+    """The time loop of :func:`simulate`, compiled for ``advance``."""
+    return _loop_for(_time_loop_template, advance=advance)
 
 
 def _check_units(state, fields, record_units) -> np.ndarray | None:
@@ -112,11 +199,6 @@ def _check_units(state, fields, record_units) -> np.ndarray | None:
     return units.astype(np.int64)
 
 
-def _private_copy(state):
-    """A copy of a flat NamedTuple state whose arrays the loop may overwrite."""
-    return type(state)(*(v.copy() if isinstance(v, np.ndarray) else v for v in state))
-
-
 def _check_inputs(inputs) -> np.ndarray:
     if not isinstance(inputs, np.ndarray):
         raise TypeError(f"inputs must be a numpy array, got {type(inputs).__name__}")
@@ -126,50 +208,129 @@ def _check_inputs(inputs) -> np.ndarray:
     return inputs
 
 
-def simulate(step, inputs: np.ndarray, state, params, *weights, record=(),
-             record_units=None, step_in_place=None) -> Trace:
-    """Run ``step`` over ``inputs`` (time-major, shape ``(T, ...)``) from ``state``.
+def _slots(state, fields, units, n_records: int) -> tuple[tuple, tuple]:
+    """The record buffers, and the same buffers laid out one slot per state field (None where
+    the field is not recorded), which is the form the loop's recorder takes."""
+    buffers = tuple(
+        np.empty((n_records,) + (np.shape(getattr(state, f)) if units is None else units.shape),
+                 dtype=np.asarray(getattr(state, f)).dtype)
+        for f in fields
+    )
+    slots = tuple(buffers[fields.index(f)] if f in fields else None for f in state._fields)
+    return buffers, slots
+
+
+def _check_advance(advance) -> None:
+    if not callable(advance):
+        raise TypeError(f"advance must be a jitted model advance, got {type(advance).__name__}")
+
+
+def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),
+             record_units=None) -> Trace:
+    """Run a model's in-place ``advance`` over ``inputs`` (time-major, ``(T, ...)``).
 
     Parameters
     ----------
-    step : numba dispatcher
-        A model's jitted step function (e.g. :func:`bioplastic.neurons.lif_step`).
+    advance : numba dispatcher
+        A model's jitted in-place advance (e.g. :func:`bioplastic.neurons.lif_advance`),
+        ``advance(x_t, state, params, *weights) -> (spikes, state)``.
     inputs : ndarray, shape (T, ...)
-        ``inputs[t]`` is passed to the step at time ``t``. Not modified.
+        ``inputs[t]`` is passed to the advance at time ``t``. Not modified.
     state : NamedTuple
-        Initial state from the model's ``*_init``. Not modified.
+        Initial state from the model's ``*_init``. Not modified: the loop runs on a private
+        copy.
     params : NamedTuple
-        Model parameters, already coerced (use the model's front end or ``*_prepare``).
+        Kernel parameters from the model's ``*_prepare``.
     *weights
-        Extra arguments passed through to every step (connectivity, kernels, ...).
+        Extra arguments passed through to every step (connectivity, kernels, ...). The advance
+        must not modify them.
     record : sequence of str
         State fields to record after every step.
     record_units : int array, optional
         Record only these units (indices into each recorded field, flattened); the records then
         have shape ``(T, len(record_units))``. Recording everything costs memory bandwidth on
         large networks.
-    step_in_place : numba dispatcher, optional
-        A variant of ``step`` that updates the arrays of the state it receives instead of
-        copying them (e.g. :func:`bioplastic.neurons.lif_advance`); the model defines ``step`` as
-        "copy, then ``step_in_place``", so results are identical. It runs on a private copy of
-        ``state``: the caller's arrays are still never modified.
 
     Returns
     -------
     Trace
+        ``spikes`` ``(T, *spike_shape)``, ``records[f]`` ``(T, *field_shape)``, final state.
     """
+    _check_advance(advance)
     inputs = _check_inputs(inputs)
-    fields = _check_record(state, record)
-    n_steps = inputs.shape[0]
+    fields = check_record(state, record)
     units = _check_units(state, fields, record_units)
-    buffers = tuple(
-        np.empty((n_steps,) + (np.shape(getattr(state, f)) if units is None else units.shape),
-                 dtype=np.asarray(getattr(state, f)).dtype)
-        for f in fields
-    )
-    recorder = _recorder(fields, units is not None)
-    if step_in_place is not None:
-        step, state = step_in_place, _private_copy(state)
-    spikes, final = _time_loop(step, inputs, state, params, tuple(weights), recorder, buffers,
-                               np.zeros(0, np.int64) if units is None else units)
+    buffers, slots = _slots(state, fields, units, inputs.shape[0])
+    loop = _time_loop_for(advance)
+    spikes, final = _run(loop, advance, inputs[0], (inputs, copy_state(state), params,
+                                                     tuple(weights), slots, units))
     return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)
+
+
+def simulate_blocks(advance, blocks: np.ndarray, state, params, *weights, on_block=None,
+                    record=(), record_units=None) -> Trace:
+    """Run presentations: ``blocks`` ``(n_blocks, T_block, ...)``, one stimulus and its rest
+    per block, through the same in-place ``advance`` as :func:`simulate`.
+
+    Parameters
+    ----------
+    advance : numba dispatcher
+        As for :func:`simulate`.
+    blocks : ndarray, shape (n_blocks, T_block, ...)
+        ``blocks[b, t]`` is the input of step ``t`` of presentation ``b``. Not modified.
+    state, params, *weights
+        As for :func:`simulate` (``state`` is not modified).
+    on_block : numba dispatcher, optional
+        A jitted ``on_block(state, params, *weights)`` that updates the state in place at the
+        start of every block (e.g. :func:`bioplastic.neurons.wta.wta_normalise`); default none.
+    record : sequence of str
+        State fields to record after every **block**.
+    record_units : int array, optional
+        As for :func:`simulate`.
+
+    Returns
+    -------
+    Trace
+        ``spikes`` ``(n_blocks, T_block, *spike_shape)``; ``records[f]``
+        ``(n_blocks, *field_shape)``; final state.
+    """
+    _check_advance(advance)
+    if not isinstance(blocks, np.ndarray):
+        raise TypeError(f"blocks must be a numpy array, got {type(blocks).__name__}")
+    if blocks.ndim < 2 or blocks.shape[0] == 0 or blocks.shape[1] == 0:
+        raise ValueError("blocks must have shape (n_blocks >= 1, T_block >= 1, ...), got "
+                         f"shape {blocks.shape}")
+    fields = check_record(state, record)
+    units = _check_units(state, fields, record_units)
+    buffers, slots = _slots(state, fields, units, blocks.shape[0])
+    hook = no_block_hook if on_block is None else on_block
+    loop = _loop_for(_block_loop_template, advance=advance, on_block=hook)
+    spikes, final = _run(loop, advance, blocks[0, 0], (blocks, copy_state(state), params,
+                                                        tuple(weights), slots, units))
+    return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)
+
+
+def _run(loop, advance, x0, args):
+    try:
+        return loop(*args)
+    except numba.core.errors.TypingError as exc:
+        raise TypeError(_typing_hint(advance, x0, *args[1:4])) from exc
+
+
+def _typing_hint(advance, x0, state, params, weights) -> str:
+    """A readable account of a numba typing failure: the arguments the advance expects and what
+    each one got."""
+    names = list(inspect.signature(py_func(advance)).parameters)
+    got = [("inputs[t]", x0), ("state", state), ("params", params)]
+    got += [(f"weights[{i}]", w) for i, w in enumerate(weights)]
+    described = "; ".join(f"{label} is {_describe(value)}" for label, value in got)
+    return (f"simulate could not run {py_func(advance).__qualname__}{tuple(names)} with these "
+            f"arguments: {described}. Pass the state from the model's *_init, the kernel "
+            "parameters from its *_prepare (not the *Params tuple itself) and every weight "
+            "argument the advance takes (e.g. the connectivity).")
+
+
+def _describe(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array {value.dtype}{list(value.shape)}"
+    return type(value).__name__

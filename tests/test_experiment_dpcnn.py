@@ -46,6 +46,6 @@ def test_lif_and_pcnn_blocks_emit_binary_spikes(experiment):
     config = experiment.Config(time_steps=3)
     x = torch.rand(3, 2, 1, 16, 16)
     for arm in ("lif", "pcnn_inter"):
-        out = experiment._block(arm, 1, 4, config)(x)
+        out, _ = experiment._block(arm, 1, 4, config)(x)     # (spikes, final state)
         assert out.shape == (3, 2, 4, 16, 16)
         assert set(out.unique().tolist()) <= {0.0, 1.0}

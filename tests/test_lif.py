@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import bioplastic as bp
-from bioplastic._jit import py_func
 from bioplastic.neurons import (
     connectivity,
     connectivity_from_arrays,
@@ -77,7 +76,7 @@ def test_simulate_equals_python_loop_over_step():
     n = drive.shape[1]
     state = lif_init(n, params, conn, v0_mv=inputs["v0_mv"])
     kp = lif_prepare(params, n)
-    trace = bp.simulate(lif_step, drive, state, kp, conn, record=("v",))
+    trace = bp.simulate(lif_advance, drive, state, kp, conn, record=("v",))
     for t in range(drive.shape[0]):
         spikes, state = lif_step(drive[t], state, kp, conn)
         np.testing.assert_array_equal(trace.spikes[t], spikes)
@@ -85,34 +84,36 @@ def test_simulate_equals_python_loop_over_step():
     np.testing.assert_array_equal(trace.state.v, state.v)
 
 
-def test_in_place_step_gives_identical_results_and_leaves_state_alone():
+def test_simulate_runs_the_advance_on_a_private_copy():
     inputs = small_network(9)
     params, drive, conn = unpack(inputs)
     n = drive.shape[1]
     state = lif_init(n, params, conn, v0_mv=inputs["v0_mv"])
     before = [np.array(a, copy=True) for a in state[:4]]
     kp = lif_prepare(params, n)
-    pure = bp.simulate(lif_step, drive, state, kp, conn, record=("v", "theta"))
-    fast = bp.simulate(lif_step, drive, state, kp, conn, record=("v", "theta"),
-                       step_in_place=lif_advance)
-    np.testing.assert_array_equal(pure.spikes, fast.spikes)
-    np.testing.assert_array_equal(pure["v"], fast["v"])
-    np.testing.assert_array_equal(pure["theta"], fast["theta"])
+    first = bp.simulate(lif_advance, drive, state, kp, conn, record=("v", "theta"))
+    again = bp.simulate(lif_advance, drive, state, kp, conn, record=("v", "theta"))
+    np.testing.assert_array_equal(first.spikes, again.spikes)
+    np.testing.assert_array_equal(first["v"], again["v"])
+    np.testing.assert_array_equal(first["theta"], again["theta"])
     for a, b in zip(before, state[:4], strict=True):
         np.testing.assert_array_equal(a, b)
+    assert first.state.v is not state.v
 
 
-def test_jit_on_equals_jit_off():
+def test_step_is_advance_on_a_copy():
     inputs = small_network(4, n_steps=60)
     params, drive, conn = unpack(inputs)
     n = drive.shape[1]
     kp = lif_prepare(params, n)
-    s_jit = s_py = lif_init(n, params, conn, v0_mv=inputs["v0_mv"])
-    for t in range(drive.shape[0]):
-        spikes_jit, s_jit = lif_step(drive[t], s_jit, kp, conn)
-        spikes_py, s_py = py_func(lif_step)(drive[t], s_py, kp, conn)
-        np.testing.assert_array_equal(spikes_jit, spikes_py)
-        np.testing.assert_array_equal(s_jit.v, s_py.v)
+    state = lif_init(n, params, conn, v0_mv=inputs["v0_mv"])
+    v0 = state.v.copy()
+    spikes, new = lif_step(drive[0], state, kp, conn)
+    np.testing.assert_array_equal(state.v, v0)
+    assert new.step == 1 and state.step == 0
+    spikes_generic, generic = bp.step_once(lif_advance, drive[0], state, kp, conn)
+    np.testing.assert_array_equal(spikes, spikes_generic)
+    np.testing.assert_array_equal(new.v, generic.v)
 
 
 def test_continuing_from_final_state_equals_one_run():
@@ -121,9 +122,9 @@ def test_continuing_from_final_state_equals_one_run():
     n = drive.shape[1]
     kp = lif_prepare(params, n)
     state = lif_init(n, params, conn, v0_mv=inputs["v0_mv"])
-    whole = bp.simulate(lif_step, drive, state, kp, conn)
-    first = bp.simulate(lif_step, drive[:70], state, kp, conn)
-    second = bp.simulate(lif_step, drive[70:], first.state, kp, conn)
+    whole = bp.simulate(lif_advance, drive, state, kp, conn)
+    first = bp.simulate(lif_advance, drive[:70], state, kp, conn)
+    second = bp.simulate(lif_advance, drive[70:], first.state, kp, conn)
     np.testing.assert_array_equal(whole.spikes, np.concatenate([first.spikes, second.spikes]))
 
 
@@ -134,7 +135,7 @@ def test_inputs_and_state_are_not_mutated():
     state = lif_init(n, params, conn, v0_mv=inputs["v0_mv"])
     copies = [a.copy() for a in (drive, state.v, state.theta, state.last_spike, state.history,
                                  conn.weight, conn.post)]
-    bp.simulate(lif_step, drive, state, lif_prepare(params, n), conn, record=("v",))
+    bp.simulate(lif_advance, drive, state, lif_prepare(params, n), conn, record=("v",))
     for before, after in zip(copies, (drive, state.v, state.theta, state.last_spike,
                                       state.history, conn.weight, conn.post), strict=True):
         np.testing.assert_array_equal(before, after)

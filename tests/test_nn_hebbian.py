@@ -132,3 +132,115 @@ def test_bad_input(x):
         layer.plasticity_step(x[:0])
     with pytest.raises(ValueError, match="padding_mode"):
         HebbianConv2d(1, 2, 3, padding_mode="circular")
+
+
+# ----------------------------------------------------------- one torch implementation
+def test_defaults_are_the_estimators():
+    # issue: HebbianLinear used lr 0.01 without max normalisation; the estimator's recipe is
+    # lr 0.05, max normalisation, power_lr 0.5, anti-Hebbian (SoftHebb ICLR 2023).
+    from bioplastic.nn.functional import SOFTHEBB_RULE, SOFTHEBB_UPDATE
+    from bioplastic.sklearn import SoftHebb
+
+    est = SoftHebb()
+    rule, update = est._rule_params()
+    for layer in (HebbianLinear(6, 4), HebbianConv2d(1, 4, 3)):
+        assert layer.rule == rule == SOFTHEBB_RULE
+        assert layer.update == update == SOFTHEBB_UPDATE
+    assert HebbianLinear(6, 4).weight.shape == (4, 6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda **k: HebbianLinear(6, 4, **k),
+    lambda **k: HebbianConv2d(2, 4, 3, padding=1, **k),
+])
+def test_state_dict_keeps_rule_and_update(tmp_path, make, rng):
+    rule, update = SoftHebbParams(0.3, False), UpdateParams(0.2, False, 0.0, 2.0, -0.5, 0.5)
+    a = make(rule=rule, update=update, bias=True, bias_lr_factor=0.7, dtype=torch.float64)
+    path = tmp_path / "layer.pt"
+    torch.save(a.state_dict(), path)
+    b = make(dtype=torch.float64, bias=True)                      # other settings
+    b.load_state_dict(torch.load(path, weights_only=True))        # plain numbers only
+    assert b.rule == rule and b.update == update and b.bias_lr_factor == 0.7
+    x = torch.tensor(rng.normal(size=(5, 6) if isinstance(a, HebbianLinear) else (2, 2, 5, 5)))
+    a.plasticity_step(x)
+    b.plasticity_step(x)
+    torch.testing.assert_close(a.weight, b.weight, rtol=0, atol=0)
+    torch.testing.assert_close(a.bias, b.bias, rtol=0, atol=0)
+
+
+def test_state_dict_keeps_a_per_unit_rate():
+    a = HebbianLinear(6, 4, update=UpdateParams(np.array([0.1, 0.2, 0.3, 0.4])))
+    b = HebbianLinear(6, 4)
+    b.load_state_dict(a.state_dict())
+    np.testing.assert_array_equal(b.update.learning_rate, [0.1, 0.2, 0.3, 0.4])
+
+
+@pytest.mark.parametrize("update, match", [
+    (UpdateParams(-0.1), "learning_rate"),
+    (UpdateParams(float("nan")), "learning_rate"),
+    (UpdateParams(0.1, power_lr=-0.5), "power_lr"),
+    (UpdateParams(0.1, w_min=1.0, w_max=0.0), "w_min"),
+    (UpdateParams(0.1, w_min=float("nan")), "w_min"),
+    (UpdateParams(0.1, row_norm=-1.0), "row_norm"),
+    (UpdateParams(np.ones(3)), "learning_rate"),                    # 3 rates for 4 units
+])
+def test_bad_update_settings_are_refused_like_numpy(update, match):
+    # The NumPy apply_update refuses these (issue: nn.Hebbian* accepted them silently).
+    w, dw = np.zeros((4, 6)), np.ones((4, 6))
+    if not (match == "w_min" and np.isnan(update.w_min)):   # NumPy still takes NaN bounds
+        with pytest.raises(ValueError, match=match):
+            apply_update(w, dw, update)
+    for make in (lambda: HebbianLinear(6, 4, update=update),
+                 lambda: HebbianConv2d(1, 4, 3, update=update)):
+        with pytest.raises(ValueError, match=match):
+            make()
+    from bioplastic.nn.functional import apply_update as apply_update_torch
+    with pytest.raises(ValueError, match=match):
+        apply_update_torch(torch.zeros(4, 6), torch.ones(4, 6), update)
+
+
+@pytest.mark.parametrize("update", [
+    UpdateParams(0.05, True, 0.5),
+    UpdateParams(np.array([0.1, 0.2, 0.3, 0.4]), False, 0.0, 2.0, -0.2, 0.3),
+    UpdateParams(0.1, True, 1.0, 3.0, row_norm=2.0),
+])
+def test_functional_apply_update_equals_numpy(rng, update):
+    from bioplastic.nn.functional import apply_update as apply_update_torch
+
+    w, dw = rng.normal(size=(4, 6)), rng.normal(size=(4, 6))
+    got = apply_update_torch(torch.tensor(w), torch.tensor(dw), update).numpy()
+    # p-norms: torch's vector_norm vs the kernel's loop sum in other orders (round-off).
+    np.testing.assert_allclose(got, apply_update(w, dw, update), rtol=RTOL, atol=ATOL)
+
+
+def test_conv_rule_with_bias_equals_kernel(rng):
+    from bioplastic.nn.functional import soft_hebb_conv_dw as conv_dw_torch
+
+    x, w, b = rng.normal(size=(2, 3, 6, 5)), rng.normal(size=(4, 3, 3, 3)), rng.normal(size=4)
+    rule = SoftHebbParams(0.8, True)
+    got = conv_dw_torch(torch.tensor(x), torch.tensor(w), rule, padding=1,
+                        padding_mode="reflect", bias=torch.tensor(b))
+    expected = soft_hebb_conv_dw(x, w, rule, padding=1, padding_mode="reflect", bias=b)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=RTOL, atol=ATOL)
+
+
+def test_nn_and_tta_share_one_conv_rule(rng):
+    # Same function, same bits: the layer's delta, the functional rule and NHL's torch path.
+    from bioplastic.nn.functional import soft_hebb_conv_dw as conv_dw_torch
+    from bioplastic.tta.nhl import soft_hebb_conv_dw_torch
+
+    layer = HebbianConv2d(3, 5, 3, stride=2, padding=1, rule=SoftHebbParams(0.6, True),
+                          dtype=torch.float64)
+    x = torch.tensor(rng.normal(size=(2, 3, 7, 7)))
+    w = layer.weight.detach()
+    functional = conv_dw_torch(x, w, layer.rule, stride=2, padding=1)
+    torch.testing.assert_close(layer.delta(x), functional, rtol=0, atol=0)
+    tta_path = soft_hebb_conv_dw_torch(x, w, 0.6, anti_hebbian=True, stride=(2, 2),
+                                       padding=(1, 1))
+    torch.testing.assert_close(tta_path, functional, rtol=0, atol=0)
+
+
+def test_repr_shows_rule_and_update():
+    text = repr(HebbianConv2d(1, 4, 3))
+    assert "SoftHebbParams(temperature=1.0, anti_hebbian=True)" in text
+    assert "learning_rate=0.05" in text and "power_lr=0.5" in text

@@ -22,7 +22,8 @@ def test_forward_is_bit_identical_to_kernel_without_recurrence(rng):
     kernel = bp.run_lif(drive, params, record=("v", "theta"))
     module = LIF(**params._asdict(), dtype=torch.float64)
     with torch.no_grad():
-        spikes, v, state = module.run(torch.tensor(drive))
+        spikes, records, state = module.run(torch.tensor(drive), record=("v",))
+    v = records["v"]
     assert kernel.spikes.sum() > 50
     np.testing.assert_array_equal(spikes.numpy().astype(bool), kernel.spikes)
     np.testing.assert_array_equal(v.numpy(), kernel["v"])
@@ -38,7 +39,8 @@ def test_forward_with_recurrence_matches_kernel_to_round_off(rng):
     module = LIF(**params._asdict(), n_recurrent=n, dtype=torch.float64)
     with torch.no_grad():
         module.recurrent_weight.copy_(torch.tensor(weight))
-        spikes, v, _ = module.run(torch.tensor(drive))
+        trace = module.run(torch.tensor(drive), record=("v",))
+    spikes, v = trace.spikes, trace["v"]
     np.testing.assert_array_equal(spikes.numpy().astype(bool), kernel.spikes)
     # A matrix product sums in another order than sequential delivery: round-off only.
     np.testing.assert_allclose(v.numpy(), kernel["v"], rtol=0, atol=1e-12)
@@ -48,9 +50,9 @@ def test_batch_axis_equals_separate_runs(rng):
     module = LIF(dtype=torch.float64)
     drive = torch.tensor(rng.uniform(10, 30, (200, 3, 5)))
     with torch.no_grad():
-        together = module(drive)
+        together, _ = module(drive)
         for b in range(3):
-            torch.testing.assert_close(together[:, b], module(drive[:, b]), rtol=0, atol=0)
+            torch.testing.assert_close(together[:, b], module(drive[:, b])[0], rtol=0, atol=0)
 
 
 def test_gradient_matches_finite_differences_below_threshold():
@@ -60,7 +62,7 @@ def test_gradient_matches_finite_differences_below_threshold():
     drive = torch.rand(30, 4, dtype=torch.float64, requires_grad=True)
 
     def final_v(x):
-        return module.run(x)[1][-1]
+        return module.run(x, record=("v",))["v"][-1]
 
     assert torch.autograd.gradcheck(final_v, (drive,))
 
@@ -78,12 +80,13 @@ def test_tiny_learning_problem_reduces_the_loss():
     n_in, n_out, n_steps = 20, 4, 100
     inputs = (torch.rand(n_steps, 8, n_in) < 0.2).float()
     readout = torch.nn.Linear(n_in, n_out)
-    neuron = LIF(v_rest_mv=0.0, v_reset_mv=0.0, v_th_mv=1.0, tau_m_ms=5.0, dt_ms=1.0)
+    neuron = LIF(v_rest_mv=0.0, v_reset_mv=0.0, v_th_mv=1.0, tau_m_ms=5.0, dt_ms=1.0,
+                 t_ref_ms=0.0)
     target = torch.arange(1, n_out + 1, dtype=torch.float32) * 5.0
     optimizer = torch.optim.Adam(readout.parameters(), lr=0.05)
     losses = []
     for _ in range(40):
-        counts = neuron(readout(inputs) * 5.0).sum(0)
+        counts = neuron(readout(inputs) * 5.0)[0].sum(0)
         loss = ((counts - target) ** 2).mean()
         optimizer.zero_grad()
         loss.backward()
@@ -99,7 +102,7 @@ def test_state_dict_round_trip():
     clone = LIF(n_recurrent=5, learn_tau_m=True, tau_m_ms=np.ones(5))
     clone.load_state_dict(module.state_dict())
     x = torch.rand(20, 2, 5) * 30
-    torch.testing.assert_close(clone(x), module(x))
+    torch.testing.assert_close(clone(x)[0], module(x)[0])
 
 
 def test_bad_input_raises():

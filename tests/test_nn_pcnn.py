@@ -6,6 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import bioplastic.nn.functional.pcnn as functional_pcnn  # noqa: E402
 import bioplastic.nn.pcnn as nn_pcnn  # noqa: E402
 from bioplastic.neurons.pcnn import PCNNParams, run_pcnn  # noqa: E402
 from bioplastic.nn import PCNN, PCNNConv2d, spike  # noqa: E402
@@ -33,7 +34,7 @@ def test_forward_equals_numba_kernel_float64(coupling):
                  link_kernel=None if kernel is None else torch.tensor(kernel), **PARAMS)
     drive = rng.normal(0.3, 0.5, (40, 2, n_maps, 8, 9))           # signed trained-style drive
     with torch.no_grad():
-        pulses, state = layer.run(torch.tensor(drive))
+        pulses, state = layer(torch.tensor(drive))
     for b in range(2):                                            # batch ≡ separate runs
         trace = _kernel_run(drive[:, b], kernel, coupling)
         np.testing.assert_array_equal(pulses[:, b].numpy().astype(bool), trace.spikes)
@@ -55,15 +56,16 @@ def test_surrogate_backward_is_the_sigmoid_derivative():
 def test_gradcheck_on_smooth_variant(monkeypatch):
     """With the Heaviside replaced by sigmoid(4x) the layer is smooth: autograd must match
     finite differences through time, linking conv and the parameterisations."""
-    monkeypatch.setattr(nn_pcnn, "spike", lambda x, **kw: torch.sigmoid(4.0 * x))
+    # the maths (and its spike) lives in bioplastic.nn.functional.pcnn
+    monkeypatch.setattr(functional_pcnn, "spike", lambda x, **kw: torch.sigmoid(4.0 * x))
     layer = PCNN(2, coupling="inter", learnable=nn_pcnn.LEARNABLE, dtype=torch.float64)
     x = torch.randn(3, 1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda inp: layer(inp), (x,))
+    assert torch.autograd.gradcheck(lambda inp: layer(inp)[0], (x,))
     names = [name for name, _ in layer.named_parameters()]
 
     def pulses_of(*values):
         return torch.func.functional_call(layer, dict(zip(names, values, strict=True)),
-                                          (x.detach(),))
+                                          (x.detach(),))[0]
 
     values = tuple(p.detach().clone().requires_grad_() for p in layer.parameters())
     assert torch.autograd.gradcheck(pulses_of, values)
@@ -87,7 +89,7 @@ def test_gradients_reach_parameters_and_inter_kernel():
     layer = PCNNConv2d(2, 4, 3, coupling="inter", norm="bn",
                        learnable=("decay_f", "decay_l", "decay_e", "beta"))
     x = (torch.rand(6, 3, 2, 8, 8) < 0.3).float()
-    layer(x).mean().backward()
+    layer(x)[0].mean().backward()
     for name, p in layer.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
     assert layer.neurons.link_weight.grad.abs().sum() > 0
@@ -111,7 +113,7 @@ def test_default_kernels():
 def test_conv_layer_norms(norm):
     torch.manual_seed(1)
     layer = PCNNConv2d(1, 4, 3, norm=norm, time_steps=5, coupling="intra")
-    out = layer(torch.rand(5, 2, 1, 6, 6))
+    out, _ = layer(torch.rand(5, 2, 1, 6, 6))
     assert out.shape == (5, 2, 4, 6, 6)
     assert set(out.unique().tolist()) <= {0.0, 1.0}
 
@@ -131,9 +133,9 @@ def test_resets():
     x = torch.full((3, 1, 1, 1, 1), 2.0, dtype=torch.float64)
     kwargs = dict(coupling="none", learnable=(), decay_f=0.5, decay_e=0.5, v_e=0.0, e0=1.0,
                   dtype=torch.float64)
-    _, state = PCNN(1, reset="zero_f", **kwargs).run(x[:1])
+    _, state = PCNN(1, reset="zero_f", **kwargs)(x[:1])
     assert state.f.item() == 0.0
-    _, state = PCNN(1, reset="subtract_f", **kwargs).run(x[:1])
+    _, state = PCNN(1, reset="subtract_f", **kwargs)(x[:1])
     assert state.f.item() == 1.0                                   # 2 - E[0]
 
 
@@ -146,7 +148,7 @@ def test_state_dict_round_trip():
     b.load_state_dict(a.state_dict())
     x = torch.rand(4, 2, 1, 6, 6)
     a.eval(), b.eval()
-    torch.testing.assert_close(a(x), b(x))
+    torch.testing.assert_close(a(x)[0], b(x)[0])
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bioplastic import simulate
+from bioplastic import simulate, simulate_blocks
 from bioplastic.neurons import (
     WTAParams,
     input_connectivity,
@@ -12,8 +12,9 @@ from bioplastic.neurons import (
     present_blocks,
     run_wta,
     train_wta,
-    wta_block_step,
+    wta_advance,
     wta_init,
+    wta_normalise,
     wta_prepare,
     wta_step,
 )
@@ -62,7 +63,7 @@ def test_kernel_equals_naive_transcription(seed, variant):
         net["w0"] = net["w0"] * 60.0       # current synapses carry mV (see reference.wta)
         stdp = SOFT._replace(w_max=60.0)
     state, args, conn = _args(net, params, stdp)
-    trace = simulate(wta_step, net["spikes"], state, *args, record=("v", "theta"))
+    trace = simulate(wta_advance, net["spikes"], state, *args, record=("v", "theta"))
     exc, inh, v, theta, w = naive_wta(net["spikes"], net["w0"], net["delay_steps"], params, stdp,
                                       net["v0"], 20.0)
     n = exc.shape[1]
@@ -84,7 +85,7 @@ def test_simulate_equals_python_loop_and_inputs_untouched():
     state, args, _ = _args(net)
     snapshot = [np.copy(a) for a in state[:-1]]
     spikes_in = net["spikes"].copy()
-    trace = simulate(wta_step, net["spikes"], state, *args, record=("v", "w"))
+    trace = simulate(wta_advance, net["spikes"], state, *args, record=("v", "w"))
     loop_state, loop_spikes = state, []
     for x in net["spikes"]:
         s, loop_state = wta_step(x, loop_state, *args)
@@ -127,7 +128,7 @@ def test_jit_on_equals_jit_off(tmp_path):
     subprocess.run([sys.executable, "-c", _JIT_OFF_SCRIPT, str(tmp_path / "in.npz"),
                     str(tmp_path / "out.npz")], env=env, check=True)
     state, args, _ = _args(net)
-    trace = simulate(wta_step, net["spikes"], state, *args)
+    trace = simulate(wta_advance, net["spikes"], state, *args)
     plain = np.load(tmp_path / "out.npz")
     assert trace.spikes.any()
     np.testing.assert_array_equal(plain["spikes"], trace.spikes)
@@ -138,9 +139,9 @@ def test_jit_on_equals_jit_off(tmp_path):
 def test_block_step_equals_single_steps():
     net = _network(4, n_steps=240)
     state, args, _ = _args(net)
-    per_step = simulate(wta_step, net["spikes"], state, *args)
+    per_step = simulate(wta_advance, net["spikes"], state, *args)
     blocks = net["spikes"].reshape(4, 60, -1)     # (n_blocks, T_block, n_in)
-    per_block = simulate(wta_block_step, blocks, state, *args, record=("w",))
+    per_block = simulate_blocks(wta_advance, blocks, state, *args, record=("w",))
     np.testing.assert_array_equal(per_block.spikes.reshape(240, -1), per_step.spikes)
     for field in state._fields:
         np.testing.assert_array_equal(getattr(per_block.state, field),
@@ -153,14 +154,15 @@ def test_block_normalisation_and_present_blocks():
     params = WTAParams(w_sum=7.8)
     state, args, conn = _args(net, params)
     blocks = net["spikes"].reshape(2, 60, -1)
-    spikes, after_one = wta_block_step(blocks[0], state, *args)
+    one = simulate_blocks(wta_advance, blocks[:1], state, *args, on_block=wta_normalise)
+    spikes, after_one = one.spikes[0], one.state
     first = normalise_input_weights(state.w, conn, 6, 7.8)
     np.testing.assert_allclose(dense_weights(first, conn, 6).sum(axis=1), 7.8, rtol=1e-12)
     # The block ran from the normalised weights: same as a plain block from them.
-    plain = wta_block_step(blocks[0], state._replace(w=first), wta_prepare(WTAParams()),
-                           *args[1:])
-    np.testing.assert_array_equal(spikes, plain[0])
-    np.testing.assert_array_equal(after_one.w, plain[1].w)
+    plain = simulate_blocks(wta_advance, blocks[:1], state._replace(w=first),
+                            wta_prepare(WTAParams()), *args[1:])
+    np.testing.assert_array_equal(spikes, plain.spikes[0])
+    np.testing.assert_array_equal(after_one.w, plain.state.w)
     trace = present_blocks(blocks, net["w0"], params, delay_ms=net["delay_steps"] * DT,
                            theta0_mv=20.0, record=("w",))
     assert trace.spikes.shape == (2, 60, 12) and trace["w"].shape == (2, conn.n_synapses)
@@ -179,7 +181,7 @@ def test_subthreshold_relaxation_and_threshold_decay_are_euler():
     params = WTAParams(tau_theta_ms=10.0, theta_offset_mv=0.0)   # threshold -52 + theta
     conn, by_post = _quiet()
     state = wta_init(3, conn, params, v0_mv=np.array([-60.0, -64.0, -70.0]), theta0_mv=5.0)
-    trace = simulate(wta_step, np.zeros((50, 4), bool), state, wta_prepare(params), conn,
+    trace = simulate(wta_advance, np.zeros((50, 4), bool), state, wta_prepare(params), conn,
                      by_post, record=("v", "theta"))
     steps = np.arange(1, 51)[:, None]
     np.testing.assert_allclose(trace["v"] + 65.0,
@@ -199,7 +201,7 @@ def test_input_spike_delay_and_conductance_decay():
     spikes = np.zeros((14, 2), bool)
     spikes[5, 1] = True
     params = WTAParams()
-    trace = simulate(wta_step, spikes, wta_init(1, conn, params), wta_prepare(params), conn,
+    trace = simulate(wta_advance, spikes, wta_init(1, conn, params), wta_prepare(params), conn,
                      post_index(conn.post, 1), record=("ge", "v"))
     ge = trace["ge"][:, 0]
     assert np.all(ge[:8] == 0.0) and ge[8] == 0.25
@@ -213,7 +215,7 @@ def test_threshold_adaptation_counts_spikes():
     net = _network(6, n_steps=400)
     params = WTAParams(theta_plus_mv=0.5)
     state, args, _ = _args(net, params)
-    trace = simulate(wta_step, net["spikes"], state, *args)
+    trace = simulate(wta_advance, net["spikes"], state, *args)
     n = 6
     q = 1 - DT / params.tau_theta_ms
     expected = 20.0 * q ** 400 + np.array([
@@ -227,7 +229,7 @@ def test_partner_spikes_after_its_excitatory_neuron():
     later; inh k then inhibits every excitatory neuron but k."""
     net = _network(7)
     state, args, _ = _args(net)
-    trace = simulate(wta_step, net["spikes"], state, *args, record=("gi",))
+    trace = simulate(wta_advance, net["spikes"], state, *args, record=("gi",))
     n = 6
     exc, inh = trace.spikes[:, :n], trace.spikes[:, n:]
     first_inh = np.argmax(inh.any(axis=1))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..neurons.lif import lif_advance, lif_init, lif_prepare, lif_step
+from ..neurons.lif import lif_advance, lif_init, lif_prepare
 from ..reference._cases import same_spikes
 from ..reference.lif import random_network, run_lif_kernel, run_lif_twin, unpack
 from ..simulate import simulate
@@ -30,8 +30,8 @@ def _kernel_seconds(params, drive, conn, kwargs) -> tuple[float, object]:
     kernel_params = lif_prepare(params, n)
 
     def run():
-        return simulate(lif_step, drive, state, kernel_params, conn, record=("v", "theta"),
-                        record_units=kwargs["record_idx"], step_in_place=lif_advance)
+        return simulate(lif_advance, drive, state, kernel_params, conn, record=("v", "theta"),
+                        record_units=kwargs["record_idx"])
 
     run()  # compile
     best = best_time(run, repeat=3, warmup=0)

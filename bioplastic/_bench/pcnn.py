@@ -30,7 +30,7 @@ def _image_case(size: int, n_steps: int):
 
 
 def run_vs_brian2(quick: bool) -> list[dict]:
-    from ..neurons.pcnn import pcnn_init, pcnn_prepare, pcnn_step
+    from ..neurons.pcnn import pcnn_advance, pcnn_init, pcnn_prepare
     from ..reference.pcnn import run_pcnn_twin
     from ..simulate import simulate
 
@@ -39,7 +39,7 @@ def run_vs_brian2(quick: bool) -> list[dict]:
 
     def kernel():
         kp, feed, link = pcnn_prepare(params, drive.shape[1:])
-        return simulate(pcnn_step, drive, pcnn_init(drive.shape[1:], params), kp, feed, link)
+        return simulate(pcnn_advance, drive, pcnn_init(drive.shape[1:], params), kp, feed, link)
 
     numba_s = best_time(kernel, repeat=3, warmup=1)
     run_only: dict = {}
@@ -73,15 +73,17 @@ def run_torch_vs_lif(quick: bool) -> list[dict]:
             self.conv = torch.nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
             self.norm = TimeBatchNorm(c_out, t, "bn")
             self.neurons = LIF(tau_m_ms=2.0, v_rest_mv=0.0, v_reset_mv=0.0, v_th_mv=1.0,
-                               dt_ms=1.0, surrogate="sigmoid", surrogate_scale=4.0)
+                               t_ref_ms=0.0, dt_ms=1.0, surrogate="sigmoid",
+                               surrogate_scale=4.0)
 
         def forward(self, inp):
-            return self.neurons(self.norm(self.conv(inp.flatten(0, 1)).unflatten(0, inp.shape[:2])))
+            current = self.norm(self.conv(inp.flatten(0, 1)).unflatten(0, inp.shape[:2]))
+            return self.neurons(current)
 
     def timed(layer):
         def run():
             layer.zero_grad()
-            layer(x).sum().backward()
+            layer(x)[0].sum().backward()     # spiking layers return (spikes, state)
         return best_time(run, repeat=3 if quick else 5, warmup=1)
 
     torch.manual_seed(0)

@@ -9,7 +9,8 @@ parameters (nearest-spike triplet STDP, adaptive thresholds, conductance synapse
 two presentations of random 28x28 "images" at Diehl & Cook's rates (``pixel/8 * 2`` Hz, a
 quarter of the pixels on) of 350 ms each followed by 150 ms of rest: 2,000 steps, 1 s.
 
-Timing: the kernel runs the presentations with :func:`wta_block_step` after a compiling call
+Timing: the kernel runs the presentations with :func:`bioplastic.simulate_blocks` over
+:func:`wta_advance` after a compiling call
 (best of 3); Brian2 runs its first step alone (code generation, cython compilation, set-up)
 and the remaining steps are timed, scaled to all steps (``run_wta_twin(timing=...)``). Threads
 are not pinned; run with ``OMP_NUM_THREADS=1`` for the spec's single-core setting.
@@ -25,13 +26,15 @@ from ..neurons.wta import (
     WTAParams,
     input_connectivity,
     poisson_spikes,
-    wta_block_step,
+    wta_advance,
     wta_init,
+    wta_normalise,
     wta_prepare,
 )
 from ..reference._cases import same_spikes
 from ..reference.wta import run_wta_twin
 from ..rules.stdp import STDPParams, post_index
+from ..simulate import simulate_blocks
 from . import Benchmark, best_time
 
 SPEED_TARGET = 5.0        # issue 3: >= 5x faster than Brian2 cython
@@ -57,11 +60,8 @@ def _kernel(blocks, w0):
     state0 = wta_init(n, conn, params)
 
     def run():
-        state, spikes = state0, []
-        for block in blocks:
-            s, state = wta_block_step(block, state, *args)
-            spikes.append(s)
-        return np.concatenate(spikes), state
+        trace = simulate_blocks(wta_advance, blocks, state0, *args, on_block=wta_normalise)
+        return trace.spikes.reshape(-1, trace.spikes.shape[-1]), trace.state
 
     best = best_time(run, repeat=3, warmup=1)  # the warm-up call compiles
     return best, run(), conn

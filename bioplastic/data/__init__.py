@@ -1,5 +1,6 @@
 """Data sets and stimulus generators (NumPy only)."""
 
+from . import events
 from .corruptions import (
     CORRUPTIONS,
     DIGITS_CORRUPTIONS,
@@ -14,4 +15,4 @@ from .digits import DigitsSplit, digits_split, load_digits_images
 
 __all__ = ["DigitsSplit", "digits_split", "load_digits_images",
            "CORRUPTIONS", "VALIDATION_CORRUPTIONS", "DIGITS_CORRUPTIONS", "GEOMETRIC_CORRUPTIONS",
-           "corrupt", "corrupt_digits", "digits_c", "load_cifar10c"]
+           "corrupt", "corrupt_digits", "digits_c", "load_cifar10c", "events"]

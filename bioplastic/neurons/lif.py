@@ -42,6 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
+from .._state import copy_state, with_step
 from .._validate import (
     as_float_array,
     check_shape,
@@ -164,28 +165,36 @@ def _deliver(v, not_refractory, history, step, conn):
 
 
 @njit
-def lif_step(x, state, params, conn):
-    """One step for all neurons. ``x``: external drive (n,) in mV. Returns ``(spikes, state)``.
-
-    ``params`` is a :class:`LIFKernelParams` (from :func:`lif_prepare`), ``conn`` a
-    :class:`SparseConnectivity` (use ``no_connectivity(n)`` for none). Arguments are not
-    modified: this is :func:`lif_advance` on a copy of ``state``.
-    """
-    return lif_advance(x, _copy_state(state), params, conn)
+def lif_step(x: np.ndarray, state: LIFState, params: LIFKernelParams,
+             conn: SparseConnectivity) -> tuple[np.ndarray, LIFState]:
+    """One pure step: :func:`lif_advance` on a copy of ``state`` (arguments not modified)."""
+    return lif_advance(x, copy_state(state), params, conn)
 
 
 @njit
-def _copy_state(state):
-    return LIFState(state.v.copy(), state.theta.copy(), state.last_spike.copy(),
-                    state.history.copy(), state.step)
+def lif_advance(x: np.ndarray, state: LIFState, params: LIFKernelParams,
+                conn: SparseConnectivity) -> tuple[np.ndarray, LIFState]:
+    """One step for all neurons, updating the arrays of ``state`` in place.
 
+    Parameters
+    ----------
+    x : float64 (n,)
+        External drive of this step in mV.
+    state : LIFState
+        Updated in place (its arrays); the returned state holds the same arrays and
+        ``step + 1``.
+    params : LIFKernelParams
+        From :func:`lif_prepare`.
+    conn : SparseConnectivity
+        Recurrent synapses (``no_connectivity(n)`` for none); not modified.
 
-@njit
-def lif_advance(x, state, params, conn):
-    """:func:`lif_step` updating the arrays of ``state`` in place (same results, no copies).
+    Returns
+    -------
+    spikes : bool (n,)
+    state : LIFState
 
-    For ``simulate(lif_step, ..., step_in_place=lif_advance)``, which hands it a private copy of
-    the initial state; copying five state arrays every step costs about 6 % on large networks.
+    Run it with ``bioplastic.simulate(lif_advance, inputs, state, params, conn)``, which hands
+    it a private copy of the initial state.
     """
     n = state.v.size
     step = state.step
@@ -208,7 +217,7 @@ def lif_advance(x, state, params, conn):
         if spikes[k]:
             v[k] = params.v_reset[k]
             theta[k] += params.theta_plus[k]
-    return spikes, LIFState(v, theta, last_spike, history, step + 1)
+    return spikes, with_step(state, step + 1)
 
 
 def _check_drive(inputs, n_steps, n):
@@ -220,7 +229,7 @@ def _check_drive(inputs, n_steps, n):
 
 
 def run_lif(inputs, params: LIFParams | None = None, *, n: int | None = None, weight=None,
-            delay_ms=0.0, v0_mv=None, record=("v",)) -> Trace:
+            delay_ms=0.0, v0_mv=None, record=("v",), record_units=None) -> Trace:
     """Simulate a (recurrent) LIF population; the convenient front end over :func:`simulate`.
 
     Parameters
@@ -235,6 +244,13 @@ def run_lif(inputs, params: LIFParams | None = None, *, n: int | None = None, we
     v0_mv : float or array (n,), optional
     record : sequence of str
         State fields to record (``"v"``, ``"theta"``).
+    record_units : int array, optional
+        Record only these neurons (see :func:`bioplastic.simulate`).
+
+    Returns
+    -------
+    Trace
+        ``spikes`` (T, n) and the records (T, n) or (T, len(record_units)).
     """
     from .connectivity import connectivity
 
@@ -256,5 +272,5 @@ def run_lif(inputs, params: LIFParams | None = None, *, n: int | None = None, we
     if conn.n_pre != n or (conn.post.size and conn.post.max() >= n):
         raise ValueError(f"weight must connect {n} neurons to themselves, got n_pre={conn.n_pre}")
     state = lif_init(n, params, conn, v0_mv=v0_mv)
-    return simulate(lif_step, drive, state, lif_prepare(params, n), conn, record=record,
-                    step_in_place=lif_advance)
+    return simulate(lif_advance, drive, state, lif_prepare(params, n), conn, record=record,
+                    record_units=record_units)

@@ -65,12 +65,13 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
+from .._state import check_finite, copy_state
 from .._validate import as_float_array, in_range, per_unit
-from ..rules.apply import DivergenceError
 from ..simulate import Trace, simulate
 
 __all__ = [
     "PCNNParams", "PCNNKernelParams", "PCNNState", "pcnn_prepare", "pcnn_init", "pcnn_step",
+    "pcnn_advance",
     "run_pcnn", "convention_b_to_a", "otsu_threshold", "COUPLINGS", "ZHAN_KERNEL_1D",
     "SCM_KERNEL", "SPCNN_KERNEL",
 ]
@@ -529,29 +530,30 @@ def _fast_link(f, l_prev, u_prev, e_prev, y, link_w, params):
 
 
 @njit
-def _map_block(x, prev, cf, cl, new, c, row0, params):
-    """The map (F, L, U, Y, E) for rows ``row0 ...`` of map ``c`` into the state ``new``.
+def _map_block(x, st, cf, cl, c, row0, params):
+    """The map (F, L, U, Y, E) for rows ``row0 ...`` of map ``c``, in place on the state ``st``.
 
     ``cf``/``cl`` are the block's couplings (rows, >= W). Expression forms are the twin's
-    (Brian's print). One loop per variable: a loop touching all ten arrays needs more
-    run-time overlap checks than the vectoriser allows, and would run scalar.
+    (Brian's print). Each element reads only its own previous value, so updating in place is
+    exact. One loop per variable: a loop touching all ten arrays needs more run-time overlap
+    checks than the vectoriser allows, and would run scalar.
     """
     df, vf, dl, vl = params.decay_f[c], params.v_f[c], params.decay_l[c], params.v_l[c]
     du, beta, de, ve = params.decay_u[c], params.beta[c], params.decay_e[c], params.v_e[c]
-    f, l, u, e, y = new
+    f, l, u, e, y = st
     width = x.shape[2]
     for r in range(cf.shape[0]):
         i = row0 + r
         for j in range(width):
-            f[c, i, j] = ((df * prev.f[c, i, j]) + (vf * cf[r, j])) + x[c, i, j]
+            f[c, i, j] = ((df * f[c, i, j]) + (vf * cf[r, j])) + x[c, i, j]
         for j in range(width):
-            l[c, i, j] = (dl * prev.l[c, i, j]) + (vl * cl[r, j])
+            l[c, i, j] = (dl * l[c, i, j]) + (vl * cl[r, j])
         for j in range(width):
-            u[c, i, j] = (du * prev.u[c, i, j]) + (f[c, i, j] * (1.0 + (beta * l[c, i, j])))
+            u[c, i, j] = (du * u[c, i, j]) + (f[c, i, j] * (1.0 + (beta * l[c, i, j])))
         for j in range(width):
-            y[c, i, j] = u[c, i, j] > prev.e[c, i, j]
+            y[c, i, j] = u[c, i, j] > e[c, i, j]     # E[n-1]: e is updated next
         for j in range(width):
-            e[c, i, j] = (de * prev.e[c, i, j]) + (ve * (1.0 if y[c, i, j] else 0.0))
+            e[c, i, j] = (de * e[c, i, j]) + (ve * (1.0 if y[c, i, j] else 0.0))
 
 
 @njit
@@ -568,18 +570,40 @@ def _threshold(e_prev, y, params):
 
 
 @njit
-def pcnn_step(x, state, params, feeding_weights, linking_weights):
-    """One PCNN iteration (Convention A). Returns ``(pulses, new_state)``.
+def pcnn_step(x: np.ndarray, state: PCNNState, params: PCNNKernelParams,
+              feeding_weights: np.ndarray, linking_weights: np.ndarray
+              ) -> tuple[np.ndarray, PCNNState]:
+    """One pure PCNN iteration: :func:`pcnn_advance` on a copy of ``state``."""
+    return pcnn_advance(x, copy_state(state), params, feeding_weights, linking_weights)
 
-    ``x``: stimulus ``S[n]`` (C, H, W) float64; ``state``: :class:`PCNNState`; ``params``:
-    :class:`PCNNKernelParams`; weights ``(C, G, kh, kw)`` from :func:`pcnn_prepare`.
-    Arguments are not modified.
+
+@njit
+def pcnn_advance(x: np.ndarray, state: PCNNState, params: PCNNKernelParams,
+                 feeding_weights: np.ndarray, linking_weights: np.ndarray
+                 ) -> tuple[np.ndarray, PCNNState]:
+    """One PCNN iteration (Convention A), updating the arrays of ``state`` in place.
+
+    Parameters
+    ----------
+    x : float64 (C, H, W)
+        Stimulus ``S[n]``.
+    state : PCNNState
+        Updated in place.
+    params : PCNNKernelParams
+    feeding_weights, linking_weights : float64 (C, G, kh, kw)
+        From :func:`pcnn_prepare`; not modified.
+
+    Returns
+    -------
+    pulses : bool (C, H, W)
+        ``Y[n]`` (a new array, not the state's).
+    state : PCNNState
     """
-    shape = state.f.shape
-    n_maps, height, width = shape
+    n_maps, height, width = state.f.shape
     padded = _padded_pulses(state.y, _coupling_pad(feeding_weights, linking_weights))
-    new = PCNNState(np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape),
-                    np.empty(shape, dtype=np.bool_))
+    fast = params.fast_linking != 0
+    if fast:  # the inner iteration starts again from the previous iterate
+        l_prev, u_prev, e_prev = state.l.copy(), state.u.copy(), state.e.copy()
     # Couplings and map block by block of rows: the couplings never leave the cache.
     cf_block = np.empty((_BLOCK_ROWS, padded.shape[2]))
     cl_block = np.empty((_BLOCK_ROWS, padded.shape[2]))
@@ -590,11 +614,14 @@ def pcnn_step(x, state, params, feeding_weights, linking_weights):
             cf, cl = cf_block[:rows], cl_block[:rows]
             _couple_block(padded, feeding_weights, feeding_table, c, row0, width, cf)
             _couple_block(padded, linking_weights, linking_table, c, row0, width, cl)
-            _map_block(x, state, cf, cl, new, c, row0, params)
-    if params.fast_linking == 0:
-        return new.y, new
-    l, u, y = _fast_link(new.f, state.l, state.u, state.e, new.y, linking_weights, params)
-    return y, PCNNState(new.f, l, u, _threshold(state.e, y, params), y)
+            _map_block(x, state, cf, cl, c, row0, params)
+    if fast:
+        l, u, y = _fast_link(state.f, l_prev, u_prev, e_prev, state.y, linking_weights, params)
+        state.l[...] = l
+        state.u[...] = u
+        state.y[...] = y
+        state.e[...] = _threshold(e_prev, y, params)
+    return state.y.copy(), state
 
 
 # ------------------------------------------------------------------------------- front end
@@ -619,15 +646,6 @@ def _stimulus_sequence(stimulus, n_steps, allow_negative: bool):
                          f"{s.shape}; pass n_steps for a static image")
     squeeze = s.ndim == 3
     return (s[:, None] if squeeze else s).copy(), squeeze
-
-
-def _check_finite_state(state: PCNNState) -> None:
-    """Raise :class:`DivergenceError` if the maps overflowed (a stimulus near 1e308: F and U
-    become infinite, and stay so, since decays only multiply them)."""
-    for name in ("f", "l", "u", "e"):
-        if not np.all(np.isfinite(getattr(state, name))):
-            raise DivergenceError(f"the PCNN overflowed: non-finite values in state.{name} "
-                                  "(stimulus or coupling too large for float64)")
 
 
 def run_pcnn(stimulus, params: PCNNParams | None = None, *, n_steps: int | None = None,
@@ -657,8 +675,8 @@ def run_pcnn(stimulus, params: PCNNParams | None = None, *, n_steps: int | None 
     drive, squeeze = _stimulus_sequence(stimulus, n_steps, allow_negative)
     shape = drive.shape[1:]
     kp, feed, link = pcnn_prepare(params, shape)
-    trace = simulate(pcnn_step, drive, pcnn_init(shape, params), kp, feed, link, record=record)
-    _check_finite_state(trace.state)
+    trace = simulate(pcnn_advance, drive, pcnn_init(shape, params), kp, feed, link, record=record)
+    check_finite(trace.state, "the PCNN (stimulus or coupling too large for float64)")
     if not squeeze:
         return trace
     records = {name: value[:, 0] for name, value in trace.records.items()}

@@ -45,19 +45,13 @@ rescaled to sum to ``w_sum`` at the start of every block, 78 in the code; 0 = of
 presentations (zero-input rows at the end of a block, 150 ms in the code; the state is not reset).
 Input delays are whole steps (the code draws 0-10 ms).
 
-Two step functions share one per-step body, :func:`_advance`:
-
-* :func:`wta_step` — one step, the library's step contract (run by :func:`bioplastic.simulate`;
-  per-step records; the twin comparison);
-* :func:`wta_block_step` — one *presentation* of ``T_block`` steps (inputs ``(T_block, n_in)``),
-  also run by :func:`bioplastic.simulate` over inputs ``(n_blocks, T_block, n_in)``, or one
-  call per stimulus by :func:`present_blocks` and :func:`train_wta` (which avoid ``simulate``'s
-  probe call: a probe of a block step would compute a whole presentation).
-
-Both copy the state they are given (arguments are never modified). A step over a network with
-plastic synapses copies ``O(n_syn)`` state — 12.5 MB at 400 × 784 synapses — which would cost
-more than the step itself; the block step pays that copy once per presentation, and is equal to
-``T_block`` calls of :func:`wta_step` bit for bit (a test checks it).
+The model follows the library's contract: :func:`wta_advance` is the in-place step run by
+:func:`bioplastic.simulate` (per-step records; the twin comparison) and by
+:func:`bioplastic.simulate_blocks` over presentations (:func:`present_blocks`, and
+:func:`train_wta`, whose data-dependent retry is the only Python loop, over presentations);
+:func:`wta_normalise` is the start-of-presentation hook. The simulation runs on one private
+copy of the state per call, so the ``O(n_syn)`` synapse state (12.5 MB at 400 × 784 synapses)
+is no longer copied every step. :func:`wta_step` is the pure form (advance on a copy).
 
 Event-driven traces decay with ``exp(-(t - t_last)/tau)`` per synapse event. Within a step the
 factor depends only on the synapse's last event step, so it is computed once per distinct
@@ -75,6 +69,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
+from .._state import check_finite, check_record, copy_state, with_step
 from .._validate import (
     as_float_array,
     as_generator,
@@ -85,25 +80,23 @@ from .._validate import (
     positive,
     whole_steps,
 )
-from ..rules.apply import DivergenceError
 from ..rules.stdp import (
+    PostIndex,
     STDPKernelParams,
     STDPParams,
-    bounded,
-    depression_dw,
-    event_decay,
     post_index,
-    potentiation_dw,
+    stdp_decay_factors,
+    stdp_on_post,
+    stdp_on_pre,
     stdp_prepare,
-    trace_on_spike,
 )
-from ..simulate import Trace, simulate
+from ..simulate import Trace, simulate, simulate_blocks
 from .connectivity import SparseConnectivity, connectivity_from_arrays, due_blocks
 from .lif import NEVER_SPIKED
 
 __all__ = [
     "WTAParams", "GroupKernelParams", "WTAKernelParams", "WTAState", "wta_prepare", "wta_init",
-    "wta_step", "wta_block_step", "input_connectivity", "normalise_input_weights",
+    "wta_step", "wta_advance", "wta_normalise", "input_connectivity", "normalise_input_weights",
     "poisson_spikes", "run_wta", "present_blocks", "dense_weights", "train_wta", "WTATraining",
 ]
 
@@ -191,6 +184,8 @@ class WTAState(NamedTuple):
     x_post2: np.ndarray         # per-synapse slow postsynaptic trace (n_syn,)
     last_update: np.ndarray     # step of each synapse's last event (n_syn,) int64 (Brian: 0 s)
     history: np.ndarray         # input spikes of the last max_delay+1 steps, ring (D+1, n_in)
+    memo_step: np.ndarray       # scratch: decay-factor memo, valid where == current step
+    memo: np.ndarray            # scratch: (post1, post2, pre) factors per elapsed steps (M, 3)
     step: int                   # index of the next step
 
 
@@ -305,6 +300,8 @@ def wta_init(n: int, conn: SparseConnectivity, params: WTAParams = DEFAULT_PARAM
         w=w.copy(), x_pre=np.zeros(n_syn), x_post1=np.zeros(n_syn), x_post2=np.zeros(n_syn),
         last_update=np.zeros(n_syn, dtype=np.int64),
         history=np.zeros((conn.max_delay + 1, conn.n_pre), dtype=np.bool_),
+        memo_step=np.full(_DECAY_CACHE_STEPS, -1, dtype=np.int64),
+        memo=np.zeros((_DECAY_CACHE_STEPS, 3)),
         step=0,
     )
 
@@ -357,11 +354,7 @@ def _factors(elapsed_ok, factors, step, last, t_s, p):
     k = step - last
     if 0 <= k < elapsed_ok.size and elapsed_ok[k] == step:
         return factors[k, 0], factors[k, 1], factors[k, 2]
-    t_last = last * p.dt_s
-    s = p.stdp
-    f1 = event_decay(t_s, t_last, s.tau_post_s)
-    f2 = event_decay(t_s, t_last, s.tau_post2_s) if s.triplet else 1.0
-    fp = event_decay(t_s, t_last, s.tau_pre_s)
+    f1, f2, fp = stdp_decay_factors(t_s, last * p.dt_s, p.stdp)
     if 0 <= k < elapsed_ok.size:
         elapsed_ok[k] = step
         factors[k, 0] = f1
@@ -379,12 +372,12 @@ def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, step, t_
                   elapsed_ok, factors):
     """input -> exc ``on_pre``: every event due now, in Brian2's spike-queue order.
 
-    Per event (Brian's pre pathway): decay the synapse's traces, ``ge_post += w`` (old w),
-    bump the pre trace, depression. Consecutive synapses of one input usually share their last
-    event step, so the decay factors are looked up only when it changes.
+    Per event (Brian's pre pathway, :func:`~bioplastic.rules.stdp.stdp_on_pre`): decay the
+    synapse's traces, ``ge_post += w`` (old w), bump the pre trace, depression. Consecutive
+    synapses of one input usually share their last event step, so the decay factors are looked
+    up only when it changes.
     """
     s = p.stdp
-    triplet = s.triplet
     starts, stops = due_blocks(history, step, conn)
     for b in range(starts.size):
         last, f1, f2, fp = -1, 1.0, 1.0, 1.0
@@ -392,24 +385,15 @@ def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, step, t_
             if last_update[syn] != last:
                 last = last_update[syn]
                 f1, f2, fp = _factors(elapsed_ok, factors, step, last, t_s, p)
-            post1 = x_post1[syn] * f1
-            x_post1[syn] = post1
-            if triplet:
-                x_post2[syn] = x_post2[syn] * f2
-            x_pre[syn] = trace_on_spike(x_pre[syn] * fp, s.all_to_all)
             last_update[syn] = step
-            w_old = w[syn]
-            ge[conn.post[syn]] += w_old
-            w[syn] = bounded(w_old, depression_dw(w_old, post1, s), s)
+            ge[conn.post[syn]] += stdp_on_pre(syn, w, x_pre, x_post1, x_post2, f1, f2, fp, s)
 
 
 @njit
 def _post_events(spikes, w, x_pre, x_post1, x_post2, last_update, step, t_s, p, by_post,
                  elapsed_ok, factors):
-    """input -> exc ``on_post`` for every excitatory neuron that spiked at this step.
-
-    Per event: decay, potentiation with the slow trace before its bump, bump the post traces.
-    """
+    """input -> exc ``on_post`` for every excitatory neuron that spiked at this step
+    (:func:`~bioplastic.rules.stdp.stdp_on_post` per synapse)."""
     s = p.stdp
     for j in range(spikes.size):
         if not spikes[j]:
@@ -417,23 +401,40 @@ def _post_events(spikes, w, x_pre, x_post1, x_post2, last_update, step, t_s, p, 
         for q in range(by_post.indptr[j], by_post.indptr[j + 1]):
             syn = by_post.synapses[q]
             f1, f2, fp = _factors(elapsed_ok, factors, step, last_update[syn], t_s, p)
-            x_pre[syn] = x_pre[syn] * fp
-            post2_before = x_post2[syn] * f2 if s.triplet else 0.0
-            w[syn] = bounded(w[syn], potentiation_dw(w[syn], x_pre[syn], post2_before, s), s)
-            x_post1[syn] = trace_on_spike(x_post1[syn] * f1, s.all_to_all)
-            if s.triplet:
-                x_post2[syn] = trace_on_spike(post2_before, s.all_to_all)
+            stdp_on_post(syn, w, x_pre, x_post1, x_post2, f1, f2, fp, s)
             last_update[syn] = step
 
 
 @njit
-def _advance(x, st, step, p, conn, by_post, elapsed_ok, factors):
-    """One step on the arrays of ``st``, **in place** (callers pass private copies).
+def wta_advance(x: np.ndarray, state: WTAState, params: WTAKernelParams,
+                conn: SparseConnectivity, by_post: PostIndex) -> tuple[np.ndarray, WTAState]:
+    """One step of the whole network, updating the arrays of ``state`` in place.
 
-    Returns the spikes, shape (2n,): excitatory then inhibitory.
+    Parameters
+    ----------
+    x : bool (n_in,)
+        Input spikes of this step (pre-drawn).
+    state : WTAState
+        Updated in place; the returned state holds the same arrays and ``step + 1``.
+    params : WTAKernelParams
+        From :func:`wta_prepare`. ``params.w_sum`` is applied by :func:`wta_normalise` at the
+        start of each presentation (:func:`present_blocks`), not here.
+    conn : SparseConnectivity
+        Input -> excitatory synapses (topology and delays; not modified).
+    by_post : PostIndex
+        ``post_index(conn.post, n)``.
+
+    Returns
+    -------
+    spikes : bool (2n,)
+        Excitatory neurons ``0..n-1``, inhibitory ``n..2n-1``.
+    state : WTAState
     """
+    st = state
+    step = st.step
     n = st.v.size
-    t_s = step * p.dt_s
+    t_s = step * params.dt_s
+    p = params
     spikes = np.zeros(2 * n, dtype=np.bool_)
     exc_spikes = spikes[:n]
     inh_spikes = spikes[n:]
@@ -444,7 +445,7 @@ def _advance(x, st, step, p, conn, by_post, elapsed_ok, factors):
     st.history[step % st.history.shape[0]] = x
     # synapses: pre pathways (input->exc with STDP, exc->inh, inh->exc), then the post pathway
     _input_events(st.ge, st.w, st.x_pre, st.x_post1, st.x_post2, st.last_update, st.history,
-                  step, t_s, p, conn, elapsed_ok, factors)
+                  step, t_s, p, conn, st.memo_step, st.memo)
     for k in range(n):
         if exc_spikes[k]:
             st.ge_inh[k] += p.w_ei
@@ -454,7 +455,7 @@ def _advance(x, st, step, p, conn, by_post, elapsed_ok, factors):
                 if j != i:
                     st.gi[j] += p.w_ie
     _post_events(exc_spikes, st.w, st.x_pre, st.x_post1, st.x_post2, st.last_update, step,
-                 t_s, p, by_post, elapsed_ok, factors)
+                 t_s, p, by_post, st.memo_step, st.memo)
     # resets
     for k in range(n):
         if exc_spikes[k]:
@@ -462,23 +463,7 @@ def _advance(x, st, step, p, conn, by_post, elapsed_ok, factors):
             st.theta[k] += p.theta_plus
         if inh_spikes[k]:
             st.v_inh[k] = p.inh.v_reset
-    return spikes
-
-
-@njit
-def _copy_state(state, step):
-    """A private deep copy of ``state`` whose step counter is ``step``."""
-    return WTAState(
-        state.v.copy(), state.ge.copy(), state.gi.copy(), state.theta.copy(),
-        state.last_spike.copy(), state.v_inh.copy(), state.ge_inh.copy(), state.gi_inh.copy(),
-        state.last_spike_inh.copy(), state.w.copy(), state.x_pre.copy(), state.x_post1.copy(),
-        state.x_post2.copy(), state.last_update.copy(), state.history.copy(), step,
-    )
-
-
-@njit
-def _new_cache():
-    return np.full(_DECAY_CACHE_STEPS, -1, dtype=np.int64), np.empty((_DECAY_CACHE_STEPS, 3))
+    return spikes, with_step(st, step + 1)
 
 
 @njit
@@ -494,43 +479,20 @@ def _normalise_rows(w, post, n, total):
 
 
 @njit
-def wta_step(x, state, params, conn, by_post):
-    """One step of the whole network. Returns ``(spikes, new_state)``; arguments unchanged.
-
-    x : bool (n_in,)
-        Input spikes of this step (pre-drawn).
-    state : WTAState
-    params : WTAKernelParams  (from :func:`wta_prepare`)
-    conn : SparseConnectivity  (input -> exc; its ``weight`` is read only by :func:`wta_init`)
-    by_post : PostIndex  (``post_index(conn.post, n)``)
-
-    ``spikes`` has shape (2n,): excitatory neurons ``0..n-1``, inhibitory ``n..2n-1``.
-    ``params.w_sum`` is applied only by :func:`wta_block_step`.
-    """
-    st = _copy_state(state, state.step + 1)
-    elapsed_ok, factors = _new_cache()
-    spikes = _advance(x, st, state.step, params, conn, by_post, elapsed_ok, factors)
-    return spikes, st
+def wta_normalise(state: WTAState, params: WTAKernelParams, conn: SparseConnectivity,
+                  by_post: PostIndex) -> None:
+    """Start of a presentation, in place: if ``params.w_sum > 0``, rescale each excitatory
+    neuron's input weights to sum to ``w_sum`` (the ``on_block`` hook of
+    :func:`bioplastic.simulate_blocks`)."""
+    if params.w_sum > 0.0:
+        _normalise_rows(state.w, conn.post, state.v.size, params.w_sum)
 
 
 @njit
-def wta_block_step(x_block, state, params, conn, by_post):
-    """One presentation: ``T_block`` steps from ``x_block`` (T_block, n_in) bool.
-
-    If ``params.w_sum > 0`` the input weights are first normalised per excitatory neuron.
-    Returns ``(spikes (T_block, 2n), new_state)``; equal to ``T_block`` :func:`wta_step` calls
-    (after the normalisation). Arguments unchanged.
-    """
-    st = _copy_state(state, state.step + x_block.shape[0])
-    n = st.v.size
-    if params.w_sum > 0.0:
-        _normalise_rows(st.w, conn.post, n, params.w_sum)
-    elapsed_ok, factors = _new_cache()
-    spikes = np.zeros((x_block.shape[0], 2 * n), dtype=np.bool_)
-    for t in range(x_block.shape[0]):
-        spikes[t] = _advance(x_block[t], st, state.step + t, params, conn, by_post, elapsed_ok,
-                             factors)
-    return spikes, st
+def wta_step(x: np.ndarray, state: WTAState, params: WTAKernelParams, conn: SparseConnectivity,
+             by_post: PostIndex) -> tuple[np.ndarray, WTAState]:
+    """One pure step: :func:`wta_advance` on a copy of ``state`` (arguments not modified)."""
+    return wta_advance(x, copy_state(state), params, conn, by_post)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -572,12 +534,9 @@ def _check_finite_state(state: WTAState) -> WTAState:
 
     Weights are clipped, and the resets keep membranes bounded even where forward Euler is
     unstable (``dt * g / tau > 2``); what remains is overflow of conductances (``inf - inf``)
-    or a non-finite state handed in to continue a run.
+    or a non-finite state handed in to continue a run. Every floating-point field is checked.
     """
-    for name in ("v", "ge", "gi", "theta", "v_inh", "ge_inh", "w", "x_pre", "x_post1"):
-        if not np.all(np.isfinite(getattr(state, name))):
-            raise DivergenceError(f"the run diverged: non-finite values in state.{name}")
-    return state
+    return check_finite(state)
 
 
 def _check_spikes(name: str, spikes, n_in: int | None = None, ndim: int = 2) -> np.ndarray:
@@ -626,7 +585,7 @@ def run_wta(input_spikes, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPPara
     spikes = _check_spikes("input_spikes", input_spikes, n_in)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
     state = wta_init(n, conn, params, theta0_mv=theta0_mv)
-    trace = simulate(wta_step, spikes, state, wta_prepare(params, stdp), conn, by_post,
+    trace = simulate(wta_advance, spikes, state, wta_prepare(params, stdp), conn, by_post,
                      record=record, record_units=record_units)
     _check_finite_state(trace.state)
     return trace
@@ -634,15 +593,15 @@ def run_wta(input_spikes, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPPara
 
 def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
                    stdp: STDPParams = DEFAULT_STDP, *, delay_ms=0.0, theta0_mv=20.0,
-                   record=("w", "theta")) -> Trace:
+                   record=("w", "theta"), record_units=None) -> Trace:
     """Run presentations: ``blocks`` (n_blocks, T_block, n_in) bool, one block per stimulus.
 
     Each block is the stimulus followed by its rest (zero rows); ``params.w_sum > 0``
     normalises the input weights at the start of every block. Records are taken after every
     block (e.g. the weights after each presentation).
 
-    Blocks are run by calling :func:`wta_block_step` once per block from Python (the block is
-    the time loop's unit here; :func:`bioplastic.simulate` would first run one block as a probe).
+    This is :func:`bioplastic.simulate_blocks` over :func:`wta_advance`, with
+    :func:`wta_normalise` as the start-of-block hook.
 
     Returns
     -------
@@ -655,31 +614,11 @@ def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
     blocks = _check_spikes("blocks", blocks, n_in, ndim=3)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
     state = wta_init(n, conn, params, theta0_mv=theta0_mv)
-    record = _record_names(record)
-    unknown = [f for f in record if f not in state._fields]
-    if unknown:
-        raise ValueError(f"record names unknown state fields {unknown}; state has "
-                         f"{state._fields}")
-    kp = wta_prepare(params, stdp)
-    spikes = np.zeros(blocks.shape[:2] + (2 * n,), dtype=np.bool_)
-    records = {f: [] for f in record}
-    for b in range(blocks.shape[0]):
-        spikes[b], state = wta_block_step(blocks[b], state, kp, conn, by_post)
-        _check_finite_state(state)
-        for f in record:
-            records[f].append(np.copy(getattr(state, f)))
-    shapes = {f: (0,) + np.shape(getattr(state, f)) for f in record}
-    return Trace(spikes, {f: np.array(v) if v else np.zeros(shapes[f])
-                          for f, v in records.items()}, state)
-
-
-def _record_names(record) -> tuple[str, ...]:
-    if isinstance(record, str):
-        return (record,)
-    if not isinstance(record, list | tuple) or not all(isinstance(f, str) for f in record):
-        raise TypeError(f"record must be a field name or a sequence of field names, got "
-                        f"{record!r}")
-    return tuple(record)
+    check_record(state, record)
+    trace = simulate_blocks(wta_advance, blocks, state, wta_prepare(params, stdp), conn, by_post,
+                            on_block=wta_normalise, record=record, record_units=record_units)
+    _check_finite_state(trace.state)
+    return trace
 
 
 class WTATraining(NamedTuple):
@@ -707,8 +646,9 @@ def train_wta(images, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams =
     """Diehl & Cook's training protocol, one image at a time.
 
     Each image (pixel values in [0, 255]) becomes Poisson input at ``pixel/8 * intensity`` Hz
-    for ``present_ms``, followed by ``rest_ms`` without input (one :func:`wta_block_step`; with
-    ``params.w_sum > 0`` the weights are normalised first). If the excitatory neurons fire fewer
+    for ``present_ms``, followed by ``rest_ms`` without input (one block of
+    :func:`bioplastic.simulate_blocks`; with ``params.w_sum > 0`` the weights are normalised
+    first). If the excitatory neurons fire fewer
     than ``min_spikes`` times, the image is shown again with ``intensity + 1`` (learning from the
     weak presentation is kept, as in the code), at most ``max_repeats`` times. All input spikes
     come from one generator seeded by ``seed``.
@@ -748,9 +688,10 @@ def train_wta(images, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams =
         level = intensity
         while True:
             block[:present] = poisson_spikes(pixels[k] / 8.0 * level, present, dt_ms, rng)
-            spikes, state = wta_block_step(block, state, kp, conn, by_post)
-            _check_finite_state(state)
-            counts[k] = spikes[:present, :n].sum(axis=0)
+            trace = simulate_blocks(wta_advance, block[None], state, kp, conn, by_post,
+                                    on_block=wta_normalise)
+            state = _check_finite_state(trace.state)
+            counts[k] = trace.spikes[0, :present, :n].sum(axis=0)
             if counts[k].sum() >= min_spikes or repeats[k] >= max_repeats:
                 break
             repeats[k] += 1

@@ -3,18 +3,31 @@
 ``forward`` is a plain linear / conv map returning the pre-activations ``u`` (no plasticity,
 no hidden state). Learning is an explicit call, ``layer.plasticity_step(x)``, which computes the
 local rule on the batch ``x`` under ``torch.no_grad`` and applies it in place to the module's
-parameters; ``layer.delta(x)`` returns the same ``dw`` without applying it. The rules are the
-ones of :mod:`bioplastic.rules` re-written in torch ops (so they run on any device), and the
-tests check that in float64 they equal the Numba kernels on the same batch (to round-off: the
-softmax and the matrix products sum in a different order):
+parameters; ``layer.delta(x)`` returns the same ``dw`` without applying it. The maths is
+:mod:`bioplastic.nn.functional.hebbian` (the torch twins of :mod:`bioplastic.rules`, shared with
+:mod:`bioplastic.tta.nhl`); in float64 it equals the Numba kernels on the same batch (to
+round-off: the softmax and the matrix products sum in a different order):
 
 * ``rule=SoftHebbParams(...)``: SoftHebb (:func:`bioplastic.rules.soft_hebb_dw`; with
   ``bias=True`` also the bias rule :func:`bioplastic.rules.soft_hebb_bias_db`);
 * ``rule=KrotovParams(...)``: Krotov–Hopfield (:func:`bioplastic.rules.krotov_hopfield_dw`);
 
 and ``update=UpdateParams(...)`` is :func:`bioplastic.rules.apply_update` (rate, max
-normalisation, norm-dependent rate, bounds, row norm). Conv layers use unfolded patches with the
-batch and positions summed, exactly like :func:`bioplastic.rules.soft_hebb_conv_dw`.
+normalisation, norm-dependent rate, bounds, row norm), with the same input checks (a negative
+learning rate or ``power_lr``, or ``w_min > w_max``, is a ``ValueError`` at construction).
+Conv layers use unfolded patches with the batch and positions summed, exactly like
+:func:`bioplastic.rules.soft_hebb_conv_dw`.
+
+Defaults are SoftHebb's ICLR-2023 recipe, the same as :class:`bioplastic.sklearn.SoftHebb`:
+``rule = SOFTHEBB_RULE = SoftHebbParams(temperature=1.0, anti_hebbian=True)`` and
+``update = SOFTHEBB_UPDATE = UpdateParams(0.05, max_normalise=True, power_lr=0.5)`` (estimator
+arguments ``temperature, anti_hebbian`` → ``rule``; ``learning_rate, max_normalise,
+power_lr`` → ``update``; ``radius`` → ``radius``). The bare ``SoftHebbParams()`` and
+``UpdateParams()`` are the rules' neutral defaults (the 2022 rule, constant rate 0.01).
+
+``state_dict`` holds the weights and, as extra state, the rule, the update settings and the
+bias rate factor (plain numbers, so ``torch.load(weights_only=True)`` reads them):
+``load_state_dict`` restores a layer completely, whatever settings it was built with.
 
 Choices: weights start Gaussian with std ``radius/√fan_in`` (E‖w_k‖ ≈ radius; SoftHebb uses 10
 for MLPs, 25 for CNNs); the bias starts at ``τ ln(1/K)`` (uniform priors) and learns with rate
@@ -27,80 +40,26 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..rules.apply import (
-    MAX_NORM_GUARD,
-    NORM_RATE_OFFSET,
-    DivergenceError,
-    UpdateParams,
-)
+from ..rules.apply import UpdateParams
 from ..rules.hebbian import KrotovParams
 from ..rules.softhebb import SoftHebbParams
 from ..rules.unfold import PADDING_MODES
+from .functional.hebbian import (
+    SOFTHEBB_RULE,
+    SOFTHEBB_UPDATE,
+    apply_update,
+    check_update_params,
+    conv_rows,
+    krotov_hopfield_dw,
+    soft_hebb_bias_db,
+    soft_hebb_dw,
+)
 
-__all__ = ["HebbianLinear", "HebbianConv2d", "soft_hebb_dw_torch", "krotov_hopfield_dw_torch",
-           "apply_update_torch"]
-
-
-# ------------------------------------------------------------------------- functional torch
-def _anti_hebbian(u: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    winner = torch.argmax(u, dim=1, keepdim=True)       # first maximum, as the kernel
-    return (-s).scatter(1, winner, s.gather(1, winner))
-
-
-def _decay_dw(x, y, u, w):
-    """``yᵀx − (Σ_b y u)[:, None] w``: (B, n_pre), (B, n_post) x2, (n_post, n_pre)."""
-    return y.T @ x - (y * u).sum(dim=0)[:, None] * w
-
-
-def soft_hebb_dw_torch(x, u, w, params: SoftHebbParams) -> torch.Tensor:
-    """Torch twin of :func:`bioplastic.rules.soft_hebb_dw` (batch summed)."""
-    s = torch.softmax(u / params.temperature, dim=1)
-    y = _anti_hebbian(u, s) if params.anti_hebbian else s
-    return _decay_dw(x, y, u, w)
-
-
-def soft_hebb_bias_db_torch(u, b, params: SoftHebbParams) -> torch.Tensor:
-    s = torch.softmax(u / params.temperature, dim=1)
-    prior = torch.exp(b / params.temperature)
-    return (s.sum(dim=0) - u.shape[0] * prior) / prior
-
-
-def krotov_hopfield_dw_torch(x, w, params: KrotovParams) -> torch.Tensor:
-    """Torch twin of :func:`bioplastic.rules.krotov_hopfield_dw`."""
-    p = float(params.p)
-    current = x @ (w if p == 2.0 else torch.sign(w) * w.abs() ** (p - 1.0)).T
-    order = torch.sort(current, dim=1, descending=True, stable=True).indices
-    g = torch.zeros_like(current)
-    g.scatter_(1, order[:, :1], 1.0)
-    g.scatter_(1, order[:, params.k - 1:params.k], -float(params.delta))
-    return _decay_dw(x, g, current, w)
-
-
-def apply_update_torch(w: torch.Tensor, dw: torch.Tensor, params: UpdateParams) -> torch.Tensor:
-    """Torch twin of :func:`bioplastic.rules.apply_update`; returns the new weights."""
-    if not torch.isfinite(dw).all():
-        raise DivergenceError("dw contains non-finite values: the update diverged")
-    if params.max_normalise:
-        dw = dw / (dw.abs().max() + MAX_NORM_GUARD)
-    rate = torch.as_tensor(params.learning_rate, dtype=w.dtype, device=w.device)
-    if params.power_lr > 0:
-        norms = torch.linalg.vector_norm(w.reshape(w.shape[0], -1), ord=params.norm_p, dim=1)
-        rate = rate * ((norms - 1.0).abs() + NORM_RATE_OFFSET) ** params.power_lr
-    if rate.ndim:
-        rate = rate.reshape((-1,) + (1,) * (w.ndim - 1))
-    new = (w + rate * dw).clamp(params.w_min, params.w_max)
-    if not torch.isfinite(new).all():
-        raise DivergenceError("the update produced non-finite weights: the run diverged "
-                              "(lower the learning rate or normalise the update)")
-    if params.row_norm:
-        norms = torch.linalg.vector_norm(new.reshape(new.shape[0], -1), ord=params.norm_p,
-                                         dim=1)
-        norms = torch.where(norms > 0, norms, torch.ones_like(norms))
-        new = new * (params.row_norm / norms).reshape((-1,) + (1,) * (w.ndim - 1))
-    return new
+__all__ = ["HebbianLinear", "HebbianConv2d"]
 
 
 # ------------------------------------------------------------------------------- modules
@@ -126,12 +85,12 @@ class _HebbianMixin:
         """(dw2d, db or None) for input rows (N, fan_in)."""
         w2d = self.weight.reshape(self.weight.shape[0], -1)
         if isinstance(self.rule, KrotovParams):
-            return krotov_hopfield_dw_torch(rows, w2d, self.rule), None
+            return krotov_hopfield_dw(rows, w2d, self.rule), None
         u = rows @ w2d.T
         if self.bias is not None:
             u = u + self.bias
-        db = soft_hebb_bias_db_torch(u, self.bias, self.rule) if self.bias is not None else None
-        return soft_hebb_dw_torch(rows, u, w2d, self.rule), db
+        db = soft_hebb_bias_db(u, self.bias, self.rule) if self.bias is not None else None
+        return soft_hebb_dw(rows, u, w2d, self.rule), db
 
     @torch.no_grad()
     def delta(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,12 +105,12 @@ class _HebbianMixin:
         """
         dw2d, db = self._dense_rule(self._rows(x))
         dw = dw2d.reshape(self.weight.shape)
-        new_w = apply_update_torch(self.weight, dw, self.update)
+        new_w = apply_update(self.weight, dw, self.update)
         new_b = None
         if db is not None:
             bias_update = UpdateParams(self.update.learning_rate * self.bias_lr_factor,
                                        self.update.max_normalise)
-            new_b = apply_update_torch(self.bias, db, bias_update)
+            new_b = apply_update(self.bias, db, bias_update)
         self.weight.copy_(new_w)            # only after every check passed
         if new_b is not None:
             self.bias.copy_(new_b)
@@ -165,6 +124,31 @@ class _HebbianMixin:
         self.weight.grad = -dw2d.reshape(self.weight.shape)
         if db is not None:
             self.bias.grad = -db
+
+    # ------------------------------------------------------------ state_dict extra state
+    def get_extra_state(self) -> dict:
+        """Rule, update settings and bias rate factor as plain numbers (weights_only-safe)."""
+        update = self.update._asdict()
+        rate = np.asarray(update["learning_rate"], dtype=np.float64)
+        update["learning_rate"] = rate.tolist()                # a float or a list per unit
+        update = {k: v if isinstance(v, bool | list) else float(v) for k, v in update.items()}
+        return {"rule_type": type(self.rule).__name__, "rule": dict(self.rule._asdict()),
+                "update": update, "bias_lr_factor": float(self.bias_lr_factor)}
+
+    def set_extra_state(self, state: dict) -> None:
+        kinds = {"SoftHebbParams": SoftHebbParams, "KrotovParams": KrotovParams}
+        if not isinstance(state, dict) or state.get("rule_type") not in kinds:
+            raise ValueError(f"extra state of a Hebbian layer must name its rule "
+                             f"({sorted(kinds)}), got {state!r}")
+        update = dict(state["update"])
+        if isinstance(update["learning_rate"], list):
+            update["learning_rate"] = np.asarray(update["learning_rate"], dtype=np.float64)
+        self.rule = _check_rule(kinds[state["rule_type"]](**state["rule"]), self.weight.shape[0])
+        self.update = check_update_params(UpdateParams(**update), self.weight.shape[0])
+        self.bias_lr_factor = float(state["bias_lr_factor"])
+
+    def _settings_repr(self) -> str:
+        return f"rule={self.rule}, update={self.update}, bias_lr_factor={self.bias_lr_factor:g}"
 
     def _init_parameters(self, fan_in: int, radius: float, bias: bool):
         with torch.no_grad():
@@ -194,13 +178,13 @@ class HebbianLinear(_HebbianMixin, torch.nn.Module):
     """
 
     def __init__(self, in_features: int, out_features: int, *,
-                 rule: SoftHebbParams | KrotovParams = SoftHebbParams(),  # noqa: B008
-                 update: UpdateParams = UpdateParams(), bias: bool = False,  # noqa: B008
+                 rule: SoftHebbParams | KrotovParams = SOFTHEBB_RULE,
+                 update: UpdateParams = SOFTHEBB_UPDATE, bias: bool = False,
                  radius: float = 10.0, bias_lr_factor: float | None = None, device=None,
                  dtype=None):
         super().__init__()
         self.rule = _check_rule(rule, out_features)
-        self.update = update
+        self.update = check_update_params(update, out_features)
         self.weight = torch.nn.Parameter(torch.empty(out_features, in_features, device=device,
                                                      dtype=dtype))
         self._init_parameters(in_features, radius, bias)
@@ -218,7 +202,7 @@ class HebbianLinear(_HebbianMixin, torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}, " \
-               f"rule={self.rule}"
+               f"bias={self.bias is not None}, {self._settings_repr()}"
 
 
 class HebbianConv2d(_HebbianMixin, torch.nn.Module):
@@ -231,8 +215,8 @@ class HebbianConv2d(_HebbianMixin, torch.nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, *, stride=1,
                  padding=0, dilation=1, padding_mode: str = "zeros",
-                 rule: SoftHebbParams | KrotovParams = SoftHebbParams(),  # noqa: B008
-                 update: UpdateParams = UpdateParams(), bias: bool = False,  # noqa: B008
+                 rule: SoftHebbParams | KrotovParams = SOFTHEBB_RULE,
+                 update: UpdateParams = SOFTHEBB_UPDATE, bias: bool = False,
                  radius: float = 25.0, bias_lr_factor: float | None = None, device=None,
                  dtype=None):
         super().__init__()
@@ -243,7 +227,7 @@ class HebbianConv2d(_HebbianMixin, torch.nn.Module):
         self.kernel_size, self.stride = pair(kernel_size), pair(stride)
         self.padding, self.dilation, self.padding_mode = pair(padding), pair(dilation), padding_mode
         self.rule = _check_rule(rule, out_channels)
-        self.update = update
+        self.update = check_update_params(update, out_channels)
         self.weight = torch.nn.Parameter(torch.empty(out_channels, in_channels,
                                                      *self.kernel_size, device=device,
                                                      dtype=dtype))
@@ -252,10 +236,13 @@ class HebbianConv2d(_HebbianMixin, torch.nn.Module):
         self.bias_lr_factor = (0.1 * getattr(rule, "temperature", 1.0) if bias_lr_factor is None
                                else float(bias_lr_factor))
 
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+    def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[0] == 0 or x.shape[1] != self.weight.shape[1]:
             raise ValueError(f"x must have shape (batch >= 1, {self.weight.shape[1]}, H, W), "
                              f"got {tuple(x.shape)}")
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
         ph, pw = self.padding
         mode = "constant" if self.padding_mode == "zeros" else "reflect"
         return F.pad(x, (pw, pw, ph, ph), mode=mode) if (ph or pw) else x
@@ -264,6 +251,12 @@ class HebbianConv2d(_HebbianMixin, torch.nn.Module):
         return F.conv2d(self._pad(x), self.weight, self.bias, self.stride, 0, self.dilation)
 
     def _rows(self, x: torch.Tensor) -> torch.Tensor:
-        patches = F.unfold(self._pad(x), self.kernel_size, dilation=self.dilation,
-                           stride=self.stride)               # (B, C·kh·kw, L)
-        return patches.transpose(1, 2).reshape(-1, patches.shape[1])   # (B·L, C·kh·kw)
+        self._check_input(x)
+        return conv_rows(x, self.kernel_size, stride=self.stride, padding=self.padding,
+                         dilation=self.dilation, padding_mode=self.padding_mode)
+
+    def extra_repr(self) -> str:
+        return (f"{self.weight.shape[1]}, {self.weight.shape[0]}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"padding_mode={self.padding_mode!r}, bias={self.bias is not None}, "
+                f"{self._settings_repr()}")

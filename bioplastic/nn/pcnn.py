@@ -1,20 +1,18 @@
 """PCNN neurons and the DPCNN conv layer as torch modules (surrogate-gradient training).
 
-:class:`PCNN` is the neuron layer of shared/spec/pcnn.md §3.2 [reconstruction] on maps
-``(B, C, H, W)``, time-major sequences ``(T, B, C, H, W)``, Convention A as
-:mod:`bioplastic.neurons.pcnn` (read its docstring for the map and the Schedule)::
+:class:`PCNN` is a thin :class:`~bioplastic.nn.base.SpikingModule` over
+:func:`bioplastic.nn.functional.pcnn_step` (read :mod:`bioplastic.nn.functional.pcnn` for the
+equations): the neuron layer of a DPCNN on maps ``(B, C, H, W)``, time-major sequences
+``(T, B, C, H, W)``, Convention A as :mod:`bioplastic.neurons.pcnn`, with the kernel's own
+:class:`bioplastic.neurons.PCNNParams`. ``coupling="intra"`` is depthwise linking (kernel
+``(C, 1, k, k)``), ``"inter"`` a full ``C → C`` conv (kernel ``(C, C, k, k)``: C²k² synapses,
+no extra neurons), ``"none"`` no linking. In float64 the forward pass equals the Numba kernel
+with ``v_f = 0`` and ``decay_u = 0``.
 
-    F[t] = d_F F[t-1] + I[t]                          (the drive replaces feeding coupling)
-    L[t] = d_L L[t-1] + V_L (K_link ⋆ Y[t-1])
-    U[t] = F[t] (1 + beta L[t])
-    Y[t] = H(U[t] - E[t-1])                           strict >, surrogate derivative backward
-    E[t] = d_E E[t-1] + V_E Y[t]
-
-``⋆`` is ``conv2d`` with zero padding ``k // 2``: ``coupling="intra"`` is depthwise
-(``groups=C``, kernel ``(C, 1, k, k)``), ``"inter"`` a full ``C → C`` conv (kernel
-``(C, C, k, k)``: C²k² synapses, no extra neurons), ``"none"`` no linking. In float64 the
-forward pass equals the Numba kernel with ``v_f = 0`` and ``decay_u = 0``: identical pulses,
-state to summation round-off (``conv2d`` sums the linking terms in its own order).
+Defaults: :data:`bioplastic.nn.functional.DPCNN_INIT`, not ``PCNNParams()``: the kernel's
+default is Zhan's 1-D demo, whose feeding coupling the layer replaces by its drive and whose
+threshold jump would silence a normalised drive; the layer's values are starting points for
+training (every decay learnable inside (0, 1), ``e0 = 1``).
 
 :class:`PCNNConv2d` is a DPCNN layer: ``I[t] = Norm(Conv_ff(S_in[t]))`` followed by
 :class:`PCNN`. The feed-forward conv runs once on all ``T·B`` frames; only the neurons loop
@@ -26,10 +24,11 @@ Choices where the paper (Yi et al., arXiv 2401.08649) is silent — all options:
   buffers otherwise; ``beta``, ``V_L``, ``V_E`` are ``softplus(b)`` when learnable (> 0);
 * the intra linking kernel is fixed by default (``[.707 1 .707]``-type, centre 0, divided by
   its sum), the inter kernel learnable and initialised to that kernel on the diagonal plus
-  small random cross-map terms (so "inter" starts as "intra");
+  small random cross-map terms (so "inter" starts as "intra"), drawn from ``seed`` (an int or
+  a ``torch.Generator``; ``None``: torch's global generator, as ``torch.nn`` layers do);
 * ``reset=None`` (classic, default), ``"subtract_f"`` (``F -= Y E[t-1]``) or ``"zero_f"``
-  (``F *= 1 - Y``); the spec's ``'zero_U'`` is ``"zero_f"`` here because U is not a state;
-* surrogate: sigmoid with scale 4 (spec §3.2 default);
+  (``F *= 1 - Y``); a ``'zero_U'`` reset is ``"zero_f"`` here because U is not a state;
+* surrogate: sigmoid with scale 4;
 * ``norm``: ``None``, ``"bn"`` (BatchNorm2d over all frames), ``"bn_per_timestep"``
   (BNTT-like: statistics and affine per time step), ``"tdbn"`` (joint over time, output scaled
   by ``alpha E0``) or ``"rftd"`` — RFTD-BN as reconstructed here (the paper gives only its
@@ -42,27 +41,31 @@ Choices where the paper (Yi et al., arXiv 2401.08649) is silent — all options:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as fn
 
 from .._validate import finite_float, in_range
-from .surrogate import spike
+from ..neurons.pcnn import PCNNParams
+from .base import SpikingModule, format_value, resolve_like
+from .functional.pcnn import (
+    DPCNN_INIT,
+    RESETS,
+    PCNNTensorParams,
+    PCNNTensorState,
+    check_torch_supported,
+    pcnn_initial_state,
+    pcnn_step,
+)
+from .surrogate import SURROGATES
 
 __all__ = ["PCNN", "PCNNConv2d", "PCNNTensorState", "RFTDBatchNorm", "TimeBatchNorm",
            "default_link_kernel", "LEARNABLE", "NORMS"]
 
 LEARNABLE = ("decay_f", "decay_l", "decay_e", "beta", "v_l", "v_e")
 NORMS = (None, "bn", "bn_per_timestep", "tdbn", "rftd")
-_RESETS = (None, "subtract_f", "zero_f")
-
-
-class PCNNTensorState(NamedTuple):
-    f: torch.Tensor    # feeding F (B, C, H, W)
-    l: torch.Tensor    # linking L
-    e: torch.Tensor    # threshold E
-    y: torch.Tensor    # last pulses Y (0/1, float)
+_SCALARS = ("decay_f", "decay_l", "decay_e", "v_l", "v_e", "beta")
 
 
 def default_link_kernel(kernel_size: int) -> torch.Tensor:
@@ -84,71 +87,113 @@ def _inverse_softplus(y: float) -> float:
 
 
 def _check_kernel_size(kernel_size) -> int:
-    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 \
+            or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
     return kernel_size
 
 
-class PCNN(torch.nn.Module):
+def _generator(seed) -> torch.Generator | None:
+    if seed is None or isinstance(seed, torch.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"seed must be None, an int or a torch.Generator, got {seed!r}")
+    return torch.Generator().manual_seed(int(seed))
+
+
+class PCNN(SpikingModule):
     """PCNN neurons over ``channels`` maps with intra- or inter-map linking (see module doc).
+
+    ``pulses, state = pcnn(x)`` on ``x (T, B, C, H, W)``; ``pcnn.run(x, record=("e",))``;
+    ``pcnn.step(x_t, state)`` (see :mod:`bioplastic.nn.base`).
 
     Parameters
     ----------
     channels : int
-    coupling : {"none", "intra", "inter"}
+    params : PCNNParams, optional
+        The kernel's parameters; default :data:`bioplastic.nn.functional.DPCNN_INIT` (module
+        docstring says why). Scalar fields only (one value, copied to every map); ``v_f``
+        and ``decay_u`` must be 0 and ``fast_linking`` False.
+    **fields
+        Fields of :class:`PCNNParams` overriding ``params``: ``decay_f, decay_l, decay_e``
+        (per-step multipliers in [0, 1]; a learnable decay must lie strictly inside (0, 1)),
+        ``v_l, v_e, beta`` (>= 0; learnable ones > 0), ``e0`` (initial threshold).
+    coupling : {"none", "intra", "inter"}, optional
+        Default ``params.coupling``.
     kernel_size : int
         Odd linking kernel size.
     link_kernel : tensor, optional
-        Initial kernel ``(k, k)``, ``(C, 1, k, k)`` (intra) or ``(C, C, k, k)`` (inter).
-    decay_f, decay_l, decay_e : float in (0, 1)
-        Per-step multipliers (a learnable decay must lie strictly inside (0, 1); a fixed one
-        may be 0 or 1).
-    v_l, v_e, beta : float
-        Linking amplitude, threshold jump (>= 0), linking strength (learnable ones must be > 0).
-    e0 : float
-        Initial threshold ``E[0]``.
+        Initial kernel ``(k, k)``, ``(C, 1, k, k)`` (intra) or ``(C, C, k, k)`` (inter);
+        default ``params.linking_kernel``, else :func:`default_link_kernel`.
     learnable : iterable of str
         Subset of :data:`LEARNABLE` trained by backprop (per map).
     learn_kernel : bool, optional
         Train the linking kernel (default: False for intra, True for inter).
     reset : {None, "subtract_f", "zero_f"}
     surrogate, surrogate_scale : see :func:`bioplastic.nn.spike`
+    seed : int, torch.Generator or None
+        Draws the inter kernel's small cross-map terms (None: torch's global generator).
     dtype : torch.dtype
     """
 
-    def __init__(self, channels: int, *, coupling: str = "intra", kernel_size: int = 3,
-                 link_kernel=None, decay_f: float = 0.5, decay_l: float = 0.5,
-                 decay_e: float = 0.8, v_l: float = 1.0, v_e: float = 1.0, beta: float = 0.2,
-                 e0: float = 1.0, learnable=("decay_f", "decay_l", "decay_e"),
-                 learn_kernel: bool | None = None, reset: str | None = None,
-                 surrogate: str = "sigmoid", surrogate_scale: float = 4.0,
-                 dtype: torch.dtype = torch.float32):
+    state_type = PCNNTensorState
+    step_ndim = 4
+    repr_fields = ("channels", "coupling", "kernel_size", "learnable", "reset", "surrogate",
+                   "surrogate_scale")
+
+    def __init__(self, channels: int, params: PCNNParams | None = None, *,
+                 coupling: str | None = None, kernel_size: int = 3, link_kernel=None,
+                 learnable=("decay_f", "decay_l", "decay_e"), learn_kernel: bool | None = None,
+                 reset: str | None = None, surrogate: str = "sigmoid",
+                 surrogate_scale: float = 4.0, seed=None, dtype: torch.dtype = torch.float32,
+                 **fields):
         super().__init__()
-        if not isinstance(channels, int) or channels < 1:
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive int, got {channels!r}")
+        params = self._resolve_params(params, fields)
+        coupling = params.coupling if coupling is None else coupling
         if coupling not in ("none", "intra", "inter"):
             raise ValueError(f"coupling must be 'none', 'intra' or 'inter', got {coupling!r}")
-        if reset not in _RESETS:
-            raise ValueError(f"reset must be one of {_RESETS}, got {reset!r}")
+        if reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+        if surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {sorted(SURROGATES)}, got {surrogate!r}")
         learnable = tuple(learnable)
         unknown = set(learnable) - set(LEARNABLE)
         if unknown:
             raise ValueError(f"learnable must be a subset of {LEARNABLE}, got {sorted(unknown)}")
         self.channels, self.coupling, self.reset = channels, coupling, reset
         self.kernel_size = _check_kernel_size(kernel_size)
-        self.e0 = finite_float("e0", e0)
+        self.e0 = finite_float("e0", params.e0)
         self.surrogate, self.surrogate_scale = surrogate, float(surrogate_scale)
         self.learnable = learnable
-        for name, value in (("decay_f", decay_f), ("decay_l", decay_l), ("decay_e", decay_e)):
+        for name in ("decay_f", "decay_l", "decay_e"):
             closed = "neither" if name in learnable else "both"
-            self._scalar(name, in_range(name, finite_float(name, value), 0.0, 1.0,
-                                        closed=closed), _logit, dtype)
-        for name, value in (("v_l", v_l), ("v_e", v_e), ("beta", beta)):
-            value = finite_float(name, value)
+            value = in_range(name, finite_float(name, getattr(params, name)), 0.0, 1.0,
+                             closed=closed)
+            self._scalar(name, value, _logit, dtype)
+        for name in ("v_l", "v_e", "beta"):
+            value = finite_float(name, getattr(params, name))
             if value < 0 or (name in learnable and value <= 0):
                 raise ValueError(f"{name} must be >= 0 (> 0 when learnable), got {value!r}")
             self._scalar(name, value, _inverse_softplus, dtype)
-        self._init_kernel(link_kernel, learn_kernel, dtype)
+        if link_kernel is None and coupling != "none":
+            link_kernel = params.linking_kernel
+        self._init_kernel(link_kernel, learn_kernel, _generator(seed), dtype)
+
+    @staticmethod
+    def _resolve_params(params, fields) -> PCNNParams:
+        params = DPCNN_INIT if params is None else params
+        if not isinstance(params, PCNNParams):
+            raise TypeError(f"params must be bioplastic.neurons.PCNNParams, got "
+                            f"{type(params).__name__}")
+        unknown = set(fields) - set(PCNNParams._fields)
+        if unknown:
+            raise TypeError(f"unknown PCNN parameters {sorted(unknown)}; the fields are "
+                            f"{PCNNParams._fields}")
+        params = params._replace(**fields)
+        check_torch_supported(params)
+        return params
 
     def _scalar(self, name: str, value: float, inverse, dtype) -> None:
         """A per-map parameter ``(C, 1, 1)``: raw (pre-sigmoid/softplus) if learnable."""
@@ -166,7 +211,7 @@ class PCNN(torch.nn.Module):
         raw = getattr(self, f"raw_{name}")
         return torch.sigmoid(raw) if name.startswith("decay") else fn.softplus(raw)
 
-    def _init_kernel(self, link_kernel, learn_kernel, dtype) -> None:
+    def _init_kernel(self, link_kernel, learn_kernel, generator, dtype) -> None:
         c, k = self.channels, self.kernel_size
         if self.coupling == "none":
             if link_kernel is not None:
@@ -179,7 +224,6 @@ class PCNN(torch.nn.Module):
             if self.coupling == "intra":
                 kernel = base.expand(shape).clone()
             else:
-                generator = torch.Generator().manual_seed(0)
                 noise = 0.01 * torch.randn(shape, generator=generator, dtype=torch.float64)
                 kernel = torch.eye(c, dtype=torch.float64)[:, :, None, None] * base + noise
         else:
@@ -204,51 +248,29 @@ class PCNN(torch.nn.Module):
             norm = self.link_weight.abs().sum(dim=(1, 2, 3)).reshape(-1, 1, 1)
             return 1.0 + self.value("beta") * self.value("v_l") * norm / 2.0
 
-    def initial_state(self, like: torch.Tensor) -> PCNNTensorState:
-        """Zero F, L, Y and ``E = e0``, shaped like one time step ``(B, C, H, W)``."""
-        zeros = torch.zeros_like(like)
-        return PCNNTensorState(zeros, zeros.clone(), torch.full_like(like, self.e0),
-                               zeros.clone())
+    def extra_repr(self) -> str:
+        values = ", ".join(f"{name}={format_value(self.value(name))}" for name in _SCALARS)
+        return f"{super().extra_repr()}, {values}, e0={format_value(self.e0)}"
 
-    def _link(self, y: torch.Tensor) -> torch.Tensor:
-        groups = self.channels if self.coupling == "intra" else 1
-        return fn.conv2d(y, self.link_weight, padding=self.kernel_size // 2, groups=groups)
+    def initial_state(self, shape, *, dtype=None, device=None) -> PCNNTensorState:
+        """Zero F, L, Y and ``E = e0``, for one time step ``(B, C, H, W)``."""
+        shape, dtype, device = resolve_like(shape, dtype, device,
+                                            default_dtype=self.link_weight.dtype,
+                                            default_device=self.link_weight.device)
+        return pcnn_initial_state(shape, self.e0, dtype=dtype, device=device)
 
-    def step(self, x: torch.Tensor, state: PCNNTensorState | None = None):
-        """One iteration. ``x``: drive ``(B, C, H, W)``. Returns ``(pulses, new_state)``."""
-        if x.ndim != 4 or x.shape[1] != self.channels:
-            raise ValueError(f"x must have shape (B, {self.channels}, H, W), got "
-                             f"{tuple(x.shape)}")
-        if state is None:
-            state = self.initial_state(x)
-        f = self.value("decay_f") * state.f + x
-        l = self.value("decay_l") * state.l
-        if self.coupling != "none":
-            l = l + self.value("v_l") * self._link(state.y)
-        u = f * (1.0 + self.value("beta") * l)
-        y = spike(u - state.e, surrogate=self.surrogate, scale=self.surrogate_scale)
-        e = self.value("decay_e") * state.e + self.value("v_e") * y
-        if self.reset == "subtract_f":
-            f = f - y * state.e
-        elif self.reset == "zero_f":
-            f = f * (1.0 - y)
-        return y, PCNNTensorState(f, l, e, y)
+    def step_params(self) -> PCNNTensorParams:
+        return PCNNTensorParams(*(self.value(name) for name in PCNNTensorParams._fields))
 
-    def run(self, x: torch.Tensor, state: PCNNTensorState | None = None):
-        """Sequence ``x (T, B, C, H, W)``. Returns ``(pulses (T, ...), final state)``."""
-        if x.ndim != 5 or x.shape[0] == 0:
-            raise ValueError(f"x must be (T, B, C, H, W) with T >= 1, got {tuple(x.shape)}")
-        if not torch.isfinite(x).all():
-            raise ValueError("x must contain only finite values")
-        pulses = []
-        for x_t in x:
-            y, state = self.step(x_t, state)
-            pulses.append(y)
-        return torch.stack(pulses), state
+    def check_step(self, x_t: torch.Tensor) -> None:
+        if x_t.shape[1] != self.channels:
+            raise ValueError(f"x must have shape (B, {self.channels}, H, W) per step, got "
+                             f"{tuple(x_t.shape)}")
 
-    def forward(self, x: torch.Tensor, state: PCNNTensorState | None = None) -> torch.Tensor:
-        """Pulses for the drive sequence ``x (T, B, C, H, W)``."""
-        return self.run(x, state)[0]
+    def advance(self, x_t: torch.Tensor, state: PCNNTensorState, params: PCNNTensorParams):
+        link = None if self.coupling == "none" else self.link_weight
+        return pcnn_step(x_t, state, params, link, reset=self.reset, surrogate=self.surrogate,
+                         surrogate_scale=self.surrogate_scale)
 
 
 class TimeBatchNorm(torch.nn.Module):
@@ -291,7 +313,10 @@ class PCNNConv2d(torch.nn.Module):
     """DPCNN layer: ``Conv2d → norm → PCNN`` on ``(T, B, C_in, H, W)`` spike/current input.
 
     ``norm`` is one of :data:`NORMS`; ``time_steps`` is needed by the per-time-step norms.
-    Remaining keywords go to :class:`PCNN`. Returns pulses ``(T, B, C_out, H', W')``.
+    Remaining keywords go to :class:`PCNN`. ``forward`` returns ``(pulses (T, B, C_out, H',
+    W'), final state)`` like a :class:`~bioplastic.nn.base.SpikingModule`; it is not one
+    itself (no single :meth:`~bioplastic.nn.base.SpikingModule.step`: the feed-forward conv and
+    the per-time-step norms run on the whole sequence at once), its ``neurons`` are.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *,
@@ -326,5 +351,11 @@ class PCNNConv2d(torch.nn.Module):
             return self.norm(current, self.neurons.linking_gain())
         return current if self.norm is None else self.norm(current)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.neurons(self.drive(x))
+    def run(self, x: torch.Tensor, state: PCNNTensorState | None = None, *, record=()):
+        """:meth:`PCNN.run` of the neurons on :meth:`drive` ``(x)`` (a :class:`SpikeTrace`)."""
+        return self.neurons.run(self.drive(x), state, record=record)
+
+    def forward(self, x: torch.Tensor, state: PCNNTensorState | None = None):
+        """Spike/current input ``(T, B, C_in, H, W)`` → ``(pulses (T, B, C_out, H', W'),
+        final neuron state)``, the return of every spiking module."""
+        return self.neurons(self.drive(x), state)

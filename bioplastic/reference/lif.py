@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..neurons.connectivity import SparseConnectivity, connectivity_from_arrays
-from ..neurons.lif import LIFParams, lif_advance, lif_init, lif_prepare, lif_step
+from ..neurons.lif import LIFParams, lif_advance, lif_init, lif_prepare
 from ..simulate import simulate
 from ._brian import (
     exact_prefs,
@@ -105,8 +105,8 @@ def run_lif_kernel(params: LIFParams, drive: np.ndarray, conn: SparseConnectivit
     n = drive.shape[1]
     record_idx = np.arange(n) if record_idx is None else np.asarray(record_idx)
     state = lif_init(n, params, conn, v0_mv=v0_mv)
-    trace = simulate(lif_step, drive, state, lif_prepare(params, n), conn, record=("v", "theta"),
-                     record_units=record_idx, step_in_place=lif_advance)
+    trace = simulate(lif_advance, drive, state, lif_prepare(params, n), conn, record=("v", "theta"),
+                     record_units=record_idx)
     steps, index = trace.spike_pairs()
     state = {"v": trace["v"], "theta": trace["theta"],
              "v_final": trace.state.v, "theta_final": trace.state.theta}

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..neurons.pcnn import PCNNParams, pcnn_init, pcnn_prepare, pcnn_step
+from ..neurons.pcnn import PCNNParams, pcnn_advance, pcnn_init, pcnn_prepare
 from ..simulate import simulate
 from ._brian import exact_prefs, network, recorded, run_network, scheduling_summary, spike_pairs
 from ._cases import TwinCase, TwinResult
@@ -166,7 +166,7 @@ def run_pcnn_kernel(params: PCNNParams, drive: np.ndarray, *, record_idx=None) -
     record_idx = np.arange(n) if record_idx is None else np.asarray(record_idx)
     kp, feed, link = pcnn_prepare(params, shape)
     fields = ("f", "l", "u", "e")
-    trace = simulate(pcnn_step, drive, pcnn_init(shape, params), kp, feed, link, record=fields)
+    trace = simulate(pcnn_advance, drive, pcnn_init(shape, params), kp, feed, link, record=fields)
     steps, index = trace.spike_pairs()
     state = {}
     for name, field in zip(_STATE, fields, strict=True):

@@ -31,9 +31,9 @@ from ..neurons.wta import (
     WTAParams,
     input_connectivity,
     poisson_spikes,
+    wta_advance,
     wta_init,
     wta_prepare,
-    wta_step,
 )
 from ..rules.stdp import STDPParams, post_index
 from ..simulate import simulate
@@ -220,16 +220,16 @@ def run_wta_twin(input_spikes: np.ndarray, conn: SparseConnectivity, n: int,
 def run_wta_kernel(input_spikes: np.ndarray, conn: SparseConnectivity, n: int,
                    params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams = DEFAULT_STDP, *,
                    v0_mv=None, theta0_mv=20.0, record_idx=None, record_syn=None) -> TwinResult:
-    """The same run through :func:`bioplastic.simulate` and :func:`wta_step`."""
+    """The same run through :func:`bioplastic.simulate` and :func:`wta_advance`."""
     record_idx = np.arange(n) if record_idx is None else np.asarray(record_idx)
     record_syn = np.arange(0) if record_syn is None else np.asarray(record_syn)
     state0 = wta_init(n, conn, params, v0_mv=v0_mv, theta0_mv=theta0_mv)
     args = (wta_prepare(params, stdp), conn, post_index(conn.post, n))
-    trace = simulate(wta_step, input_spikes, state0, *args, record=("v", "theta", "ge", "gi"),
+    trace = simulate(wta_advance, input_spikes, state0, *args, record=("v", "theta", "ge", "gi"),
                      record_units=record_idx)
     state = {key: trace[key] for key in ("v", "theta", "ge", "gi")}
     if record_syn.size:
-        state["w"] = simulate(wta_step, input_spikes, state0, *args, record=("w",),
+        state["w"] = simulate(wta_advance, input_spikes, state0, *args, record=("w",),
                               record_units=record_syn)["w"]
     final = trace.state
     state.update(v_final=final.v, theta_final=final.theta, w_final=final.w)

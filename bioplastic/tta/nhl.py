@@ -52,10 +52,11 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .._validate import non_negative, positive
+from ..nn.functional import hebbian
+from ..rules.softhebb import SoftHebbParams
 from .base import Adapter, default_optimizer, no_params
 
 __all__ = ["NHL", "HebbianConv1", "ChannelAffine", "soft_hebb_conv_dw_torch",
@@ -63,8 +64,6 @@ __all__ = ["NHL", "HebbianConv1", "ChannelAffine", "soft_hebb_conv_dw_torch",
 
 NORM_MODES = ("direction", "renorm", "free")
 BACKENDS = ("auto", "numba", "torch")
-#: Guard of the max normalisation (the SoftHebb and Krotov–Hopfield codes' value).
-_MAX_NORM_GUARD = 1e-30
 
 
 # ------------------------------------------------------------------------ Hebbian Δw
@@ -88,23 +87,12 @@ def soft_hebb_conv_dw_torch(x: torch.Tensor, w: torch.Tensor, temperature: float
     """Torch twin of :func:`bioplastic.rules.soft_hebb_conv_dw` (bias ignored).
 
     ``x`` (B, C, H, W), ``w`` (O, C, kh, kw) → ``dw`` (O, C, kh, kw), summed over batch and
-    positions, in the dtype and on the device of ``w``.
+    positions, in the dtype and on the device of ``w``. The maths is
+    :func:`bioplastic.nn.functional.soft_hebb_conv_dw` (shared with ``bioplastic.nn``).
     """
-    if padding_mode == "reflect" and any(padding):
-        ph, pw = padding
-        x = F.pad(x, (pw, pw, ph, ph), mode="reflect")
-        padding = (0, 0)
-    cols = F.unfold(x.to(w.dtype), w.shape[2:], dilation=dilation, padding=padding, stride=stride)
-    # (B, C·kh·kw, L) -> rows (B·L, C·kh·kw): sample-major, then positions (= unfold_patches)
-    patches = cols.transpose(1, 2).reshape(-1, cols.shape[1])
-    w2d = w.reshape(w.shape[0], -1)
-    u = patches @ w2d.T                                      # (B·L, O)
-    y = torch.softmax(u / temperature, dim=1)
-    if anti_hebbian:
-        winner = F.one_hot(u.argmax(1), u.shape[1]).to(torch.bool)
-        y = torch.where(winner, y, -y)
-    decay = (y * u).sum(0)                                   # (O,)
-    return (y.T @ patches - decay[:, None] * w2d).reshape(w.shape)
+    params = SoftHebbParams(temperature=float(temperature), anti_hebbian=bool(anti_hebbian))
+    return hebbian.soft_hebb_conv_dw(x, w, params, stride=stride, padding=padding,
+                                     dilation=dilation, padding_mode=padding_mode)
 
 
 def hebbian_conv_dw(x: torch.Tensor, w: torch.Tensor, temperature: float, *, anti_hebbian: bool,
@@ -120,7 +108,7 @@ def hebbian_conv_dw(x: torch.Tensor, w: torch.Tensor, temperature: float, *, ant
     if w.device.type != "cpu":
         raise ValueError("backend='numba' needs CPU tensors; use 'torch' or 'auto' on "
                          f"{w.device}")
-    from ..rules import SoftHebbParams, soft_hebb_conv_dw
+    from ..rules import soft_hebb_conv_dw
 
     params = SoftHebbParams(temperature=float(temperature), anti_hebbian=bool(anti_hebbian))
     dw = soft_hebb_conv_dw(x.detach().double().numpy(), w.detach().double().numpy(), params,
@@ -176,7 +164,7 @@ class HebbianConv1(nn.Module):
             n_rows = x_in.shape[0] * _n_positions(self.layer, x_in)
             dw = dw / n_rows
         if self.max_normalise:
-            dw = dw / (dw.abs().max() + _MAX_NORM_GUARD)
+            dw = hebbian.max_normalise(dw)
         return dw
 
     def new_weight(self, x_in: torch.Tensor) -> torch.Tensor:
@@ -215,12 +203,9 @@ class HebbianConv1(nn.Module):
 
 
 def _n_positions(layer: nn.Conv2d, x: torch.Tensor) -> int:
-    sizes = []
-    for dim in range(2):
-        size, k = x.shape[2 + dim], layer.kernel_size[dim]
-        p, s, d = layer.padding[dim], layer.stride[dim], layer.dilation[dim]
-        sizes.append((size + 2 * p - d * (k - 1) - 1) // s + 1)
-    return sizes[0] * sizes[1]
+    return hebbian.conv_positions(x.shape[2], x.shape[3], layer.kernel_size,
+                                  stride=layer.stride, padding=layer.padding,
+                                  dilation=layer.dilation)
 
 
 def _check_choice(name: str, value, choices: tuple) -> None:
