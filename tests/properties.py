@@ -238,9 +238,8 @@ def perturb(draw, target: Target) -> tuple[dict, set[str], str]:
         label = name
     else:
         old = getattr(valid, field_name)
-        kwargs[name] = valid._replace(**{field_name: bad_value(draw, np.asarray(old)
-                                                               if isinstance(old, np.ndarray)
-                                                               else old)})
+        kwargs[name] = valid._replace(**{field_name: bad_value(draw, old,
+                                                               index=field_name in target.index)})
         expected = {field_name, name}
         label = f"{name}.{field_name}"
     expected |= set(target.aliases.get(field_name or name, ()))

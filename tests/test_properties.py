@@ -25,6 +25,7 @@ import bioplastic as bp  # noqa: E402
 from bioplastic import neurons as nr  # noqa: E402
 from bioplastic import rules as r  # noqa: E402
 from bioplastic.data import corrupt_digits  # noqa: E402
+from bioplastic.neurons.wta import dense_weights  # noqa: E402
 
 from .properties import Target, check_call, perturb  # noqa: E402
 
@@ -61,6 +62,45 @@ def _pcnn_params():
 
 def _conn():
     return bp.connectivity(W_LIF, delay_ms=0.2, dt_ms=0.1)
+
+
+_INDEX_FIELDS = ("indptr", "post", "delay_steps", "delay_ptr", "delay_order", "synapses",
+                 "last_spike", "last_spike_inh", "last_update", "ref_steps", "memo_step",
+                 "pending_syn", "pending_due", "pending_next")
+
+
+def _lif_pieces():
+    conn = _conn()
+    params = bp.LIFParams(theta_plus_mv=0.5)
+    return {"inputs": _RNG.uniform(10, 20, (6, N_LIF)), "state": bp.lif_init(N_LIF, params, conn),
+            "params": bp.lif_prepare(params, N_LIF), "conn": conn}
+
+
+def _simulate_lif(inputs, state, params, conn):
+    return bp.simulate(nr.lif_advance, inputs, state, params, conn, record=("v", "theta"))
+
+
+def _pcnn_pieces():
+    params = _pcnn_params()
+    kp, feed, link = bp.pcnn_prepare(params, (1, 5, 5))
+    return {"inputs": np.broadcast_to(IMG[0], (4, 1, 5, 5)).copy(),
+            "state": bp.pcnn_init((1, 5, 5), params), "params": kp, "feeding_weights": feed,
+            "linking_weights": link}
+
+
+def _simulate_pcnn(inputs, state, params, feeding_weights, linking_weights):
+    return bp.simulate(nr.pcnn_advance, inputs, state, params, feeding_weights,
+                       linking_weights, record=("e",))
+
+
+def _wta_pieces():
+    conn = nr.input_connectivity(W_WTA, delay_ms=0.5)
+    return {"inputs": SPIKES_IN, "state": bp.wta_init(3, conn), "params": bp.wta_prepare(),
+            "conn": conn, "by_post": r.post_index(conn.post, 3)}
+
+
+def _simulate_wta(inputs, state, params, conn, by_post):
+    return bp.simulate(nr.wta_advance, inputs, state, params, conn, by_post, record=("v",))
 
 
 TARGETS = [
@@ -154,6 +194,14 @@ TARGETS = [
            lambda: {"images": np.full((1, 5), 200.0), "w0": W_WTA, "params": bp.WTAParams(),
                     "seed": 0, "present_ms": 2.0, "rest_ms": 1.0, "intensity": 2.0,
                     "min_spikes": 0, "max_repeats": 1}),
+    # --- simulate with hand-made or mismatched pieces (every field of state, params and the
+    #     connectivity is perturbed in turn): the model's check_consistency hook
+    Target("simulate_lif", _simulate_lif, _lif_pieces, index=_INDEX_FIELDS),
+    Target("simulate_pcnn", _simulate_pcnn, _pcnn_pieces),
+    Target("simulate_wta", _simulate_wta, _wta_pieces, index=_INDEX_FIELDS),
+    Target("dense_weights", dense_weights,
+           lambda: {"w": W_WTA.ravel(), "conn": nr.input_connectivity(W_WTA), "n": 3},
+           index=_INDEX_FIELDS),
     # --- data
     Target("corrupt_digits", corrupt_digits,
            lambda: {"images": _RNG.random((2, 8, 8)), "name": "gaussian_noise", "severity": 2,
@@ -173,3 +221,54 @@ def test_valid_input_runs(target):
     # The builders themselves are valid: the suite perturbs working calls, not broken ones.
     kwargs = target.valid()
     assert check_call(target, kwargs, set(kwargs), "nothing") == "accepted"
+
+
+@given(n_state=st.integers(1, 5), n_params=st.integers(1, 5), n_conn=st.integers(1, 5),
+       width=st.integers(1, 6), delay_state=st.integers(0, 3), delay_conn=st.integers(0, 3))
+def test_mismatched_lif_pieces(n_state, n_params, n_conn, width, delay_state, delay_conn):
+    """Pieces built for different sizes or delays: a clear error, unless they all agree."""
+    def ring(n, max_delay):     # n neurons in a ring, every synapse delayed by max_delay steps
+        return bp.connectivity(np.roll(np.eye(n), 1, axis=1), delay_ms=0.1 * max_delay,
+                               dt_ms=0.1)
+
+    params = bp.LIFParams()
+    kwargs = {"inputs": np.full((4, width), 20.0),
+              "state": bp.lif_init(n_state, params, ring(n_state, delay_state)),
+              "params": bp.lif_prepare(params, n_params), "conn": ring(n_conn, delay_conn)}
+    agree = len({n_state, n_params, n_conn, width}) == 1 and delay_state == delay_conn
+    target = Target("mismatched_lif", _simulate_lif, lambda: kwargs)
+    outcome = check_call(target, kwargs, {"inputs", "state", "params", "conn"}, "pieces")
+    assert outcome == ("accepted" if agree else "clear")
+
+
+@given(c_state=st.integers(1, 3), c_kernels=st.integers(1, 3), c_params=st.integers(1, 3),
+       size=st.integers(3, 6), size_inputs=st.integers(3, 6))
+def test_mismatched_pcnn_pieces(c_state, c_kernels, c_params, size, size_inputs):
+    params = _pcnn_params()
+    _, feed, link = bp.pcnn_prepare(params, (c_kernels, size, size))
+    kwargs = {"inputs": np.ones((3, c_state, size_inputs, size_inputs)),
+              "state": bp.pcnn_init((c_state, size, size), params),
+              "params": bp.pcnn_prepare(params, (c_params, size, size))[0],
+              "feeding_weights": feed, "linking_weights": link}
+    agree = len({c_state, c_kernels, c_params}) == 1 and size == size_inputs
+    target = Target("mismatched_pcnn", _simulate_pcnn, lambda: kwargs)
+    outcome = check_call(target, kwargs, set(kwargs), "pieces")
+    assert outcome == ("accepted" if agree else "clear")
+
+
+@given(n_in_state=st.integers(1, 6), n_in_conn=st.integers(1, 6), n_state=st.integers(1, 4),
+       n_conn=st.integers(1, 4), delay_state=st.integers(0, 2), delay_conn=st.integers(0, 2))
+def test_mismatched_wta_pieces(n_in_state, n_in_conn, n_state, n_conn, delay_state,
+                               delay_conn):
+    w_state = np.full((n_state, n_in_state), 0.1)
+    w_conn = np.full((n_conn, n_in_conn), 0.1)
+    conn = nr.input_connectivity(w_conn, delay_ms=0.5 * delay_conn)
+    kwargs = {"inputs": np.zeros((3, n_in_conn), bool),
+              "state": bp.wta_init(n_state, nr.input_connectivity(w_state,
+                                                                   delay_ms=0.5 * delay_state)),
+              "params": bp.wta_prepare(), "conn": conn,
+              "by_post": r.post_index(conn.post, n_conn)}
+    agree = n_in_state == n_in_conn and n_state == n_conn and delay_state == delay_conn
+    target = Target("mismatched_wta", _simulate_wta, lambda: kwargs)
+    outcome = check_call(target, kwargs, set(kwargs), "pieces")
+    assert outcome == ("accepted" if agree else "clear")

@@ -53,6 +53,7 @@ from .._validate import (
     whole_steps,
 )
 from ..simulate import Trace, simulate
+from ._checks import check_lif as check_consistency  # noqa: F401 - simulate's hook
 from .connectivity import SparseConnectivity, due_blocks, no_connectivity
 
 __all__ = ["LIFParams", "LIFKernelParams", "LIFState", "lif_prepare", "lif_init", "lif_step",

@@ -68,6 +68,7 @@ from .._jit import njit
 from .._state import check_finite, copy_state
 from .._validate import as_float_array, in_range, per_unit
 from ..simulate import Trace, simulate
+from ._checks import check_pcnn as check_consistency  # noqa: F401 - simulate's hook
 
 __all__ = [
     "PCNNParams", "PCNNKernelParams", "PCNNState", "pcnn_prepare", "pcnn_init", "pcnn_step",

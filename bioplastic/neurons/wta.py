@@ -91,6 +91,8 @@ from ..rules.stdp import (
     stdp_prepare,
 )
 from ..simulate import Trace, simulate, simulate_blocks
+from ._checks import check_connectivity
+from ._checks import check_wta as check_consistency  # noqa: F401 - simulate's hook
 from .connectivity import SparseConnectivity, connectivity_from_arrays, due_blocks
 from .lif import NEVER_SPIKED
 
@@ -268,11 +270,8 @@ def input_connectivity(w, *, delay_ms=0.0, dt_ms: float = 0.5) -> SparseConnecti
 
 
 def _check_conn(conn, n: int) -> None:
-    if not isinstance(conn, SparseConnectivity):
-        raise TypeError(f"conn must be a SparseConnectivity, got {type(conn).__name__}")
-    if conn.post.size and (conn.post.min() < 0 or conn.post.max() >= n):
-        raise ValueError(f"conn must target the {n} excitatory neurons, got post indices up to "
-                         f"{conn.post.max()}")
+    """``conn`` well formed, and every post index one of the ``n`` excitatory neurons."""
+    check_connectivity(conn, n_post=n)
 
 
 def wta_init(n: int, conn: SparseConnectivity, params: WTAParams = DEFAULT_PARAMS, *,
@@ -710,7 +709,11 @@ def _progress(iterable, enabled: bool):
 
 def dense_weights(w, conn: SparseConnectivity, n: int) -> np.ndarray:
     """CSR-ordered synapse values ``(n_syn,)`` as a dense ``(n, n_in)`` matrix."""
+    n = count("n", n, low=1)
+    _check_conn(conn, n)
+    w = as_float_array("w", w, ndim=1)
+    check_shape("w", w, (conn.n_synapses,))
     dense = np.zeros((n, conn.n_pre))
-    dense[conn.post, conn.pre()] = np.asarray(w)
+    dense[conn.post, conn.pre()] = w
     return dense
 
