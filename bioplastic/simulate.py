@@ -42,7 +42,7 @@ from numba.core import types
 from numba.extending import overload
 
 from ._jit import njit, py_func
-from ._state import check_record, copy_state, is_state
+from ._state import check_finite, check_record, copy_state, is_state
 
 __all__ = ["Trace", "simulate", "simulate_blocks", "step_once", "check_consistency"]
 
@@ -274,9 +274,11 @@ def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),
         large networks.
     check : bool
         Check that inputs, state, params and weights fit together (:func:`check_consistency`)
-        before the loop; one pass over the index arrays, no pass over time. ``False`` skips it
-        for callers that validated these very objects already — a mismatch then reads or
-        writes memory out of bounds.
+        before the loop — one pass over the index arrays, no pass over time — and that the
+        final state is finite after it (a NaN or inf that entered through the inputs or the
+        state raises :class:`~bioplastic.rules.DivergenceError` instead of being returned).
+        ``False`` skips both, for callers that validated these very objects already; a
+        mismatch then reads or writes memory out of bounds.
 
     Returns
     -------
@@ -293,6 +295,8 @@ def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),
     loop = _time_loop_for(advance)
     spikes, final = _run(loop, advance, inputs[0], (inputs, copy_state(state), params,
                                                      tuple(weights), slots, units))
+    if check:
+        check_finite(final)
     return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)
 
 
@@ -340,6 +344,8 @@ def simulate_blocks(advance, blocks: np.ndarray, state, params, *weights, on_blo
     loop = _loop_for(_block_loop_template, advance=advance, on_block=hook)
     spikes, final = _run(loop, advance, blocks[0, 0], (blocks, copy_state(state), params,
                                                         tuple(weights), slots, units))
+    if check:
+        check_finite(final)
     return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)
 
 

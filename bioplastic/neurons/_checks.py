@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._jit import njit
 from ..rules.stdp import PostIndex
 from .connectivity import SparseConnectivity
 
@@ -77,9 +78,9 @@ def _step(name: str, step) -> None:
 def _same_shape(prefix: str, container, fields, shape: tuple) -> None:
     for field in fields:
         value = getattr(container, field)
-        if not isinstance(value, np.ndarray):
-            raise TypeError(f"{prefix}.{field} must be a numpy array, got "
-                            f"{type(value).__name__}")
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+            raise TypeError(f"{prefix}.{field} must be a real numeric numpy array, got "
+                            f"{getattr(value, 'dtype', type(value).__name__)}")
         if value.shape != shape:
             raise ValueError(f"{prefix}.{field} must have shape {shape}, got {value.shape} "
                              "(were the pieces built for different sizes?)")
@@ -100,59 +101,88 @@ def check_connectivity(conn, *, n_post: int | None = None, name: str = "conn"
 
     Checks dtypes (int64 indices, float weights), equal lengths, ``indptr`` and every row of
     ``delay_ptr`` monotone and consistent with each other, post indices in ``[0, n_post)``,
-    delays in ``[0, max_delay]`` and each synapse inside the delay block of its own delay,
-    ``delay_ptr`` of shape ``(n_pre, max_delay + 2)``, finite weights. Returns ``conn``.
+    each synapse inside the delay block of its own delay (so delays lie in ``[0, max_delay]``),
+    ``delay_ptr`` of shape ``(n_pre, max_delay + 2)``, finite weights. One pass over the
+    synapses (:func:`_connectivity_kernel`). Returns ``conn``.
     """
     if not isinstance(conn, SparseConnectivity):
         raise TypeError(f"{name} must be a SparseConnectivity, got {type(conn).__name__}")
     indptr = _array(f"{name}.indptr", conn.indptr, "i", 1)
     post = _array(f"{name}.post", conn.post, "i", 1)
+    if indptr.size == 0:
+        raise ValueError(f"{name}.indptr must have n_pre + 1 >= 1 entries, got none")
     n_pre, n_syn = indptr.size - 1, post.size
-    _pointers(f"{name}.indptr", indptr, n_syn)
     for field, kind in (("weight", "f"), ("delay_steps", "i")):
         _shape(f"{name}.{field}", _array(f"{name}.{field}", getattr(conn, field), kind, 1),
                (n_syn,))
-    if n_post is not None and post.size and (post.min() < 0 or post.max() >= n_post):
-        raise ValueError(f"{name}.post must hold indices of the {n_post} target neurons, in "
-                         f"[0, {n_post}), got values in [{post.min()}, {post.max()}]")
-    elif post.size and post.min() < 0:
-        raise ValueError(f"{name}.post must hold indices >= 0, got a minimum of {post.min()}")
-    if not np.all(np.isfinite(conn.weight)):
-        raise ValueError(f"{name}.weight must be finite")
     max_delay = conn.max_delay
     if isinstance(max_delay, bool) or not isinstance(max_delay, int | np.integer) or max_delay < 0:
         raise ValueError(f"{name}.max_delay must be a non-negative integer, got {max_delay!r}")
-    delays = conn.delay_steps
-    if delays.size and (delays.min() < 0 or delays.max() > max_delay):
-        raise ValueError(f"{name}.delay_steps must lie in [0, max_delay={max_delay}], got "
-                         f"[{delays.min()}, {delays.max()}]")
-    _check_delay_table(conn, name, n_pre, n_syn, int(max_delay))
+    ptr = _array(f"{name}.delay_ptr", conn.delay_ptr, "i", 2)
+    if ptr.shape != (n_pre, max_delay + 2):
+        raise ValueError(f"{name}.delay_ptr must have shape (n_pre, max_delay + 2) = "
+                         f"{(n_pre, max_delay + 2)} for max_delay={max_delay}, got {ptr.shape}")
+    order = getattr(conn, "delay_order", None)       # delivery order, where the type has one
+    if order is not None:
+        _shape(f"{name}.delay_order", _array(f"{name}.delay_order", order, "i", 1), (n_syn,))
+    code, row = _connectivity_kernel(indptr, post, conn.weight, conn.delay_steps, ptr,
+                                     np.zeros(0, np.int64) if order is None else order,
+                                     order is not None, -1 if n_post is None else int(n_post))
+    if code:
+        target = ">= 0" if n_post is None else f"of the {n_post} target neurons, in [0, {n_post})"
+        raise ValueError(name + "." + _CONNECTIVITY_ERRORS[code].format(
+            row=row, n_syn=n_syn, target=target, max_delay=max_delay))
     return conn
 
 
-def _check_delay_table(conn, name: str, n_pre: int, n_syn: int, max_delay: int) -> None:
-    ptr = _array(f"{name}.delay_ptr", conn.delay_ptr, "i", 2)
-    _shape(f"{name}.delay_ptr", ptr, (n_pre, max_delay + 2))
-    if n_pre == 0:
-        return
-    if np.any(np.diff(ptr, axis=1) < 0):
-        raise ValueError(f"{name}.delay_ptr rows must be non-decreasing")
-    if not (np.array_equal(ptr[:, 0], conn.indptr[:-1])
-            and np.array_equal(ptr[:, -1], conn.indptr[1:])):
-        raise ValueError(f"{name}.delay_ptr must span each row's synapses "
-                         f"(delay_ptr[i, 0] = indptr[i], delay_ptr[i, -1] = indptr[i + 1])")
-    order = getattr(conn, "delay_order", None)       # delivery order, where the type has one
-    if order is None:
-        order = np.arange(n_syn, dtype=np.int64)
-    else:
-        _shape(f"{name}.delay_order", _array(f"{name}.delay_order", order, "i", 1), (n_syn,))
-        _index_range(f"{name}.delay_order", order, n_syn)
-    # each delivery slot k lies in block (i, d): the synapse it names must have delay d
-    block_delay = np.tile(np.arange(max_delay + 1), n_pre)
-    counts = np.diff(ptr, axis=1).ravel()
-    if not np.array_equal(np.repeat(block_delay, counts), conn.delay_steps[order]):
-        raise ValueError(f"{name}.delay_ptr does not match delay_steps (a synapse sits in the "
-                         "block of another delay)")
+_CONNECTIVITY_ERRORS = {
+    1: "indptr must start at 0 and end at {n_syn} (the number of synapses)",
+    2: "indptr must be non-decreasing (CSR pointers); it decreases after row {row}",
+    3: "delay_ptr must span each row's synapses: delay_ptr[i, 0] = indptr[i] and "
+       "delay_ptr[i, -1] = indptr[i + 1] fail for row {row}",
+    4: "delay_ptr rows must be non-decreasing; row {row} is not",
+    5: "delay_order must permute each row's own synapse ids; row {row} does not",
+    6: "delay_ptr does not match delay_steps (or max_delay={max_delay}): row {row} holds a "
+       "synapse in the block of another delay",
+    7: "post must hold indices {target}; row {row} does not",
+    8: "weight must be finite; row {row} holds NaN or inf",
+}
+
+
+@njit
+def _connectivity_kernel(indptr, post, weight, delay_steps, ptr, order, has_order, n_post):
+    """One pass over the synapses in delivery order; ``(0, -1)`` if the structure is sound,
+    else ``(code, row)`` (codes: ``_CONNECTIVITY_ERRORS``). Every index is range-checked
+    before it is used: this kernel is what makes the others' unchecked reads safe."""
+    n_syn, n_pre, n_cols = post.size, indptr.size - 1, ptr.shape[1]
+    high = n_post if n_post >= 0 else np.iinfo(np.int64).max
+    if indptr[0] != 0 or indptr[n_pre] != n_syn:
+        return 1, -1
+    seen = np.zeros(n_syn if has_order else 0, dtype=np.bool_)
+    for i in range(n_pre):
+        if indptr[i + 1] < indptr[i]:
+            return 2, i
+        if ptr[i, 0] != indptr[i] or ptr[i, n_cols - 1] != indptr[i + 1]:
+            return 3, i
+        for d in range(n_cols - 1):
+            if ptr[i, d + 1] < ptr[i, d]:
+                return 4, i
+        # the row's pointers now lie in [indptr[i], indptr[i + 1]], a part of [0, n_syn]
+        for d in range(n_cols - 1):
+            for k in range(ptr[i, d], ptr[i, d + 1]):
+                syn = k
+                if has_order:
+                    syn = order[k]
+                    if syn < indptr[i] or syn >= indptr[i + 1] or seen[syn]:
+                        return 5, i
+                    seen[syn] = True
+                if delay_steps[syn] != d:
+                    return 6, i
+                if post[syn] < 0 or post[syn] >= high:
+                    return 7, i
+                if not weight[syn] - weight[syn] == 0.0:      # false for NaN and ±inf
+                    return 8, i
+    return 0, -1
 
 
 def check_post_index(by_post, conn: SparseConnectivity, n_post: int, *, name: str = "by_post"
