@@ -150,7 +150,9 @@ TARGETS = [
     # --- LIF
     Target("lif_prepare", bp.lif_prepare,
            lambda: {"params": bp.LIFParams(tau_m_ms=np.array([5.0, 10, 15, 20]),
-                                           theta_plus_mv=0.5), "n": N_LIF}),
+                                           theta_plus_mv=0.5), "n": N_LIF},
+           # n against the (4,) per-neuron tau_m_ms: the message names the mismatched field
+           aliases={"n": ("tau_m_ms must have shape",)}),
     Target("lif_init", bp.lif_init,
            lambda: {"n": N_LIF, "params": bp.LIFParams(), "conn": _conn(), "v0_mv": -60.0,
                     "theta0_mv": 0.0}, fixed=("conn",)),
