@@ -1,8 +1,9 @@
 """Command line: ``bioplastic demo | validate | bench | warmup``.
 
-* ``validate [--json] [--case NAME]``: runs every Brian2 twin and prints one row per case
-  (neurons, steps, spikes ours/twin, max |Δstate|, verdict); exit status 1 on any mismatch.
-  Without Brian2 (or with a broken install) it checks the golden traces instead and says so.
+* ``validate [--json] [--case NAME] [--golden]``: runs every Brian2 twin and prints one row per
+  case (neurons, steps, spikes ours/twin, max |Δstate|, verdict); exit status 1 on any
+  mismatch. With ``--golden``, or without Brian2 or with a broken install (then it says so), it
+  checks the golden traces shipped with the package instead.
 * ``bench [--json] [--quick] [--only NAME] [--strict]``: every benchmark of
   ``bioplastic._bench``; ``--strict`` exits with status 1 when a target is not met.
 * ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`); ``DIR`` must be new or empty.
@@ -31,7 +32,6 @@ def _validate_rows(names: list[str], *, live: bool) -> list[dict]:
     from .reference import all_cases, compare
     from .reference.golden import check_golden
 
-    golden_dir = Path(__file__).resolve().parents[1] / "tests" / "data" / "twins"
     known = all_cases()
     cases = [c for c in known if not names or c.name in names]
     unknown = set(names) - {c.name for c in cases}
@@ -44,7 +44,7 @@ def _validate_rows(names: list[str], *, live: bool) -> list[dict]:
             inputs = case.make(case.seed)
             comparison = compare(case, inputs, case.kernel(inputs), case.twin(inputs))
         else:
-            comparison = check_golden(case, golden_dir)
+            comparison = check_golden(case)
         rows.append({**comparison.row(), "source": "brian2" if live else "golden"})
     return rows
 
@@ -73,9 +73,9 @@ def _usage_error(message: str):
 
 
 def cmd_validate(args) -> int:
-    problem = import_problem("brian2")
-    live = problem is None
-    if not live:
+    problem = None if args.golden else import_problem("brian2")
+    live = not args.golden and problem is None
+    if not live and not args.golden:
         print(f"{problem}: checking the golden twin traces instead "
               "(pip install 'bioplastic[reference]' for live twins)", file=sys.stderr)
     rows = _validate_rows(args.case or [], live=live)
@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="run every Brian2 twin against its kernel")
     val.add_argument("--json", action="store_true")
     val.add_argument("--case", action="append", help="only this case (repeatable)")
+    val.add_argument("--golden", action="store_true",
+                     help="check the shipped golden twin traces only (no Brian2 needed)")
     val.set_defaults(func=cmd_validate)
     bench = sub.add_parser("bench", help="speed targets: kernels vs Brian2/torch, same run")
     bench.add_argument("--json", action="store_true")

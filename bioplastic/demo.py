@@ -55,13 +55,12 @@ def _plots(out: Path, ours, twin, inputs, dt_ms: float) -> None:
 
 def _golden_rows() -> list[dict]:
     from .reference import all_cases
-    from .reference.golden import check_golden
+    from .reference.golden import check_golden, golden_file
 
-    golden_dir = Path(__file__).resolve().parents[1] / "tests" / "data" / "twins"
     rows = []
     for case in tqdm(all_cases(), desc="golden twin traces", unit="case"):
-        if (golden_dir / f"{case.name}.npz").exists():
-            rows.append(check_golden(case, golden_dir).row())
+        if golden_file(case.name).is_file():
+            rows.append(check_golden(case).row())
     return rows
 
 

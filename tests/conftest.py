@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-GOLDEN_DIR = Path(__file__).parent / "data" / "twins"
+from bioplastic.reference.golden import GOLDEN_PACKAGE_DIR as GOLDEN_DIR  # noqa: E402
 
 
 @pytest.fixture

@@ -365,3 +365,42 @@ def test_synthetic_gesture_through_tonic_pipeline(tonic):
     theirs = pipeline(events.copy())
     ours = to_frame(denoise(events, 10_000), SENSOR, n_time_bins=10)
     assert theirs.shape == (10, 2, 128, 128) and np.array_equal(ours, theirs)
+
+
+def random_frame_settings(rng):
+    """One random valid ToFrame setting (seeded), drawn over every slicer and option."""
+    method = rng.integers(4)
+    if method == 0:
+        window = int(rng.integers(1, 20_000)) if rng.random() < 0.5 else rng.uniform(1, 2e4)
+        settings = {"time_window": window, "include_incomplete": bool(rng.random() < 0.5)}
+        if rng.random() < 0.5:
+            settings["overlap"] = float(rng.uniform(0, 0.9) * window)
+        if rng.random() < 0.3:
+            settings["start_time"] = int(rng.integers(0, 30_000))
+            settings["end_time"] = settings["start_time"] + int(rng.integers(0, 60_000))
+        return settings
+    if method == 1:
+        count = int(rng.integers(1, 400))
+        return {"event_count": count, "overlap": int(rng.integers(0, count)),
+                "include_incomplete": bool(rng.random() < 0.5)}
+    key = "n_time_bins" if method == 2 else "n_event_bins"
+    settings = {key: int(rng.integers(1, 30))}
+    if rng.random() < 0.5:
+        settings["overlap"] = float(rng.uniform(0, 0.95))
+    return settings
+
+
+@pytest.mark.tonic
+def test_random_settings_and_streams_equal_tonic(tonic):
+    # 150 seeded draws of stream size, time grid and settings; every one must match exactly
+    rng = np.random.default_rng(2026)
+    for _ in range(150):
+        events = random_events(rng, int(rng.integers(1, 600)), t_max=int(rng.integers(1, 80_000)),
+                               grid=int(rng.choice([1, 7, 1000])))
+        settings = random_frame_settings(rng)
+        ours = to_frame(events, (16, 12, 2), **settings)
+        theirs = tonic_frames(tonic, events, (16, 12, 2), settings)
+        assert np.array_equal(ours, theirs), settings
+        filter_time = float(rng.uniform(1, 20_000))
+        assert np.array_equal(denoise(events, filter_time),
+                              tonic.transforms.Denoise(filter_time=filter_time)(events.copy()))

@@ -33,5 +33,5 @@ def test_equals_brian2_twin(case):
 
 
 def test_every_case_has_a_golden_file():
-    missing = [c.name for c in CASES if not (GOLDEN_DIR / f"{c.name}.npz").exists()]
-    assert not missing, f"run tests/data/twins/regenerate.py {' '.join(missing)}"
+    missing = [c.name for c in CASES if not (GOLDEN_DIR / f"{c.name}.npz").is_file()]
+    assert not missing, f"run python -m bioplastic.reference.regenerate {' '.join(missing)}"

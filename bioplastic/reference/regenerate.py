@@ -1,7 +1,10 @@
 """Regenerate the golden twin traces and PROVENANCE.md.
 
-    python tests/data/twins/regenerate.py            # every case
-    python tests/data/twins/regenerate.py lif_recurrent pcnn_image   # some cases
+    python -m bioplastic.reference.regenerate            # every case
+    python -m bioplastic.reference.regenerate lif_recurrent pcnn_image   # some cases
+
+Run it from a source checkout: it writes into ``bioplastic/reference/golden_traces/`` (package
+data, shipped in the wheel and read through ``importlib.resources``).
 
 Runs each case's Brian2 twin (numpy target) through :mod:`bioplastic.reference`, checks that
 the kernel agrees at the case's tier (refusing to write a golden file the kernel disagrees
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent / "golden_traces"
 
 
 def _versions() -> str:
@@ -48,7 +51,7 @@ def _section(case, inputs, comparison, schedule: str) -> str:
         "- Brian2 preferences: codegen.target=numpy, loop_invariant_optimisations=False, "
         "core.default_float_dtype=float64; monitors `when='end'` unless the twin module says "
         "otherwise (see its docstring for dt, method and order)\n"
-        f"- regenerated {today} with `python tests/data/twins/regenerate.py {case.name}`\n"
+        f"- regenerated {today} with `python -m bioplastic.reference.regenerate {case.name}`\n"
         f"- kernel vs twin at regeneration: spikes {comparison.spikes_ours}/"
         f"{comparison.spikes_twin}, identical={comparison.spikes_equal}, "
         f"max|Δstate|={comparison.max_abs_diff:.3g}\n\n"
@@ -62,7 +65,7 @@ def _update_provenance(sections: dict[str, str]) -> None:
         "# Golden twin traces: provenance\n\n"
         "Each `<case>.npz` holds the Brian2 twin's output for one case of "
         "`bioplastic.reference` (seed, inputs SHA-256, tier, spikes, state). "
-        "Regenerate with `tests/data/twins/regenerate.py`.\n\n")
+        "Regenerate with `python -m bioplastic.reference.regenerate`.\n\n")
     for name, section in sections.items():
         pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
         text = pattern.sub(lambda _m, s=section: s, text) if pattern.search(text) else (
