@@ -296,7 +296,7 @@ def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),
     spikes, final = _run(loop, advance, inputs[0], (inputs, copy_state(state), params,
                                                      tuple(weights), slots, units))
     if check:
-        check_finite(final)
+        check_finite(final, f"the run of {py_func(advance).__qualname__}")
     return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)
 
 
@@ -345,7 +345,7 @@ def simulate_blocks(advance, blocks: np.ndarray, state, params, *weights, on_blo
     spikes, final = _run(loop, advance, blocks[0, 0], (blocks, copy_state(state), params,
                                                         tuple(weights), slots, units))
     if check:
-        check_finite(final)
+        check_finite(final, f"the run of {py_func(advance).__qualname__}")
     return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)
 
 

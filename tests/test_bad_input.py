@@ -203,7 +203,7 @@ def test_bias_rule_documented_finite_range():
 
 def test_pcnn_overflowing_stimulus_raises_divergence():
     # S = 1e308 makes F and U infinite on the first iteration; the trace used to hold inf.
-    with pytest.raises(DivergenceError, match="PCNN"):
+    with pytest.raises(DivergenceError, match="pcnn_advance diverged"):
         bp.run_pcnn(np.full((4, 4), 1e308), n_steps=3)
 
 

@@ -65,7 +65,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
-from .._state import check_finite, copy_state
+from .._state import copy_state
 from .._validate import as_float_array, in_range, per_unit
 from ..simulate import Trace, simulate
 from ._checks import check_pcnn as check_consistency  # noqa: F401 - simulate's hook
@@ -677,7 +677,6 @@ def run_pcnn(stimulus, params: PCNNParams | None = None, *, n_steps: int | None 
     shape = drive.shape[1:]
     kp, feed, link = pcnn_prepare(params, shape)
     trace = simulate(pcnn_advance, drive, pcnn_init(shape, params), kp, feed, link, record=record)
-    check_finite(trace.state, "the PCNN (stimulus or coupling too large for float64)")
     if not squeeze:
         return trace
     records = {name: value[:, 0] for name, value in trace.records.items()}
