@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test validate bench lint clean
+.PHONY: setup demo test validate bench lint clean docs notebooks
 
 # The warmup compiles the kernels users meet first into the on-disk cache (seconds when warm).
 setup: $(STAMP)
@@ -33,4 +33,18 @@ lint: setup
 	$(BIN)/ruff check bioplastic tests experiments
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results .pytest_cache docs/_build docs/reference/generated docs/notebooks
+
+# Execute every notebook (figures inline) into results/notebooks/, leaving the sources as they are.
+notebooks: setup
+	mkdir -p results/notebooks
+	for nb in experiments/notebooks/*.py; do \
+		env -u MPLBACKEND $(BIN)/jupytext --to ipynb --execute \
+			--output results/notebooks/$$(basename $$nb .py).ipynb $$nb || exit 1; \
+	done
+
+# API reference and guides (Sphinx); notebooks executed so the pages show their figures.
+docs: setup
+	env -u MPLBACKEND BIOPLASTIC_DOCS_EXECUTE=1 \
+		$(BIN)/sphinx-build -b html -W --keep-going docs docs/_build/html
+	@echo "open docs/_build/html/index.html"

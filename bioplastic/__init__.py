@@ -5,6 +5,7 @@ twin (:mod:`bioplastic.reference`), with PyTorch front ends (:mod:`bioplastic.nn
 :mod:`bioplastic.tta`). Importing this package imports neither torch nor brian2.
 """
 
+from .io import load, save
 from .neurons import (
     LIFParams,
     LIFState,
@@ -49,6 +50,8 @@ __all__ = [
     "simulate",
     "simulate_blocks",
     "step_once",
+    "save",
+    "load",
     "LIFParams",
     "LIFState",
     "SparseConnectivity",

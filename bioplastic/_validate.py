@@ -3,6 +3,13 @@
 Each helper raises ``ValueError``/``TypeError`` whose message names the argument and states
 what was expected. They return a checked (and, where documented, converted) value and never
 modify what they are given.
+
+**Brian2 quantities.** Every helper first passes its value through :func:`unitless`: a Brian2
+quantity given for a name with a unit suffix (``tau_m_ms``, ``v_th_mv``, ``rates_hz``,
+``tau_s``) becomes a plain number in that unit (``0.1*ms`` → ``0.1``), a quantity of another
+dimension is a ``TypeError`` naming the argument, and a quantity with units for a name
+without one is a ``TypeError`` too. Quantities are recognised by duck typing (their class
+lives in a ``brian2`` module and has a ``dim``), so the core never imports Brian2.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
+    "unitless",
+    "unitless_params",
     "as_float_array",
     "per_unit",
     "check_finite",
@@ -28,6 +37,118 @@ __all__ = [
 ]
 
 
+#: Unit suffixes of argument and field names: suffix -> (quantity, Brian2 dimension exponents
+#: (m, kg, s, A, K, mol, cd), factor from the named unit to SI, what to write in Brian2).
+_UNIT_SUFFIXES = {
+    "_ms": ("a time", (0, 0, 1, 0, 0, 0, 0), 1e-3, "ms"),
+    "_s": ("a time", (0, 0, 1, 0, 0, 0, 0), 1.0, "second"),
+    "_mv": ("a voltage", (2, 1, -3, -1, 0, 0, 0), 1e-3, "mV"),
+    "_hz": ("a frequency", (0, 0, -1, 0, 0, 0, 0), 1.0, "Hz"),
+}
+_DIMENSION_NAMES = {spec[1]: spec[0] for spec in _UNIT_SUFFIXES.values()}
+_DIMENSION_NAMES[(0,) * 7] = "dimensionless"
+
+
+def _is_quantity(value) -> bool:
+    return type(value).__module__.startswith("brian2") and hasattr(value, "dim")
+
+
+def _exponents(quantity) -> tuple:
+    dims = getattr(quantity.dim, "_dims", None)
+    return tuple(int(d) if float(d).is_integer() else float(d) for d in dims) if dims is not \
+        None else ()
+
+
+def _unit_of(name: str):
+    lower = name.lower()
+    return next((spec for suffix, spec in _UNIT_SUFFIXES.items() if lower.endswith(suffix)),
+                None)
+
+
+def _decimal(si: np.ndarray, factor: float) -> np.ndarray:
+    """SI values in the named unit, rounded to 15 significant digits: Brian2 stores ``0.1*ms``
+    as ``1e-4`` s and ``1e-4 / 1e-3`` is ``0.09999999999999999``; the written value is 0.1."""
+    values = np.asarray(si, dtype=np.float64) / factor
+    rounded = np.array([float(f"{v:.15g}") for v in values.ravel()]).reshape(values.shape)
+    return rounded
+
+
+def unitless(name: str, value):
+    """``value`` as a plain number in the unit that ``name`` ends with (``_ms``, ``_s``,
+    ``_mv``, ``_hz``), if it is a Brian2 quantity; anything else is returned unchanged.
+
+    Raises ``TypeError`` naming ``name`` for a quantity of the wrong dimension, and for a
+    quantity with units given for a name without a unit suffix.
+    """
+    if isinstance(value, list | tuple) and any(_is_quantity(v) for v in value):
+        return np.array([unitless(name, v) for v in value], dtype=np.float64)
+    if not _is_quantity(value):
+        return value
+    dims, spec = _exponents(value), _unit_of(name)
+    got = _DIMENSION_NAMES.get(dims, f"dimension {value.dim}")
+    if spec is None:
+        if dims == (0,) * 7:
+            return _plain(np.asarray(value, dtype=np.float64))
+        raise TypeError(f"{name} is dimensionless (its name has no unit suffix), got "
+                        f"{_short(value)} ({got}); pass a plain number")
+    kind, expected, factor, brian_unit = spec
+    if dims != expected:
+        raise TypeError(f"{name} must be {kind} (a number in {brian_unit} or a Brian2 quantity "
+                        f"such as 1*{brian_unit}), got {_short(value)} ({got})")
+    return _plain(_decimal(np.asarray(value), factor))
+
+
+def _plain(array: np.ndarray):
+    return float(array) if array.ndim == 0 else array
+
+
+def unitless_params(params):
+    """A ``NamedTuple`` of parameters with every Brian2 quantity converted by :func:`unitless`
+    (field names give the units); ``params`` itself when it holds none."""
+    fields = getattr(params, "_fields", None)
+    if fields is None:
+        raise TypeError(f"params must be a NamedTuple of parameters, got {type(params).__name__}")
+    changed = {f: unitless(f, v) for f, v in zip(fields, params, strict=True)
+               if _is_quantity(v) or (isinstance(v, list | tuple)
+                                      and any(_is_quantity(x) for x in v))}
+    return params._replace(**changed) if changed else params
+
+
+def _short(value) -> str:
+    """A value for an error message: never a whole array (a scalar broadcast to ``n`` units
+    would otherwise print ``n`` copies)."""
+    if _is_quantity(value):
+        return _short_quantity(value)
+    array = np.asarray(value) if _is_array_like(value) else None
+    if array is None or array.ndim == 0:
+        return repr(value)
+    if array.size and np.all(array == array.flat[0]):
+        return f"{array.flat[0]!r} (every element of an array of shape {array.shape})"
+    return f"an array of shape {array.shape}"
+
+
+def _short_quantity(value) -> str:
+    text = repr(value)
+    return text if np.ndim(value) == 0 else f"a quantity array of shape {np.shape(value)}"
+
+
+def _is_array_like(value) -> bool:
+    return isinstance(value, np.ndarray | np.generic | list | tuple | int | float)
+
+
+def _offenders(array: np.ndarray, ok: np.ndarray) -> str:
+    """Where and what the failing values of ``array`` are, in a few words."""
+    if array.ndim == 0:
+        return repr(float(array))
+    bad = np.argwhere(~np.broadcast_to(ok, array.shape))
+    if np.all(array == array.flat[0]):
+        return f"{float(array.flat[0])!r} for every one of the {array.size} elements"
+    first = tuple(int(i) for i in bad[0])
+    where = first[0] if len(first) == 1 else first
+    return (f"{len(bad)} of {array.size} elements out of range, first at index {where}: "
+            f"{float(array[first])!r}")
+
+
 def as_float_array(name: str, value, *, ndim: int | None = None, dtype=np.float64,
                    finite: bool = True) -> np.ndarray:
     """Convert ``value`` to a float array (a copy if conversion is needed), checking finiteness.
@@ -36,7 +157,7 @@ def as_float_array(name: str, value, *, ndim: int | None = None, dtype=np.float6
     ``finite=False`` leaves the finiteness check to the caller (a kernel that reads the array
     anyway can check it in the same pass, then call :func:`check_finite` for the message).
     """
-    array = np.asarray(value)
+    array = np.asarray(unitless(name, value))
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
     if ndim is not None and array.ndim != ndim:
@@ -92,9 +213,11 @@ def check_shape(name: str, array: np.ndarray, expected: Sequence[int | None]) ->
 
 
 def _scalar_or_array(name: str, value) -> np.ndarray:
+    value = unitless(name, value)
     array = np.asarray(value, dtype=np.float64) if _is_real(value) else None
     if array is None:
-        raise TypeError(f"{name} must be a real number or array of real numbers, got {value!r}")
+        raise TypeError(f"{name} must be a real number or array of real numbers, got "
+                        f"{_short(value)}")
     if np.isnan(array).any():
         raise ValueError(f"{name} must not be NaN")
     return array
@@ -107,16 +230,18 @@ def _is_real(value) -> bool:
 def positive(name: str, value, *, allow_inf: bool = False):
     """Check ``value > 0`` (scalar or array) and return it as float / float64 array."""
     array = _scalar_or_array(name, value)
-    if not np.all(array > 0) or (not allow_inf and np.isinf(array).any()):
+    ok = (array > 0) & (allow_inf | ~np.isinf(array))
+    if not np.all(ok):
         inf = " (infinity allowed)" if allow_inf else " and finite"
-        raise ValueError(f"{name} must be > 0{inf}, got {value!r}")
+        raise ValueError(f"{name} must be > 0{inf}, got {_offenders(array, ok)}")
     return float(array) if array.ndim == 0 else array
 
 
 def non_negative(name: str, value):
     array = _scalar_or_array(name, value)
-    if not np.all(array >= 0) or np.isinf(array).any():
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    ok = (array >= 0) & ~np.isinf(array)
+    if not np.all(ok):
+        raise ValueError(f"{name} must be finite and >= 0, got {_offenders(array, ok)}")
     return float(array) if array.ndim == 0 else array
 
 
@@ -128,7 +253,8 @@ def in_range(name: str, value, low: float, high: float, *, closed: str = "both")
     if not (np.all(lo_ok) and np.all(hi_ok)):
         left = "[" if closed in ("both", "left") else "("
         right = "]" if closed in ("both", "right") else ")"
-        raise ValueError(f"{name} must lie in {left}{low}, {high}{right}, got {value!r}")
+        raise ValueError(f"{name} must lie in {left}{low}, {high}{right}, got "
+                         f"{_offenders(array, lo_ok & hi_ok)}")
     return float(array) if array.ndim == 0 else array
 
 
@@ -146,15 +272,17 @@ def whole_steps(name: str, duration_ms, dt_ms: float) -> np.ndarray:
     than :data:`MAX_STEPS` steps are refused (they would overflow the int64 step counts).
     """
     duration = np.asarray(non_negative(name, duration_ms), dtype=np.float64)
+    dt_ms = positive("dt_ms", dt_ms)
     steps = duration / dt_ms
     if np.any(steps > MAX_STEPS):
         raise ValueError(f"{name} must be at most {MAX_STEPS} steps of dt_ms={dt_ms} "
                          f"({MAX_STEPS * dt_ms:.4g} ms), got {np.max(duration):.4g} ms")
     rounded = np.floor(steps + 0.5)
-    if not np.allclose(steps, rounded, rtol=1e-9, atol=1e-9):
+    whole = np.isclose(steps, rounded, rtol=1e-9, atol=1e-9)
+    if not np.all(whole):
         raise ValueError(
-            f"{name} must be whole multiples of dt_ms={dt_ms} (got {duration_ms!r}); "
-            "Brian2 and bioplastic would round them differently"
+            f"{name} must be whole multiples of dt_ms={dt_ms} (got "
+            f"{_offenders(duration, whole)}); Brian2 and bioplastic would round them differently"
         )
     return rounded.astype(np.int64)
 
@@ -183,8 +311,9 @@ def count(name: str, value, *, low: int = 0) -> int:
 
 
 def finite_float(name: str, value) -> float:
+    value = unitless(name, value)
     if not _is_real(value) or np.ndim(value) != 0:
-        raise TypeError(f"{name} must be a real scalar, got {value!r}")
+        raise TypeError(f"{name} must be a real scalar, got {_short(value)}")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")

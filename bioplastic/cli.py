@@ -1,12 +1,20 @@
 """Command line: ``bioplastic demo | validate | bench | warmup``.
 
 * ``validate [--json] [--case NAME] [--golden]``: runs every Brian2 twin and prints one row per
+<<<<<<< HEAD
   case (neurons, steps, spikes ours/twin, max |Δstate|, verdict); exit status 1 on any
   mismatch. With ``--golden``, or without Brian2 or with a broken install (then it says so), it
   checks the golden traces shipped with the package instead.
 * ``bench [--json] [--quick] [--only NAME] [--strict]``: every benchmark of
   ``bioplastic._bench``; ``--strict`` exits with status 1 when a target is not met.
 * ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`); ``DIR`` must be new or empty.
+=======
+  case (neurons, steps, spikes ours/twin, ``max |Δstate|``, verdict); exit status 1 on any
+  mismatch. With ``--golden``, or without Brian2 (then it says so), it checks the golden traces
+  shipped with the package instead.
+* ``bench [--json] [--quick] [--only NAME]``: every benchmark of ``bioplastic._bench``.
+* ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`).
+>>>>>>> main
 * ``warmup [--only NAME]``: compile and cache the kernels users meet first
   (see :mod:`bioplastic.warmup`); ``make setup`` runs it.
 
@@ -123,12 +131,17 @@ def cmd_bench(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
+<<<<<<< HEAD
     out = _check_out(Path(args.out)) if args.out else None
     try:
         out = run_demo(out, quick=args.quick)
     except PermissionError as err:   # e.g. the default results/ under a read-only directory
         _usage_error(f"cannot write the results folder: {err}")
     print(f"demo results written to {out}")
+=======
+    out = run_demo(Path(args.out) if args.out else None, quick=args.quick)
+    print(f"plots and summary.json written to {out}")
+>>>>>>> main
     return 0
 
 
@@ -175,8 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--strict", action="store_true",
                        help="exit with status 1 if any target is not met")
     bench.set_defaults(func=cmd_bench)
-    demo = sub.add_parser("demo", help="run the main job and write plots + a JSON summary")
-    demo.add_argument("--out", help="output folder (default: results/demo-<timestamp>)")
+    demo = sub.add_parser("demo", help="LIF, PCNN and SoftHebb beside their Brian2 twins: "
+                                       "a table, plots and a JSON summary")
+    demo.add_argument("--out",
+                      help="new or empty output folder (default: results/demo-<timestamp>)")
     demo.add_argument("--quick", action="store_true", help="smaller network")
     demo.set_defaults(func=cmd_demo)
     warm = sub.add_parser("warmup", help="compile and cache the kernels the README, the "
@@ -187,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # The command line only writes image files: Agg unless the user chose a backend.
+    os.environ.setdefault("MPLBACKEND", "Agg")
     args = build_parser().parse_args(argv)
     return args.func(args)
 

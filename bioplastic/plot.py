@@ -8,10 +8,12 @@ __all__ = ["raster", "raster_vs_twin", "trace_vs_twin", "figure"]
 
 
 def figure(*args, **kwargs):
-    """``plt.subplots`` with the non-interactive Agg backend (safe without a screen)."""
-    import matplotlib
+    """``plt.subplots(*args, **kwargs)``; returns ``(fig, ax)`` or ``(fig, axes)``.
 
-    matplotlib.use("Agg", force=False)
+    The backend is the caller's: in Jupyter figures show inline, in a script they follow
+    matplotlib's own choice (``MPLBACKEND=Agg`` or ``matplotlib.use("Agg")`` for files only;
+    the ``bioplastic`` command line and the experiments choose Agg themselves).
+    """
     import matplotlib.pyplot as plt
 
     return plt.subplots(*args, **kwargs)

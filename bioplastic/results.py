@@ -1,12 +1,18 @@
 """Results folders for experiments and the demo: resolved config, versions, metrics, plots.
 
-Every experiment writes ``<out>/config.json`` (the resolved configuration), ``versions.json``
-(package versions, python, platform) and ``metrics.json``; plots go beside them.
+The convention (see ``docs/results.md``): every run writes a **new** folder,
+``results/<experiment>-<YYYYmmdd-HHMMSS>[-quick]/`` by default (:func:`default_out`), or the
+folder given explicitly (``--out``), which must not exist yet or be empty: a run never
+overwrites another run's results silently. In it go ``config.json`` (the resolved
+configuration), ``versions.json`` (package versions, python, platform) and ``metrics.json``;
+plots go beside them (:func:`save_figure`). Metric keys say what they hold and in which unit:
+``accuracy_frac`` (a fraction in [0, 1]), ``error_pct`` (a percentage), ``*_s`` (seconds).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import importlib.metadata as md
 import json
 import platform
@@ -14,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["prepare_results_dir", "write_json", "package_versions"]
+__all__ = ["default_out", "prepare_results_dir", "write_json", "package_versions",
+           "save_figure"]
 
 _PACKAGES = ("bioplastic", "numpy", "numba", "scipy", "scikit-learn", "torch", "brian2",
              "tonic", "matplotlib")
@@ -52,10 +59,46 @@ def write_json(path: Path, value) -> Path:
     return path
 
 
+def default_out(experiment: str, *, quick: bool = False, root="results",
+                now: datetime.datetime | None = None) -> Path:
+    """A folder name no run has used: ``<root>/<experiment>-<YYYYmmdd-HHMMSS>[-quick]``.
+
+    Two runs started within the same second get ``-2``, ``-3``, ... appended. The folder is
+    not created here (:func:`prepare_results_dir` creates it).
+    """
+    if not isinstance(experiment, str) or not experiment or "/" in experiment:
+        raise ValueError(f"experiment must be a non-empty name without '/', got {experiment!r}")
+    stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{experiment}-{stamp}{'-quick' if quick else ''}"
+    candidate, k = base, 1
+    while candidate.exists():
+        k += 1
+        candidate = base.with_name(f"{base.name}-{k}")
+    return candidate
+
+
 def prepare_results_dir(out_dir, config) -> Path:
-    """Create ``out_dir`` and write ``config.json`` and ``versions.json`` into it."""
+    """Create ``out_dir`` and write ``config.json`` and ``versions.json`` into it.
+
+    ``out_dir`` must not exist yet or be an empty folder; a folder that already holds files
+    (another run's results) raises ``FileExistsError`` rather than being overwritten.
+    """
     out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(
+            f"results folder {str(out)!r} already holds files; pass a new --out (or omit it "
+            "for a fresh results/<experiment>-<timestamp> folder) rather than overwrite a run"
+        )
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config)
     write_json(out / "versions.json", package_versions())
     return out
+
+
+def save_figure(fig, path, **kwargs) -> Path:
+    """``fig.savefig(path, dpi=120, **kwargs)`` then close it (a long run keeps no figures)."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, **{"dpi": 120, **kwargs})
+    plt.close(fig)
+    return Path(path)

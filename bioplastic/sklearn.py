@@ -51,7 +51,7 @@ class SoftHebb(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     anti_hebbian : bool, ICLR-2023 anti-Hebbian losers.
     learning_rate : float >= 0, η₀.
     power_lr : float >= 0, exponent of the norm-dependent rate (0: constant rate).
-    max_normalise : bool, divide each ``dw`` by its max |·|.
+    max_normalise : bool, divide each ``dw`` by its ``max |·|``.
     radius : float > 0, expected initial row norm (weights ~ N(0, radius²/n_features)).
     batch_size : int >= 1.
     n_epochs : int >= 1, passes of ``fit`` over the data.
@@ -62,7 +62,7 @@ class SoftHebb(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     Attributes
     ----------
-    components_ : (n_components, n_features_in_) weights.
+    components_ : (n_components, ``n_features_in_``) weights.
     n_features_in_ : int.
     n_updates_ : int, weight updates applied so far.
     """

@@ -39,7 +39,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from bioplastic.data import digits_split
-from bioplastic.results import prepare_results_dir, write_json
+from bioplastic.results import default_out, prepare_results_dir, save_figure, write_json
 from bioplastic.rules import (
     SoftHebbParams,
     UpdateParams,
@@ -72,10 +72,11 @@ class Config:
     pca_learning_rate: float = 1e-3   # Oja / Sanger constant rate
     pca_radius: float = 1.0
     probe_max_iter: int = 2000
-    out: str = "results/softhebb_digits"
+    out: str | None = None            # None: a fresh results/softhebb_digits-<timestamp>/
 
 
-def quick_config(out: str) -> Config:
+def quick_config(out: str | None = None) -> Config:
+    out = out or str(default_out("softhebb_digits", quick=True))
     return Config(seeds=(0,), n_units=16, epochs=1, probe_max_iter=1000, out=out)
 
 
@@ -134,7 +135,7 @@ def run_seed(config: Config, seed: int, bar=None) -> tuple[dict, dict]:
     scaler = StandardScaler().fit(split.x_train.reshape(len(split.x_train), -1))
     x_tr = scaler.transform(split.x_train.reshape(len(split.x_train), -1))
     x_te = scaler.transform(split.x_test.reshape(len(split.x_test), -1))
-    metrics = {"raw_pixels": {"accuracy": probe_accuracy(x_tr, split.y_train, x_te,
+    metrics = {"raw_pixels": {"accuracy_frac": probe_accuracy(x_tr, split.y_train, x_te,
                                                          split.y_test, config.probe_max_iter)}}
     weights = {}
     for arm in config.arms:
@@ -145,7 +146,7 @@ def run_seed(config: Config, seed: int, bar=None) -> tuple[dict, dict]:
         accuracy = probe_accuracy(triangle(x_tr @ w.T), split.y_train, triangle(x_te @ w.T),
                                   split.y_test, config.probe_max_iter)
         norms = np.linalg.norm(w, axis=1)
-        metrics[arm] = {"accuracy": accuracy, "mean_weight_norm": float(norms.mean()),
+        metrics[arm] = {"accuracy_frac": accuracy, "mean_weight_norm": float(norms.mean()),
                         "min_weight_norm": float(norms.min()),
                         "max_weight_norm": float(norms.max())}
         weights[arm] = w
@@ -171,7 +172,7 @@ def table(summary: dict, config: Config) -> str:
     lines = [f"K = {config.n_units} units, {config.epochs} epochs, seeds {list(config.seeds)}",
              "", "| arm | probe accuracy (%) | mean ‖w‖ |", "|---|---|---|"]
     for arm, row in summary.items():
-        acc = f"{100 * row['accuracy']['mean']:.1f} ± {100 * row['accuracy']['std']:.1f}"
+        acc = f"{100 * row['accuracy_frac']['mean']:.1f} ± {100 * row['accuracy_frac']['std']:.1f}"
         norm = row.get("mean_weight_norm")
         norm = f"{norm['mean']:.2f} ± {norm['std']:.2f}" if norm else "–"
         lines.append(f"| {arm} | {acc} | {norm} |")
@@ -195,17 +196,18 @@ def plot(out: Path, weights: dict, summary: dict) -> None:
             ax.set_yticks([])
         axes[row, 0].set_ylabel(arm, rotation=0, ha="right", fontsize=7)
     fig.suptitle("learned filters (first seed; standardised-pixel space)")
-    fig.savefig(out / "filters.png", dpi=120, bbox_inches="tight")
+    save_figure(fig, out / "filters.png", bbox_inches="tight")
     fig2, ax = figure(figsize=(6, 3))
     names = list(summary)
-    ax.bar(names, [100 * summary[a]["accuracy"]["mean"] for a in names],
-           yerr=[100 * summary[a]["accuracy"]["std"] for a in names], color="C0")
+    ax.bar(names, [100 * summary[a]["accuracy_frac"]["mean"] for a in names],
+           yerr=[100 * summary[a]["accuracy_frac"]["std"] for a in names], color="C0")
     ax.set_ylabel("probe accuracy (%)")
     ax.tick_params(axis="x", rotation=30)
-    fig2.savefig(out / "accuracy.png", dpi=120, bbox_inches="tight")
+    save_figure(fig2, out / "accuracy.png", bbox_inches="tight")
 
 
 def main(config: Config) -> dict:
+    config = dataclasses.replace(config, out=str(config.out or default_out("softhebb_digits")))
     out = prepare_results_dir(config.out, config)
     per_seed, first_weights = {}, None
     with tqdm(total=len(config.seeds) * len(config.arms), desc="softhebb_digits") as bar:
@@ -213,7 +215,7 @@ def main(config: Config) -> dict:
             per_seed[seed], weights = run_seed(config, seed, bar)
             first_weights = first_weights or weights
     summary = summarise(per_seed)
-    metrics = {"summary": summary, "per_seed": per_seed}
+    metrics = {"summary": summary, "per_seed": per_seed, "results_dir": str(out)}
     write_json(out / "metrics.json", metrics)
     (out / "table.md").write_text(table(summary, config))
     plot(out, first_weights, summary)
@@ -225,14 +227,19 @@ def cli(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     parser.add_argument("--units", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--out", default="results/softhebb_digits")
+    parser.add_argument("--out", default=None,
+                        help="new or empty folder (default: results/softhebb_digits-<timestamp>)")
     args = parser.parse_args(argv)
     config = (quick_config(args.out) if args.quick
               else Config(n_units=args.units, epochs=args.epochs, out=args.out))
     metrics = main(config)
+    print(f"results written to {metrics['results_dir']}")
     print(table(metrics["summary"], config))
     return metrics
 
 
 if __name__ == "__main__":
+    import os
+
+    os.environ.setdefault("MPLBACKEND", "Agg")   # files only; the caller owns the backend
     cli()

@@ -12,7 +12,7 @@ rates were chosen on (docs/tta.md); it is reported separately, never averaged wi
 
 Usage::
 
-    python experiments/tta_digits_c.py [--quick] [--all-severities] [--out results/tta_digits_c]
+    python experiments/tta_digits_c.py [--quick] [--all-severities] [--out DIR]
 
 Writes ``config.json``, ``versions.json``, ``metrics.json``, ``table.md`` and
 ``tta_digits_c.png`` into the results folder. One seed list drives everything.
@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 import bioplastic.tta as tta
 from bioplastic.data import DIGITS_CORRUPTIONS, GEOMETRIC_CORRUPTIONS, corrupt_digits, digits_split
-from bioplastic.results import prepare_results_dir, write_json
+from bioplastic.results import default_out, prepare_results_dir, write_json
 
 METHODS = ("source", "bn_adapt", "tent", "nhl")
 
@@ -56,10 +56,11 @@ class Config:
     nhl_eta: float = 0.05
     nhl_norm_mode: str = "direction"
     torch_threads: int = 1            # tiny tensors: threads only add contention
-    out: str = "results/tta_digits_c"
+    out: str | None = None            # None: a fresh results/tta_digits_c-<timestamp>/
 
 
-def quick_config(out: str) -> Config:
+def quick_config(out: str | None = None) -> Config:
+    out = out or str(default_out("tta_digits_c", quick=True))
     return Config(seeds=(0,), corruptions=("gaussian_noise", "contrast", "motion_blur"),
                   held_out=("rotate",), epochs=3, out=out)
 
@@ -227,6 +228,7 @@ def main(config: Config) -> dict:
 
 
 def _run(config: Config) -> dict:
+    config = dataclasses.replace(config, out=str(config.out or default_out("tta_digits_c")))
     out = prepare_results_dir(config.out, config)
     start = time.perf_counter()
     total = len(config.seeds) * len(config.severities) * (len(config.corruptions)
@@ -238,8 +240,8 @@ def _run(config: Config) -> dict:
     clean = ", ".join(f"{m} {summary['clean'][m]['mean']:.1f}" for m in METHODS)
     (out / "table.md").write_text(f"clean test error %: {clean}\n\n" + tables)
     plot(summary, f"test/s{max(config.severities)}", out / "tta_digits_c.png")
-    metrics = {"summary": summary, "per_seed": per_seed,
-               "seconds": time.perf_counter() - start,
+    metrics = {"error_pct": summary, "per_seed_error_pct": per_seed,
+               "run_time_s": time.perf_counter() - start, "results_dir": str(out),
                "protocol": "reset per (severity, corruption); continual = no reset, severity 5, "
                            "canonical order; error in %; one pass; batch "
                            f"{config.batch_size}; test split {config.test_fraction}"}
@@ -251,16 +253,19 @@ def parse_args(argv=None) -> Config:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     parser.add_argument("--all-severities", action="store_true", help="severities 1..5")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", default=None,
+                        help="new or empty folder (default: results/tta_digits_c-<timestamp>)")
     args = parser.parse_args(argv)
-    out = args.out or ("results/tta_digits_c_quick" if args.quick else Config.out)
-    config = quick_config(out) if args.quick else Config(out=out)
+    config = quick_config(args.out) if args.quick else Config(out=args.out)
     if args.all_severities:
         config = dataclasses.replace(config, severities=(1, 2, 3, 4, 5))
     return config
 
 
 if __name__ == "__main__":
-    cfg = parse_args()
-    main(cfg)
-    print((Path(cfg.out) / "table.md").read_text())
+    import os
+
+    os.environ.setdefault("MPLBACKEND", "Agg")   # files only; the caller owns the backend
+    result = main(parse_args())
+    print(f"results written to {result['results_dir']}\n")
+    print((Path(result["results_dir"]) / "table.md").read_text())

@@ -17,7 +17,7 @@ neurons; [unconfirmed] 82.9 % with 100). Here on scikit-learn's digits (8×8, up
 The ``untrained`` arm runs steps 2-3 on the initial (normalised) random weights: what the
 labelling procedure alone gives.
 
-    python experiments/wta_digits.py [--quick] [--out results/wta_digits]
+    python experiments/wta_digits.py [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 from bioplastic.data import digits_split
 from bioplastic.neurons import WTAParams, dense_weights, normalise_input_weights, train_wta
 from bioplastic.neurons.wta import input_connectivity
-from bioplastic.results import prepare_results_dir, write_json
+from bioplastic.results import default_out, prepare_results_dir, save_figure, write_json
 from bioplastic.rules import STDPParams
 
 
@@ -48,10 +48,11 @@ class Config:
     intensity: float = 2.0
     max_train: int | None = None   # subsample (quick runs)
     max_test: int | None = None
-    out: str = "results/wta_digits"
+    out: str | None = None         # None: a fresh results/wta_digits-<timestamp>/
 
 
-def quick_config(out: str = "results/wta_digits_quick") -> Config:
+def quick_config(out: str | None = None) -> Config:
+    out = out or str(default_out("wta_digits", quick=True))
     return Config(n_seeds=1, n_exc=10, present_ms=50.0, rest_ms=10.0, max_train=30,
                   max_test=20, out=out)
 
@@ -101,7 +102,7 @@ def run_seed(seed: int, config: Config) -> dict:
     for arm, state in (("stdp", trained.state), ("untrained", None)):
         counts_tr = _counts(x_tr, w0, state, config, seed + 1)
         counts_te = _counts(x_te, w0, state, config, seed + 2)
-        result[arm] = label_and_test(counts_tr, y_tr, counts_te, y_te)
+        result[f"{arm}_accuracy_frac"] = label_and_test(counts_tr, y_tr, counts_te, y_te)
         result[f"{arm}_mean_spikes"] = float(counts_te.sum(axis=1).mean())
     return result
 
@@ -118,29 +119,47 @@ def _plot(runs: list[dict], config: Config, out: Path) -> None:
         if k < len(weights):
             ax.imshow(weights[k].reshape(side, side), cmap="hot_r")
     fig.suptitle(f"input weights after one pass (seed {runs[0]['seed']})")
-    fig.savefig(out / "wta_digits_weights.png", dpi=80)
+    save_figure(fig, out / "wta_digits_weights.png", dpi=80)
+
+
+def table(metrics: dict) -> str:
+    """The summary as an aligned text table (one row per arm, accuracy in %)."""
+    runs = metrics["runs"]
+    lines = [f"{'arm':<10}  {'test accuracy (%)':>17}  {'spikes / test image':>19}  seeds"]
+    for arm, row in metrics["summary"].items():
+        spikes = np.mean([r[f"{arm}_mean_spikes"] for r in runs])
+        acc = f"{100 * row['accuracy_frac_mean']:.1f} ± {100 * row['accuracy_frac_std']:.1f}"
+        lines.append(f"{arm:<10}  {acc:>17}  {spikes:>19.1f}  {len(runs)}")
+    return "\n".join(lines) + "\n"
 
 
 def main(config: Config) -> dict:
+    config = dataclasses.replace(config, out=str(config.out or default_out("wta_digits")))
     out = prepare_results_dir(config.out, config)
     runs = [run_seed(config.seed + k, config) for k in range(config.n_seeds)]
-    summary = {arm: {"mean": float(np.mean([r[arm] for r in runs])),
-                     "std": float(np.std([r[arm] for r in runs]))}
+    summary = {arm: {"accuracy_frac_mean": float(np.mean([r[f"{arm}_accuracy_frac"]
+                                                          for r in runs])),
+                     "accuracy_frac_std": float(np.std([r[f"{arm}_accuracy_frac"]
+                                                        for r in runs]))}
                for arm in ("stdp", "untrained")}
-    metrics = {"summary": summary,
+    metrics = {"summary": summary, "results_dir": str(out),
                "runs": [{k: v for k, v in r.items() if k != "weights"} for r in runs]}
     write_json(out / "metrics.json", metrics)
+    (out / "table.txt").write_text(table(metrics))
     _plot(runs, config, out)
-    print({arm: f"{s['mean']:.3f} ± {s['std']:.3f}" for arm, s in summary.items()})
     return metrics
 
 
 if __name__ == "__main__":
+    import os
+
+    os.environ.setdefault("MPLBACKEND", "Agg")   # files only; the caller owns the backend
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", default=None,
+                        help="new or empty folder (default: results/wta_digits-<timestamp>)")
     args = parser.parse_args()
-    cfg = quick_config() if args.quick else Config()
-    if args.out:
-        cfg.out = args.out
-    main(cfg)
+    cfg = quick_config(args.out) if args.quick else Config(out=args.out)
+    result = main(cfg)
+    print(f"results written to {result['results_dir']}\n")
+    print(table(result))

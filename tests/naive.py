@@ -123,7 +123,7 @@ def naive_correlate(y, kernel):
 
 def naive_pcnn(drive, decay_f, decay_l, decay_u, decay_e, v_f, v_l, v_e, beta, e0, feed, link,
                fast_linking=False):
-    """The PCNN map, Convention A, one line per equation of shared/spec/pcnn.md §1.2/§1.3.
+    """The PCNN map, Convention A, one line per equation of bioplastic.neurons.pcnn.
 
     ``drive (T, C, H, W)``; parameters are scalars or per-map ``(C,)``; ``feed``/``link`` are
     ``(C, G, kh, kw)`` kernels. Returns ``(Y (T, C, H, W) bool, dict of (T, C, H, W) traces)``.

@@ -22,7 +22,7 @@ def test_quick_run_writes_results(experiment, tmp_path):
     stored = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert set(stored["summary"]) == set(experiment.ARMS)
     for row in metrics["runs"]:
-        assert 0.0 <= row["test_accuracy"] <= 1.0 and row["train_time_s"] > 0
+        assert 0.0 <= row["test_accuracy_frac"] <= 1.0 and row["train_time_s"] > 0
 
 
 def test_counts(experiment):

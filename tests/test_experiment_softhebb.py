@@ -23,9 +23,9 @@ def test_quick_run_writes_results(experiment, tmp_path):
     stored = json.loads((out / "metrics.json").read_text())
     assert set(stored["summary"]) == set(experiment.ARMS) | {"raw_pixels"}
     for arm, row in metrics["summary"].items():
-        assert 0.0 <= row["accuracy"]["mean"] <= 1.0, arm
+        assert 0.0 <= row["accuracy_frac"]["mean"] <= 1.0, arm
     # 10 classes, 719 test images: even the untrained control is far above chance (10 %).
-    assert metrics["summary"]["random"]["accuracy"]["mean"] > 0.3
+    assert metrics["summary"]["random"]["accuracy_frac"]["mean"] > 0.3
 
 
 def test_training_is_seeded_and_random_arm_is_the_start(experiment):

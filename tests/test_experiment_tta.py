@@ -23,7 +23,7 @@ def test_quick_run_writes_results(experiment, tmp_path):
     for name in ("config.json", "versions.json", "metrics.json", "table.md", "tta_digits_c.png"):
         assert (out / name).exists(), name
     stored = json.loads((out / "metrics.json").read_text())
-    summary = stored["summary"]
+    summary = stored["error_pct"]
     assert set(summary) == {"clean", "test/s5", "held_out/s5", "continual/s5"}
     for setting in ("test/s5", "continual/s5"):
         for method in experiment.METHODS:
@@ -31,8 +31,8 @@ def test_quick_run_writes_results(experiment, tmp_path):
             assert set(errors) == {"gaussian_noise", "contrast", "motion_blur"}
             assert all(0.0 <= e["mean"] <= 100.0 for e in errors.values())
     # without adaptation the first corruption sees the same model in both protocols
-    assert metrics["per_seed"][0]["test/s5"]["source"] == \
-        metrics["per_seed"][0]["continual/s5"]["source"]
+    assert metrics["per_seed_error_pct"][0]["test/s5"]["source"] == \
+        metrics["per_seed_error_pct"][0]["continual/s5"]["source"]
     # the trained source model is far better than chance (90 % error) on clean digits
     assert summary["clean"]["source"]["mean"] < 30.0
 

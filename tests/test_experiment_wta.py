@@ -21,7 +21,12 @@ def test_quick_run_writes_results(experiment, tmp_path):
     stored = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert set(stored["summary"]) == {"stdp", "untrained"}
     for run in metrics["runs"]:
-        assert 0.0 <= run["stdp"] <= 1.0 and run["stdp_mean_spikes"] > 0
+        assert 0.0 <= run["stdp_accuracy_frac"] <= 1.0 and run["stdp_mean_spikes"] > 0
+    # the printed summary is a table: a header and one aligned row per arm
+    lines = experiment.table(metrics).splitlines()
+    assert lines[0].split()[:3] == ["arm", "test", "accuracy"]
+    assert [line.split()[0] for line in lines[1:]] == ["stdp", "untrained"]
+    assert (tmp_path / "out" / "table.txt").read_text() == experiment.table(metrics)
 
 
 def test_readout_labels_neurons_by_mean_response(experiment):

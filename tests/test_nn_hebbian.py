@@ -33,7 +33,7 @@ def x(rng):
     return torch.tensor(rng.normal(size=(9, 6)))
 
 
-@pytest.mark.parametrize("rule", [SoftHebbParams(0.5), SoftHebbParams(1.0, True),
+@pytest.mark.parametrize("rule", [SoftHebbParams(0.5, False), SoftHebbParams(1.0, True),
                                   KrotovParams(2.0, 2, 0.4), KrotovParams(3.0, 3, 0.2)])
 def test_linear_delta_equals_kernel(x, rule):
     layer = HebbianLinear(6, 4, rule=rule, dtype=torch.float64)
@@ -91,7 +91,7 @@ def test_forward_is_plain_and_learns_nothing(rng):
 
 def test_local_grad_step_increases_winner_alignment(rng):
     # One SGD step on -dw moves the winning unit towards its input (spec §7 torch bridge).
-    layer = HebbianLinear(5, 3, rule=SoftHebbParams(0.1), radius=1.0, dtype=torch.float64)
+    layer = HebbianLinear(5, 3, rule=SoftHebbParams(0.1, False), radius=1.0, dtype=torch.float64)
     x = torch.tensor(rng.normal(size=(1, 5)))
     winner = int(torch.argmax(layer(x)))
     before = torch.cosine_similarity(layer.weight[winner], x[0], dim=0)

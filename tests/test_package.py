@@ -45,15 +45,32 @@ def test_quick_benchmarks_report_targets(bench):
         assert row["ratio"] > 0
 
 
-def test_demo_quick_writes_its_outputs(tmp_path):
+def test_demo_quick_prints_a_table_of_three_models_beside_their_twins(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     code = main(["demo", "--quick", "--out", str(tmp_path / "demo")])
+    printed = capsys.readouterr().out
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert code == 0
-    assert summary["spikes_ours"] > 0
+    # a neuron model, a rich neuron model and a learning rule, each with its twin
+    assert [r["model"] for r in summary["twins"]] == ["lif", "pcnn", "rate_rules"]
+    assert summary["twins"][0]["spikes_ours"] > 0 and summary["twins"][1]["spikes_ours"] > 0
     assert all(row["ok"] for row in summary["golden_cases"])
-    if "comparison" in summary:
-        assert summary["comparison"]["spikes_equal"]
-        assert (tmp_path / "demo" / "raster.png").exists()
-    for name in ("config.json", "versions.json"):
+    lines = printed.splitlines()
+    header = next(line for line in lines if line.startswith("case"))
+    assert "verdict" in header and "× faster" in header
+    for row in summary["twins"]:
+        line = next(line for line in lines if line.startswith(row["case"]))
+        if "identical" in row:
+            assert row["identical"] and line.rstrip().endswith("identical")
+            assert (tmp_path / "demo" / f"{row['case']}.png").exists()
+    assert "golden twin traces:" in printed
+    for name in ("config.json", "versions.json", "summary.txt"):
         assert (tmp_path / "demo" / name).exists()
+
+
+def test_demo_refuses_to_overwrite_a_run(tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="already holds files"):
+        main(["demo", "--quick", "--out", str(out)])

@@ -49,7 +49,8 @@ def test_batch_is_summed(rng):
 
 def test_post_factor(rng):
     u = rng.normal(size=(5, 4))
-    np.testing.assert_array_equal(soft_hebb_post(u, SoftHebbParams(0.5)), soft_wta(u, 0.5))
+    np.testing.assert_array_equal(soft_hebb_post(u, SoftHebbParams(0.5, anti_hebbian=False)),
+                                  soft_wta(u, 0.5))
     y = soft_hebb_post(u, SoftHebbParams(0.5, anti_hebbian=True))
     np.testing.assert_array_equal(np.abs(y), soft_wta(u, 0.5))
     assert np.all((y > 0).sum(axis=1) == 1)
@@ -102,7 +103,7 @@ def test_norms_converge_to_one_on_clusters(rng):
 
 def test_bias_rule_fixed_point(rng):
     # Iterating b <- b + η db drives e^{b/τ} to the mean soft-WTA output (spec §2, §7).
-    params = SoftHebbParams(0.5)
+    params = SoftHebbParams(0.5, anti_hebbian=False)
     u0 = rng.normal(size=(50, 3))
     b = soft_hebb_bias_init(3, params)
     np.testing.assert_allclose(np.exp(b / 0.5), 1 / 3, rtol=1e-15)        # uniform prior
@@ -170,3 +171,12 @@ def test_conv_bias_shifts_pre_activation(rng):
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_defaults_match_the_estimator_and_the_guide():
+    """SoftHebbParams() is the ICLR 2023 rule, as sklearn.SoftHebb() and docs/softhebb.md."""
+    from bioplastic.sklearn import SoftHebb
+
+    estimator = SoftHebb()
+    assert SoftHebbParams() == SoftHebbParams(1.0, anti_hebbian=True)
+    assert SoftHebbParams() == SoftHebbParams(estimator.temperature, estimator.anti_hebbian)

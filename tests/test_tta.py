@@ -398,7 +398,7 @@ def test_hebbian_update_equals_kernel(backend):
     x = batch(0)
     w = net[0].weight.detach().numpy().copy()
     adapter(x)
-    expected = w + eta * soft_hebb_conv_dw(x.numpy(), w, SoftHebbParams(1.0), padding=1)
+    expected = w + eta * soft_hebb_conv_dw(x.numpy(), w, SoftHebbParams(1.0, False), padding=1)
     np.testing.assert_allclose(adapter.model[0].weight.detach().numpy(), expected,
                                rtol=1e-12, atol=1e-14)
 

@@ -2,7 +2,7 @@
 
 Reference: Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to Common Corruptions
 and Perturbations", ICLR 2019, arXiv 1903.12261; generator ``make_cifar_c.py`` in
-hendrycks/robustness (Apache-2.0). Recipes and parameters are in shared/spec/nhl_tta.md §6.
+hendrycks/robustness (Apache-2.0). Recipes and parameters: ``docs/tta.md``.
 Everything here is re-implemented from those descriptions with NumPy/SciPy only (no OpenCV,
 Wand/ImageMagick, PIL, scikit-image or torchvision), so the pixels are **close to, not identical
 with** the distributed CIFAR-10-C. Deviations (all deliberate, all documented in docs/tta.md):
@@ -26,7 +26,7 @@ Images are ``(H, W, 3)`` or ``(N, H, W, 3)``, either uint8 in [0, 255] or float 
 output has the input's shape and dtype and stays in range. The result is deterministic given
 ``seed``: one ``numpy.random.Generator`` is drawn from in image order.
 
-digits-C (shared/spec/nhl_tta.md §6.2) applies the digit-specific recipes to scikit-learn's 8×8
+digits-C applies the digit-specific recipes to scikit-learn's 8×8
 digits (grey, [0, 1]) and adds an MNIST-C-style geometric suite (rotate, shear, scale,
 translate). Choices where the spec is silent are listed in :func:`corrupt_digits`.
 

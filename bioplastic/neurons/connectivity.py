@@ -8,7 +8,7 @@ That order is also the order in which the Brian2 twin creates its synapses
 (``connect(i=pre, j=post)`` with the same arrays). Brian2's spike queue delivers the events due
 at one step by push time (oldest first), then source, then synapse index; within one source and
 one delay that is our postsynaptic order, so both sides accumulate repeated targets in the same
-sequence — a condition for bit-identity (shared/spec/brian2_twins.md §2, "Accumulation order").
+sequence — a condition for bit-identity (``docs/twinning.md``, point 4).
 
 Delays are whole numbers of steps. Brian's C++ spike queue rounds ``delay/dt`` half up, its
 Python queue half to even; :func:`connectivity` refuses anything that is not a whole step.
@@ -22,7 +22,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._jit import njit
+<<<<<<< HEAD
 from .._validate import as_float_array, count, finite_float, positive, whole_steps
+=======
+from .._validate import as_float_array, positive, unitless, whole_steps
+>>>>>>> main
 
 __all__ = ["SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
            "due_blocks"]
@@ -130,10 +134,14 @@ def connectivity(weight, *, delay_ms=0.0, dt_ms: float = 0.1) -> SparseConnectiv
         n_post, n_pre = dense.shape
         rows, cols = np.nonzero(dense)
         values = dense[rows, cols]
+<<<<<<< HEAD
     delay = as_float_array("delay_ms", delay_ms)    # a string such as '0.1': TypeError
     if delay.ndim not in (0, 2) or (delay.ndim == 2 and delay.shape != (n_post, n_pre)):
         raise ValueError(f"delay_ms must be scalar or shape {(n_post, n_pre)}, "
                          f"got {delay.shape}")
+=======
+    delay = np.asarray(unitless("delay_ms", delay_ms), dtype=np.float64)
+>>>>>>> main
     if delay.ndim == 2:
         delay = delay[rows, cols]
     return connectivity_from_arrays(cols, rows, values, n_pre, n_post, delay_ms=delay, dt_ms=dt_ms)

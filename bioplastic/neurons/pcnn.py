@@ -1,6 +1,6 @@
 """Pulse-coupled neural network (PCNN): the discrete Eckhorn/Johnson map on 2-D maps and stacks.
 
-Equations (Convention A, the library's canonical form; shared/spec/pcnn.md §1.2). Neuron
+Equations (Convention A, the library's canonical form; guide: ``docs/pcnn.md``). Neuron
 ``(c, i, j)`` of a stack of ``C`` maps of ``H × W`` neurons, iteration ``n = 1, 2, ...``::
 
     F[n] = d_F F[n-1] + V_F (M ⋆ Y[n-1]) + S[n]            feeding

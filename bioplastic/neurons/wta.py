@@ -605,7 +605,7 @@ def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
     Returns
     -------
     Trace
-        ``spikes`` (n_blocks, T_block, 2n); ``records[f]`` (n_blocks, *field shape).
+        ``spikes`` (n_blocks, T_block, 2n); ``records[f]`` (n_blocks, field shape...).
     """
     _check_params_type(params, stdp)
     w_dense = as_float_array("w0", w0, ndim=2)

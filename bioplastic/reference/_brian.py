@@ -1,9 +1,10 @@
 """Helpers every Brian2 twin uses; they enforce the exactness checklist.
 
-shared/spec/brian2_twins.md §3: numpy codegen target, loop-invariant optimisations off, float64,
-a fresh ``Network`` per run, explicit ``dt`` on every object, preferences restored afterwards,
-pre-drawn inputs, explicit ``connect(i=, j=)``. Brian2 is imported lazily, inside functions, so
-the modules of :mod:`bioplastic.reference` import without it.
+The checklist (``docs/twinning.md``): numpy code-generation target, loop-invariant
+optimisations off, float64, a fresh ``Network`` per run, explicit ``dt`` on every object,
+preferences restored afterwards, pre-drawn inputs, explicit ``connect(i=, j=)``. Brian2 is
+imported lazily, inside functions, so the modules of :mod:`bioplastic.reference` import without
+it. The helpers are public as ``bioplastic.reference.exact_prefs`` etc.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 
 import numpy as np
 
-__all__ = ["brian2", "exact_prefs", "network", "run_network", "spike_pairs", "require_brian2"]
+__all__ = ["brian2", "exact_prefs", "network", "run_network", "spike_pairs", "recorded",
+           "scheduling_summary", "require_brian2"]
 
 
 def require_brian2():
@@ -29,6 +31,7 @@ def require_brian2():
 
 
 def brian2():
+    """The ``brian2`` module (alias of :func:`require_brian2`)."""
     return require_brian2()
 
 
@@ -36,8 +39,13 @@ def brian2():
 def exact_prefs(target: str = "numpy"):
     """Set the preferences that make a twin bit-comparable, restore the old ones on exit.
 
-    For compiled targets (benchmarks only) the strict flags of §3.1 are used, with a cache
-    directory of their own so binaries built with other flags are never reused.
+    For compiled targets (benchmarks only) strict compiler flags are used (``-O3
+    -ffp-contract=off``: no fused multiply-add), with a cache directory of their own so
+    binaries built with other flags are never reused. Use it as a context manager::
+
+        with exact_prefs() as b2:
+            group = b2.NeuronGroup(...)
+
     """
     b2 = require_brian2()
     prefs = b2.prefs
@@ -104,4 +112,5 @@ def recorded(monitor, variable: str) -> np.ndarray:
 
 
 def scheduling_summary(net) -> str:
+    """Brian2's ``scheduling_summary()`` as text (goes into golden-trace provenance)."""
     return str(net.scheduling_summary())

@@ -20,7 +20,7 @@ import numpy as np
 __all__ = ["TwinCase", "TwinResult", "Comparison", "compare", "same_spikes", "all_cases",
            "inputs_digest", "TIERS"]
 
-#: Acceptance per tier (shared/spec/brian2_twins.md §7). T0: identical spikes and state equal up
+#: Acceptance per tier (``docs/twinning.md``). T0: identical spikes and state equal up
 #: to a few ulp; "rtol" is a multiple of float64 eps, scaled by each field's magnitude.
 TIERS = {
     "T0": {"rtol": 8 * np.finfo(np.float64).eps},

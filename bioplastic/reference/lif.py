@@ -5,7 +5,7 @@ units (``tau_m : second``). Brian2 stores quantities in SI units, so a twin in v
 ``v*0.001`` and round differently from the kernel in the last bit; keeping the kernel's numbers
 makes bit-identity possible, and Brian2's dimension checker still checks every time constant.
 
-Exactness (shared/spec/brian2_twins.md §3): numpy target, loop-invariant optimisations off,
+Exactness (``docs/twinning.md``): numpy target, loop-invariant optimisations off,
 ``method='exact'`` (printed update ``((v*e + v_rest) + ((-v_rest) - I_ext)*e) + I_ext``, which
 the kernel copies), ``refractory='t_ref'``, strict ``>`` threshold, synapses created with
 ``connect(i=, j=)`` from the kernel's own CSR arrays, delays in whole steps, external drive
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import unitless_params
 from ..neurons.connectivity import SparseConnectivity, connectivity_from_arrays
 from ..neurons.lif import LIFParams, lif_advance, lif_init, lif_prepare
 from ..simulate import simulate
@@ -84,6 +85,7 @@ def run_lif_twin(params: LIFParams, drive: np.ndarray, conn: SparseConnectivity,
     and ``timing["seconds"]`` receives the wall time of the remaining ``T - 1`` steps.
     """
     n_steps, n = drive.shape
+    params = unitless_params(params)          # Brian2 quantities -> floats in the named units
     record_idx = np.arange(n) if record_idx is None else np.asarray(record_idx)
     with exact_prefs(target) as b2:
         dt = params.dt_ms * b2.ms

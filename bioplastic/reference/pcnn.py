@@ -1,4 +1,4 @@
-"""Brian2 twin of :mod:`bioplastic.neurons.pcnn` (shared/spec/brian2_twins.md §6A, pcnn.md §5).
+"""Brian2 twin of :mod:`bioplastic.neurons.pcnn` (guide: ``docs/pcnn.md``).
 
 The PCNN is a map, not an ODE, so the twin has no state updater. Every variable is a plain
 dimensionless parameter (``F, L, U, E, Y : 1``) and one ``run_regularly(when='groups',

@@ -2,7 +2,7 @@
 Hebb and Instar.
 
 The rules are discrete maps over repeated presentations, so the twin is written as Brian2
-``run_regularly`` statements and ``(summed)`` variables (shared/spec/brian2_twins.md §6, form
+``run_regularly`` statements and ``(summed)`` variables (``docs/twinning.md``, form
 A): one time step = one presentation of one input vector (batch 1) = one weight update.
 Cross-unit reductions (the pre-activation, the softmax normaliser, the winner and the ranking,
 the row norms) are ``(summed)`` variables, which Brian2's numpy target sums sequentially in

@@ -5,7 +5,7 @@ copied): two ``NeuronGroup`` s (``exc``, ``inh``), a ``SpikeGeneratorGroup`` of 
 spikes, and three ``Synapses``: ``input_exc`` (plastic; event-driven traces), ``exc_inh``
 (one-to-one) and ``inh_exc`` (all but the partner).
 
-Exactness (shared/spec/brian2_twins.md §3): numpy target, loop-invariant optimisations off,
+Exactness (``docs/twinning.md``): numpy target, loop-invariant optimisations off,
 float64, ``method='euler'`` (the kernel copies the printed update term by term), every constant
 a named namespace entry (voltages dimensionless in mV as in :mod:`bioplastic.reference.lif`,
 times with units), strict ``>`` thresholds, Brian's refractory mechanism, input synapses created
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import unitless_params
 from ..neurons.connectivity import SparseConnectivity
 from ..neurons.wta import (
     DEFAULT_PARAMS,
@@ -181,6 +182,7 @@ def run_wta_twin(input_spikes: np.ndarray, conn: SparseConnectivity, n: int,
     and ``timing["seconds"]`` receives the wall time of the remaining ``T - 1`` steps.
     """
     n_steps, n_in = input_spikes.shape
+    params, stdp = unitless_params(params), unitless_params(stdp)   # Brian2 quantities -> floats
     record_idx = np.arange(n) if record_idx is None else np.asarray(record_idx)
     record_syn = np.arange(0) if record_syn is None else np.asarray(record_syn)
     with exact_prefs(target) as b2:

@@ -8,16 +8,18 @@ activity, ``y`` (batch, n_post) the postsynaptic factor (the output of any compe
 Krotov–Hopfield codes, whose max normalisation makes the scale irrelevant; divide the learning
 rate by the batch size for a mean).
 
-=================  ==================================================  ========================
-rule               update summed over the batch                        fixed point / behaviour
-=================  ==================================================  ========================
-``hebb_dw``        ``Δw_k = Σ y_k x``                                   unstable, norms grow
-``instar_dw``      ``Δw_k = Σ y_k (x − w_k)``                           ``w_k → E[x | y_k]``
-``oja_dw``         ``Δw_k = Σ y_k (x − u_k w_k)``, ``u = y`` by default  ``‖w_k‖ → 1`` (Oja 1982)
-``sanger_dw``      ``Δw_k = Σ y_k (x − Σ_{l≤k} y_l w_l)``               ordered principal comps.
-``krotov_…_dw``    ``Δw_k = Σ g_k (x − I_k w_k)``, ``I = x·sign(w)|w|^{p−1}``,  ``‖w_k‖_p → 1``
-                   ``g = ranked_wta(I, k, Δ)``
-=================  ==================================================  ========================
+::
+
+    =================  ==================================================  ========================
+    rule               update summed over the batch                        fixed point / behaviour
+    =================  ==================================================  ========================
+    ``hebb_dw``        ``Δw_k = Σ y_k x``                                   unstable, norms grow
+    ``instar_dw``      ``Δw_k = Σ y_k (x − w_k)``                           ``w_k → E[x | y_k]``
+    ``oja_dw``         ``Δw_k = Σ y_k (x − u_k w_k)``, ``u = y`` by default  ``‖w_k‖ → 1`` (Oja)
+    ``sanger_dw``      ``Δw_k = Σ y_k (x − Σ_{l≤k} y_l w_l)``               ordered principal comps.
+    ``krotov_…_dw``    ``Δw_k = Σ g_k (x − I_k w_k)``, ``I = x·sign(w)|w|^{p−1}``,  ``‖w_k‖_p → 1``
+                       ``g = ranked_wta(I, k, Δ)``
+    =================  ==================================================  ========================
 
 ``oja_dw`` with a separate decay factor ``u`` is the common core: SoftHebb is
 ``oja_dw(x, soft_wta(u, τ), w, u=u)`` (Moraitis et al. 2022), competitive learning is
@@ -29,7 +31,7 @@ coefficients ``d_k = Σ_b y_bk u_bk`` are summed over the batch in sample order.
 
 References: Oja, J. Math. Biol. 15:267 (1982); Sanger, Neural Networks 2:459 (1989);
 Grossberg (instar); Krotov & Hopfield, PNAS 116:7723 (2019). Spec:
-shared/spec/soft_hebb_and_inhibition.md §5.
+``docs/softhebb.md``.
 """
 
 from __future__ import annotations

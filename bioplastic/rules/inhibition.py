@@ -7,16 +7,18 @@ an array of the same shape. They compose with any rule of :mod:`bioplastic.rules
 competitive (hard-WTA) learning, ``oja_dw(x, ranked_wta(u, 2, 0.4), w, u=u)`` is
 Krotov–Hopfield with p = 2. There is no subclass per combination.
 
-=====================  ==========================================================  ===========
-function               operation (per row)                                          inhibition
-=====================  ==========================================================  ===========
-``soft_wta``           ``y = exp((u - max u)/τ) / Σ exp((u - max u)/τ)``             divisive
-``hard_wta``           ``y = onehot(argmax u)``                                      selection
-``k_wta``              top-k units keep ``u`` (or 1 with ``binary=True``), others 0  selection
-``ranked_wta``         +1 for the top unit, ``-delta`` for the k-th ranked unit      Krotov
-``anti_hebbian_signs`` winner keeps ``+s``, every other unit gets ``-s``             repulsion
-``triangle``           ``ReLU(u - mean_units u) ** power``                           subtractive
-=====================  ==========================================================  ===========
+::
+
+    =====================  ==========================================================  ===========
+    function               operation (per row)                                          inhibition
+    =====================  ==========================================================  ===========
+    ``soft_wta``           ``y = exp((u - max u)/τ) / Σ exp((u - max u)/τ)``             divisive
+    ``hard_wta``           ``y = onehot(argmax u)``                                      selection
+    ``k_wta``              top-k units keep ``u`` (or 1 with ``binary=True``), others 0  selection
+    ``ranked_wta``         +1 for the top unit, ``-delta`` for the k-th ranked unit      Krotov
+    ``anti_hebbian_signs`` winner keeps ``+s``, every other unit gets ``-s``             repulsion
+    ``triangle``           ``ReLU(u - mean_units u) ** power``                           subtractive
+    =====================  ==========================================================  ===========
 
 Choices where the papers are silent (all deterministic):
 
@@ -31,7 +33,7 @@ Choices where the papers are silent (all deterministic):
 
 References: Moraitis et al. 2022 (soft WTA), Journé et al. ICLR 2023 (anti-Hebbian losers,
 Triangle), Krotov & Hopfield PNAS 2019 (ranking), Coates, Lee & Ng AISTATS 2011 (Triangle).
-Specification: shared/spec/soft_hebb_and_inhibition.md §6.
+Guide: ``docs/softhebb.md``.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ the reference code) is again ``apply_update(max_normalise=True)``, not built in.
 
 References: Moraitis, Toichkin, Journé, Chua & Guo, Neuromorph. Comput. Eng. 2:044017 (2022),
 arXiv 2107.05747; Journé, Garcia Rodriguez, Guo & Moraitis, ICLR 2023, arXiv 2209.11883.
-Spec: shared/spec/soft_hebb_and_inhibition.md §2–3. Twin: :mod:`bioplastic.reference.rate_rules`.
+Guide: ``docs/softhebb.md``. Twin: :mod:`bioplastic.reference.rate_rules`.
 """
 
 from __future__ import annotations
@@ -67,8 +67,13 @@ __all__ = ["SoftHebbParams", "soft_hebb_dw", "soft_hebb_conv_dw", "soft_hebb_pos
 
 
 class SoftHebbParams(NamedTuple):
+    """The SoftHebb rule; the defaults are the ICLR 2023 rule, as in ``sklearn.SoftHebb``.
+
+    ``anti_hebbian=False`` gives the 2022 rule (every unit Hebbian with its softmax share).
+    """
+
     temperature: float = 1.0     # τ of the soft WTA (t_inv = 1/τ in the reference code), > 0
-    anti_hebbian: bool = False   # ICLR 2023 mode 0: losers get −softmax
+    anti_hebbian: bool = True    # ICLR 2023 mode 0: losers get −softmax (False: the 2022 rule)
 
 
 

@@ -22,7 +22,7 @@ DVS128 Gesture's (0-based, tonic order) so a model can be tried on synthetic dat
 
 Event model: at every 1 ms step each disc emits a Poisson number of events proportional to its
 speed (the total over the stream has mean ``rate_hz · duration``). An event lies on the disc's
-rim (radius jittered by 0.7 px) at an angle drawn with density ∝ |cos| of the angle to the
+rim (radius jittered by 0.7 px) at an angle drawn with density ∝ ``|cos|`` of the angle to the
 motion direction, so most events sit where the edge moves fastest; events on the leading half
 are ON (``p = 1``: the bright disc arrives), on the trailing half OFF. ``noise_frac · n``
 isolated events, uniform in space, time and polarity, are added for denoising to remove.

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..._validate import finite_float, positive, whole_steps
+from ..._validate import finite_float, positive, unitless, whole_steps
 from ...neurons.lif import NEVER_SPIKED, LIFParams, decay_factor
 from ..base import resolve_like
 from ..surrogate import spike
@@ -65,7 +65,7 @@ class LIFTensorParams(NamedTuple):
 
 
 def finite_array(name: str, value) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
+    array = np.asarray(unitless(name, value), dtype=np.float64)   # Brian2 quantity -> mV
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return array

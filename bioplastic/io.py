@@ -1,0 +1,158 @@
+"""Save a trained kernel-side model and load it back bit for bit: :func:`save`, :func:`load`.
+
+What can be saved: any tree of
+
+* the library's ``NamedTuple`` types (parameters such as :class:`~bioplastic.LIFParams`,
+  prepared kernel parameters, states such as :class:`~bioplastic.LIFState` or
+  :class:`~bioplastic.WTAState`, :class:`~bioplastic.SparseConnectivity`, training results);
+* NumPy arrays of numbers or booleans (e.g. trained weights), NumPy scalars;
+* ``int``, ``float``, ``bool``, ``str`` and ``None``;
+* ``dict`` (string keys), ``list`` and ``tuple`` of the above.
+
+The file is a NumPy ``.npz`` archive: every array is stored as is (dtype and shape kept, so
+values come back bit for bit), and one JSON entry describes the tree, with each NamedTuple
+recorded by its qualified type name and field names. Nothing is pickled: loading never runs
+code from the file. On load each recorded type must be a NamedTuple of this library
+(``bioplastic.*``) with exactly the recorded fields, else ``ValueError``.
+
+Example::
+
+    import bioplastic as bp
+    result = bp.train_wta(images, w0, seed=0)
+    bp.save("wta.npz", {"state": result.state, "conn": result.conn, "params": bp.WTAParams()})
+    saved = bp.load("wta.npz")          # the same dict, arrays identical to the last bit
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["save", "load", "FORMAT_VERSION"]
+
+#: Bumped when the layout changes; :func:`load` refuses files from a newer version.
+FORMAT_VERSION = 1
+_META = "__bioplastic__"
+_PACKAGE = "bioplastic"
+
+
+def save(path: str | os.PathLike, obj) -> Path:
+    """Write ``obj`` (see the module docstring for what it may hold) to ``path`` (``.npz``).
+
+    Returns the path written (NumPy appends ``.npz`` when the name has no such suffix).
+    Raises ``TypeError`` naming the offending entry for anything else (a function, an object
+    array, a non-library class): such a thing could not be loaded back without pickling.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    tree = _encode(obj, "obj", arrays)
+    meta = json.dumps({"format": _PACKAGE, "version": FORMAT_VERSION, "tree": tree})
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    np.savez(path, **{_META: np.array(meta)}, **arrays)
+    return path
+
+
+def load(path: str | os.PathLike, expected: type | None = None):
+    """Read what :func:`save` wrote; ``expected`` (a type) checks the top-level object's type.
+
+    Raises ``ValueError`` if the file was not written by :func:`save`, names a type that is
+    not one of the library's NamedTuples, or whose fields differ from the recorded ones.
+    """
+    with np.load(Path(path), allow_pickle=False) as archive:
+        if _META not in archive.files:
+            raise ValueError(f"{path} was not written by bioplastic.save (no {_META} entry)")
+        meta = json.loads(str(archive[_META]))
+        if meta.get("format") != _PACKAGE or not isinstance(meta.get("version"), int):
+            raise ValueError(f"{path} was not written by bioplastic.save")
+        if meta["version"] > FORMAT_VERSION:
+            raise ValueError(f"{path} has format version {meta['version']}; this bioplastic "
+                             f"reads up to {FORMAT_VERSION} (upgrade bioplastic)")
+        obj = _decode(meta["tree"], archive, "obj")
+    if expected is not None and type(obj) is not expected:
+        raise ValueError(f"{path} holds a {type(obj).__qualname__}, expected "
+                         f"{expected.__qualname__}")
+    return obj
+
+
+# ----------------------------------------------------------------------------- encoding
+def _encode(obj, where: str, arrays: dict) -> dict:
+    if isinstance(obj, np.ndarray | np.generic):      # first: np.float64 is also a float
+        return _encode_array(np.asarray(obj), where, arrays, scalar=isinstance(obj, np.generic))
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return {"kind": "value", "value": obj, "type": type(obj).__name__}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return _encode_namedtuple(obj, where, arrays)
+    if isinstance(obj, dict):
+        if not all(isinstance(k, str) for k in obj):
+            raise TypeError(f"{where}: dict keys must be str to be saved")
+        return {"kind": "dict", "items": {k: _encode(v, f"{where}[{k!r}]", arrays)
+                                          for k, v in obj.items()}}
+    if isinstance(obj, list | tuple):
+        return {"kind": type(obj).__name__,
+                "items": [_encode(v, f"{where}[{i}]", arrays) for i, v in enumerate(obj)]}
+    raise TypeError(f"{where}: cannot save a {type(obj).__qualname__} (arrays, numbers, str, "
+                    "None, dict/list/tuple and bioplastic NamedTuples only)")
+
+
+def _encode_array(array: np.ndarray, where: str, arrays: dict, *, scalar: bool) -> dict:
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"{where}: cannot save an array of dtype {array.dtype} (numbers and "
+                        "booleans only; object arrays would need pickling)")
+    key = f"a{len(arrays)}"
+    arrays[key] = array
+    return {"kind": "scalar" if scalar else "array", "key": key}
+
+
+def _encode_namedtuple(obj, where: str, arrays: dict) -> dict:
+    cls = type(obj)
+    if not cls.__module__.startswith(_PACKAGE + ".") and cls.__module__ != _PACKAGE:
+        raise TypeError(f"{where}: {cls.__module__}.{cls.__qualname__} is not a bioplastic "
+                        "type; save it as a dict instead")
+    fields = {f: _encode(v, f"{where}.{f}", arrays) for f, v in zip(obj._fields, obj,
+                                                                    strict=True)}
+    return {"kind": "namedtuple", "type": f"{cls.__module__}:{cls.__qualname__}",
+            "fields": fields}
+
+
+# ----------------------------------------------------------------------------- decoding
+def _decode(node: dict, archive, where: str):
+    kind = node.get("kind")
+    if kind == "value":
+        return node["value"]
+    if kind in ("array", "scalar"):
+        array = archive[node["key"]]
+        return array[()] if kind == "scalar" else array
+    if kind == "dict":
+        return {k: _decode(v, archive, f"{where}[{k!r}]") for k, v in node["items"].items()}
+    if kind in ("list", "tuple"):
+        items = [_decode(v, archive, f"{where}[{i}]") for i, v in enumerate(node["items"])]
+        return items if kind == "list" else tuple(items)
+    if kind == "namedtuple":
+        cls = _namedtuple_type(node["type"], where)
+        recorded = list(node["fields"])
+        if recorded != list(cls._fields):
+            raise ValueError(f"{where}: the file's {node['type']} has fields {recorded}, this "
+                             f"bioplastic's has {list(cls._fields)}")
+        return cls(**{f: _decode(v, archive, f"{where}.{f}") for f, v in
+                      node["fields"].items()})
+    raise ValueError(f"{where}: unknown entry kind {kind!r} (file damaged or from elsewhere)")
+
+
+def _namedtuple_type(name: str, where: str) -> type:
+    module_name, _, qualname = name.partition(":")
+    if not (module_name == _PACKAGE or module_name.startswith(_PACKAGE + ".")) or not qualname:
+        raise ValueError(f"{where}: type {name!r} is not a bioplastic type; refusing to load")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"{where}: type {name!r} does not exist in this bioplastic") from err
+    if not (isinstance(obj, type) and issubclass(obj, tuple) and hasattr(obj, "_fields")):
+        raise ValueError(f"{where}: {name!r} is not a NamedTuple; refusing to load")
+    return obj
