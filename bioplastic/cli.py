@@ -1,20 +1,12 @@
 """Command line: ``bioplastic demo | validate | bench | warmup``.
 
 * ``validate [--json] [--case NAME] [--golden]``: runs every Brian2 twin and prints one row per
-<<<<<<< HEAD
-  case (neurons, steps, spikes ours/twin, max |Δstate|, verdict); exit status 1 on any
+  case (neurons, steps, spikes ours/twin, ``max |Δstate|``, verdict); exit status 1 on any
   mismatch. With ``--golden``, or without Brian2 or with a broken install (then it says so), it
   checks the golden traces shipped with the package instead.
 * ``bench [--json] [--quick] [--only NAME] [--strict]``: every benchmark of
   ``bioplastic._bench``; ``--strict`` exits with status 1 when a target is not met.
 * ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`); ``DIR`` must be new or empty.
-=======
-  case (neurons, steps, spikes ours/twin, ``max |Δstate|``, verdict); exit status 1 on any
-  mismatch. With ``--golden``, or without Brian2 (then it says so), it checks the golden traces
-  shipped with the package instead.
-* ``bench [--json] [--quick] [--only NAME]``: every benchmark of ``bioplastic._bench``.
-* ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`).
->>>>>>> main
 * ``warmup [--only NAME]``: compile and cache the kernels users meet first
   (see :mod:`bioplastic.warmup`); ``make setup`` runs it.
 
@@ -131,17 +123,12 @@ def cmd_bench(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-<<<<<<< HEAD
     out = _check_out(Path(args.out)) if args.out else None
     try:
         out = run_demo(out, quick=args.quick)
     except PermissionError as err:   # e.g. the default results/ under a read-only directory
         _usage_error(f"cannot write the results folder: {err}")
-    print(f"demo results written to {out}")
-=======
-    out = run_demo(Path(args.out) if args.out else None, quick=args.quick)
     print(f"plots and summary.json written to {out}")
->>>>>>> main
     return 0
 
 

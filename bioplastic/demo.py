@@ -14,11 +14,7 @@ Writes one ``<case>.png`` per model (kernel beside twin), ``summary.json`` and `
 
 from __future__ import annotations
 
-<<<<<<< HEAD
-import datetime
-=======
-import importlib.util
->>>>>>> main
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,15 +23,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-<<<<<<< HEAD
 from ._optional import import_problem
-from .reference import compare
-from .reference.lif import CASES, random_network, run_lif_kernel, run_lif_twin, unpack
-from .results import prepare_results_dir, write_json
-=======
 from .reference import TwinCase, compare
 from .results import default_out, prepare_results_dir, save_figure, write_json
->>>>>>> main
 
 __all__ = ["run_demo", "demo_table"]
 
@@ -139,38 +129,6 @@ def _golden_rows() -> list[dict]:
     return rows
 
 
-<<<<<<< HEAD
-def run_demo(out: Path | None = None, *, quick: bool = False, seed: int = 2026) -> Path:
-    """Run the demo and return the folder it wrote."""
-    n, n_steps = (300, 300) if quick else (2000, 2000)
-    config = {"seed": seed, "n_neurons": n, "n_steps": n_steps, "p_connect": 0.02,
-              "max_delay_steps": 3, "dt_ms": 0.1, "quick": quick}
-    out = prepare_results_dir(out or _default_out(), config)
-    steps = tqdm(total=4, desc="demo", unit="phase")
-    inputs = random_network(seed, n=n, n_steps=n_steps, p=0.02, max_delay_steps=3)
-    params, drive, conn = unpack(inputs)
-    kwargs = {"v0_mv": inputs["v0_mv"], "record_idx": inputs["record_idx"]}
-    run_lif_kernel(params, drive[:2], conn, **kwargs)  # compile outside the timing
-    ours, t_ours = _timed(run_lif_kernel, params, drive, conn, **kwargs)
-    steps.update()
-    summary = {"kernel_seconds": t_ours, "spikes_ours": int(ours.spike_steps.size),
-               "mean_rate_hz": ours.spike_steps.size / n / (n_steps * 0.1e-3)}
-    brian2_problem = import_problem("brian2")
-    if brian2_problem is None:
-        twin, t_twin = _timed(run_lif_twin, params, drive, conn, **kwargs)
-        steps.update()
-        comparison = compare(CASES[0], inputs, ours, twin)
-        summary.update(twin_seconds=t_twin, speedup_vs_brian2_numpy=t_twin / t_ours,
-                       comparison=comparison.row())
-        _plots(out, ours, twin, inputs, 0.1)
-    else:
-        summary["twin"] = f"skipped: {brian2_problem}"
-        steps.update()
-    steps.update()
-    summary["golden_cases"] = _golden_rows()
-    steps.update()
-    steps.close()
-=======
 def demo_table(summary: dict) -> str:
     """The demo's summary as aligned text: one row per model, then the golden check."""
     columns = [("case", "case", "{}"), ("n_units", "units", "{}"), ("n_steps", "steps", "{}"),
@@ -198,12 +156,14 @@ def run_demo(out: Path | None = None, *, quick: bool = False, seed: int = 2026,
     config = {"seed": seed, "quick": quick, "cases": ["lif_recurrent", "pcnn_image",
                                                       "rate_softhebb_iclr"]}
     out = prepare_results_dir(out or default_out("demo", quick=quick), config)
-    live = importlib.util.find_spec("brian2") is not None
+    problem = import_problem("brian2")      # None, "not installed" or a broken install
+    live = problem is None
+    if problem is not None:
+        print(f"{problem}: the twins are skipped", file=sys.stderr)
     demos = _demo_cases(quick, seed)
     rows = [_twin_row(demo, out, live) for demo in tqdm(demos, desc="demo: kernel vs twin",
                                                         unit="model")]
     summary = {"twins": rows, "golden_cases": _golden_rows()}
->>>>>>> main
     write_json(out / "summary.json", summary)
     text = demo_table(summary)
     (out / "summary.txt").write_text(text)

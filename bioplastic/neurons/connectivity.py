@@ -22,11 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._jit import njit
-<<<<<<< HEAD
-from .._validate import as_float_array, count, finite_float, positive, whole_steps
-=======
-from .._validate import as_float_array, positive, unitless, whole_steps
->>>>>>> main
+from .._validate import as_float_array, count, finite_float, positive, unitless, whole_steps
 
 __all__ = ["SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
            "due_blocks"]
@@ -134,14 +130,11 @@ def connectivity(weight, *, delay_ms=0.0, dt_ms: float = 0.1) -> SparseConnectiv
         n_post, n_pre = dense.shape
         rows, cols = np.nonzero(dense)
         values = dense[rows, cols]
-<<<<<<< HEAD
-    delay = as_float_array("delay_ms", delay_ms)    # a string such as '0.1': TypeError
+    # a string such as '0.1': TypeError
+    delay = as_float_array("delay_ms", unitless("delay_ms", delay_ms))
     if delay.ndim not in (0, 2) or (delay.ndim == 2 and delay.shape != (n_post, n_pre)):
         raise ValueError(f"delay_ms must be scalar or shape {(n_post, n_pre)}, "
                          f"got {delay.shape}")
-=======
-    delay = np.asarray(unitless("delay_ms", delay_ms), dtype=np.float64)
->>>>>>> main
     if delay.ndim == 2:
         delay = delay[rows, cols]
     return connectivity_from_arrays(cols, rows, values, n_pre, n_post, delay_ms=delay, dt_ms=dt_ms)
