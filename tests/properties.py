@@ -263,11 +263,14 @@ def check_call(target: Target, kwargs: dict, expected: set[str], label: str) -> 
         outcome = "memory_error"
     except (TypeError, ValueError) as err:
         message = str(err)
-        if not any(n in message for n in expected):
+        if "array is too big" in message:       # NumPy's MemoryError for sizes past 2**63
+            outcome = "memory_error"
+        elif not any(n in message for n in expected):
             TALLY["unclear"] += 1
             raise AssertionError(f"{target.name}: bad {label} gave a {type(err).__name__} that "
                                  f"names none of {sorted(expected)}: {message!r}") from err
-        outcome = "clear"
+        else:
+            outcome = "clear"
     except Exception as err:
         TALLY["unclear"] += 1
         raise AssertionError(f"{target.name}: bad {label} gave an unclear "
