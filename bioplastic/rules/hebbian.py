@@ -266,6 +266,6 @@ def krotov_hopfield_dw(x, w, params: KrotovParams = DEFAULT_KROTOV) -> np.ndarra
     w = as_float_array("w", w, ndim=2)
     if w.shape[1] != x.shape[1]:
         raise ValueError(f"w must have {x.shape[1]} columns (features of x), got {w.shape}")
-    k = check_k(params.k, w.shape[0], low=2)
+    k = check_k(params.k, w.shape[0], low=2, units="the rows of w")
     dw = krotov_hopfield_dw_kernel(x, w, _check_p(params.p), k, finite_float("delta", params.delta))
     return check_result_finite("krotov_hopfield_dw", dw)

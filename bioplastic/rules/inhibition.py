@@ -232,11 +232,12 @@ def check_pre_activation(u, name: str = "u") -> np.ndarray:
     return u
 
 
-def check_k(k, n_units: int, *, low: int = 1, name: str = "k") -> int:
+def check_k(k, n_units: int, *, low: int = 1, name: str = "k", units: str = "the columns of u"
+            ) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer):
         raise TypeError(f"{name} must be an integer, got {k!r}")
     if not low <= int(k) <= n_units:
-        raise ValueError(f"{name} must lie in {low}..n_units={n_units}, got {k}")
+        raise ValueError(f"{name} must lie in {low}..n_units={n_units} ({units}), got {k}")
     return int(k)
 
 
