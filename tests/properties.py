@@ -263,7 +263,8 @@ def check_call(target: Target, kwargs: dict, expected: set[str], label: str) -> 
         outcome = "memory_error"
     except (TypeError, ValueError) as err:
         message = str(err)
-        if "array is too big" in message:       # NumPy's MemoryError for sizes past 2**63
+        if "array is too big" in message or "Maximum allowed dimension" in message:
+            # NumPy's refusals of sizes past its limits: memory errors too
             outcome = "memory_error"
         elif not any(n in message for n in expected):
             TALLY["unclear"] += 1
