@@ -153,9 +153,10 @@ def _bounds(params: UpdateParams) -> tuple[float, float]:
         value = getattr(params, name)
         if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
             raise TypeError(f"{name} must be a real number (±inf for no bound), got {value!r}")
-        if np.isnan(value):
+        value = float(value)        # (a huge Python int becomes a large float)
+        if value != value:
             raise ValueError(f"{name} must not be NaN (use ±inf for no bound)")
-        bounds.append(float(value))
+        bounds.append(value)
     if bounds[0] > bounds[1]:
         raise ValueError(f"w_min ({bounds[0]}) must be <= w_max ({bounds[1]})")
     return bounds[0], bounds[1]
