@@ -259,7 +259,9 @@ def run_lif(inputs, params: LIFParams | None = None, *, n: int | None = None, we
     if not isinstance(params, LIFParams):
         raise TypeError(f"params must be LIFParams, got {type(params).__name__}")
     inputs = np.asarray(inputs)
-    n = inputs.shape[1] if n is None and inputs.ndim == 2 else n
+    if inputs.ndim != 2:
+        raise ValueError(f"inputs must be 2-dimensional (T, n), got shape {inputs.shape}")
+    n = inputs.shape[1] if n is None else n
     drive = _check_drive(inputs, len(inputs), n)
     if weight is None:
         conn = no_connectivity(n)
