@@ -6,7 +6,9 @@
 * Cache policy: compiled kernels are cached on disk in a directory keyed by a hash of the whole
   package's source. Numba's own cache index only checks the file that defines a function, so a
   change in a helper imported from another file could serve stale machine code; keying the
-  directory on every source file makes that impossible. Set ``BIOPLASTIC_NUMBA_CACHE=0`` to turn
+  directory on every source file makes that impossible. ``NUMBA_BOUNDSCHECK=1`` (used by the
+  test suite to prove that no kernel reads out of bounds) gets a directory of its own, since
+  Numba's index does not record it either. Set ``BIOPLASTIC_NUMBA_CACHE=0`` to turn
   caching off, or ``NUMBA_CACHE_DIR`` to choose the directory yourself (then staleness is yours).
   Numba's global configuration is never changed: only functions compiled through :func:`njit`
   use this cache.
@@ -43,6 +45,10 @@ class CacheWarning(RuntimeWarning):
 
 def _source_digest() -> str:
     digest = hashlib.sha256(numba.__version__.encode())
+    if numba.config.BOUNDSCHECK:
+        # Numba's cache index ignores NUMBA_BOUNDSCHECK: without this, a bounds-checked process
+        # would be served unchecked machine code from the cache (and a normal one checked code).
+        digest.update(b"boundscheck")
     for path in sorted(_PACKAGE_ROOT.rglob("*.py")):
         digest.update(path.relative_to(_PACKAGE_ROOT).as_posix().encode())
         digest.update(path.read_bytes())

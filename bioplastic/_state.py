@@ -116,6 +116,9 @@ def check_record(state, record) -> tuple[str, ...]:
     """The field names to record, as a tuple; ``ValueError`` for names ``state`` lacks."""
     if isinstance(record, str):
         record = (record,)
+    if not isinstance(record, list | tuple):
+        raise TypeError(f"record must be a field name or a sequence of field names, got "
+                        f"{record!r}")
     fields = tuple(record)
     unknown = [f for f in fields if not isinstance(f, str) or f not in state._fields]
     if unknown:

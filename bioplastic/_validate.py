@@ -31,6 +31,9 @@ __all__ = [
     "in_range",
     "whole_steps",
     "as_generator",
+    "count",
+    "finite_float",
+    "MAX_STEPS",
 ]
 
 
@@ -255,14 +258,25 @@ def in_range(name: str, value, low: float, high: float, *, closed: str = "both")
     return float(array) if array.ndim == 0 else array
 
 
+#: Longest duration in steps that :func:`whole_steps` accepts: 2**40 steps (3.5 years at
+#: dt = 0.1 ms). Far below int64's range, so the conversion cannot wrap around, and within the
+#: reach of the neuron models' "never spiked" marker (``-2**40``): a refractory period of at
+#: most this many steps still lets a neuron that never spiked integrate from step 0.
+MAX_STEPS = 2**40
+
+
 def whole_steps(name: str, duration_ms, dt_ms: float) -> np.ndarray:
     """Convert durations in ms to integer steps, rejecting anything that is not a whole step.
 
-    A relative tolerance of 1e-9 absorbs the round-off of e.g. ``0.3 / 0.1``.
+    A relative tolerance of 1e-9 absorbs the round-off of e.g. ``0.3 / 0.1``. Durations of more
+    than :data:`MAX_STEPS` steps are refused (they would overflow the int64 step counts).
     """
     duration = np.asarray(non_negative(name, duration_ms), dtype=np.float64)
     dt_ms = positive("dt_ms", dt_ms)
     steps = duration / dt_ms
+    if np.any(steps > MAX_STEPS):
+        raise ValueError(f"{name} must be at most {MAX_STEPS} steps of dt_ms={dt_ms} "
+                         f"({MAX_STEPS * dt_ms:.4g} ms), got {np.max(duration):.4g} ms")
     rounded = np.floor(steps + 0.5)
     whole = np.isclose(steps, rounded, rtol=1e-9, atol=1e-9)
     if not np.all(whole):
@@ -295,10 +309,23 @@ def as_generator(seed) -> np.random.Generator:
     """Accept a seed (int), ``None`` or a ``numpy.random.Generator``."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool)):
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, int | np.integer) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed}")
         return np.random.default_rng(seed)
     raise TypeError("seed must be an int, None or numpy.random.Generator, "
                     f"got {type(seed).__name__}")
+
+
+def count(name: str, value, *, low: int = 0) -> int:
+    """An integer ``>= low`` (a Python or NumPy integer; ``bool`` and floats are refused)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
 
 
 def finite_float(name: str, value) -> float:

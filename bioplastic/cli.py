@@ -2,22 +2,27 @@
 
 * ``validate [--json] [--case NAME] [--golden]``: runs every Brian2 twin and prints one row per
   case (neurons, steps, spikes ours/twin, ``max |Δstate|``, verdict); exit status 1 on any
-  mismatch. With ``--golden``, or without Brian2 (then it says so), it checks the golden traces
-  shipped with the package instead.
-* ``bench [--json] [--quick] [--only NAME] [--peers]``: every benchmark of ``bioplastic._bench``
-  (``--peers``: the same workloads against the installed peer simulators instead).
-* ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`).
+  mismatch. With ``--golden``, or without Brian2 or with a broken install (then it says so), it
+  checks the golden traces shipped with the package instead.
+* ``bench [--json] [--quick] [--only NAME] [--strict] [--peers]``: every benchmark of
+  ``bioplastic._bench``; ``--strict`` exits with status 1 when a target is not met;
+  ``--peers`` runs the same workloads against the installed peer simulators instead.
+* ``demo [--out DIR]``: the main job (see :mod:`bioplastic.demo`); ``DIR`` must be new or empty.
 * ``warmup [--only NAME]``: compile and cache the kernels users meet first
   (see :mod:`bioplastic.warmup`); ``make setup`` runs it.
+
+Mistakes (an unknown case or benchmark name, an unusable ``--out``) end with a one-line message
+and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
+
+from ._optional import import_problem
 
 __all__ = ["main"]
 
@@ -28,10 +33,12 @@ def _validate_rows(names: list[str], *, live: bool) -> list[dict]:
     from .reference import all_cases, compare
     from .reference.golden import check_golden
 
-    cases = [c for c in all_cases() if not names or c.name in names]
+    known = all_cases()
+    cases = [c for c in known if not names or c.name in names]
     unknown = set(names) - {c.name for c in cases}
     if unknown:
-        raise SystemExit(f"unknown case(s): {sorted(unknown)}")
+        _usage_error(f"unknown case(s) {sorted(unknown)}; valid names: "
+                     f"{', '.join(c.name for c in known)}")
     rows = []
     for case in tqdm(cases, desc="twins", unit="case", file=sys.stderr):
         if live:
@@ -60,10 +67,17 @@ def _fmt(value) -> str:
     return "" if value is None else str(value)
 
 
+def _usage_error(message: str):
+    """A user's mistake: one line on stderr, exit status 2 (argparse's convention)."""
+    print(f"bioplastic: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def cmd_validate(args) -> int:
-    live = not args.golden and importlib.util.find_spec("brian2") is not None
+    problem = None if args.golden else import_problem("brian2")
+    live = not args.golden and problem is None
     if not live and not args.golden:
-        print("brian2 is not installed: checking the golden twin traces instead "
+        print(f"{problem}: checking the golden twin traces instead "
               "(pip install 'bioplastic[reference]' for live twins)", file=sys.stderr)
     rows = _validate_rows(args.case or [], live=live)
     if args.json:
@@ -81,13 +95,18 @@ def cmd_bench(args) -> int:
 
     if args.peers:
         return _bench_peers(args)
+    benchmarks = all_benchmarks()
+    unmatched = [o for o in args.only or () if not any(o in b.name for b in benchmarks)]
+    if unmatched:
+        _usage_error(f"--only {unmatched} matches no benchmark; names: "
+                     f"{', '.join(b.name for b in benchmarks)}")
     rows = []
-    for bench in all_benchmarks():
+    for bench in benchmarks:
         if args.only and not any(o in bench.name for o in args.only):
             continue
-        missing = [m for m in bench.needs if importlib.util.find_spec(m) is None]
-        if missing:
-            rows.append({"name": bench.name, "skipped": f"needs {', '.join(missing)}"})
+        problems = [p for p in map(import_problem, bench.needs) if p is not None]
+        if problems:
+            rows.append({"name": bench.name, "skipped": "; ".join(problems)})
             continue
         print(f"running {bench.name}: {bench.description}", file=sys.stderr)
         rows.extend(bench.run(args.quick))
@@ -96,6 +115,11 @@ def cmd_bench(args) -> int:
     else:
         for row in rows:
             print(" | ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
+    unmet = [row.get("target", row.get("name")) for row in rows if row.get("met") is False]
+    if args.strict and unmet:
+        print(f"bioplastic bench --strict: {len(unmet)} target(s) not met: {unmet}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -122,9 +146,30 @@ def _bench_peers(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    out = run_demo(Path(args.out) if args.out else None, quick=args.quick)
+    out = _check_out(Path(args.out)) if args.out else None
+    try:
+        out = run_demo(out, quick=args.quick)
+    except PermissionError as err:   # e.g. the default results/ under a read-only directory
+        _usage_error(f"cannot write the results folder: {err}")
     print(f"plots and summary.json written to {out}")
     return 0
+
+
+def _check_out(out: Path) -> Path:
+    """``--out`` must be a new or empty folder that can be written (results never overwrite)."""
+    if out.exists() and not out.is_dir():
+        _usage_error(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        _usage_error(f"--out {out} already holds files; choose a new folder (results are never "
+                     "overwritten)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".bioplastic-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        _usage_error(f"--out {out} cannot be written: {err.strerror or err}")
+    return out
 
 
 def cmd_warmup(args) -> int:
@@ -133,7 +178,7 @@ def cmd_warmup(args) -> int:
     try:
         warmup(args.only)
     except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+        _usage_error(str(exc))
     return 0
 
 
@@ -153,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--peers", action="store_true",
                        help="the same workloads against Brian2, snnTorch, SpikingJelly, Norse "
                        "and BindsNET, whichever are installed (ratio table)")
+    bench.add_argument("--strict", action="store_true",
+                       help="exit with status 1 if any target is not met")
     bench.set_defaults(func=cmd_bench)
     demo = sub.add_parser("demo", help="LIF, PCNN and SoftHebb beside their Brian2 twins: "
                                        "a table, plots and a JSON summary")

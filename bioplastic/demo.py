@@ -14,7 +14,7 @@ Writes one ``<case>.png`` per model (kernel beside twin), ``summary.json`` and `
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ._optional import import_problem
 from .reference import TwinCase, compare
 from .results import default_out, prepare_results_dir, save_figure, write_json
 
@@ -155,7 +156,10 @@ def run_demo(out: Path | None = None, *, quick: bool = False, seed: int = 2026,
     config = {"seed": seed, "quick": quick, "cases": ["lif_recurrent", "pcnn_image",
                                                       "rate_softhebb_iclr"]}
     out = prepare_results_dir(out or default_out("demo", quick=quick), config)
-    live = importlib.util.find_spec("brian2") is not None
+    problem = import_problem("brian2")      # None, "not installed" or a broken install
+    live = problem is None
+    if problem is not None:
+        print(f"{problem}: the twins are skipped", file=sys.stderr)
     demos = _demo_cases(quick, seed)
     rows = [_twin_row(demo, out, live) for demo in tqdm(demos, desc="demo: kernel vs twin",
                                                         unit="model")]

@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import inspect
 import os
+import sys
 import types as pytypes
 from typing import Any, NamedTuple
 
@@ -41,9 +42,9 @@ from numba.core import types
 from numba.extending import overload
 
 from ._jit import njit, py_func
-from ._state import check_record, copy_state
+from ._state import check_finite, check_record, copy_state, is_state
 
-__all__ = ["Trace", "simulate", "simulate_blocks", "step_once"]
+__all__ = ["Trace", "simulate", "simulate_blocks", "step_once", "check_consistency"]
 
 
 class Trace(NamedTuple):
@@ -82,12 +83,15 @@ class Trace(NamedTuple):
         return tuple.__getitem__(self, key)
 
 
-def step_once(advance, x, state, params, *weights):
+def step_once(advance, x, state, params, *weights, check: bool = True):
     """One pure step: ``advance`` on a copy of ``state``; no argument is modified.
 
     Returns ``(spikes, new_state)``. Each model's jitted ``<model>_step`` is this, written as
-    ``advance(x, copy_state(state), ...)`` so that it stays cacheable.
+    ``advance(x, copy_state(state), ...)`` so that it stays cacheable. ``check`` as for
+    :func:`simulate`.
     """
+    if check:
+        check_consistency(advance, np.asarray(x)[None], state, params, *weights)
     return advance(x, copy_state(state), params, *weights)
 
 
@@ -225,8 +229,26 @@ def _check_advance(advance) -> None:
         raise TypeError(f"advance must be a jitted model advance, got {type(advance).__name__}")
 
 
+def check_consistency(advance, inputs: np.ndarray, state, params, *weights) -> None:
+    """Check that ``inputs``, ``state``, ``params`` and ``weights`` fit together before a kernel
+    indexes them (Numba does no bounds checking).
+
+    The check is the model's own: the ``check_consistency(inputs, state, params, *weights)``
+    function of the module that defines ``advance`` (every model module of the library has one;
+    a new model adds its own). Advances without one get only the generic checks. Raises
+    ``TypeError``/``ValueError`` naming the piece that does not fit.
+    """
+    if not is_state(state):
+        raise TypeError(f"state must be a model state NamedTuple (from the model's *_init), "
+                        f"got {type(state).__name__}")
+    module = sys.modules.get(getattr(py_func(advance), "__module__", ""), None)
+    hook = getattr(module, "check_consistency", None)
+    if hook is not None:
+        hook(inputs, state, params, *weights)
+
+
 def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),
-             record_units=None) -> Trace:
+             record_units=None, check: bool = True) -> Trace:
     """Run a model's in-place ``advance`` over ``inputs`` (time-major, ``(T, ...)``).
 
     Parameters
@@ -250,6 +272,13 @@ def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),
         Record only these units (indices into each recorded field, flattened); the records then
         have shape ``(T, len(record_units))``. Recording everything costs memory bandwidth on
         large networks.
+    check : bool
+        Check that inputs, state, params and weights fit together (:func:`check_consistency`)
+        before the loop — one pass over the index arrays, no pass over time — and that the
+        final state is finite after it (a NaN or inf that entered through the inputs or the
+        state raises :class:`~bioplastic.rules.DivergenceError` instead of being returned).
+        ``False`` skips both, for callers that validated these very objects already; a
+        mismatch then reads or writes memory out of bounds.
 
     Returns
     -------
@@ -258,17 +287,21 @@ def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),
     """
     _check_advance(advance)
     inputs = _check_inputs(inputs)
+    if check:
+        check_consistency(advance, inputs, state, params, *weights)
     fields = check_record(state, record)
     units = _check_units(state, fields, record_units)
     buffers, slots = _slots(state, fields, units, inputs.shape[0])
     loop = _time_loop_for(advance)
     spikes, final = _run(loop, advance, inputs[0], (inputs, copy_state(state), params,
                                                      tuple(weights), slots, units))
+    if check:
+        check_finite(final, f"the run of {py_func(advance).__qualname__}")
     return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)
 
 
 def simulate_blocks(advance, blocks: np.ndarray, state, params, *weights, on_block=None,
-                    record=(), record_units=None) -> Trace:
+                    record=(), record_units=None, check: bool = True) -> Trace:
     """Run presentations: ``blocks`` ``(n_blocks, T_block, ...)``, one stimulus and its rest
     per block, through the same in-place ``advance`` as :func:`simulate`.
 
@@ -287,6 +320,8 @@ def simulate_blocks(advance, blocks: np.ndarray, state, params, *weights, on_blo
         State fields to record after every **block**.
     record_units : int array, optional
         As for :func:`simulate`.
+    check : bool
+        As for :func:`simulate` (the check sees the first block as the inputs).
 
     Returns
     -------
@@ -300,6 +335,8 @@ def simulate_blocks(advance, blocks: np.ndarray, state, params, *weights, on_blo
     if blocks.ndim < 2 or blocks.shape[0] == 0 or blocks.shape[1] == 0:
         raise ValueError("blocks must have shape (n_blocks >= 1, T_block >= 1, ...), got "
                          f"shape {blocks.shape}")
+    if check:
+        check_consistency(advance, blocks[0], state, params, *weights)
     fields = check_record(state, record)
     units = _check_units(state, fields, record_units)
     buffers, slots = _slots(state, fields, units, blocks.shape[0])
@@ -307,6 +344,8 @@ def simulate_blocks(advance, blocks: np.ndarray, state, params, *weights, on_blo
     loop = _loop_for(_block_loop_template, advance=advance, on_block=hook)
     spikes, final = _run(loop, advance, blocks[0, 0], (blocks, copy_state(state), params,
                                                         tuple(weights), slots, units))
+    if check:
+        check_finite(final, f"the run of {py_func(advance).__qualname__}")
     return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)
 
 

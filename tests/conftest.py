@@ -29,3 +29,22 @@ def load_experiment(name: str):
     sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+# Hypothesis profiles for the property-based suites (tests/test_properties.py):
+# ``dev`` (the default, for ``make test``), ``ci`` and ``thorough`` (more examples), chosen by
+# the HYPOTHESIS_PROFILE environment variable. No deadline: a first call compiles kernels.
+try:
+    import os
+
+    from hypothesis import HealthCheck, settings
+
+    _COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow,
+                                                           HealthCheck.data_too_large]}
+    # dev (make test) replays the same examples every run, so CI cannot find new ones by chance
+    settings.register_profile("dev", max_examples=25, derandomize=True, **_COMMON)
+    settings.register_profile("ci", max_examples=150, **_COMMON)
+    settings.register_profile("thorough", max_examples=1000, **_COMMON)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+except ImportError:   # hypothesis is in the dev extra; without it those suites are skipped
+    pass

@@ -68,9 +68,12 @@ def test_demo_quick_prints_a_table_of_three_models_beside_their_twins(tmp_path, 
         assert (tmp_path / "demo" / name).exists()
 
 
-def test_demo_refuses_to_overwrite_a_run(tmp_path):
+def test_demo_refuses_to_overwrite_a_run(tmp_path, capsys):
     out = tmp_path / "demo"
     out.mkdir()
     (out / "summary.json").write_text("{}")
-    with pytest.raises(FileExistsError, match="already holds files"):
+    # the CLI refuses in one line with exit status 2, no traceback (tests/test_bad_input.py)
+    with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--quick", "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert "already holds files" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Neuron models as Numba kernels on NumPy arrays (no torch, no brian2)."""
 
+from ._checks import check_connectivity, check_post_index
 from .connectivity import (
     SparseConnectivity,
     change_delays,
@@ -63,6 +64,7 @@ from .wta import (
 )
 
 __all__ = [
+    "check_connectivity", "check_post_index",
     "SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
     "with_delays", "with_weights", "change_delays", "spike_queue",
     "LIFParams", "LIFKernelParams", "LIFState", "lif_advance", "lif_init", "lif_prepare",

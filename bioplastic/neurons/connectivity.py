@@ -43,7 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._jit import njit
-from .._validate import as_float_array, positive, unitless, whole_steps
+from .._validate import as_float_array, count, finite_float, positive, unitless, whole_steps
 
 __all__ = ["SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
            "due_blocks", "pending_now", "with_delays", "with_weights", "change_delays",
@@ -94,6 +94,7 @@ class SparseConnectivity(NamedTuple):
 def connectivity_from_arrays(pre, post, weight, n_pre: int, n_post: int, *, delay_ms=0.0,
                              dt_ms: float = 0.1) -> SparseConnectivity:
     """Build from synapse lists; the result is sorted by ``(pre, delay, post)`` (stable)."""
+    n_pre, n_post = count("n_pre", n_pre), count("n_post", n_post)
     pre = np.asarray(pre)
     post = np.asarray(post)
     if pre.shape != post.shape or pre.ndim != 1:
@@ -101,9 +102,9 @@ def connectivity_from_arrays(pre, post, weight, n_pre: int, n_post: int, *, dela
     for name, idx, bound in (("pre", pre, n_pre), ("post", post, n_post)):
         if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= bound):
             raise ValueError(f"{name} must hold integer indices in [0, {bound}), got {idx!r}")
-    weight = np.broadcast_to(as_float_array("weight", weight), pre.shape)
-    dt_ms = positive("dt_ms", dt_ms)
-    delays = np.broadcast_to(whole_steps("delay_ms", delay_ms, dt_ms), pre.shape)
+    weight = _per_synapse("weight", as_float_array("weight", weight), pre.shape)
+    dt_ms = positive("dt_ms", finite_float("dt_ms", dt_ms))
+    delays = _per_synapse("delay_ms", whole_steps("delay_ms", delay_ms, dt_ms), pre.shape)
     order = np.lexsort((post, delays, pre))
     indptr = np.zeros(n_pre + 1, dtype=np.int64)
     np.cumsum(np.bincount(pre, minlength=n_pre), out=indptr[1:])
@@ -212,6 +213,14 @@ def change_delays(state, conn: SparseConnectivity, delay_steps):
     return state._replace(**queue), new_conn
 
 
+def _per_synapse(name: str, values: np.ndarray, shape: tuple[int]) -> np.ndarray:
+    """A scalar or one value per synapse, broadcast to ``shape`` = (n_syn,)."""
+    if values.ndim != 0 and values.shape != shape:
+        raise ValueError(f"{name} must be a scalar or have one value per synapse {shape}, got "
+                         f"shape {values.shape}")
+    return np.broadcast_to(values, shape)
+
+
 def _delay_pointers(pre, delays, n_pre: int, max_delay: int) -> np.ndarray:
     """Start of each (source, delay) block in the sorted order, shape (n_pre, max_delay + 2)."""
     n_delays = max_delay + 1
@@ -239,11 +248,12 @@ def connectivity(weight, *, delay_ms=0.0, dt_ms: float = 0.1) -> SparseConnectiv
         n_post, n_pre = dense.shape
         rows, cols = np.nonzero(dense)
         values = dense[rows, cols]
-    delay = np.asarray(unitless("delay_ms", delay_ms), dtype=np.float64)
+    # a string such as '0.1': TypeError
+    delay = as_float_array("delay_ms", unitless("delay_ms", delay_ms))
+    if delay.ndim not in (0, 2) or (delay.ndim == 2 and delay.shape != (n_post, n_pre)):
+        raise ValueError(f"delay_ms must be scalar or shape {(n_post, n_pre)}, "
+                         f"got {delay.shape}")
     if delay.ndim == 2:
-        if delay.shape != (n_post, n_pre):
-            raise ValueError(f"delay_ms must be scalar or shape {(n_post, n_pre)}, "
-                             f"got {delay.shape}")
         delay = delay[rows, cols]
     return connectivity_from_arrays(cols, rows, values, n_pre, n_post, delay_ms=delay, dt_ms=dt_ms)
 

@@ -47,12 +47,14 @@ from .._validate import (
     as_float_array,
     check_shape,
     finite_float,
+    non_negative,
     per_unit,
     positive,
     positive_int,
     whole_steps,
 )
 from ..simulate import Trace, simulate
+from ._checks import check_lif as check_consistency  # noqa: F401 - simulate's hook
 from .connectivity import (
     SparseConnectivity,
     due_blocks,
@@ -124,13 +126,20 @@ def lif_prepare(params: LIFParams, n: int) -> LIFKernelParams:
     dt_ms = positive("dt_ms", finite_float("dt_ms", params.dt_ms))
     tau_m = positive("tau_m_ms", per_unit("tau_m_ms", params.tau_m_ms, n))
     tau_theta = positive("tau_theta_ms", per_unit("tau_theta_ms", params.tau_theta_ms, n))
+    v_reset = per_unit("v_reset_mv", params.v_reset_mv, n)
+    v_th = per_unit("v_th_mv", params.v_th_mv, n)
+    if np.any(v_reset > v_th):   # a reset above threshold fires on every non-refractory step
+        raise ValueError(f"v_reset_mv must be <= v_th_mv for every neuron, got v_reset_mv "
+                         f"{np.max(v_reset - v_th):.4g} mV above v_th_mv")
+    theta_plus = per_unit("theta_plus_mv", params.theta_plus_mv, n)
+    non_negative("theta_plus_mv", theta_plus)    # < 0 would lower the threshold per spike
     return LIFKernelParams(
         decay_m=decay_factor(dt_ms, tau_m),
         decay_theta=decay_factor(dt_ms, tau_theta),
         v_rest=per_unit("v_rest_mv", params.v_rest_mv, n),
-        v_reset=per_unit("v_reset_mv", params.v_reset_mv, n),
-        v_th=per_unit("v_th_mv", params.v_th_mv, n),
-        theta_plus=per_unit("theta_plus_mv", params.theta_plus_mv, n),
+        v_reset=v_reset,
+        v_th=v_th,
+        theta_plus=theta_plus,
         ref_steps=whole_steps("t_ref_ms", per_unit("t_ref_ms", params.t_ref_ms, n), dt_ms),
     )
 
@@ -286,14 +295,21 @@ def run_lif(inputs, params: LIFParams | None = None, *, n: int | None = None, we
     from .connectivity import connectivity
 
     params = LIFParams() if params is None else params
+    if not isinstance(params, LIFParams):
+        raise TypeError(f"params must be LIFParams, got {type(params).__name__}")
     inputs = np.asarray(inputs)
-    n = inputs.shape[1] if n is None and inputs.ndim == 2 else n
+    if inputs.ndim != 2:
+        raise ValueError(f"inputs must be 2-dimensional (T, n), got shape {inputs.shape}")
+    n = inputs.shape[1] if n is None else n
     drive = _check_drive(inputs, len(inputs), n)
     if weight is None:
         conn = no_connectivity(n)
     elif isinstance(weight, SparseConnectivity):
         conn = weight
     else:
+        if np.shape(weight) != (n, n):   # (5, 8) for n = 8 would leave neurons 5-7 unreached
+            raise ValueError(f"weight must have shape (n, n) = ({n}, {n}) (n_post, n_pre), got "
+                             f"{np.shape(weight)}")
         conn = connectivity(weight, delay_ms=delay_ms, dt_ms=params.dt_ms)
     if conn.n_pre != n or (conn.post.size and conn.post.max() >= n):
         raise ValueError(f"weight must connect {n} neurons to themselves, got n_pre={conn.n_pre}")

@@ -68,6 +68,7 @@ from .._jit import njit
 from .._state import copy_state
 from .._validate import as_float_array, in_range, per_unit, positive_int
 from ..simulate import Trace, simulate
+from ._checks import check_pcnn as check_consistency  # noqa: F401 - simulate's hook
 
 __all__ = [
     "PCNNParams", "PCNNKernelParams", "PCNNState", "pcnn_prepare", "pcnn_init", "pcnn_step",
@@ -264,10 +265,15 @@ def otsu_threshold(image, bins: int = 256) -> float:
 
 
 def _check_state_shape(shape) -> tuple[int, int, int]:
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 3 or min(shape) < 1:
+    try:
+        sizes = tuple(shape)
+    except TypeError:
+        raise TypeError(f"shape must be a tuple (C, H, W) of integers, got {shape!r}") from None
+    if any(isinstance(s, bool | np.bool_) or not isinstance(s, int | np.integer) for s in sizes):
+        raise TypeError(f"shape must be (C, H, W) of integers, got {shape!r}")
+    if len(sizes) != 3 or min(sizes) < 1:
         raise ValueError(f"shape must be (C, H, W) with positive sizes, got {shape}")
-    return shape
+    return tuple(int(s) for s in sizes)
 
 
 def _kernel_4d(name: str, kernel, coupling: str, n_maps: int) -> np.ndarray:
@@ -333,6 +339,7 @@ def pcnn_init(shape, params: PCNNParams | None = None) -> PCNNState:
     (``params`` default: ``PCNNParams()``)."""
     shape = _check_state_shape(shape)
     params = PCNNParams() if params is None else params
+    _check_params(params)
     e0 = as_float_array("e0", params.e0)
     try:
         e = np.broadcast_to(e0, shape).copy()

@@ -74,6 +74,7 @@ from .._validate import (
     as_float_array,
     as_generator,
     check_shape,
+    count,
     finite_float,
     non_negative,
     non_negative_int,
@@ -92,6 +93,8 @@ from ..rules.stdp import (
     stdp_prepare,
 )
 from ..simulate import Trace, simulate, simulate_blocks
+from ._checks import check_connectivity
+from ._checks import check_wta as check_consistency  # noqa: F401 - simulate's hook
 from .connectivity import (
     SparseConnectivity,
     connectivity_from_arrays,
@@ -206,10 +209,15 @@ def _float(name: str, value) -> float:
 def _group(params: WTAParams, kind: str, v_th: float, dt_ms: float) -> GroupKernelParams:
     tau = positive(f"tau_{kind}_ms", _float(f"tau_{kind}_ms", getattr(params, f"tau_{kind}_ms")))
     t_ref = _float(f"t_ref_{kind}_ms", getattr(params, f"t_ref_{kind}_ms"))
+    v_reset = _float(f"v_reset_{kind}_mv", getattr(params, f"v_reset_{kind}_mv"))
+    nominal = _float(f"v_th_{kind}_mv", getattr(params, f"v_th_{kind}_mv"))
+    if v_reset > nominal:   # (the excitatory threshold's offset and theta are not counted)
+        raise ValueError(f"v_reset_{kind}_mv must be <= v_th_{kind}_mv, got {v_reset} > "
+                         f"{nominal}")
     return GroupKernelParams(
         tau_s=tau * 0.001,
         v_rest=_float(f"v_rest_{kind}_mv", getattr(params, f"v_rest_{kind}_mv")),
-        v_reset=_float(f"v_reset_{kind}_mv", getattr(params, f"v_reset_{kind}_mv")),
+        v_reset=v_reset,
         v_th=v_th,
         e_exc=_float(f"e_exc_{kind}_mv", getattr(params, f"e_exc_{kind}_mv")),
         e_inh=_float(f"e_inh_{kind}_mv", getattr(params, f"e_inh_{kind}_mv")),
@@ -217,11 +225,17 @@ def _group(params: WTAParams, kind: str, v_th: float, dt_ms: float) -> GroupKern
     )
 
 
+def _check_params_type(params, stdp) -> None:
+    if not isinstance(params, WTAParams):
+        raise TypeError(f"params must be WTAParams, got {type(params).__name__}")
+    if not isinstance(stdp, STDPParams):
+        raise TypeError(f"stdp must be STDPParams, got {type(stdp).__name__}")
+
+
 def wta_prepare(params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams = DEFAULT_STDP
                 ) -> WTAKernelParams:
     """Validate the parameters and derive the kernel's (times in seconds, as Brian2 does)."""
-    if not isinstance(params, WTAParams):
-        raise TypeError(f"params must be WTAParams, got {type(params).__name__}")
+    _check_params_type(params, stdp)
     dt_ms = positive("dt_ms", _float("dt_ms", params.dt_ms))
     if not isinstance(params.conductance, bool | np.bool_):
         raise TypeError(f"conductance must be a bool, got {params.conductance!r}")
@@ -236,7 +250,7 @@ def wta_prepare(params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams = DEFAULT_S
         tau_ge_s=tau_s("tau_ge_ms"),
         tau_gi_s=tau_s("tau_gi_ms"),
         tau_theta_s=tau_s("tau_theta_ms"),
-        theta_plus=_float("theta_plus_mv", params.theta_plus_mv),
+        theta_plus=non_negative("theta_plus_mv", _float("theta_plus_mv", params.theta_plus_mv)),
         w_ei=_float("w_ei", params.w_ei),
         w_ie=_float("w_ie", params.w_ie),
         conductance=bool(params.conductance),
@@ -256,7 +270,7 @@ def input_connectivity(w, *, delay_ms=0.0, dt_ms: float = 0.5) -> SparseConnecti
     dense = as_float_array("w", w, ndim=2)
     n, n_in = dense.shape
     post, pre = np.divmod(np.arange(n * n_in, dtype=np.int64), n_in)  # row-major (post, pre)
-    delay = np.asarray(delay_ms, dtype=np.float64)
+    delay = as_float_array("delay_ms", delay_ms)    # a string such as '0.1': TypeError
     if delay.ndim == 2:
         check_shape("delay_ms", delay, (n, n_in))
         delay = delay.ravel()
@@ -267,11 +281,8 @@ def input_connectivity(w, *, delay_ms=0.0, dt_ms: float = 0.5) -> SparseConnecti
 
 
 def _check_conn(conn, n: int) -> None:
-    if not isinstance(conn, SparseConnectivity):
-        raise TypeError(f"conn must be a SparseConnectivity, got {type(conn).__name__}")
-    if conn.post.size and (conn.post.min() < 0 or conn.post.max() >= n):
-        raise ValueError(f"conn must target the {n} excitatory neurons, got post indices up to "
-                         f"{conn.post.max()}")
+    """``conn`` well formed, and every post index one of the ``n`` excitatory neurons."""
+    check_connectivity(conn, n_post=n)
 
 
 def wta_init(n: int, params: WTAParams | None = None, conn: SparseConnectivity | None = None,
@@ -521,6 +532,8 @@ def wta_step(x: np.ndarray, state: WTAState, params: WTAKernelParams, conn: Spar
 
 def normalise_input_weights(w, conn: SparseConnectivity, n: int, total: float) -> np.ndarray:
     """Return ``w`` (n_syn,) rescaled so each excitatory neuron's inputs sum to ``total``."""
+    n = count("n", n, low=1)
+    _check_conn(conn, n)            # a post index >= n would write past the sums
     w = as_float_array("w", w, ndim=1).copy()
     check_shape("w", w, (conn.n_synapses,))
     _normalise_rows(w, conn.post, n, positive("total", _float("total", total)))
@@ -540,7 +553,8 @@ def poisson_spikes(rates_hz, n_steps: int, dt_ms: float = 0.5, seed=None) -> np.
     n_steps = non_negative_int("n_steps", n_steps)
     p = rates * (positive("dt_ms", _float("dt_ms", dt_ms)) * 0.001)
     if np.any(p > 1):
-        raise ValueError(f"rates_hz * dt must be <= 1, got a maximum of {p.max()}")
+        raise ValueError(f"rates_hz * dt_ms * 0.001 must be <= 1 (a probability per step), got "
+                         f"a maximum of {p.max()}")
     n_in = rates.shape[-1] if rates.ndim else 1
     return rng.random((int(n_steps), n_in)) < np.broadcast_to(p, (int(n_steps), n_in))
 
@@ -597,6 +611,7 @@ def run_wta(input_spikes, params: WTAParams | None = None, *, w0, stdp: STDPPara
     """
     params = DEFAULT_PARAMS if params is None else params
     stdp = DEFAULT_STDP if stdp is None else stdp
+    _check_params_type(params, stdp)
     w_dense = as_float_array("w0", w0, ndim=2)
     n, n_in = w_dense.shape
     spikes = _check_spikes("input_spikes", input_spikes, n_in)
@@ -625,6 +640,7 @@ def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
     Trace
         ``spikes`` (n_blocks, T_block, 2n); ``records[f]`` (n_blocks, field shape...).
     """
+    _check_params_type(params, stdp)
     w_dense = as_float_array("w0", w0, ndim=2)
     n, n_in = w_dense.shape
     blocks = _check_spikes("blocks", blocks, n_in, ndim=3)
@@ -676,6 +692,7 @@ def train_wta(images, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams =
     state : WTAState, optional
         Continue from a previous :func:`train_wta` (its ``conn`` must match ``w0``'s shape).
     """
+    _check_params_type(params, stdp)
     rng = as_generator(seed)
     pixels = as_float_array("images", images, ndim=2)
     if np.any((pixels < 0) | (pixels > 255)):
@@ -691,6 +708,13 @@ def train_wta(images, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams =
     for name, value in (("min_spikes", min_spikes), ("max_repeats", max_repeats)):
         non_negative_int(name, value)
     intensity = positive("intensity", _float("intensity", intensity))
+    # The brightest pixel at the last retry's intensity must still be a probability per step.
+    top_rate_hz = 255 / 8 * (intensity + max_repeats)
+    if not top_rate_hz * dt_ms * 1e-3 <= 1:
+        raise ValueError(f"intensity {intensity} (+ up to max_repeats={max_repeats} retries) "
+                         f"gives a pixel rate of {top_rate_hz:.3g} Hz, more than one spike per "
+                         f"dt_ms={dt_ms} step; use intensity <= "
+                         f"{1000 / dt_ms / (255 / 8) - max_repeats:.3g}")
     conn, by_post = _network(n, w_dense, delay_ms, dt_ms)
     if state is None:
         state = wta_init(n, params, conn, theta0_mv=theta0_mv)
@@ -725,7 +749,11 @@ def _progress(iterable, enabled: bool):
 
 def dense_weights(w, conn: SparseConnectivity, n: int) -> np.ndarray:
     """CSR-ordered synapse values ``(n_syn,)`` as a dense ``(n, n_in)`` matrix."""
+    n = count("n", n, low=1)
+    _check_conn(conn, n)
+    w = as_float_array("w", w, ndim=1)
+    check_shape("w", w, (conn.n_synapses,))
     dense = np.zeros((n, conn.n_pre))
-    dense[conn.post, conn.pre()] = np.asarray(w)
+    dense[conn.post, conn.pre()] = w
     return dense
 

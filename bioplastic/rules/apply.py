@@ -26,10 +26,16 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
-from .._validate import as_float_array, non_negative, positive
+from .._validate import (
+    _float_sum_of_squares_is_finite,
+    as_float_array,
+    finite_float,
+    non_negative,
+    positive,
+)
 
 __all__ = ["UpdateParams", "apply_update", "DivergenceError", "row_norms",
-           "norm_dependent_rate", "max_normalise"]
+           "norm_dependent_rate", "max_normalise", "check_result_finite"]
 
 #: Guard of the max normalisation (the value of the SoftHebb and Krotov–Hopfield codes).
 MAX_NORM_GUARD = 1e-30
@@ -40,6 +46,20 @@ NORM_RATE_OFFSET = 1e-10
 
 class DivergenceError(FloatingPointError, ValueError):
     """An update produced non-finite weights (a diverging run)."""
+
+
+def check_result_finite(what: str, array: np.ndarray) -> np.ndarray:
+    """Return ``array`` if every element is finite, else raise :class:`DivergenceError`.
+
+    For rules and activations whose finite inputs can still overflow float64 (products of
+    values beyond ~1e154, ``exp`` beyond 709): a non-finite result is reported, never returned.
+    """
+    if _float_sum_of_squares_is_finite(array) or np.all(np.isfinite(array)):
+        return array
+    raise DivergenceError(
+        f"{what} overflowed to non-finite values on finite inputs: the run diverged or the "
+        "inputs are too large (float64 holds magnitudes up to 1.8e308); lower the learning "
+        "rate or rescale the inputs or weights")
 
 
 class UpdateParams(NamedTuple):
@@ -77,12 +97,27 @@ def row_norms(w, p: float = 2.0) -> np.ndarray:
     w = as_float_array("w", w)
     if w.ndim < 1:
         raise ValueError(f"w must have at least one axis, got shape {w.shape}")
-    return _row_norms_kernel(w.reshape(w.shape[0], -1), positive("norm_p", p))
+    p = positive("norm_p", finite_float("norm_p", p))
+    norms = _row_norms_kernel(w.reshape(w.shape[0], -1), p)
+    return check_result_finite("row_norms", norms)
 
 
 def norm_dependent_rate(w, learning_rate, power_lr: float, p: float = 2.0) -> np.ndarray:
     """``η_k = η · (|‖w_k‖_p − 1| + 1e-10) ** power_lr``, shape (n_rows,)."""
-    return learning_rate * (np.abs(row_norms(w, p) - 1.0) + NORM_RATE_OFFSET) ** power_lr
+    norms = row_norms(w, p)
+    rate = _per_row("learning_rate", learning_rate, norms.size)
+    power = non_negative("power_lr", finite_float("power_lr", power_lr))
+    with np.errstate(over="ignore"):     # reported by check_result_finite
+        return check_result_finite("norm_dependent_rate",
+                                   rate * (np.abs(norms - 1.0) + NORM_RATE_OFFSET) ** power)
+
+
+def _per_row(name: str, value, n_rows: int) -> np.ndarray:
+    """A non-negative scalar or ``(n_rows,)`` array (float64)."""
+    rate = np.asarray(non_negative(name, value), dtype=np.float64)
+    if rate.ndim not in (0, 1) or (rate.ndim == 1 and rate.shape != (n_rows,)):
+        raise ValueError(f"{name} must be a scalar or have shape ({n_rows},), got {rate.shape}")
+    return rate
 
 
 def max_normalise(dw: np.ndarray) -> np.ndarray:
@@ -104,6 +139,29 @@ def _rate(w: np.ndarray, params: UpdateParams) -> np.ndarray:
     return rate.reshape((-1,) + (1,) * (w.ndim - 1)) if rate.ndim else rate
 
 
+def _check_update_params(params) -> UpdateParams:
+    if not isinstance(params, UpdateParams):
+        raise TypeError(f"params must be UpdateParams, got {type(params).__name__}")
+    return params
+
+
+def _bounds(params: UpdateParams) -> tuple[float, float]:
+    """``(w_min, w_max)`` as floats; NaN would silently switch clipping off, so it is refused
+    (``±inf`` means no bound)."""
+    bounds = []
+    for name in ("w_min", "w_max"):
+        value = getattr(params, name)
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            raise TypeError(f"{name} must be a real number (±inf for no bound), got {value!r}")
+        value = float(value)        # (a huge Python int becomes a large float)
+        if value != value:
+            raise ValueError(f"{name} must not be NaN (use ±inf for no bound)")
+        bounds.append(value)
+    if bounds[0] > bounds[1]:
+        raise ValueError(f"w_min ({bounds[0]}) must be <= w_max ({bounds[1]})")
+    return bounds[0], bounds[1]
+
+
 def apply_update(w, dw, params: UpdateParams = DEFAULT_UPDATE) -> np.ndarray:
     """New weights ``w + η·dw`` after normalisation, bounds and norm constraint (see module doc).
 
@@ -121,20 +179,22 @@ def apply_update(w, dw, params: UpdateParams = DEFAULT_UPDATE) -> np.ndarray:
     DivergenceError
         if ``dw`` or the new weights are not finite.
     """
+    params = _check_update_params(params)
     w = as_float_array("w", w)
-    dw = np.asarray(dw, dtype=np.float64)
+    dw = as_float_array("dw", dw, finite=False)      # complex, object, str: TypeError
     if dw.shape != w.shape:
         raise ValueError(f"dw must have the shape of w {w.shape}, got {dw.shape}")
     if not np.all(np.isfinite(dw)):
         raise DivergenceError("dw contains non-finite values: the update diverged")
+    w_min, w_max = _bounds(params)
+    if not isinstance(params.max_normalise, bool | np.bool_):
+        raise TypeError(f"max_normalise must be a bool, got {params.max_normalise!r}")
     if params.max_normalise:
         dw = max_normalise(dw)
     with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported just below
         w_new = w + _rate(w, params) * dw
-    if params.w_min > -np.inf or params.w_max < np.inf:
-        if params.w_min > params.w_max:
-            raise ValueError(f"w_min ({params.w_min}) must be <= w_max ({params.w_max})")
-        w_new = np.clip(w_new, params.w_min, params.w_max)
+    if w_min > -np.inf or w_max < np.inf:
+        w_new = np.clip(w_new, w_min, w_max)
     if not np.all(np.isfinite(w_new)):
         raise DivergenceError("the update produced non-finite weights: the run diverged "
                               "(lower the learning rate or normalise the update)")

@@ -42,7 +42,8 @@ import numpy as np
 from numba import objmode
 
 from .._jit import njit
-from .._validate import as_float_array, positive
+from .._validate import as_float_array, finite_float, positive
+from .apply import check_result_finite
 from .inhibition import check_k, check_pre_activation, ranked_wta_kernel
 
 __all__ = ["hebb_dw", "instar_dw", "oja_dw", "sanger_dw", "KrotovParams", "krotov_hopfield_dw",
@@ -187,13 +188,13 @@ def hebb_dw(x, y, w) -> np.ndarray:
     dw : float64 (n_post, n_pre), summed over the batch.
     """
     x, y, _ = check_rule_inputs(x, y, w)
-    return outer_sum_kernel(x, y)
+    return check_result_finite("hebb_dw", outer_sum_kernel(x, y))
 
 
 def instar_dw(x, y, w) -> np.ndarray:
     """Grossberg's instar ``Δw_k = Σ_b y_bk (x_b − w_k)``; shapes as :func:`hebb_dw`."""
     x, y, w = check_rule_inputs(x, y, w)
-    return instar_dw_kernel(x, y, w)
+    return check_result_finite("instar_dw", instar_dw_kernel(x, y, w))
 
 
 def oja_dw(x, y, w, u=None) -> np.ndarray:
@@ -211,7 +212,7 @@ def oja_dw(x, y, w, u=None) -> np.ndarray:
         u = check_pre_activation(u, "u")
         if u.shape != y.shape:
             raise ValueError(f"u must have the shape of y {y.shape}, got {u.shape}")
-    return oja_dw_kernel(x, y, u, w)
+    return check_result_finite("oja_dw", oja_dw_kernel(x, y, u, w))
 
 
 def sanger_dw(x, y, w) -> np.ndarray:
@@ -221,19 +222,27 @@ def sanger_dw(x, y, w) -> np.ndarray:
     :func:`hebb_dw`.
     """
     x, y, w = check_rule_inputs(x, y, w)
-    return sanger_dw_kernel(x, y, w)
+    return check_result_finite("sanger_dw", sanger_dw_kernel(x, y, w))
 
 
 class KrotovParams(NamedTuple):
     """Krotov & Hopfield (2019) defaults for MNIST."""
 
-    p: float = 2.0        # Lebedev norm exponent; the fixed point is ‖w_k‖_p = 1
+    p: float = 2.0        # Lebedev norm exponent (>= 1); the fixed point is ‖w_k‖_p = 1
     k: int = 2            # rank of the unit that gets the anti-Hebbian push
     delta: float = 0.4    # strength of that push (Δ)
 
 
 
 DEFAULT_KROTOV = KrotovParams()
+
+
+def _check_p(p) -> float:
+    """``p >= 1``: below 1, ``|w|^{p-1}`` of a zero weight is infinite (and ‖·‖_p no norm)."""
+    p = positive("p", finite_float("p", p))
+    if p < 1.0:
+        raise ValueError(f"p must be >= 1 (|w|**(p-1) is infinite at w = 0 for p < 1), got {p}")
+    return p
 
 def krotov_current(x, w, p: float = 2.0) -> np.ndarray:
     """Input currents ``I = x · (sign(w)|w|^{p−1})ᵀ``: (batch, n_pre), (n_post, n_pre) ->
@@ -242,7 +251,7 @@ def krotov_current(x, w, p: float = 2.0) -> np.ndarray:
     w = as_float_array("w", w, ndim=2)
     if w.shape[1] != x.shape[1]:
         raise ValueError(f"w must have {x.shape[1]} columns (features of x), got {w.shape}")
-    return krotov_current_kernel(x, w, positive("p", p))
+    return check_result_finite("krotov_current", krotov_current_kernel(x, w, _check_p(p)))
 
 
 def krotov_hopfield_dw(x, w, params: KrotovParams = DEFAULT_KROTOV) -> np.ndarray:
@@ -251,9 +260,12 @@ def krotov_hopfield_dw(x, w, params: KrotovParams = DEFAULT_KROTOV) -> np.ndarra
     The paper's ``W += ε ds / max|ds|`` is ``apply_update`` with ``max_normalise=True``.
     ``x`` (batch, n_pre), ``w`` (n_post, n_pre) -> dw (n_post, n_pre), summed over the batch.
     """
+    if not isinstance(params, KrotovParams):
+        raise TypeError(f"params must be KrotovParams, got {type(params).__name__}")
     x = check_pre_activation(x, "x")
     w = as_float_array("w", w, ndim=2)
     if w.shape[1] != x.shape[1]:
         raise ValueError(f"w must have {x.shape[1]} columns (features of x), got {w.shape}")
-    k = check_k(params.k, w.shape[0], low=2)
-    return krotov_hopfield_dw_kernel(x, w, positive("p", params.p), k, float(params.delta))
+    k = check_k(params.k, w.shape[0], low=2, units="the rows of w")
+    dw = krotov_hopfield_dw_kernel(x, w, _check_p(params.p), k, finite_float("delta", params.delta))
+    return check_result_finite("krotov_hopfield_dw", dw)

@@ -42,7 +42,8 @@ import numpy as np
 from numba import objmode
 
 from .._jit import njit
-from .._validate import as_float_array, positive
+from .._validate import as_float_array, finite_float, positive
+from .apply import check_result_finite
 
 __all__ = ["soft_wta", "hard_wta", "k_wta", "ranked_wta", "anti_hebbian_signs", "triangle",
            "check_pre_activation", "check_k"]
@@ -231,11 +232,12 @@ def check_pre_activation(u, name: str = "u") -> np.ndarray:
     return u
 
 
-def check_k(k, n_units: int, *, low: int = 1, name: str = "k") -> int:
+def check_k(k, n_units: int, *, low: int = 1, name: str = "k", units: str = "the columns of u"
+            ) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer):
         raise TypeError(f"{name} must be an integer, got {k!r}")
     if not low <= int(k) <= n_units:
-        raise ValueError(f"{name} must lie in {low}..n_units={n_units}, got {k}")
+        raise ValueError(f"{name} must lie in {low}..n_units={n_units} ({units}), got {k}")
     return int(k)
 
 
@@ -254,7 +256,7 @@ def soft_wta(u, temperature: float = 1.0) -> np.ndarray:
     y : float64 array (batch, n_units), rows sum to 1.
     """
     u = check_pre_activation(u)
-    return soft_wta_kernel(u, positive("temperature", temperature))
+    return soft_wta_kernel(u, positive("temperature", finite_float("temperature", temperature)))
 
 
 def hard_wta(u) -> np.ndarray:
@@ -300,6 +302,8 @@ def triangle(u, power: float = 1.0, *, axis: int = -1) -> np.ndarray:
     u = as_float_array("u", u)
     if u.ndim == 0 or u.size == 0:
         raise ValueError(f"u must be a non-empty array, got shape {u.shape}")
-    power = positive("power", power)
-    centred = u - u.mean(axis=axis, keepdims=True)
-    return np.maximum(centred, 0.0) ** power
+    power = positive("power", finite_float("power", power))
+    with np.errstate(over="ignore", invalid="ignore"):   # reported just below
+        centred = u - u.mean(axis=axis, keepdims=True)
+        out = np.maximum(centred, 0.0) ** power
+    return check_result_finite("triangle", out)

@@ -46,7 +46,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
-from .._validate import as_float_array, check_finite, positive
+from .._validate import as_float_array, check_finite, finite_float, positive
+from .apply import check_result_finite
 from .hebbian import (
     check_rule_inputs,
     decay_dw_checked_kernel,
@@ -142,7 +143,10 @@ def soft_hebb_bias_db_kernel(u, b, temperature):
 def _check_params(params: SoftHebbParams) -> tuple[float, bool]:
     if not isinstance(params, SoftHebbParams):
         raise TypeError(f"params must be SoftHebbParams, got {type(params).__name__}")
-    return positive("temperature", params.temperature), bool(params.anti_hebbian)
+    if not isinstance(params.anti_hebbian, bool | np.bool_):
+        raise TypeError(f"anti_hebbian must be a bool, got {params.anti_hebbian!r}")
+    temperature = positive("temperature", finite_float("temperature", params.temperature))
+    return temperature, bool(params.anti_hebbian)
 
 
 # ---------------------------------------------------------------------------------- public
@@ -175,7 +179,7 @@ def soft_hebb_dw(x, u, w, params: SoftHebbParams = DEFAULT_SOFT_HEBB) -> np.ndar
     dw, w_finite = decay_dw_checked_kernel(x, y, d, w)      # = soft_hebb_dw_kernel
     if not w_finite:
         check_finite("w", w)                                # raises the usual message
-    return dw
+    return check_result_finite("soft_hebb_dw", dw)
 
 
 def soft_hebb_conv_dw(x, w, params: SoftHebbParams = DEFAULT_SOFT_HEBB, *, stride=1, padding=0,
@@ -223,7 +227,8 @@ def soft_hebb_conv_dw(x, w, params: SoftHebbParams = DEFAULT_SOFT_HEBB, *, strid
             u += bias
         y = soft_hebb_factors_into_kernel(u, temperature, anti, decay)
         hebb += y.T @ patches
-    return subtract_decay_kernel(hebb, decay, w2d).reshape(w.shape)
+    dw = subtract_decay_kernel(hebb, decay, w2d).reshape(w.shape)
+    return check_result_finite("soft_hebb_conv_dw", dw)
 
 
 #: Rows of unfolded patches per block of :func:`soft_hebb_conv_dw` (rounded to whole samples;
@@ -237,13 +242,27 @@ def soft_hebb_bias_db(u, b, params: SoftHebbParams = DEFAULT_SOFT_HEBB) -> np.nd
 
     ``u`` (N, n_post) — pre-activations *including* the bias; ``b`` (n_post,). Returns ``db``
     (n_post,); zero when ``e^{b_k/τ}`` equals the mean of ``s_k``.
+
+    Finite range: ``e^{b_k/τ}`` must be a positive finite float64, so ``b/τ`` must lie in
+    ``[-745, 709]`` (``ValueError`` otherwise); near those ends ``db`` itself can overflow,
+    which raises :class:`~bioplastic.rules.DivergenceError`.
     """
     temperature, _ = _check_params(params)
     u = check_pre_activation(u)
     b = as_float_array("b", b, ndim=1)
     if b.shape != (u.shape[1],):
         raise ValueError(f"b must have shape ({u.shape[1]},) (one per unit of u), got {b.shape}")
-    return soft_hebb_bias_db_kernel(u, b, temperature)
+    ratio = b / temperature
+    if np.any(ratio < BIAS_RATIO_RANGE[0]) or np.any(ratio > BIAS_RATIO_RANGE[1]):
+        raise ValueError(f"b / temperature must lie in {list(BIAS_RATIO_RANGE)} so that "
+                         f"exp(b/τ) is positive and finite, got values in "
+                         f"[{ratio.min():.4g}, {ratio.max():.4g}]")
+    return check_result_finite("soft_hebb_bias_db", soft_hebb_bias_db_kernel(u, b, temperature))
+
+
+#: ``b/τ`` for which ``exp(b/τ)`` is a positive finite float64 (exp underflows to 0 below
+#: ≈ -745.13 and overflows above ≈ 709.78; the ends are rounded inwards).
+BIAS_RATIO_RANGE = (-745.0, 709.0)
 
 
 def soft_hebb_bias_init(n_units: int, params: SoftHebbParams = DEFAULT_SOFT_HEBB) -> np.ndarray:

@@ -47,7 +47,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
-from .._validate import finite_float, non_negative, positive
+from .._validate import count, finite_float, non_negative, positive
 
 __all__ = [
     "STDPParams", "STDPKernelParams", "stdp_prepare", "event_decay", "trace_on_spike",
@@ -180,7 +180,10 @@ class PostIndex(NamedTuple):
 
 def post_index(post: np.ndarray, n_post: int) -> PostIndex:
     """Build the post-major index of synapses whose postsynaptic indices are ``post``."""
+    n_post = count("n_post", n_post, low=1)
     post = np.asarray(post)
+    if post.dtype.kind not in "iu":
+        raise TypeError(f"post must be an integer array, got dtype {post.dtype}")
     if post.ndim != 1 or (post.size and (post.min() < 0 or post.max() >= n_post)):
         raise ValueError(f"post must be 1-D indices in [0, {n_post}), got shape {post.shape}")
     order = np.argsort(post, kind="stable").astype(np.int64)

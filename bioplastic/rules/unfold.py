@@ -23,13 +23,18 @@ __all__ = ["unfold_patches", "conv_output_size", "PADDING_MODES"]
 PADDING_MODES = {"zeros": "constant", "reflect": "reflect"}
 
 
+#: Largest kernel size, stride, padding or dilation accepted (the kernels index with int64; a
+#: geometry beyond 2**31 could not fit in memory anyway).
+_MAX_GEOMETRY = 2**31 - 1
+
+
 def _pair(name: str, value, low: int) -> tuple[int, int]:
     values = (value, value) if np.ndim(value) == 0 else tuple(value)
     if len(values) != 2 or any(isinstance(v, bool) or not isinstance(v, int | np.integer)
                                for v in values):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if any(v < low for v in values):
-        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    if any(v < low or v > _MAX_GEOMETRY for v in values):
+        raise ValueError(f"{name} must lie in [{low}, {_MAX_GEOMETRY}], got {value!r}")
     return int(values[0]), int(values[1])
 
 
@@ -91,8 +96,8 @@ def pad_for_unfold(x: np.ndarray, kernel_size, *, stride=1, padding=0, dilation=
     ho = conv_output_size(x.shape[2], kh, sh, ph, dh)
     wo = conv_output_size(x.shape[3], kw, sw, pw, dw)
     if ho < 1 or wo < 1:
-        raise ValueError(f"kernel {kh}x{kw} (dilation {dh}x{dw}) does not fit the padded input "
-                         f"{(x.shape[2] + 2 * ph, x.shape[3] + 2 * pw)}")
+        raise ValueError(f"kernel_size {kh}x{kw} (dilation {dh}x{dw}) does not fit the padded "
+                         f"input {(x.shape[2] + 2 * ph, x.shape[3] + 2 * pw)}")
     padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode=PADDING_MODES[padding_mode])
     return padded, UnfoldGeometry(ho, wo, kh, kw, sh, sw, dh, dw)
 
