@@ -11,7 +11,7 @@ def figure(*args, **kwargs):
     """``plt.subplots(*args, **kwargs)``; returns ``(fig, ax)`` or ``(fig, axes)``.
 
     The backend is the caller's: in Jupyter figures show inline, in a script they follow
-    matplotlib's own choice (``MPLBACKEND=Agg`` or ``matplotlib.use("Agg")`` for files only;
+    matplotlib's own choice (``MPLBACKEND=Agg`` in the environment for files only;
     the ``bioplastic`` command line and the experiments choose Agg themselves).
     """
     import matplotlib.pyplot as plt
