@@ -51,25 +51,16 @@ from ..rules.delay_learning import DelayBounds
 from ..rules.stdp import STDPParams
 from ._brian import exact_prefs, network, recorded, run_network, scheduling_summary, spike_pairs
 from ._cases import TwinCase, TwinResult
+from .lif import EQUATIONS as LIF_EQUATIONS
+from .lif import RESET, THRESHOLD
 
 __all__ = ["EQUATIONS", "THRESHOLD", "RESET", "STDP_MODEL", "ON_PRE_PLASTIC", "ON_POST",
            "ON_PRE_STATIC", "run_rsnn_twin", "run_rsnn_kernel", "random_case", "unpack",
            "PRESENTATION_LEARNING", "CASES"]
 
-EQUATIONS = """
-dv/dt = (v_rest + I_ext - v)/tau_m : 1 (unless refractory)
-dtheta/dt = -theta/tau_theta : 1
-I_ext : 1 (constant)
-v_rest : 1 (constant)
-v_reset : 1 (constant)
-v_th : 1 (constant)
-theta_plus : 1 (constant)
-tau_m : second (constant)
-tau_theta : second (constant)
-t_ref : second (constant)
-"""
-THRESHOLD = "v > v_th + theta"
-RESET = "v = v_reset\ntheta += theta_plus"
+# The LIF twin's neuron, with a constant per-neuron drive instead of its TimedArray (the E/I
+# groups get their input through synapses); threshold and reset are the LIF twin's own.
+EQUATIONS = LIF_EQUATIONS.replace("I_ext(t, i)", "I_ext") + "I_ext : 1 (constant)\n"
 STDP_MODEL = """w : 1
 dxpre/dt = -xpre/tau_pre : 1 (event-driven)
 dxpost/dt = -xpost/tau_post : 1 (event-driven)
