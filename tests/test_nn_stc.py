@@ -227,3 +227,25 @@ def test_fused_gate_convs_equal_the_two_group_conv_modules():
     gate_h, gate_v = cell.gate_arguments(s)
     torch.testing.assert_close(gate_h, cell.norm_h(cell.conv_h(s)), rtol=1e-13, atol=1e-13)
     torch.testing.assert_close(gate_v, cell.norm_v(cell.conv_v(s)), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_group_conv2d_equals_conv2d_with_its_gradients(dtype):
+    # the channels-last group conv is conv2d: same outputs and gradients (to round-off)
+    from bioplastic.nn.functional.stc import group_conv2d
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(3, 16, 7, 7, generator=g, dtype=dtype) < 0.3).to(dtype)
+    w = torch.randn(32, 4, 5, 5, generator=g, dtype=dtype)
+    grad = torch.randn(3, 32, 7, 7, generator=g, dtype=dtype)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    results = []
+    for conv in (lambda a, b: torch.nn.functional.conv2d(a, b, padding=2, groups=4),
+                 lambda a, b: group_conv2d(a, b, 4)):
+        xa, wa = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+        out = conv(xa, wa)
+        out.backward(grad)
+        results.append((out, xa.grad, wa.grad))
+    assert results[1][0].is_contiguous()
+    for got, ref in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(got, ref, **tol)

@@ -73,32 +73,45 @@ def _cell_inputs(quick: bool):
         yield x, c_in, c, f"T={t} B={b} {c_in}->{c} {side}x{side} k=5 groups=16"
 
 
+def _one_thread(torch):
+    """Context: torch on one thread (OpenMP spin-waiting on a shared CPU swamps a ratio)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def pinned():
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+    return pinned()
+
+
 def run_torch_vs_plif(quick: bool) -> list[dict]:
     import torch
 
     from ..nn import STCLIF, PLIFConvCell
+    from .peers import interleaved_medians
 
     rows = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)    # one thread: OpenMP spin-waiting on a shared CPU swamps the ratio
-    try:
+    with _one_thread(torch):
         for x, c_in, c, shape in _cell_inputs(quick):
-            def timed(cell, x=x):
+            def train(cell, x=x):
                 def run():
                     cell.zero_grad()
                     cell(x)[0].sum().backward()
-                return best_time(run, repeat=3 if quick else 5, warmup=1)
+                return run
 
             torch.manual_seed(0)
-            plif_s = timed(PLIFConvCell(c_in, c, 5, groups=16))
-            stc_s = timed(STCLIF(c_in, c, 5, groups=16))
-            ratio = stc_s / plif_s
+            plif, stc = PLIFConvCell(c_in, c, 5, groups=16), STCLIF(c_in, c, 5, groups=16)
+            med = interleaved_medians({"plif": train(plif), "stc": train(stc)},
+                                      3 if quick else 7)
+            ratio = med["stc"] / med["plif"]
             rows.append({"name": "stc_torch_vs_plif", "target": "STC-LIF conv cell "
                          "forward+backward <= 1.5x the PLIF conv cell", "shape": shape,
-                         "stc_s": stc_s, "plif_s": plif_s, "ratio": ratio,
+                         "stc_s": med["stc"], "plif_s": med["plif"], "ratio": ratio,
                          "met": bool(ratio <= 1.5)})
-    finally:
-        torch.set_num_threads(threads)
     return rows
 
 

@@ -206,7 +206,9 @@ class SpikingModule(torch.nn.Module):
         elif x.ndim != self.step_ndim + 1 or x.shape[0] == 0:
             raise ValueError(f"x must be time-major with {self.step_ndim + 1} axes (T, B, ...), "
                              f"T >= 1, got {tuple(x.shape)}")
-        if not torch.isfinite(x).all():
+        # One reduction first (no (T, ...) temporary): a finite sum means finite entries;
+        # the elementwise check runs only when the sum is not finite (inf, NaN or overflow).
+        if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
             raise ValueError("x must contain only finite values")
         return x
 

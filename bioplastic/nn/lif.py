@@ -30,13 +30,15 @@ import numpy as np
 import torch
 
 from ..neurons.lif import LIFParams
-from .base import SpikingModule, format_value
+from .base import SpikeTrace, SpikingModule, format_value
 from .functional.lif import (
     LIF_UNITLESS,
     LIFTensorParams,
     LIFTensorState,
     check_lif_params,
     lif_initial_state,
+    lif_sequence,
+    lif_sequence_applies,
     lif_step,
 )
 from .surrogate import SURROGATES
@@ -180,3 +182,27 @@ class LIF(SpikingModule):
                         else self.recurrent_weight,
                         surrogate=self.surrogate, surrogate_scale=self.surrogate_scale,
                         detach_reset=self.detach_reset)
+
+    def run(self, x: torch.Tensor, state: LIFTensorState | None = None, *,
+            record=()) -> SpikeTrace:
+        """The time loop (:meth:`SpikingModule.run`). Without recurrence, refractory period,
+        adaptation and records, the whole sequence is one
+        :func:`~bioplastic.nn.functional.lif_sequence` call: the same spikes and state, the
+        same gradients, in a fraction of the time."""
+        record = self._check_record(record)
+        if record or self.n_recurrent is not None:
+            return super().run(x, state, record=record)
+        params = self.step_params()
+        if state is None and lif_sequence_applies(params, LIFTensorState(None, None, None)):
+            x = self._check_sequence(x)
+            self.check_step(x[0])
+            state = self.initial_state(x[0])
+        elif state is None or not lif_sequence_applies(params, state):
+            return super().run(x, state, record=record)
+        else:
+            x = self._check_sequence(x)
+            self.check_step(x[0])
+        spikes, state = lif_sequence(x, state, params, surrogate=self.surrogate,
+                                     surrogate_scale=self.surrogate_scale,
+                                     detach_reset=self.detach_reset)
+        return SpikeTrace(spikes, {}, state)

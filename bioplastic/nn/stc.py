@@ -183,7 +183,7 @@ class STCConvCell(_ConvCell):
         g, c, k = self.groups, self.hidden_channels, self.kernel_size
         weight = torch.stack([self.conv_h.weight.view(g, c // g, c // g, k, k),
                               self.conv_v.weight.view(g, c // g, c // g, k, k)], 1)
-        out = fn.conv2d(s_prev, weight.reshape(2 * c, c // g, k, k), padding=k // 2, groups=g)
+        out = F.group_conv2d(s_prev, weight.reshape(2 * c, c // g, k, k), g)
         if self.norm is not None:
             affine = [torch.stack([getattr(self.norm_h, a).view(g, c // g),
                                    getattr(self.norm_v, a).view(g, c // g)], 1).reshape(2 * c)

@@ -37,6 +37,8 @@ from .lif import (
     LIFTensorState,
     lif_initial_state,
     lif_prepare,
+    lif_sequence,
+    lif_sequence_applies,
     lif_step,
 )
 from .pcnn import (
@@ -50,7 +52,7 @@ from .pcnn import (
 
 __all__ = ["hebbian", "lif", "pcnn", "stc",
            "LIF_UNITLESS", "LIFTensorParams", "LIFTensorState", "lif_initial_state",
-           "lif_prepare", "lif_step",
+           "lif_prepare", "lif_sequence", "lif_sequence_applies", "lif_step",
            "DPCNN_INIT", "PCNNTensorParams", "PCNNTensorState", "pcnn_initial_state",
            "pcnn_prepare", "pcnn_step",
            "SOFTHEBB_RULE", "SOFTHEBB_UPDATE", "anti_hebbian", "apply_update",

@@ -22,6 +22,22 @@ Work that is switched off costs nothing: with every ``t_ref_ms == 0`` the state 
 ``since_spike=None`` and no refractory mask is computed; with every ``theta_plus_mv == 0`` the
 state has ``theta=None`` and no threshold adaptation is computed. A caller-made state with a
 ``theta`` tensor is still decayed (an initial adaptation with ``theta_plus = 0``).
+
+Whole sequences: :func:`lif_sequence` runs ``T`` steps of :func:`lif_step` as one autograd
+node when there is no recurrence, no refractory period and no adaptation (the common
+training case; :func:`lif_sequence_applies` says when). Its forward pass does the same
+operations in the same order as :func:`lif_step` (so the spikes and voltages are
+bit-identical) but without building a graph, keeping only the pre-reset voltages; its backward
+pass is the same chain rule written by hand, two tensor operations per step::
+
+    g_u[t]   = g_v[t] * A[t] + g_s[t] * sg[t]     A = (1 - s) + (v_reset - u) * sg
+    g_v[t-1] = g_u[t] * e                          (A = 1 - s with detach_reset)
+    g_x[t]   = g_u[t] - g_u[t] * e
+
+with ``u`` the pre-reset voltage, ``sg`` the surrogate derivative at ``u - v_th`` and
+``g_s`` the gradient arriving at the spikes; a learned ``e`` collects
+``Σ g_u[t] * v[t-1] + g_u[t] * (-v_rest - x[t])``. The gradients equal autograd's through
+:func:`lif_step` to float round-off (tested in float64).
 """
 
 from __future__ import annotations
@@ -37,7 +53,7 @@ from ..base import resolve_like
 from ..surrogate import spike
 
 __all__ = ["LIFTensorParams", "LIFTensorState", "lif_prepare", "lif_initial_state",
-           "lif_step", "LIF_UNITLESS"]
+           "lif_step", "lif_sequence", "lif_sequence_applies", "LIF_UNITLESS"]
 
 #: A unitless, snnTorch-style preset: ``dt = 1`` (time in steps), rest and reset 0,
 #: threshold 1, no refractory period, no adaptation; ``tau_m_ms`` is in steps here
@@ -193,3 +209,129 @@ def lif_step(x_t: torch.Tensor, state: LIFTensorState, params: LIFTensorParams |
         theta = theta + params.theta_plus * s_reset
     since = state.since_spike.masked_fill(spiked, 0) + 1 if refractory else None
     return s, LIFTensorState(v, theta, since)
+
+
+# ----------------------------------------------------------------------- whole sequences
+def lif_sequence_applies(params: LIFTensorParams, state: LIFTensorState,
+                         recurrent_weight=None) -> bool:
+    """Whether :func:`lif_sequence` can run these parameters and state: no recurrence, no
+    refractory period, no adaptation, and no gradient wanted for ``v_rest``, ``v_reset`` or
+    ``v_th`` (the hand-written backward does not produce them)."""
+    return (recurrent_weight is None and params.ref_steps is None
+            and params.theta_plus is None and state.theta is None
+            and state.since_spike is None
+            and not any(t.requires_grad for t in (params.v_rest, params.v_reset, params.v_th)))
+
+
+def _lif_sequence_forward(x, v0, e, v_rest, v_reset, v_th, *, keep: bool):
+    """The forward loop (no graph): spikes (0/1 in ``x``'s dtype), final v, and the pre-reset
+    voltages ``u`` if ``keep``. Each step does :func:`lif_step`'s operations in its order,
+    ``u = ((v*e + v_rest) + (-v_rest - x)*e) + x`` (one addition is commuted, which is exact;
+    ``+ v_rest`` is skipped when it is 0, also exact). Large temporaries are avoided: every
+    fresh (T, ...) tensor costs page faults on the CPU."""
+    add_rest = bool(torch.any(v_rest != 0))
+    step = torch.broadcast_shapes(x.shape[1:], v0.shape, e.shape, v_rest.shape,
+                                  v_reset.shape, v_th.shape)
+    n_steps = x.shape[0]
+    spikes = torch.empty((n_steps,) + step, dtype=x.dtype, device=x.device)
+    u_all = torch.empty_like(spikes) if keep else None
+    u = torch.empty(step, dtype=x.dtype, device=x.device)
+    ve = torch.empty_like(u)
+    fired = torch.empty(step, dtype=torch.bool, device=x.device)
+    neg_rest = -v_rest
+    v = torch.broadcast_to(v0, step)
+    for t in range(n_steps):
+        if keep:
+            u = u_all[t]
+        torch.sub(neg_rest, x[t], out=u)
+        u.mul_(e)                                  # (-v_rest - x) * e
+        torch.mul(v, e, out=ve)
+        if add_rest:
+            ve.add_(v_rest)                        # v*e + v_rest
+        u.add_(ve).add_(x[t])
+        torch.gt(u, v_th, out=fired)
+        spikes[t].copy_(fired)
+        v = torch.where(fired, v_reset, u)
+    return spikes, v, u_all
+
+
+class _LIFSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, v0, e, v_rest, v_reset, v_th, surrogate, scale, detach_reset):
+        spikes, v, u_all = _lif_sequence_forward(x, v0, e, v_rest, v_reset, v_th, keep=True)
+        ctx.save_for_backward(x, v0, e, v_rest, v_reset, v_th, spikes, u_all)
+        ctx.options = (surrogate, scale, detach_reset)
+        return spikes, v
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_v):
+        from ..surrogate import SURROGATES
+
+        x, v0, e, v_rest, v_reset, v_th, spikes, u_all = ctx.saved_tensors
+        surrogate, scale, detach_reset = ctx.options
+        derivative = SURROGATES[surrogate]
+        want_x, want_v0, want_e = ctx.needs_input_grad[:3]
+        grad_x = torch.empty_like(u_all) if want_x else None
+        grad_e = torch.zeros_like(u_all[0]) if want_e else None
+        carry = grad_v if grad_v is not None else torch.zeros_like(u_all[0])
+        for t in range(u_all.shape[0] - 1, -1, -1):
+            u, s = u_all[t], spikes[t]
+            sg = derivative(u - v_th, scale)
+            keep = 1.0 - s                         # d v[t] / d u[t] through the reset
+            if not detach_reset:                   # + d v[t] / d s[t] * sg
+                keep = keep + (v_reset - u) * sg
+            g_u = carry * keep
+            if grad_spikes is not None:
+                g_u = g_u + grad_spikes[t] * sg
+            carry = g_u * e                        # d L / d v[t-1]
+            if want_x:
+                torch.sub(g_u, carry, out=grad_x[t])
+            if want_e:
+                v_before = v0 if t == 0 else torch.where(spikes[t - 1] > 0, v_reset,
+                                                         u_all[t - 1])
+                grad_e += g_u * v_before + g_u * ((-v_rest) - x[t])
+        grad_v0 = _reduce_to(carry, v0.shape) if want_v0 else None
+        grad_e = _reduce_to(grad_e, e.shape) if want_e else None
+        return grad_x, grad_v0, grad_e, None, None, None, None, None, None
+
+
+def _reduce_to(grad: torch.Tensor, shape) -> torch.Tensor:
+    """Sum a broadcast gradient back to ``shape`` (what autograd does for broadcasting)."""
+    shape = torch.Size(shape)
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(dim=tuple(range(extra)))
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(dim=dims, keepdim=True) if dims else grad
+
+
+def lif_sequence(x: torch.Tensor, state: LIFTensorState, params: LIFTensorParams, *,
+                 surrogate: str = "fast_sigmoid", surrogate_scale: float = 10.0,
+                 detach_reset: bool = False) -> tuple[torch.Tensor, LIFTensorState]:
+    """``T`` steps of :func:`lif_step` as one autograd node (module docstring).
+
+    Parameters
+    ----------
+    x : tensor (T, ...) — the drive of every step
+    state : LIFTensorState — the state before the first step (``theta`` and ``since_spike``
+        ``None``)
+    params : LIFTensorParams — with :func:`lif_sequence_applies` true
+
+    Returns
+    -------
+    spikes : tensor like ``x`` (0/1), new_state : LIFTensorState after the last step
+
+    The spikes and the final voltage equal a loop of :func:`lif_step` bit for bit; the
+    gradients (to ``x``, the initial ``v`` and a learned ``decay_m``) equal autograd's
+    through that loop to round-off.
+    """
+    if not lif_sequence_applies(params, state):
+        raise ValueError("lif_sequence needs no recurrence, refractory period or adaptation "
+                         "(theta and since_spike None); use a loop of lif_step")
+    args = (x, state.v, params.decay_m, params.v_rest, params.v_reset, params.v_th)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in args[:3]):
+        spikes, v = _LIFSequence.apply(*args, surrogate, float(surrogate_scale),
+                                       bool(detach_reset))
+    else:
+        spikes, v, _ = _lif_sequence_forward(*args, keep=False)
+    return spikes, LIFTensorState(v, None, None)
