@@ -392,6 +392,15 @@ def torch_rows(quick: bool, repeats: int) -> list[dict]:
     gen = torch.Generator().manual_seed(13)
     x = torch.rand((t_steps, batch, n), generator=gen, dtype=torch.float32) * 2.5
     beta = 0.9
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)    # one thread, as the other torch benches: OpenMP spin-waiting
+    try:                        # on a shared CPU swamps the ratios
+        return _torch_ratio_rows(torch, x, beta, t_steps, batch, n, repeats)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _torch_ratio_rows(torch, x, beta, t_steps, batch, n, repeats) -> list[dict]:
     rows: list[dict] = []
     for train in (True, False):
         kind = "fwd+bwd" if train else "fwd"
