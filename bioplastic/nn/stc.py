@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as fn
 
 from ..neurons.stc import BASES, STCParams
-from .base import SpikingModule, resolve_like
+from .base import SpikeTrace, SpikingModule, resolve_like
 from .functional import stc as F
 
 __all__ = ["STCConvCell", "STCLIF", "STCPLIF", "STCLMH", "LIFConvCell", "PLIFConvCell",
@@ -79,6 +79,31 @@ class _ConvCell(SpikingModule):
 
     def input_current(self, x_t: torch.Tensor) -> torch.Tensor:
         return self.norm_x(self.conv_x(x_t))
+
+    def input_currents(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`input_current` of every step at once, ``(T, B, C_in, H, W) → (T, B, C, H,
+        W)``: the conv and GroupNorm treat each sample alone, so one call over ``T·B``
+        samples is the same maths as ``T`` calls."""
+        return self.input_current(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+
+    def sequence(self, currents, state, params):
+        """Whole-sequence path of a cell whose currents do not depend on its state:
+        ``(spikes, state)`` from every step's current; ``None`` (here): the step loop."""
+        return None
+
+    def run(self, x: torch.Tensor, state=None, *, record=()) -> SpikeTrace:
+        """The time loop (:meth:`SpikingModule.run`); a cell with a :meth:`sequence` runs
+        the whole sequence in one call when nothing is recorded (same spikes and state,
+        same gradients to round-off)."""
+        record = self._check_record(record)
+        if record or type(self).sequence is _ConvCell.sequence:
+            return super().run(x, state, record=record)
+        x = self._check_sequence(x)
+        self.check_step(x[0])
+        if state is None:
+            state = self.initial_state(x[0])
+        spikes, state = self.sequence(self.input_currents(x), state, self.step_params())
+        return SpikeTrace(spikes, {}, state)
 
     def check_step(self, x_t: torch.Tensor) -> None:
         if x_t.shape[1] != self.in_channels:
@@ -231,6 +256,9 @@ class LIFConvCell(_ConvCell):
     def advance(self, x_t, state, params):
         return F.stc_step(self.input_current(x_t), state, params)
 
+    def sequence(self, currents, state, params):
+        return F.stc_sequence(currents, state, params)
+
 
 class PLIFConvCell(_ConvCell):
     """PLIF; ``form="stc_code"``: ``σ(w) H + (1 − w) I`` (the STC code's baseline, as written
@@ -253,6 +281,11 @@ class PLIFConvCell(_ConvCell):
         if self.form == "fang2021":
             return F.plif_fang_step(self.input_current(x_t), state, self.w)
         return F.stc_step(self.input_current(x_t), state, params)
+
+    def sequence(self, currents, state, params):
+        if self.form == "fang2021":
+            return F.plif_fang_sequence(currents, state, self.w)
+        return F.stc_sequence(currents, state, params)
 
 
 class LMHConvCell(_ConvCell):

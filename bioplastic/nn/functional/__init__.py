@@ -66,13 +66,16 @@ from .stc import (  # noqa: E402
     TCLIFTensorState,
     fire,
     glif_step,
+    group_conv2d,
     numpy_tanh,
+    plif_fang_sequence,
     plif_fang_step,
     stc_dense_step,
+    stc_sequence,
     stc_step,
     tclif_step,
 )
 
 __all__ += ["GLIFTensorState", "STCTensorParams", "STCTensorState", "TCLIFTensorState", "fire",
-            "glif_step", "numpy_tanh", "plif_fang_step", "stc_dense_step", "stc_step",
-            "tclif_step"]
+            "glif_step", "group_conv2d", "numpy_tanh", "plif_fang_sequence", "plif_fang_step",
+            "stc_dense_step", "stc_sequence", "stc_step", "tclif_step"]

@@ -21,6 +21,17 @@ presynaptic order (``cumsum``, not a BLAS product) and can evaluate ``tanh`` wit
 (``tanh="numpy"``), so in float64 it equals the Numba kernel bit for bit (the kernel uses
 NumPy's ``tanh``, and torch's vectorised ``tanh`` differs from it in the last bit).
 
+Whole sequences without gates (the LIF and PLIF baselines, whose input current does not
+depend on the state): :func:`stc_sequence` and :func:`plif_fang_sequence` run ``T`` steps as
+one autograd node, the forward pass doing the step's operations in its order (bit-identical
+spikes and membrane) without a graph, the backward pass the same chain rule by hand::
+
+    g_hs[t]   = g_h[t] + (g_s[t] - v_th g_h[t]) sg[t]       sg = fire'(H_s[t] - v_th)
+    g_h[t-1]  = g_hs[t] k_h          (Fang: g_hs[t] - g_hs[t] σ(w))
+    g_I[t]    = g_hs[t] k_i          (Fang: g_hs[t] σ(w))
+
+(the gradients equal autograd's through the step loop to round-off, tested in float64).
+
 Other baselines: :func:`plif_fang_step` (Fang et al. 2021 in SpikingJelly's soft-reset form
 ``H = H + (I - H)·σ(w)``), :func:`tclif_step` (TC-LIF, reset one step late through the
 detached previous spikes) and :func:`glif_step` (GLIF's channel-wise ``LIFSpike_CW``, strict
@@ -38,7 +49,7 @@ from ...neurons.stc import BASES, STCParams
 
 __all__ = ["fire", "rectangular_fire", "numpy_tanh", "STCTensorParams", "STCTensorState",
            "stc_prepare", "stc_gates", "stc_step", "group_conv2d", "stc_dense_gate_arguments",
-           "stc_dense_step",
+           "stc_dense_step", "stc_sequence", "plif_fang_sequence",
            "plif_fang_step", "TCLIFTensorState", "tclif_step", "GLIFTensorState", "glif_step"]
 
 
@@ -267,3 +278,132 @@ def glif_step(current, state: GLIFTensorState, tau, v_th, leak, v_reset, conduct
          - (1.0 - a_g) * leak + i_t - (1.0 - c_g) * v_reset * state.o)
     o = rectangular_fire(u - v_th)
     return o, GLIFTensorState(u, o)
+
+
+# ----------------------------------------------------------------- whole sequences, no gates
+def _soft_reset_forward(current, h0, form, a, b, v_th, *, keep: bool):
+    """Forward loop of the soft-reset neuron without gates (no graph). ``form`` "stc":
+    ``H_s = a*H + b*I`` (:func:`stc_step`'s ``k_h * h + k_i * current``); "fang":
+    ``H_s = H + (I - H)*a`` (:func:`plif_fang_step`). Returns spikes, final H and, if
+    ``keep``, every ``H_s``."""
+    step = torch.broadcast_shapes(current.shape[1:], h0.shape, a.shape, b.shape, v_th.shape)
+    n_steps = current.shape[0]
+    spikes = torch.empty((n_steps,) + step, dtype=current.dtype, device=current.device)
+    hs_all = torch.empty_like(spikes) if keep else None
+    hs = torch.empty(step, dtype=current.dtype, device=current.device)
+    tmp = torch.empty_like(hs)
+    fired = torch.empty(step, dtype=torch.bool, device=current.device)
+    h = torch.broadcast_to(h0, step)
+    for t in range(n_steps):
+        if keep:
+            hs = hs_all[t]
+        if form == "stc":
+            torch.mul(a, h, out=hs)
+            torch.mul(b, current[t], out=tmp)
+            hs.add_(tmp)
+        else:
+            torch.sub(current[t], h, out=tmp)
+            tmp.mul_(a)
+            torch.add(h, tmp, out=hs)
+        torch.ge(hs, v_th, out=fired)           # H_s - v_th >= 0, exactly
+        spikes[t].copy_(fired)
+        h = hs - v_th * spikes[t]
+    return spikes, h, hs_all
+
+
+def _sigmoid_surrogate(x, scale):
+    s = torch.sigmoid(scale * x)
+    return scale * s * (1.0 - s)
+
+
+class _SoftResetSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, current, h0, a, b, v_th, form, scale):
+        spikes, h, hs_all = _soft_reset_forward(current, h0, form, a, b, v_th, keep=True)
+        ctx.save_for_backward(current, h0, a, b, v_th, spikes, hs_all)
+        ctx.options = (form, scale)
+        return spikes, h
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_h):
+        current, h0, a, b, v_th, spikes, hs_all = ctx.saved_tensors
+        form, scale = ctx.options
+        want_i, want_h0, want_a, want_b = ctx.needs_input_grad[:4]
+        grad_i = torch.empty_like(hs_all) if want_i else None
+        acc_a = torch.zeros_like(hs_all[0]) if want_a else None
+        acc_b = torch.zeros_like(hs_all[0]) if want_b and form == "stc" else None
+        carry = grad_h if grad_h is not None else torch.zeros_like(hs_all[0])
+        for t in range(hs_all.shape[0] - 1, -1, -1):
+            hs = hs_all[t]
+            sg = _sigmoid_surrogate(hs - v_th, scale)
+            g_s = -carry * v_th                      # the soft reset H = H_s - v_th S
+            if grad_spikes is not None:
+                g_s = grad_spikes[t] + g_s
+            g_hs = carry + g_s * sg
+            h_prev = None
+            if want_a or want_b:
+                h_prev = (torch.broadcast_to(h0, hs.shape) if t == 0
+                          else hs_all[t - 1] - v_th * spikes[t - 1])
+            if form == "stc":
+                if want_i:
+                    torch.mul(g_hs, b, out=grad_i[t])
+                if want_a:
+                    acc_a += g_hs * h_prev
+                if want_b:
+                    acc_b += g_hs * current[t]
+                carry = g_hs * a
+            else:
+                g_i = g_hs * a
+                if want_i:
+                    grad_i[t].copy_(g_i)
+                if want_a:
+                    acc_a += g_hs * (current[t] - h_prev)
+                carry = g_hs - g_i
+        return (grad_i, _reduce_to(carry, h0.shape) if want_h0 else None,
+                _reduce_to(acc_a, a.shape) if want_a else None,
+                _reduce_to(acc_b, b.shape) if acc_b is not None else None, None, None, None)
+
+
+def _reduce_to(grad: torch.Tensor, shape) -> torch.Tensor:
+    """Sum a broadcast gradient back to ``shape`` (what autograd does for broadcasting)."""
+    shape = torch.Size(shape)
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(dim=tuple(range(extra)))
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(dim=dims, keepdim=True) if dims else grad
+
+
+def _soft_reset_sequence(current, state, form, a, b, v_th, scale):
+    args = (current, state.h, a, b, v_th)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in args):
+        if v_th.requires_grad:
+            raise ValueError("a learned threshold needs the step loop (stc_step)")
+        spikes, h = _SoftResetSequence.apply(*args, form, float(scale))
+    else:
+        spikes, h, _ = _soft_reset_forward(current, state.h, form, a, b, v_th, keep=False)
+    ones = torch.ones_like(h)
+    return spikes, STCTensorState(h, state.d, spikes[-1], ones, ones)
+
+
+def stc_sequence(current: torch.Tensor, state: STCTensorState, params: STCTensorParams, *,
+                 scale: float = 4.0):
+    """``T`` steps of :func:`stc_step` without gates (``gate_h = gate_v = None``) as one
+    autograd node: ``current`` ``(T, ...)``; bases "lif" and "plif" only (module docstring).
+    Returns ``(spikes (T, ...), state after the last step)``; the spikes and the membrane
+    equal the step loop bit for bit, the gradients (to ``current``, the initial ``h`` and
+    ``k_h``, ``k_i``) to round-off."""
+    if params.variant == BASES["lmh"]:
+        raise ValueError("stc_sequence covers the 'lif' and 'plif' bases; LM-H needs the step "
+                         "loop (stc_step)")
+    return _soft_reset_sequence(current, state, "stc", params.k_h, params.k_i, params.v_th,
+                                scale)
+
+
+def plif_fang_sequence(current: torch.Tensor, state: STCTensorState, w: torch.Tensor, *,
+                       v_th: float = 1.0, scale: float = 4.0):
+    """``T`` steps of :func:`plif_fang_step` as one autograd node (module docstring):
+    bit-identical spikes and membrane, the same gradients to round-off."""
+    v_th = torch.as_tensor(v_th, dtype=current.dtype, device=current.device)
+    return _soft_reset_sequence(current, state, "fang", torch.sigmoid(w), w.new_zeros(()),
+                                v_th, scale)

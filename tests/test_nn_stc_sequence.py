@@ -1,0 +1,115 @@
+"""Whole-sequence paths of the STC family (bioplastic.nn.functional.stc): the gate-free
+sequences (LIF and PLIF baselines) and the conv cells' run.
+
+The reference is the step loop differentiated by autograd (``stc_step`` / ``plif_fang_step``
+in a Python loop, the implementation before the fused paths). Forward: bit for bit.
+Gradients in float64: to 1e-12 (summation round-off of chains of a few dozen steps; a wrong
+term changes them at O(1)).
+"""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from bioplastic.neurons.stc import BASES  # noqa: E402
+from bioplastic.nn import LIFConvCell, PLIFConvCell  # noqa: E402
+from bioplastic.nn import functional as F  # noqa: E402
+
+TOL = dict(rtol=1e-12, atol=1e-12)
+
+
+def _state(shape, h0):
+    zeros = torch.zeros(shape, dtype=torch.float64)
+    ones = torch.ones_like(zeros)
+    return F.STCTensorState(h0, zeros, zeros, ones, ones)
+
+
+def _params(k_h, k_i):
+    one = torch.ones((), dtype=torch.float64)
+    return F.STCTensorParams(BASES["plif"], one, k_h, k_i, one * 0, one * 0, one, one)
+
+
+@pytest.mark.parametrize("form", ["stc", "fang"])
+def test_gate_free_sequence_equals_the_step_loop(form):
+    g = torch.Generator().manual_seed(7)
+    shape = (3, 4, 5)
+    current = torch.rand((30,) + shape, generator=g, dtype=torch.float64) * 2.2 - 0.3
+    weights = torch.randn((30,) + shape, generator=g, dtype=torch.float64)
+    h_init = torch.rand(shape, generator=g, dtype=torch.float64)
+    results = []
+    for fused in (False, True):
+        w = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+        cur = current.clone().requires_grad_(True)
+        h0 = h_init.clone().requires_grad_(True)
+        state = _state(shape, h0)
+        if form == "stc":
+            params = _params(torch.sigmoid(w), 1.0 - w)
+            if fused:
+                spikes, final = F.stc_sequence(cur, state, params)
+            else:
+                out = []
+                for c in cur:
+                    s, state = F.stc_step(c, state, params)
+                    out.append(s)
+                spikes, final = torch.stack(out), state
+        elif fused:
+            spikes, final = F.plif_fang_sequence(cur, state, w)
+        else:
+            out = []
+            for c in cur:
+                s, state = F.plif_fang_step(c, state, w)
+                out.append(s)
+            spikes, final = torch.stack(out), state
+        ((spikes * weights).sum() + (final.h ** 2).sum() * 0.1
+         + (final.s * 0.5).sum()).backward()
+        results.append((spikes.detach(), final.h.detach(), cur.grad, h0.grad, w.grad))
+    (s_ref, h_ref, *g_ref), (s_got, h_got, *g_got) = results
+    assert 0.1 < float(s_ref.mean()) < 0.7
+    torch.testing.assert_close(s_got, s_ref, rtol=0, atol=0)
+    torch.testing.assert_close(h_got, h_ref, rtol=0, atol=0)
+    assert g_ref[0].abs().max() > 0.1 and g_ref[2].abs() > 1e-3
+    for got, ref in zip(g_got, g_ref, strict=True):
+        torch.testing.assert_close(got, ref, **TOL)
+
+
+@pytest.mark.parametrize("make", [lambda: LIFConvCell(2, 8, 3, groups=4, dtype=torch.float64),
+                                  lambda: PLIFConvCell(2, 8, 3, groups=4, dtype=torch.float64),
+                                  lambda: PLIFConvCell(2, 8, 3, groups=4, form="fang2021",
+                                                       dtype=torch.float64)])
+def test_cell_run_gradients_equal_the_step_loop(make):
+    torch.manual_seed(3)
+    cell = make()
+    x = torch.rand(7, 2, 2, 6, 6, dtype=torch.float64) * 3
+    grads = []
+    for fused in (True, False):
+        cell.zero_grad()
+        if fused:
+            spikes, _ = cell(x)
+        else:
+            state, out = None, []
+            for x_t in x:
+                s, state = cell.step(x_t, state)
+                out.append(s)
+            spikes = torch.stack(out)
+        spikes.sum().backward()
+        grads.append({n: p.grad.clone() for n, p in cell.named_parameters()})
+    assert grads[1]["conv_x.weight"].abs().sum() > 0
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], **TOL)
+
+
+def test_no_grad_path_equals_the_training_path():
+    cell = PLIFConvCell(1, 4, 3, groups=2, dtype=torch.float64)
+    x = torch.rand(5, 2, 1, 5, 5, dtype=torch.float64) * 3
+    with torch.no_grad():
+        a, sa = cell(x)
+    b, sb = cell(x)
+    torch.testing.assert_close(a, b.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(sa.h, sb.h.detach(), rtol=0, atol=0)
+
+
+def test_lmh_is_refused():
+    one = torch.ones(())
+    params = F.STCTensorParams(BASES["lmh"], one, one, one, one, one, one, one)
+    with pytest.raises(ValueError, match="LM-H needs the step loop"):
+        F.stc_sequence(torch.zeros(2, 3), _state((3,), torch.zeros(3)), params)
