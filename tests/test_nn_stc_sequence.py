@@ -85,6 +85,7 @@ def test_cell_run_gradients_equal_the_step_loop(make):
         cell.zero_grad()
         if fused:
             spikes, _ = cell(x)
+            assert type(spikes.grad_fn).__name__ == "_SoftResetSequenceBackward"
         else:
             state, out = None, []
             for x_t in x:
@@ -113,3 +114,51 @@ def test_lmh_is_refused():
     params = F.STCTensorParams(BASES["lmh"], one, one, one, one, one, one, one)
     with pytest.raises(ValueError, match="LM-H needs the step loop"):
         F.stc_sequence(torch.zeros(2, 3), _state((3,), torch.zeros(3)), params)
+
+
+def _loop(cell, x, state):
+    out = []
+    for x_t in x:
+        s, state = cell.step(x_t, state)
+        out.append(s)
+    return torch.stack(out), state
+
+
+@pytest.mark.parametrize("base", ["lif", "plif"])
+@pytest.mark.parametrize("norm", ["group", None])
+@pytest.mark.parametrize("detach", [False, True])
+def test_stc_conv_cell_run_equals_the_step_loop_with_gradients(base, norm, detach):
+    from bioplastic.nn import STCConvCell
+
+    torch.manual_seed(11)
+    cell = STCConvCell(3, 8, 3, groups=2, norm=norm, base=base, gradient_detach=detach,
+                       dtype=torch.float64)
+    with torch.no_grad():
+        for p in cell.parameters():                 # every parameter away from its init
+            p.add_(torch.randn_like(p) * 0.3)
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(9, 2, 3, 5, 5, generator=g, dtype=torch.float64) * 2
+    weights = torch.randn(9, 2, 8, 5, 5, generator=g, dtype=torch.float64)
+    h_init = torch.rand(2, 8, 5, 5, generator=g, dtype=torch.float64)
+    results = []
+    for fused in (True, False):
+        cell.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        h0 = h_init.clone().requires_grad_(True)
+        state = cell.initial_state(x[0])._replace(h=h0)
+        spikes, final = cell(xi, state) if fused else _loop(cell, xi, state)
+        if fused:
+            assert type(spikes.grad_fn).__name__ == "_STCConvSequenceBackward"
+        ((spikes * weights).sum() + (final.h ** 2).sum() * 0.1 + final.alpha.sum()
+         + final.beta.sum() * 0.5).backward()
+        grads = {n: p.grad.clone() for n, p in cell.named_parameters()}
+        results.append((spikes.detach(), final.h.detach(), xi.grad, h0.grad, grads))
+    (s_a, h_a, gx_a, gh_a, gp_a), (s_b, h_b, gx_b, gh_b, gp_b) = results
+    assert 0.05 < float(s_b.mean()) < 0.8
+    torch.testing.assert_close(s_a, s_b, rtol=0, atol=0)
+    torch.testing.assert_close(h_a, h_b, rtol=0, atol=0)
+    torch.testing.assert_close(gx_a, gx_b, **TOL)
+    torch.testing.assert_close(gh_a, gh_b, **TOL)
+    assert gp_b["conv_h.weight"].abs().sum() > 0
+    for name in gp_b:
+        torch.testing.assert_close(gp_a[name], gp_b[name], **TOL, msg=name)

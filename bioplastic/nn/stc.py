@@ -87,16 +87,20 @@ class _ConvCell(SpikingModule):
         return self.input_current(x.flatten(0, 1)).unflatten(0, x.shape[:2])
 
     def sequence(self, currents, state, params):
-        """Whole-sequence path of a cell whose currents do not depend on its state:
-        ``(spikes, state)`` from every step's current; ``None`` (here): the step loop."""
-        return None
+        """Whole-sequence path (the input currents do not depend on the state):
+        ``(spikes, state)`` from every step's current, when :meth:`sequence_applies`."""
+        raise NotImplementedError
+
+    def sequence_applies(self) -> bool:
+        """Whether :meth:`run` may use :meth:`sequence` (else the step loop)."""
+        return type(self).sequence is not _ConvCell.sequence
 
     def run(self, x: torch.Tensor, state=None, *, record=()) -> SpikeTrace:
         """The time loop (:meth:`SpikingModule.run`); a cell with a :meth:`sequence` runs
         the whole sequence in one call when nothing is recorded (same spikes and state,
         same gradients to round-off)."""
         record = self._check_record(record)
-        if record or type(self).sequence is _ConvCell.sequence:
+        if record or not self.sequence_applies():
             return super().run(x, state, record=record)
         x = self._check_sequence(x)
         self.check_step(x[0])
@@ -205,18 +209,38 @@ class STCConvCell(_ConvCell):
         layout; the same maths in half the calls.
         """
         s_prev = s_prev.detach() if self.gradient_detach else s_prev
-        g, c, k = self.groups, self.hidden_channels, self.kernel_size
-        weight = torch.stack([self.conv_h.weight.view(g, c // g, c // g, k, k),
-                              self.conv_v.weight.view(g, c // g, c // g, k, k)], 1)
-        out = F.group_conv2d(s_prev, weight.reshape(2 * c, c // g, k, k), g)
-        if self.norm is not None:
-            affine = [torch.stack([getattr(self.norm_h, a).view(g, c // g),
-                                   getattr(self.norm_v, a).view(g, c // g)], 1).reshape(2 * c)
-                      for a in ("weight", "bias")]
-            out = fn.group_norm(out, 2 * g, affine[0], affine[1], self.norm_h.eps)
+        g, c = self.groups, self.hidden_channels
+        weight, gamma, beta = self.fused_gate_parameters()
+        out = F.group_conv2d(s_prev, weight, g)
+        if gamma is not None:
+            out = fn.group_norm(out, 2 * g, gamma, beta, self.norm_h.eps)
         out = out.view(out.shape[0], g, 2, c // g, *out.shape[2:])
         shape = (out.shape[0], c) + tuple(out.shape[-2:])
         return out[:, :, 0].reshape(shape), out[:, :, 1].reshape(shape)
+
+    def fused_gate_parameters(self):
+        """``(weight (2C, C/groups, k, k), gamma (2C,), beta (2C,))`` of the interleaved gate
+        conv and GroupNorm (:meth:`gate_arguments`); ``gamma = beta = None`` without norm."""
+        g, c, k = self.groups, self.hidden_channels, self.kernel_size
+        weight = torch.stack([self.conv_h.weight.view(g, c // g, c // g, k, k),
+                              self.conv_v.weight.view(g, c // g, c // g, k, k)], 1)
+        weight = weight.reshape(2 * c, c // g, k, k)
+        if self.norm is None:
+            return weight, None, None
+        gamma, beta = [torch.stack([getattr(self.norm_h, a).view(g, c // g),
+                                    getattr(self.norm_v, a).view(g, c // g)], 1).reshape(2 * c)
+                       for a in ("weight", "bias")]
+        return weight, gamma, beta
+
+    def sequence_applies(self) -> bool:
+        return self.base in ("lif", "plif") and self.tanh == "torch"
+
+    def sequence(self, currents, state, params):
+        weight, gamma, beta = self.fused_gate_parameters()
+        return F.stc_conv_sequence(currents, state, params, weight, gamma, beta, self.groups,
+                                   eps=self.norm_h.eps if gamma is not None else 1e-5,
+                                   gradient_detach=self.gradient_detach,
+                                   scale=self.surrogate_scale)
 
     def advance(self, x_t, state, params):
         gate_h, gate_v = self.gate_arguments(state.s)

@@ -49,7 +49,7 @@ from ...neurons.stc import BASES, STCParams
 
 __all__ = ["fire", "rectangular_fire", "numpy_tanh", "STCTensorParams", "STCTensorState",
            "stc_prepare", "stc_gates", "stc_step", "group_conv2d", "stc_dense_gate_arguments",
-           "stc_dense_step", "stc_sequence", "plif_fang_sequence",
+           "stc_dense_step", "stc_sequence", "plif_fang_sequence", "stc_conv_sequence",
            "plif_fang_step", "TCLIFTensorState", "tclif_step", "GLIFTensorState", "glif_step"]
 
 
@@ -407,3 +407,174 @@ def plif_fang_sequence(current: torch.Tensor, state: STCTensorState, w: torch.Te
     v_th = torch.as_tensor(v_th, dtype=current.dtype, device=current.device)
     return _soft_reset_sequence(current, state, "fang", torch.sigmoid(w), w.new_zeros(()),
                                 v_th, scale)
+
+
+# ------------------------------------------------------------- the STC conv cell, whole run
+_CONV = ([1, 1], None, [1, 1], False, [0, 0])          # stride, (padding), dilation, ...
+
+
+def _conv_backward(grad, x_cl, weight, groups, mask):
+    pad = weight.shape[-1] // 2
+    return torch.ops.aten.convolution_backward(
+        grad.contiguous(memory_format=_CL), x_cl, weight, None, [1, 1], [pad, pad], [1, 1],
+        False, [0, 0], groups, mask)
+
+
+def _split_gates(y, groups):
+    """Interleaved ``(B, 2C, ...)`` (group g: its h channels then its v channels) → the two
+    ``(B, C, ...)`` halves (views)."""
+    b, c2 = y.shape[:2]
+    y = y.view(b, groups, 2, c2 // (2 * groups), *y.shape[2:])
+    return y[:, :, 0].reshape(b, c2 // 2, *y.shape[4:]), y[:, :, 1].reshape(b, c2 // 2,
+                                                                              *y.shape[4:])
+
+
+def _join_gates(gh, gv, groups):
+    b, c = gh.shape[:2]
+    shape = (b, groups, 1, c // groups) + tuple(gh.shape[2:])
+    return torch.cat([gh.reshape(shape), gv.reshape(shape)], 2).view(b, 2 * c,
+                                                                    *gh.shape[2:])
+
+
+class _STCConvSequence(torch.autograd.Function):
+    """The recurrent part of the STC-LIF / STC-PLIF conv cell over a whole sequence (see
+    :func:`stc_conv_sequence`)."""
+
+    @staticmethod
+    def forward(ctx, currents, h0, s0, weight, gamma, beta_gn, k_h, k_i, v_th, options):
+        groups, eps, detach, scale = options
+        n_steps, batch, c = currents.shape[:3]
+        hw = currents.shape[3] * currents.shape[4]
+        spikes = torch.empty_like(currents)
+        keep = dict(hs=torch.empty_like(currents), ta=torch.empty_like(currents),
+                    tb=torch.empty_like(currents), z=None, mean=[], rstd=[], s_prev=[])
+        z_all = torch.empty((n_steps, batch, 2 * c) + currents.shape[3:],
+                            dtype=currents.dtype, device=currents.device)
+        h, s = h0, s0
+        pad = weight.shape[-1] // 2
+        for t in range(n_steps):
+            s_cl = s.contiguous(memory_format=_CL)
+            keep["s_prev"].append(s_cl)
+            z = z_all[t]
+            z.copy_(torch.nn.functional.conv2d(s_cl, weight, padding=pad, groups=groups))
+            if gamma is not None:
+                y, mean, rstd = torch.ops.aten.native_group_norm(z, gamma, beta_gn, batch,
+                                                                 2 * c, hw, 2 * groups, eps)
+                keep["mean"].append(mean)
+                keep["rstd"].append(rstd)
+            else:
+                y = z
+            gate_h, gate_v = _split_gates(y, groups)
+            ta, tb = keep["ta"][t], keep["tb"][t]
+            torch.tanh(gate_h, out=ta)
+            torch.tanh(gate_v, out=tb)
+            # stc_step's order: (k_h * alpha) * h + (k_i * beta) * I
+            hs = keep["hs"][t]
+            torch.mul(k_h * (1.0 + ta), h, out=hs)
+            hs.add_((k_i * (1.0 + tb)) * currents[t])
+            s = spikes[t]
+            s.copy_(hs >= v_th)
+            h = hs - v_th * s
+        ctx.save_for_backward(currents, h0, s0, weight, gamma, beta_gn, k_h, k_i, v_th,
+                              spikes, keep["hs"], keep["ta"], keep["tb"], z_all,
+                              *keep["s_prev"], *keep["mean"], *keep["rstd"])
+        ctx.options = options
+        ctx.n_steps = n_steps
+        return spikes, h, 1.0 + keep["ta"][-1], 1.0 + keep["tb"][-1]
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_h, grad_alpha, grad_beta):
+        groups, eps, detach, scale = ctx.options
+        n = ctx.n_steps
+        (currents, h0, s0, weight, gamma, beta_gn, k_h, k_i, v_th, spikes, hs_all, ta_all,
+         tb_all, z_all, *rest) = ctx.saved_tensors
+        s_prev, rest = rest[:n], rest[n:]
+        mean, rstd = (rest[:n], rest[n:]) if gamma is not None else (None, None)
+        (want_i, want_h0, want_s0, want_w, want_g, want_b, want_kh,
+         want_ki) = ctx.needs_input_grad[:8]
+        batch, c = currents.shape[1:3]
+        hw = currents.shape[3] * currents.shape[4]
+        grad_i = torch.empty_like(currents) if want_i else None
+        dy_all = torch.empty_like(z_all)
+        dz_all = torch.empty_like(z_all) if gamma is not None else dy_all
+        acc_kh = torch.zeros_like(currents[0]) if want_kh else None
+        acc_ki = torch.zeros_like(currents[0]) if want_ki else None
+        carry = grad_h if grad_h is not None else torch.zeros_like(currents[0])
+        g_s_gate = None                        # dL/dS[t] through the gates of step t+1
+        for t in range(n - 1, -1, -1):
+            hs, ta, tb = hs_all[t], ta_all[t], tb_all[t]
+            x = hs - v_th
+            sig = torch.sigmoid(scale * x)
+            sg = scale * sig * (1.0 - sig)
+            g_s = -carry * v_th
+            if grad_spikes is not None:
+                g_s = grad_spikes[t] + g_s
+            if g_s_gate is not None:
+                g_s = g_s + g_s_gate
+            g_hs = carry + g_s * sg
+            alpha, beta = 1.0 + ta, 1.0 + tb
+            h_prev = h0 if t == 0 else hs_all[t - 1] - v_th * spikes[t - 1]
+            g_kh_alpha = g_hs * h_prev                   # dL/d(k_h alpha)
+            g_ki_beta = g_hs * currents[t]               # dL/d(k_i beta)
+            if want_i:
+                torch.mul(g_hs, k_i * beta, out=grad_i[t])
+            carry = g_hs * (k_h * alpha)
+            if want_kh:
+                acc_kh += g_kh_alpha * alpha
+            if want_ki:
+                acc_ki += g_ki_beta * beta
+            g_alpha = g_kh_alpha * k_h
+            g_beta = g_ki_beta * k_i
+            if t == n - 1:
+                if grad_alpha is not None:
+                    g_alpha = g_alpha + grad_alpha
+                if grad_beta is not None:
+                    g_beta = g_beta + grad_beta
+            dy = dy_all[t]
+            dy.copy_(_join_gates(g_alpha * (1.0 - ta * ta), g_beta * (1.0 - tb * tb), groups))
+            if gamma is not None:
+                dz, _, _ = torch.ops.aten.native_group_norm_backward(
+                    dy, z_all[t], mean[t], rstd[t], gamma, batch, 2 * c, hw, 2 * groups,
+                    [True, False, False])
+                dz_all[t].copy_(dz)
+            if not detach and (t > 0 or want_s0):
+                g_s_gate = _conv_backward(dz_all[t], s_prev[t], weight, groups,
+                                          [True, False, False])[0].contiguous()
+        grad_s0 = g_s_gate if want_s0 and not detach else None
+        grad_w = grad_g = grad_b = None
+        flat = (n * batch, 2 * c) + tuple(z_all.shape[3:])
+        if want_w:
+            s_flat = torch.cat(s_prev).contiguous(memory_format=_CL)
+            grad_w = _conv_backward(dz_all.view(flat), s_flat, weight, groups,
+                                    [False, True, False])[1]
+        if gamma is not None and (want_g or want_b):
+            _, grad_g, grad_b = torch.ops.aten.native_group_norm_backward(
+                dy_all.view(flat), z_all.view(flat), torch.cat(mean), torch.cat(rstd), gamma,
+                n * batch, 2 * c, hw, 2 * groups, [False, want_g, want_b])
+        return (grad_i, _reduce_to(carry, h0.shape) if want_h0 else None, grad_s0, grad_w,
+                grad_g, grad_b, _reduce_to(acc_kh, k_h.shape) if want_kh else None,
+                _reduce_to(acc_ki, k_i.shape) if want_ki else None, None, None)
+
+
+def stc_conv_sequence(currents: torch.Tensor, state: STCTensorState, params: STCTensorParams,
+                      gate_weight: torch.Tensor, norm_weight, norm_bias, groups: int, *,
+                      eps: float = 1e-5, gradient_detach: bool = False, scale: float = 4.0):
+    """The STC-LIF / STC-PLIF conv cell's recurrence over a whole sequence, one autograd node.
+
+    ``currents`` ``(T, B, C, H, W)`` (the cell's input currents), ``gate_weight``
+    ``(2C, C // groups, k, k)`` (both modulator convs interleaved per group as in
+    :meth:`bioplastic.nn.STCConvCell.gate_arguments`), ``norm_weight`` / ``norm_bias``
+    ``(2C,)`` (the two GroupNorms as one with ``2·groups`` groups; ``None``: no norm). Each
+    step is :func:`stc_step` with ``gate = GN(group_conv2d(S[t-1]))``, computed in the same
+    order (bit-identical spikes and membrane). The backward pass is written by hand: per
+    step the neuron, the GroupNorm's and the conv's input gradients; the weight and affine
+    gradients once, over all ``T·B`` samples. Returns ``(spikes, state)``.
+    """
+    if params.variant == BASES["lmh"]:
+        raise ValueError("stc_conv_sequence covers the 'lif' and 'plif' bases; LM-H needs the "
+                         "step loop")
+    args = (currents, state.h, state.s, gate_weight, norm_weight, norm_bias, params.k_h,
+            params.k_i, params.v_th)
+    spikes, h, alpha, beta = _STCConvSequence.apply(
+        *args, (int(groups), float(eps), bool(gradient_detach), float(scale)))
+    return spikes, STCTensorState(h, state.d, spikes[-1], alpha, beta)
