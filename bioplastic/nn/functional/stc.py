@@ -113,40 +113,49 @@ _CL = torch.channels_last
 
 
 class _GroupConv2d(torch.autograd.Function):
-    """``conv2d(x, weight, padding=k//2, groups)`` computed in the channels-last layout.
+    """``conv2d(x, weight, padding=k//2, groups)`` whose weight gradient runs in the
+    channels-last layout.
 
-    On the CPU, oneDNN's grouped convolution is several times faster in channels-last than
-    in the default layout, its weight gradient most of all (about 5× for the STC gate
-    shapes); the result is handed back in the default layout. The gradients are
-    ``convolution_backward``'s, only those that are needed.
+    On the CPU, oneDNN's grouped-convolution weight gradient is about 5× faster in the
+    channels-last layout than in the default one for the STC gate shapes (forward and input
+    gradient are within 25 %, not worth the layout copies). The forward pass is ``conv2d``
+    itself; the gradients are ``convolution_backward``'s, only those that are needed.
     """
 
     @staticmethod
     def forward(ctx, x, weight, groups):
-        x_cl = x.contiguous(memory_format=_CL)
-        ctx.save_for_backward(x_cl, weight)
+        ctx.save_for_backward(x, weight)
         ctx.groups = groups
         pad = weight.shape[-1] // 2
-        return torch.nn.functional.conv2d(x_cl, weight, padding=pad,
-                                          groups=groups).contiguous()
+        return torch.nn.functional.conv2d(x, weight, padding=pad, groups=groups)
 
     @staticmethod
     def backward(ctx, grad_output):
-        x_cl, weight = ctx.saved_tensors
-        pad = weight.shape[-1] // 2
-        grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
-            grad_output.contiguous(memory_format=_CL), x_cl, weight, None, [1, 1],
-            [pad, pad], [1, 1], False, [0, 0], ctx.groups,
-            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
-        if grad_x is not None:
-            grad_x = grad_x.contiguous()
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _conv_backward(grad_output, x, weight, ctx.groups, [True, False, False])[0]
+        if ctx.needs_input_grad[1]:
+            grad_w = _conv_weight_grad(grad_output, x, weight, ctx.groups)
         return grad_x, grad_w, None
 
 
+def _conv_backward(grad, x, weight, groups, mask):
+    pad = weight.shape[-1] // 2
+    return torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], [pad, pad],
+                                               [1, 1], False, [0, 0], groups, mask)
+
+
+def _conv_weight_grad(grad, x, weight, groups):
+    """The weight gradient, computed in the channels-last layout (the fast one on CPUs)."""
+    return _conv_backward(grad.contiguous(memory_format=_CL), x.contiguous(memory_format=_CL),
+                          weight, groups, [False, True, False])[1]
+
+
 def group_conv2d(x: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:
-    """Same-padded stride-1 group convolution ``(B, C, H, W) → (B, C_out, H, W)``, no bias,
-    run in the channels-last layout (faster on the CPU, the same maths; the output is in
-    the default layout). ``weight`` ``(C_out, C // groups, k, k)``, ``k`` odd."""
+    """Same-padded stride-1 group convolution ``(B, C, H, W) → (B, C_out, H, W)``, no bias:
+    ``conv2d`` with its weight gradient computed in the channels-last layout (faster on the
+    CPU, the same maths). ``weight`` ``(C_out, C // groups, k, k)``, ``k`` odd."""
     return _GroupConv2d.apply(x, weight, int(groups))
 
 
@@ -410,147 +419,149 @@ def plif_fang_sequence(current: torch.Tensor, state: STCTensorState, w: torch.Te
 
 
 # ------------------------------------------------------------- the STC conv cell, whole run
-_CONV = ([1, 1], None, [1, 1], False, [0, 0])          # stride, (padding), dilation, ...
-
-
-def _conv_backward(grad, x_cl, weight, groups, mask):
-    pad = weight.shape[-1] // 2
-    return torch.ops.aten.convolution_backward(
-        grad.contiguous(memory_format=_CL), x_cl, weight, None, [1, 1], [pad, pad], [1, 1],
-        False, [0, 0], groups, mask)
-
-
-def _split_gates(y, groups):
-    """Interleaved ``(B, 2C, ...)`` (group g: its h channels then its v channels) → the two
-    ``(B, C, ...)`` halves (views)."""
+def _gate_views(y, groups):
+    """The h and v halves of an interleaved ``(B, 2C, H, W)`` (group g: its h channels, then
+    its v channels), as strided ``(B, groups, C/groups, H, W)`` views."""
     b, c2 = y.shape[:2]
     y = y.view(b, groups, 2, c2 // (2 * groups), *y.shape[2:])
-    return y[:, :, 0].reshape(b, c2 // 2, *y.shape[4:]), y[:, :, 1].reshape(b, c2 // 2,
-                                                                              *y.shape[4:])
-
-
-def _join_gates(gh, gv, groups):
-    b, c = gh.shape[:2]
-    shape = (b, groups, 1, c // groups) + tuple(gh.shape[2:])
-    return torch.cat([gh.reshape(shape), gv.reshape(shape)], 2).view(b, 2 * c,
-                                                                    *gh.shape[2:])
+    return y[:, :, 0], y[:, :, 1]
 
 
 class _STCConvSequence(torch.autograd.Function):
     """The recurrent part of the STC-LIF / STC-PLIF conv cell over a whole sequence (see
-    :func:`stc_conv_sequence`)."""
+    :func:`stc_conv_sequence`). Step-sized work buffers are reused (a fresh tensor per
+    operation costs page faults on the CPU)."""
 
     @staticmethod
     def forward(ctx, currents, h0, s0, weight, gamma, beta_gn, k_h, k_i, v_th, options):
         groups, eps, detach, scale = options
         n_steps, batch, c = currents.shape[:3]
         hw = currents.shape[3] * currents.shape[4]
+        grouped = (batch, groups, c // groups) + tuple(currents.shape[3:])
         spikes = torch.empty_like(currents)
-        keep = dict(hs=torch.empty_like(currents), ta=torch.empty_like(currents),
-                    tb=torch.empty_like(currents), z=None, mean=[], rstd=[], s_prev=[])
-        z_all = torch.empty((n_steps, batch, 2 * c) + currents.shape[3:],
-                            dtype=currents.dtype, device=currents.device)
+        hs_all, ta_all, tb_all = (torch.empty_like(currents) for _ in range(3))
+        buf1, buf2 = torch.empty_like(currents[0]), torch.empty_like(currents[0])
+        fired = torch.empty(currents.shape[1:], dtype=torch.bool, device=currents.device)
+        z_list, mean, rstd = [], [], []
         h, s = h0, s0
         pad = weight.shape[-1] // 2
         for t in range(n_steps):
-            s_cl = s.contiguous(memory_format=_CL)
-            keep["s_prev"].append(s_cl)
-            z = z_all[t]
-            z.copy_(torch.nn.functional.conv2d(s_cl, weight, padding=pad, groups=groups))
+            z = torch.nn.functional.conv2d(s, weight, padding=pad, groups=groups)
+            z_list.append(z)
+            y = z
             if gamma is not None:
-                y, mean, rstd = torch.ops.aten.native_group_norm(z, gamma, beta_gn, batch,
-                                                                 2 * c, hw, 2 * groups, eps)
-                keep["mean"].append(mean)
-                keep["rstd"].append(rstd)
-            else:
-                y = z
-            gate_h, gate_v = _split_gates(y, groups)
-            ta, tb = keep["ta"][t], keep["tb"][t]
-            torch.tanh(gate_h, out=ta)
-            torch.tanh(gate_v, out=tb)
+                y, m, r = torch.ops.aten.native_group_norm(z, gamma, beta_gn, batch, 2 * c, hw,
+                                                           2 * groups, eps)
+                mean.append(m)
+                rstd.append(r)
+            gate_h, gate_v = _gate_views(y, groups)
+            ta, tb, hs = ta_all[t], tb_all[t], hs_all[t]
+            torch.tanh(gate_h, out=ta.view(grouped))
+            torch.tanh(gate_v, out=tb.view(grouped))
             # stc_step's order: (k_h * alpha) * h + (k_i * beta) * I
-            hs = keep["hs"][t]
-            torch.mul(k_h * (1.0 + ta), h, out=hs)
-            hs.add_((k_i * (1.0 + tb)) * currents[t])
+            torch.add(ta, 1.0, out=buf1).mul_(k_h)
+            torch.mul(buf1, h, out=hs)
+            torch.add(tb, 1.0, out=buf2).mul_(k_i).mul_(currents[t])
+            hs.add_(buf2)
+            torch.ge(hs, v_th, out=fired)
             s = spikes[t]
-            s.copy_(hs >= v_th)
+            s.copy_(fired)
             h = hs - v_th * s
         ctx.save_for_backward(currents, h0, s0, weight, gamma, beta_gn, k_h, k_i, v_th,
-                              spikes, keep["hs"], keep["ta"], keep["tb"], z_all,
-                              *keep["s_prev"], *keep["mean"], *keep["rstd"])
+                              spikes, hs_all, ta_all, tb_all, *z_list, *mean, *rstd)
         ctx.options = options
         ctx.n_steps = n_steps
-        return spikes, h, 1.0 + keep["ta"][-1], 1.0 + keep["tb"][-1]
+        return spikes, h, 1.0 + ta_all[-1], 1.0 + tb_all[-1]
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_h, grad_alpha, grad_beta):
         groups, eps, detach, scale = ctx.options
         n = ctx.n_steps
         (currents, h0, s0, weight, gamma, beta_gn, k_h, k_i, v_th, spikes, hs_all, ta_all,
-         tb_all, z_all, *rest) = ctx.saved_tensors
-        s_prev, rest = rest[:n], rest[n:]
-        mean, rstd = (rest[:n], rest[n:]) if gamma is not None else (None, None)
+         tb_all, *rest) = ctx.saved_tensors
+        z_list, mean, rstd = rest[:n], rest[n:2 * n], rest[2 * n:]
         (want_i, want_h0, want_s0, want_w, want_g, want_b, want_kh,
          want_ki) = ctx.needs_input_grad[:8]
         batch, c = currents.shape[1:3]
         hw = currents.shape[3] * currents.shape[4]
+        grouped = (batch, groups, c // groups) + tuple(currents.shape[3:])
         grad_i = torch.empty_like(currents) if want_i else None
-        dy_all = torch.empty_like(z_all)
-        dz_all = torch.empty_like(z_all) if gamma is not None else dy_all
+        dy_all = torch.empty((n, batch, 2 * c) + tuple(currents.shape[3:]),
+                             dtype=currents.dtype, device=currents.device)
+        dz_list = []
         acc_kh = torch.zeros_like(currents[0]) if want_kh else None
         acc_ki = torch.zeros_like(currents[0]) if want_ki else None
+        b1, b2, b3, b4, b5 = (torch.empty_like(currents[0]) for _ in range(5))
+        carries = [torch.empty_like(currents[0]) for _ in range(2)]
         carry = grad_h if grad_h is not None else torch.zeros_like(currents[0])
         g_s_gate = None                        # dL/dS[t] through the gates of step t+1
         for t in range(n - 1, -1, -1):
             hs, ta, tb = hs_all[t], ta_all[t], tb_all[t]
-            x = hs - v_th
-            sig = torch.sigmoid(scale * x)
-            sg = scale * sig * (1.0 - sig)
-            g_s = -carry * v_th
+            # sg = scale σ(scale x)(1 − σ(scale x)), x = H_s − v_th  (fire's backward)
+            torch.sub(hs, v_th, out=b1).mul_(scale).sigmoid_()
+            torch.neg(b1, out=b2).add_(1.0)
+            b1.mul_(scale).mul_(b2)
+            # g_hs = carry + (g_spikes + g_gate − v_th carry) sg
+            torch.neg(carry, out=b2).mul_(v_th)
             if grad_spikes is not None:
-                g_s = grad_spikes[t] + g_s
+                b2.add_(grad_spikes[t])
             if g_s_gate is not None:
-                g_s = g_s + g_s_gate
-            g_hs = carry + g_s * sg
-            alpha, beta = 1.0 + ta, 1.0 + tb
-            h_prev = h0 if t == 0 else hs_all[t - 1] - v_th * spikes[t - 1]
-            g_kh_alpha = g_hs * h_prev                   # dL/d(k_h alpha)
-            g_ki_beta = g_hs * currents[t]               # dL/d(k_i beta)
-            if want_i:
-                torch.mul(g_hs, k_i * beta, out=grad_i[t])
-            carry = g_hs * (k_h * alpha)
+                b2.add_(g_s_gate)
+            b2.mul_(b1).add_(carry)
+            # temporal gate: d/d(k_h alpha) = g_hs h_prev
+            if t == 0:
+                torch.mul(b2, h0, out=b3)
+            else:
+                torch.mul(spikes[t - 1], v_th, out=b3)
+                torch.sub(hs_all[t - 1], b3, out=b3).mul_(b2)
+            torch.add(ta, 1.0, out=b4)                       # alpha
             if want_kh:
-                acc_kh += g_kh_alpha * alpha
+                acc_kh.addcmul_(b3, b4)
+            torch.mul(b4, k_h, out=b5)
+            carry = torch.mul(b2, b5, out=carries[t % 2])    # dL/dH[t-1]
+            b3.mul_(k_h)                                     # dL/d alpha
+            if t == n - 1 and grad_alpha is not None:
+                b3.add_(grad_alpha)
+            torch.mul(ta, ta, out=b4)
+            b4.neg_().add_(1.0)
+            dy_h, dy_v = _gate_views(dy_all[t], groups)
+            torch.mul(b3.view(grouped), b4.view(grouped), out=dy_h)
+            # spatial gate: d/d(k_i beta) = g_hs I
+            torch.mul(b2, currents[t], out=b3)
+            torch.add(tb, 1.0, out=b4)                       # beta
             if want_ki:
-                acc_ki += g_ki_beta * beta
-            g_alpha = g_kh_alpha * k_h
-            g_beta = g_ki_beta * k_i
-            if t == n - 1:
-                if grad_alpha is not None:
-                    g_alpha = g_alpha + grad_alpha
-                if grad_beta is not None:
-                    g_beta = g_beta + grad_beta
-            dy = dy_all[t]
-            dy.copy_(_join_gates(g_alpha * (1.0 - ta * ta), g_beta * (1.0 - tb * tb), groups))
+                acc_ki.addcmul_(b3, b4)
+            if want_i:
+                torch.mul(b4, k_i, out=b5)
+                torch.mul(b2, b5, out=grad_i[t])
+            b3.mul_(k_i)                                     # dL/d beta
+            if t == n - 1 and grad_beta is not None:
+                b3.add_(grad_beta)
+            torch.mul(tb, tb, out=b4)
+            b4.neg_().add_(1.0)
+            torch.mul(b3.view(grouped), b4.view(grouped), out=dy_v)
+            dz = dy_all[t]
             if gamma is not None:
-                dz, _, _ = torch.ops.aten.native_group_norm_backward(
-                    dy, z_all[t], mean[t], rstd[t], gamma, batch, 2 * c, hw, 2 * groups,
-                    [True, False, False])
-                dz_all[t].copy_(dz)
+                dz = torch.ops.aten.native_group_norm_backward(
+                    dz, z_list[t], mean[t], rstd[t], gamma, batch, 2 * c, hw, 2 * groups,
+                    [True, False, False])[0]
+            dz_list.append(dz)
+            g_s_gate = None
             if not detach and (t > 0 or want_s0):
-                g_s_gate = _conv_backward(dz_all[t], s_prev[t], weight, groups,
-                                          [True, False, False])[0].contiguous()
+                s_prev = s0 if t == 0 else spikes[t - 1]
+                g_s_gate = _conv_backward(dz, s_prev, weight, groups, [True, False, False])[0]
         grad_s0 = g_s_gate if want_s0 and not detach else None
         grad_w = grad_g = grad_b = None
-        flat = (n * batch, 2 * c) + tuple(z_all.shape[3:])
+        flat = (n * batch, 2 * c) + tuple(currents.shape[3:])
         if want_w:
-            s_flat = torch.cat(s_prev).contiguous(memory_format=_CL)
-            grad_w = _conv_backward(dz_all.view(flat), s_flat, weight, groups,
-                                    [False, True, False])[1]
+            s_prev = torch.cat([s0[None], spikes[:-1]]).flatten(0, 1)
+            grad_w = _conv_weight_grad(torch.stack(dz_list[::-1]).view(flat), s_prev, weight,
+                                       groups)
         if gamma is not None and (want_g or want_b):
             _, grad_g, grad_b = torch.ops.aten.native_group_norm_backward(
-                dy_all.view(flat), z_all.view(flat), torch.cat(mean), torch.cat(rstd), gamma,
-                n * batch, 2 * c, hw, 2 * groups, [False, want_g, want_b])
+                dy_all.view(flat), torch.stack(z_list).view(flat), torch.cat(mean),
+                torch.cat(rstd), gamma, n * batch, 2 * c, hw, 2 * groups,
+                [False, want_g, want_b])
         return (grad_i, _reduce_to(carry, h0.shape) if want_h0 else None, grad_s0, grad_w,
                 grad_g, grad_b, _reduce_to(acc_kh, k_h.shape) if want_kh else None,
                 _reduce_to(acc_ki, k_i.shape) if want_ki else None, None, None)
