@@ -445,6 +445,11 @@ class _STCConvSequence(torch.autograd.Function):
         spikes = spikes_ext[1:]
         hs_all, ta_all, tb_all = (torch.empty_like(currents) for _ in range(3))
         h_bufs = [torch.empty_like(currents[0]) for _ in range(2)]
+        # the same spikes in the channels-last layout, for the backward convolutions
+        spikes_cl = torch.empty(((n_steps + 1) * batch,) + tuple(currents.shape[2:]),
+                                dtype=currents.dtype, device=currents.device,
+                                memory_format=_CL)
+        spikes_cl[:batch].copy_(s0)
         buf1, buf2 = torch.empty_like(currents[0]), torch.empty_like(currents[0])
         fired = torch.empty(currents.shape[1:], dtype=torch.bool, device=currents.device)
         z_list, mean, rstd = [], [], []
@@ -471,10 +476,12 @@ class _STCConvSequence(torch.autograd.Function):
             torch.ge(hs, v_th, out=fired)
             s = spikes[t]
             s.copy_(fired)
+            spikes_cl[(t + 1) * batch:(t + 2) * batch].copy_(fired)
             torch.mul(s, v_th, out=buf1)
             h = torch.sub(hs, buf1, out=h_bufs[t % 2])
         ctx.save_for_backward(currents, h0, s0, weight, gamma, beta_gn, k_h, k_i, v_th,
-                              spikes_ext, hs_all, ta_all, tb_all, *z_list, *mean, *rstd)
+                              spikes_ext, spikes_cl, hs_all, ta_all, tb_all, *z_list, *mean,
+                              *rstd)
         ctx.options = options
         ctx.n_steps = n_steps
         return spikes, h, 1.0 + ta_all[-1], 1.0 + tb_all[-1]
@@ -483,8 +490,8 @@ class _STCConvSequence(torch.autograd.Function):
     def backward(ctx, grad_spikes, grad_h, grad_alpha, grad_beta):
         groups, eps, detach, scale = ctx.options
         n = ctx.n_steps
-        (currents, h0, s0, weight, gamma, beta_gn, k_h, k_i, v_th, spikes_ext, hs_all, ta_all,
-         tb_all, *rest) = ctx.saved_tensors
+        (currents, h0, s0, weight, gamma, beta_gn, k_h, k_i, v_th, spikes_ext, spikes_cl,
+         hs_all, ta_all, tb_all, *rest) = ctx.saved_tensors
         spikes = spikes_ext[1:]
         z_list, mean, rstd = rest[:n], rest[n:2 * n], rest[2 * n:]
         (want_i, want_h0, want_s0, want_w, want_g, want_b, want_kh,
@@ -495,8 +502,8 @@ class _STCConvSequence(torch.autograd.Function):
         grad_i = torch.empty_like(currents) if want_i else None
         dy = torch.empty((batch, 2 * c) + tuple(currents.shape[3:]), dtype=currents.dtype,
                          device=currents.device)
-        dz_all = torch.empty((n, batch, 2 * c) + tuple(currents.shape[3:]),
-                             dtype=currents.dtype, device=currents.device)
+        dz_all = torch.empty((n * batch, 2 * c) + tuple(currents.shape[3:]),
+                             dtype=currents.dtype, device=currents.device, memory_format=_CL)
         grad_g = torch.zeros_like(gamma) if gamma is not None and want_g else None
         grad_b = torch.zeros_like(gamma) if gamma is not None and want_b else None
         acc_kh = torch.zeros_like(currents[0]) if want_kh else None
@@ -534,7 +541,7 @@ class _STCConvSequence(torch.autograd.Function):
                 b3.add_(grad_alpha)
             torch.mul(ta, ta, out=b4)
             b4.neg_().add_(1.0)
-            dy_h, dy_v = _gate_views(dz_all[t] if gamma is None else dy, groups)
+            dy_h, dy_v = _gate_views(dy, groups)
             torch.mul(b3.view(grouped), b4.view(grouped), out=dy_h)
             # spatial gate: d/d(k_i beta) = g_hs I
             torch.mul(b2, currents[t], out=b3)
@@ -550,25 +557,26 @@ class _STCConvSequence(torch.autograd.Function):
             torch.mul(tb, tb, out=b4)
             b4.neg_().add_(1.0)
             torch.mul(b3.view(grouped), b4.view(grouped), out=dy_v)
-            dz = dz_all[t]
+            dz = dz_all[t * batch:(t + 1) * batch]          # channels-last
+            dz_t = dy
             if gamma is not None:        # affine gradients summed step by step
                 dz_t, g_g, g_b = torch.ops.aten.native_group_norm_backward(
                     dy, z_list[t], mean[t], rstd[t], gamma, batch, 2 * c, hw, 2 * groups,
                     [True, want_g, want_b])
-                dz.copy_(dz_t)
                 if want_g:
                     grad_g += g_g
                 if want_b:
                     grad_b += g_b
+            dz.copy_(dz_t)
             g_s_gate = None
             if not detach and (t > 0 or want_s0):
-                s_prev = s0 if t == 0 else spikes[t - 1]
+                s_prev = spikes_cl[t * batch:(t + 1) * batch]
                 g_s_gate = _conv_backward(dz, s_prev, weight, groups, [True, False, False])[0]
-        grad_s0 = g_s_gate if want_s0 and not detach else None
+        grad_s0 = g_s_gate.contiguous() if want_s0 and not detach else None
         grad_w = None
         if want_w:                       # one weight gradient over all T·B samples
-            grad_w = _conv_weight_grad(dz_all.flatten(0, 1), spikes_ext[:-1].flatten(0, 1),
-                                       weight, groups)
+            grad_w = _conv_backward(dz_all, spikes_cl[:n * batch], weight, groups,
+                                    [False, True, False])[1]
         return (grad_i, _reduce_to(carry, h0.shape) if want_h0 else None, grad_s0, grad_w,
                 grad_g, grad_b, _reduce_to(acc_kh, k_h.shape) if want_kh else None,
                 _reduce_to(acc_ki, k_i.shape) if want_ki else None, None, None)
