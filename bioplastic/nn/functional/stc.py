@@ -453,6 +453,8 @@ class _STCConvSequence(torch.autograd.Function):
         buf1, buf2 = torch.empty_like(currents[0]), torch.empty_like(currents[0])
         fired = torch.empty(currents.shape[1:], dtype=torch.bool, device=currents.device)
         z_list, mean, rstd = [], [], []
+        t_both = torch.empty((batch, 2 * c) + tuple(currents.shape[3:]), dtype=currents.dtype,
+                             device=currents.device)
         h, s = h0, s0
         pad = weight.shape[-1] // 2
         for t in range(n_steps):
@@ -464,10 +466,11 @@ class _STCConvSequence(torch.autograd.Function):
                                                            2 * groups, eps)
                 mean.append(m)
                 rstd.append(r)
-            gate_h, gate_v = _gate_views(y, groups)
+            torch.tanh(y, out=t_both)           # contiguous: the vectorised tanh, as the step
+            tanh_h, tanh_v = _gate_views(t_both, groups)
             ta, tb, hs = ta_all[t], tb_all[t], hs_all[t]
-            torch.tanh(gate_h, out=ta.view(grouped))
-            torch.tanh(gate_v, out=tb.view(grouped))
+            ta.view(grouped).copy_(tanh_h)
+            tb.view(grouped).copy_(tanh_v)
             # stc_step's order: (k_h * alpha) * h + (k_i * beta) * I
             torch.add(ta, 1.0, out=buf1).mul_(k_h)
             torch.mul(buf1, h, out=hs)
@@ -542,7 +545,7 @@ class _STCConvSequence(torch.autograd.Function):
             torch.mul(ta, ta, out=b4)
             b4.neg_().add_(1.0)
             dy_h, dy_v = _gate_views(dy, groups)
-            torch.mul(b3.view(grouped), b4.view(grouped), out=dy_h)
+            dy_h.copy_(b3.mul_(b4).view(grouped))
             # spatial gate: d/d(k_i beta) = g_hs I
             torch.mul(b2, currents[t], out=b3)
             torch.add(tb, 1.0, out=b4)                       # beta
@@ -556,7 +559,7 @@ class _STCConvSequence(torch.autograd.Function):
                 b3.add_(grad_beta)
             torch.mul(tb, tb, out=b4)
             b4.neg_().add_(1.0)
-            torch.mul(b3.view(grouped), b4.view(grouped), out=dy_v)
+            dy_v.copy_(b3.mul_(b4).view(grouped))
             dz = dz_all[t * batch:(t + 1) * batch]          # channels-last
             dz_t = dy
             if gamma is not None:        # affine gradients summed step by step
