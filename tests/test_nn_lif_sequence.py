@@ -133,3 +133,25 @@ def test_refused_where_it_does_not_apply():
     state = F.lif_initial_state((2,), params)
     with pytest.raises(ValueError, match="refractory"):
         F.lif_sequence(torch.zeros(3, 2, dtype=torch.float64), state, params)
+
+
+@pytest.mark.parametrize("layer_dtype, x_dtype", [(torch.float64, torch.float32),
+                                                   (torch.float32, torch.float64)])
+def test_mixed_dtypes_promote_like_the_step(layer_dtype, x_dtype):
+    # lif_step's arithmetic follows torch's promotion (0-dim parameters do not promote the
+    # state); the sequence must give the same dtypes and numbers
+    layer = LIF.from_beta(0.9, dtype=layer_dtype)
+    x = torch.rand(30, 2, 5, generator=torch.Generator().manual_seed(2), dtype=x_dtype) * 2.5
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    spikes, final = layer(xa)
+    state, steps = None, []
+    for x_t in xb:
+        s, state = layer.step(x_t, state)
+        steps.append(s)
+    assert spikes.dtype == torch.stack(steps).dtype and final.v.dtype == state.v.dtype
+    torch.testing.assert_close(spikes, torch.stack(steps), rtol=0, atol=0)
+    torch.testing.assert_close(final.v, state.v, rtol=0, atol=0)
+    spikes.sum().backward()
+    torch.stack(steps).sum().backward()
+    assert xa.grad.dtype == x_dtype
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-6, atol=1e-7)

@@ -162,3 +162,23 @@ def test_stc_conv_cell_run_equals_the_step_loop_with_gradients(base, norm, detac
     assert gp_b["conv_h.weight"].abs().sum() > 0
     for name in gp_b:
         torch.testing.assert_close(gp_a[name], gp_b[name], **TOL, msg=name)
+
+
+@pytest.mark.parametrize("base", ["lif", "plif"])
+def test_stc_conv_cell_float32_odd_shape_is_bit_identical_to_the_step_loop(base):
+    # 72 elements per gate half: torch computes the tail of its tanh with the scalar libm
+    # function, so the fused path must take tanh over the same tensors as the step
+    from bioplastic.nn import STCConvCell
+
+    torch.manual_seed(5)
+    cell = STCConvCell(2, 8, 3, groups=2, base=base)
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    x = torch.rand(25, 1, 2, 3, 3, generator=torch.Generator().manual_seed(6)) * 3
+    spikes, final = cell(x)
+    ref, ref_state = _loop(cell, x, None)
+    assert 0.05 < float(ref.detach().mean()) < 0.9
+    torch.testing.assert_close(spikes, ref, rtol=0, atol=0)
+    torch.testing.assert_close(final.h, ref_state.h, rtol=0, atol=0)
+    torch.testing.assert_close(final.alpha, ref_state.alpha, rtol=0, atol=0)

@@ -5,11 +5,13 @@
   :func:`bioplastic.neurons.run_stc`) against its Brian2 twin on the numpy target, both end to
   end (set-up included, Numba compilation excluded by a warm-up run). Target: ≥ 20× faster,
   identical spikes.
-* ``stc_torch_vs_plif``: one :class:`bioplastic.nn.STCLIF` conv cell forward + backward (one thread)
-  against a :class:`bioplastic.nn.PLIFConvCell` of the same shape (same conv and GroupNorm
-  front end). Target: ≤ 1.5× the PLIF time.
-* ``plif_vs_spikingjelly``: the PLIF cell's neuron against SpikingJelly's
-  ``ParametricLIFNode`` on the same input (only when spikingjelly is installed).
+* ``stc_torch_vs_plif``: one :class:`bioplastic.nn.STCLIF` conv cell forward + backward (one
+  thread) against a :class:`bioplastic.nn.PLIFConvCell` of the same shape (same conv and
+  GroupNorm front end), interleaved rounds, medians. Target: ≤ 1.5× the PLIF time.
+* ``plif_vs_spikingjelly``: the PLIF cell's neuron (Fang et al.'s form, the whole-sequence
+  path) against SpikingJelly's ``ParametricLIFNode`` in its multi-step and single-step modes on
+  the 64-channel cell's shape, forward + backward, interleaved (only when spikingjelly is
+  installed). Target: ratio ≤ 1.
 """
 
 from __future__ import annotations

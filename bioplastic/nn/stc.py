@@ -81,10 +81,10 @@ class _ConvCell(SpikingModule):
         return self.norm_x(self.conv_x(x_t))
 
     def input_currents(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`input_current` of every step at once, ``(T, B, C_in, H, W) → (T, B, C, H,
-        W)``: the conv and GroupNorm treat each sample alone, so one call over ``T·B``
-        samples is the same maths as ``T`` calls."""
-        return self.input_current(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+        """:meth:`input_current` of every step, stacked ``(T, B, C, H, W)``. One call per step,
+        not one over ``T·B`` samples: oneDNN's float32 convolution may sum in another order
+        for another batch size (seen on small maps), and ``run`` must equal the step loop."""
+        return torch.stack([self.input_current(x_t) for x_t in x])
 
     def sequence(self, currents, state, params):
         """Whole-sequence path (the input currents do not depend on the state):

@@ -37,7 +37,8 @@ pass is the same chain rule written by hand, two tensor operations per step::
 with ``u`` the pre-reset voltage, ``sg`` the surrogate derivative at ``u - v_th`` and
 ``g_s`` the gradient arriving at the spikes; a learned ``e`` collects
 ``Σ g_u[t] * v[t-1] + g_u[t] * (-v_rest - x[t])``. The gradients equal autograd's through
-:func:`lif_step` to float round-off (tested in float64).
+:func:`lif_step` to float round-off (tested in float64). The backward pass runs without a
+graph: second derivatives through it are not available (use a loop of :func:`lif_step`).
 """
 
 from __future__ import annotations
@@ -223,6 +224,19 @@ def lif_sequence_applies(params: LIFTensorParams, state: LIFTensorState,
             and not any(t.requires_grad for t in (params.v_rest, params.v_reset, params.v_th)))
 
 
+def _step_dtype(x, v0, e, v_rest, v_reset, v_th) -> torch.dtype:
+    """The dtype :func:`lif_step`'s arithmetic gives these tensors (torch's promotion rules,
+    0-dim tensors included), found on meta tensors (no computation); two steps, since the
+    state's dtype may change in the first."""
+    x_t, v, e, v_rest, v_reset, v_th = (torch.empty_like(t, device="meta")
+                                        for t in (x[0], v0, e, v_rest, v_reset, v_th))
+    for _ in range(2):
+        u = ((v * e + v_rest) + ((-v_rest) - x_t) * e) + x_t
+        s = u - v_th
+        v = u * (1.0 - s) + v_reset * s
+    return s.dtype
+
+
 def _lif_sequence_forward(x, v0, e, v_rest, v_reset, v_th, *, keep: bool):
     """The forward loop (no graph): spikes (0/1 in ``x``'s dtype), final v, and the pre-reset
     voltages ``u`` if ``keep``. Each step does :func:`lif_step`'s operations in its order,
@@ -233,9 +247,10 @@ def _lif_sequence_forward(x, v0, e, v_rest, v_reset, v_th, *, keep: bool):
     step = torch.broadcast_shapes(x.shape[1:], v0.shape, e.shape, v_rest.shape,
                                   v_reset.shape, v_th.shape)
     n_steps = x.shape[0]
-    spikes = torch.empty((n_steps,) + step, dtype=x.dtype, device=x.device)
+    dtype = _step_dtype(x, v0, e, v_rest, v_reset, v_th)
+    spikes = torch.empty((n_steps,) + step, dtype=dtype, device=x.device)
     u_all = torch.empty_like(spikes) if keep else None
-    u = torch.empty(step, dtype=x.dtype, device=x.device)
+    u = torch.empty(step, dtype=dtype, device=x.device)
     ve = torch.empty_like(u)
     fired = torch.empty(step, dtype=torch.bool, device=x.device)
     neg_rest = -v_rest
@@ -264,6 +279,7 @@ class _LIFSequence(torch.autograd.Function):
         return spikes, v
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_spikes, grad_v):
         from ..surrogate import SURROGATES
 
@@ -271,7 +287,7 @@ class _LIFSequence(torch.autograd.Function):
         surrogate, scale, detach_reset = ctx.options
         derivative = SURROGATES[surrogate]
         want_x, want_v0, want_e = ctx.needs_input_grad[:3]
-        grad_x = torch.empty_like(u_all) if want_x else None
+        grad_x = torch.empty_like(x) if want_x else None
         grad_e = torch.zeros_like(u_all[0]) if want_e else None
         carry = grad_v if grad_v is not None else torch.zeros_like(u_all[0])
         for t in range(u_all.shape[0] - 1, -1, -1):
@@ -290,8 +306,8 @@ class _LIFSequence(torch.autograd.Function):
                 v_before = v0 if t == 0 else torch.where(spikes[t - 1] > 0, v_reset,
                                                          u_all[t - 1])
                 grad_e += g_u * v_before + g_u * ((-v_rest) - x[t])
-        grad_v0 = _reduce_to(carry, v0.shape) if want_v0 else None
-        grad_e = _reduce_to(grad_e, e.shape) if want_e else None
+        grad_v0 = _reduce_to(carry, v0.shape).to(v0.dtype) if want_v0 else None
+        grad_e = _reduce_to(grad_e, e.shape).to(e.dtype) if want_e else None
         return grad_x, grad_v0, grad_e, None, None, None, None, None, None
 
 

@@ -30,7 +30,8 @@ spikes and membrane) without a graph, the backward pass the same chain rule by h
     g_h[t-1]  = g_hs[t] k_h          (Fang: g_hs[t] - g_hs[t] σ(w))
     g_I[t]    = g_hs[t] k_i          (Fang: g_hs[t] σ(w))
 
-(the gradients equal autograd's through the step loop to round-off, tested in float64).
+(the gradients equal autograd's through the step loop to round-off, tested in float64; the
+backward passes run without a graph, so second derivatives through them are not available).
 
 Other baselines: :func:`plif_fang_step` (Fang et al. 2021 in SpikingJelly's soft-reset form
 ``H = H + (I - H)·σ(w)``), :func:`tclif_step` (TC-LIF, reset one step late through the
@@ -130,6 +131,7 @@ class _GroupConv2d(torch.autograd.Function):
         return torch.nn.functional.conv2d(x, weight, padding=pad, groups=groups)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
         x, weight = ctx.saved_tensors
         grad_x = grad_w = None
@@ -334,6 +336,7 @@ class _SoftResetSequence(torch.autograd.Function):
         return spikes, h
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_spikes, grad_h):
         current, h0, a, b, v_th, spikes, hs_all = ctx.saved_tensors
         form, scale = ctx.options
@@ -453,8 +456,6 @@ class _STCConvSequence(torch.autograd.Function):
         buf1, buf2 = torch.empty_like(currents[0]), torch.empty_like(currents[0])
         fired = torch.empty(currents.shape[1:], dtype=torch.bool, device=currents.device)
         z_list, mean, rstd = [], [], []
-        t_both = torch.empty((batch, 2 * c) + tuple(currents.shape[3:]), dtype=currents.dtype,
-                             device=currents.device)
         h, s = h0, s0
         pad = weight.shape[-1] // 2
         for t in range(n_steps):
@@ -466,11 +467,15 @@ class _STCConvSequence(torch.autograd.Function):
                                                            2 * groups, eps)
                 mean.append(m)
                 rstd.append(r)
-            torch.tanh(y, out=t_both)           # contiguous: the vectorised tanh, as the step
-            tanh_h, tanh_v = _gate_views(t_both, groups)
+            # tanh of each contiguous half, as stc_step takes it: torch's CPU tanh computes the
+            # tail of a tensor with the scalar libm tanh and the rest vectorised, so the same
+            # element can differ in its last bit in a tensor of another size
+            gate_h, gate_v = _gate_views(y, groups)
             ta, tb, hs = ta_all[t], tb_all[t], hs_all[t]
-            ta.view(grouped).copy_(tanh_h)
-            tb.view(grouped).copy_(tanh_v)
+            ta.view(grouped).copy_(gate_h)
+            tb.view(grouped).copy_(gate_v)
+            ta.tanh_()
+            tb.tanh_()
             # stc_step's order: (k_h * alpha) * h + (k_i * beta) * I
             torch.add(ta, 1.0, out=buf1).mul_(k_h)
             torch.mul(buf1, h, out=hs)
@@ -490,6 +495,7 @@ class _STCConvSequence(torch.autograd.Function):
         return spikes, h, 1.0 + ta_all[-1], 1.0 + tb_all[-1]
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_spikes, grad_h, grad_alpha, grad_beta):
         groups, eps, detach, scale = ctx.options
         n = ctx.n_steps
