@@ -244,3 +244,20 @@ def test_model_without_batchnorm_runs_under_vmap():
     outs, adapter = run(tta.CoTTA(net, n_augment=3, ap=1.0, teacher_vmap=True))
     loop_outs, _ = run(tta.CoTTA(net, n_augment=3, ap=1.0))
     assert all(float((a - b).abs().max()) <= 1e-9 for a, b in zip(outs, loop_outs, strict=True))
+
+
+# ------------------------------------------------------------------------ the experiment
+def test_experiment_methods_and_draws_flags():
+    from .conftest import load_experiment
+
+    experiment = load_experiment("tta_digits_c")
+    config = experiment.parse_args(["--methods", "tent,cotta", "--cotta-augment-draws",
+                                    "when_used", "--out", "x"])
+    assert config.methods == ("tent", "cotta") and config.ablations == ()
+    assert config.cotta_augment_draws == "when_used"
+    assert experiment.parse_args(["--out", "x"]).cotta_augment_draws == "always"
+    with pytest.raises(SystemExit):
+        experiment.parse_args(["--methods", "tent,nope", "--out", "x"])
+    adapter = experiment.make_adapter("cotta", small_net().float(), config)
+    assert adapter.augment_draws == "when_used"
+    assert isinstance(adapter.augment, tta.CoTTAAugment) and adapter.augment.hflip_p == 0.0
