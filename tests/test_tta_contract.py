@@ -32,6 +32,8 @@ ADAPTERS = {
                                     d_margin=1.01, lr=0.05, **k),
     "sar": lambda m, **k: tta.SAR(m, margin=10.0, lr=0.05, reset_constant=0.0, **k),
     "cotta": lambda m, **k: tta.CoTTA(m, n_augment=2, ap=1.0, rst=0.1, **k),
+    # a confident anchor: the copies are not made, only their random draws
+    "cotta_confident": lambda m, **k: tta.CoTTA(m, n_augment=2, ap=0.0, rst=0.1, **k),
 }
 
 
