@@ -21,15 +21,15 @@ teacher are copies of the configured model (batch-statistics BN, as in the autho
 Cost and choices. The authors compute the 32 augmented teacher forwards on every batch and use
 them only when the anchor is unconfident. Here the copies and their forwards are computed only
 when used, but their random draws are made on every batch (``augment_draws="always"``), so
-the random stream, and every result, is the authors'; ``augment_draws="when_used"`` skips the
-draws too (cheaper still, another stream). :class:`CoTTAAugment` makes the copies of a chunk
-at once (``copies``: the draws in the order of one-by-one calls, the image operations over the
-stacked copies). The teacher runs once per copy, each copy with its own batch statistics;
-``teacher_vmap=True`` runs each chunk as one ``torch.func.vmap`` forward instead (per-copy
-statistics kept; slower than the loop on the CPU). ``reset()`` also restores teacher, anchor
-and random state (the authors' reset copies the *current* student into a new teacher). Pass
-``augment=`` for another augmentation (e.g. ``CoTTAAugment(hflip_p=0)`` for digits, where a
-mirrored digit is another digit).
+the random stream, and so every result, is that of computing them on every batch;
+``augment_draws="when_used"`` skips the draws too (cheaper still, another random stream).
+:class:`CoTTAAugment` makes the copies of a chunk at once (``copies``: the draws in the order
+of one-by-one calls, the image operations over the stacked copies). The teacher runs once per
+copy, each copy with its own batch statistics; ``teacher_vmap=True`` runs each chunk as one
+``torch.func.vmap`` forward instead (per-copy statistics kept; slower than the loop on the
+CPU). ``reset()`` also restores teacher, anchor and random state (the authors' reset copies
+the *current* student into a new teacher). Pass ``augment=`` for another augmentation (e.g.
+``CoTTAAugment(hflip_p=0)`` for digits, where a mirrored digit is another digit).
 """
 
 from __future__ import annotations
