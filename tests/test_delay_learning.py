@@ -15,6 +15,7 @@ from bioplastic.rules.delay_learning import (
     homeostasis_init,
     homeostasis_update,
     rdl_delta,
+    spike_lists,
     stimulus_eligibility,
     stopped_neurons,
     weight_dw,
@@ -107,3 +108,12 @@ def test_a_failing_update_leaves_its_inputs_as_they_were():
         apply_delay_update(d, w, [np.nan, 0.0], [0.0, 0.0], [0, 0], 1)
     np.testing.assert_array_equal(d, [1.0, 2.0])
     np.testing.assert_array_equal(w, [0.5, 0.5])
+
+
+def test_spike_lists_equal_a_per_neuron_nonzero():
+    raster = np.random.default_rng(3).random((40, 7)) < 0.2
+    raster[:, 2] = False                                   # a silent neuron
+    indptr, steps = spike_lists(raster)
+    for i in range(raster.shape[1]):
+        np.testing.assert_array_equal(steps[indptr[i]:indptr[i + 1]], np.nonzero(raster[:, i])[0])
+    assert indptr[-1] == raster.sum() and steps.dtype == np.int64

@@ -48,13 +48,21 @@ architecture is not published, so this network is the library's reconstruction, 
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 
 from .._jit import njit
 from .._state import copy_state, with_step
-from .._validate import as_float_array, check_shape, finite_float, per_unit, positive
+from .._validate import (
+    as_float_array,
+    check_finite,
+    check_shape,
+    finite_float,
+    per_unit,
+    positive,
+)
 from ..rules.stdp import (
     PostIndex,
     STDPKernelParams,
@@ -294,22 +302,73 @@ def lateral_inhibition(n_maps: int, n_pos: int, w_ei: float, w_ie: float):
 
 def _checked_delays(topo: RSNNTopology, delay_ms, dt_ms: float, ring: int
                     ) -> tuple[np.ndarray, np.ndarray]:
+    """A private float64 copy of ``delay_ms`` and its step delays, refusing bad delays.
+
+    One Numba pass checks and rounds (no temporary arrays); the messages are built only on
+    the error path.
+    """
     d = np.asarray(delay_ms)
     if d.dtype.kind not in "biuf":
         raise TypeError(f"delay_ms must be a real array, got dtype {d.dtype}")
-    d = np.asarray(d, dtype=np.float64)
+    d = np.array(d, dtype=np.float64, order="C", copy=True)
     check_shape("delay_ms", d, (topo.n_synapses,))
-    if not np.all(np.isfinite(d)):
+    steps = np.empty(d.size, dtype=np.int64)
+    code, at = _round_delays(d, float(dt_ms), ring - 1, steps)
+    if code == 1:
         raise ValueError(f"delay_ms must be finite, got {np.count_nonzero(~np.isfinite(d))} "
                          "non-finite values")
-    if np.any(d < 0):
+    if code == 2:
         raise ValueError(f"delay_ms must be >= 0, got a minimum of {d.min()}")
-    steps = np.floor(d / dt_ms + 0.5).astype(np.int64)
-    if steps.size and steps.max() > ring - 1:
+    if code == 3:
         raise ValueError(f"delay_ms must round to at most {ring - 1} steps (the ring size set by "
-                         f"RSNNParams.max_delay_ms), got {steps.max()} steps "
-                         f"({d[steps.argmax()]} ms)")
-    return d.copy(), steps
+                         f"RSNNParams.max_delay_ms), got {steps[at]} steps ({d[at]} ms)")
+    return d, steps
+
+
+@njit
+def _round_delays(d, dt_ms, max_steps, steps):
+    """``steps = floor(d/dt + 0.5)`` (the expression of :func:`delay_steps_of`). Returns
+    ``(code, index)``: 0 ok, 1 a non-finite delay, 2 a negative one, 3 the first largest
+    delay when it rounds beyond ``max_steps``. Errors are ranked in that order."""
+    bad_finite, bad_sign, top = False, False, -1
+    for k in range(d.size):
+        x = d[k]
+        if not math.isfinite(x):
+            bad_finite = True
+            continue
+        if x < 0.0:
+            bad_sign = True
+            continue
+        s = np.int64(math.floor(x / dt_ms + 0.5))
+        steps[k] = s
+        if s > max_steps and (top < 0 or s > steps[top]):
+            top = k
+    if bad_finite:
+        return 1, -1
+    if bad_sign:
+        return 2, -1
+    if top >= 0:
+        return 3, top
+    return 0, -1
+
+
+@njit
+def _all_finite(a):
+    """True when every element of a float array is finite (one pass, single-threaded: the
+    BLAS-based check of ``_validate`` waits for a second thread on a busy machine)."""
+    for k in range(a.size):
+        if not math.isfinite(a[k]):
+            return False
+    return True
+
+
+def _checked_weight(topo: RSNNTopology, weight) -> np.ndarray:
+    """``weight`` as a private float64 ``(n_syn,)`` copy, refusing non-finite values."""
+    w = as_float_array("weight", weight, ndim=1, finite=False)
+    check_shape("weight", w, (topo.n_synapses,))
+    if not _all_finite(w):
+        check_finite("weight", w)
+    return w.copy() if np.shares_memory(w, weight) else w
 
 
 def _delay_index(topo: RSNNTopology, delay_steps: np.ndarray, ring: int):
@@ -350,8 +409,7 @@ def rsnn_init(topo: RSNNTopology, params: RSNNParams, weight, delay_ms, *, v0_mv
         raise TypeError(f"topo must be an RSNNTopology, got {type(topo).__name__}")
     kp = rsnn_prepare(params, topo.n_exc, topo.n_inh)
     n, n_syn = topo.n_neurons, topo.n_synapses
-    w = as_float_array("weight", weight, ndim=1).copy()
-    check_shape("weight", w, (n_syn,))
+    w = _checked_weight(topo, weight)
     ring = ring_size(params)
     d, steps = _checked_delays(topo, delay_ms, float(params.dt_ms), ring)
     by_delay, ptr = _delay_index(topo, steps, ring)
@@ -368,48 +426,63 @@ def rsnn_init(topo: RSNNTopology, params: RSNNParams, weight, delay_ms, *, v0_mv
         pend_pos=np.zeros(1, np.int64), step=0)
 
 
-def _in_flight(state: RSNNState, topo: RSNNTopology):
-    """Events pushed since the last delay change that arrive at or after ``state.step``.
+def _hand_over(state: RSNNState, topo: RSNNTopology) -> tuple[np.ndarray, np.ndarray]:
+    """The events still in flight at ``state.step``, as the new pending list.
 
-    Returns ``(arrival, pathway, push_step, source, position, synapse)`` int64 arrays.
+    Old pending events not yet delivered, and events of spikes pushed since the last delay
+    change that arrive at or after ``state.step``, in Brian2's slot order: by arrival step, then
+    pathway (the synapses slot runs pathways in order), then push order — old pending events
+    first (they were pushed before any ring event), then ring events by push step, source and
+    position in the ``(source, delay)`` block. Returns ``(pend_syn, pend_step)``.
     """
-    return _in_flight_kernel(state.history, state.step, state.delay_steps, state.by_delay,
+    first = int(state.pend_pos[0])
+    return _hand_over_kernel(state.spikers, state.n_spikers, int(state.step), state.by_delay,
                              state.delay_ptr, topo.pathway, topo.src_offset, topo.src_count,
-                             topo.row_offset)
+                             topo.row_offset, state.pend_syn[first:], state.pend_step[first:])
 
 
 @njit
-def _in_flight_kernel(history, step, delay_steps, by_delay, delay_ptr, pathway, src_offset,
-                      src_count, row_offset):
-    ring, n_src = history.shape
-    out = np.empty((6, 16), dtype=np.int64)
+def _hand_over_kernel(spikers, n_spikers, step, by_delay, delay_ptr, pathway, src_offset,
+                      src_count, row_offset, o_syn, o_arr):
+    """Two passes of the same walk (count, then fill); each ring event is found directly in
+    its ``(source, delay = arrival - push)`` block of the delay index, so the cost is the
+    number of events plus ``ring**2 * 4`` block look-ups per spiking source."""
+    ring = n_spikers.size
+    a_lo, a_hi = step, step + ring - 2
+    for e in range(o_arr.size):
+        a_lo = min(a_lo, o_arr[e])
+        a_hi = max(a_hi, o_arr[e])
     m = 0
-    for push in range(max(0, step - ring + 1), step):
-        spiked = history[push % ring]
-        for src in range(n_src):
-            if not spiked[src]:
-                continue
-            for p in range(src_offset.size):
-                off = src_offset[p]
-                if src < off or src >= off + src_count[p]:
-                    continue
-                r = row_offset[p] + src - off
-                for pos in range(delay_ptr[r, 0], delay_ptr[r, ring]):
-                    syn = by_delay[pos]
-                    if push + delay_steps[syn] < step:
-                        continue
-                    if m == out.shape[1]:
-                        grown = np.empty((6, 2 * m), dtype=np.int64)
-                        grown[:, :m] = out
-                        out = grown
-                    out[0, m] = push + delay_steps[syn]
-                    out[1, m] = pathway[syn]
-                    out[2, m] = push
-                    out[3, m] = src
-                    out[4, m] = pos
-                    out[5, m] = syn
+    out_syn = np.empty(0, dtype=np.int64)
+    out_step = np.empty(0, dtype=np.int64)
+    for fill in (False, True):
+        if fill:
+            out_syn = np.empty(m, dtype=np.int64)
+            out_step = np.empty(m, dtype=np.int64)
+        m, o = 0, 0
+        for a in range(a_lo, a_hi + 1):
+            for q in range(src_offset.size):
+                while o < o_arr.size and o_arr[o] == a and pathway[o_syn[o]] == q:
+                    if fill:
+                        out_syn[m] = o_syn[o]
+                        out_step[m] = a
                     m += 1
-    return out[0, :m], out[1, :m], out[2, :m], out[3, :m], out[4, :m], out[5, :m]
+                    o += 1
+                off, cnt, r0 = src_offset[q], src_count[q], row_offset[q]
+                for push in range(max(0, step - ring + 1, a - ring + 1), min(step, a)):
+                    slot = push % ring
+                    delay = a - push
+                    for e in range(n_spikers[slot]):
+                        i = spikers[slot, e] - off
+                        if i < 0 or i >= cnt:
+                            continue
+                        lo, hi = delay_ptr[r0 + i, delay], delay_ptr[r0 + i, delay + 1]
+                        if fill:
+                            for pos in range(lo, hi):
+                                out_syn[m + pos - lo] = by_delay[pos]
+                                out_step[m + pos - lo] = a
+                        m += hi - lo
+    return out_syn, out_step
 
 
 def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, delay_ms, *,
@@ -428,26 +501,13 @@ def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, de
         raise ValueError(f"params.max_delay_ms gives a ring of {ring_size(params)} rows, the "
                          f"state has {ring}")
     d, steps = _checked_delays(topo, delay_ms, float(params.dt_ms), ring)
-    w = state.w
-    if weight is not None:
-        w = as_float_array("weight", weight, ndim=1)
-        check_shape("weight", w, (topo.n_synapses,))
-        w = w.copy() if np.shares_memory(w, weight) else w
-    arrival, pathway, push, src, pos, syn = _in_flight(state, topo)
-    old = slice(int(state.pend_pos[0]), state.pend_syn.size)
-    o_syn, o_arr = state.pend_syn[old], state.pend_step[old]
-    # Brian's slot order is push order: old pending events (already sorted) were pushed before
-    # any ring event, and the ring's come out of _in_flight by push step, source, position; a
-    # stable sort by (arrival, pathway) keeps both orders.
-    all_arr = np.concatenate([o_arr, arrival])
-    all_path = np.concatenate([topo.pathway[o_syn], pathway])
-    order = np.argsort(all_arr * len(PATHWAYS) + all_path, kind="stable")
+    w = state.w if weight is None else _checked_weight(topo, weight)
+    pend_syn, pend_step = _hand_over(state, topo)
     by_delay, ptr = _delay_index(topo, steps, ring)
     return state._replace(
         w=w, delay_ms=d, delay_steps=steps, by_delay=by_delay, delay_ptr=ptr,
         history=np.zeros_like(state.history), n_spikers=np.zeros_like(state.n_spikers),
-        pend_syn=np.concatenate([o_syn, syn])[order].astype(np.int64),
-        pend_step=all_arr[order].astype(np.int64), pend_pos=np.zeros(1, np.int64))
+        pend_syn=pend_syn, pend_step=pend_step, pend_pos=np.zeros(1, np.int64))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import as_float_array, check_shape, finite_float, positive
+from .._validate import as_float_array, check_finite, check_shape, finite_float, positive
 from ..rules.delay_learning import (
     DelayBounds,
     DelayRuleParams,
@@ -43,6 +43,7 @@ from .rsnn import (
     RSNNParams,
     RSNNState,
     RSNNTopology,
+    _all_finite,
     rsnn_init,
     rsnn_set_delays,
     run_rsnn,
@@ -156,10 +157,13 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
     src, post = np.asarray(src_spikes), np.asarray(post_spikes)
     check_shape("src_spikes", src, (None, topo.n_in + n))
     check_shape("post_spikes", post, (src.shape[0], n))
-    d = as_float_array("delay_ms", delay_ms, ndim=1)
-    w = as_float_array("weight", weight, ndim=1)
+    d = as_float_array("delay_ms", delay_ms, ndim=1, finite=False)
+    w = as_float_array("weight", weight, ndim=1, finite=False)
     check_shape("delay_ms", d, (topo.n_synapses,))
     check_shape("weight", w, (topo.n_synapses,))
+    for name, values in (("delay_ms", d), ("weight", w)):
+        if not _all_finite(values):
+            check_finite(name, values)
     rule, bounds = check_rule(learning.rule), check_bounds(learning.bounds)
     r_post = np.full(n, r)
     if modulated is not None:

@@ -182,32 +182,73 @@ def spike_lists(spikes) -> tuple[np.ndarray, np.ndarray]:
     if raster.ndim != 2 or raster.dtype != np.bool_:
         raise ValueError(f"spikes must be a (T, n) bool array, got {raster.dtype} "
                          f"{raster.shape}")
-    neuron, step = np.nonzero(raster.T)  # row-major over (neuron, step): ascending steps
-    indptr = np.zeros(raster.shape[1] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(neuron, minlength=raster.shape[1]), out=indptr[1:])
-    return indptr, step.astype(np.int64)
+    return _spike_lists_kernel(np.ascontiguousarray(raster))
+
+
+@njit
+def _spike_lists_kernel(raster):
+    n_steps, n = raster.shape
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for t in range(n_steps):
+        row = raster[t]
+        for i in range(n):
+            if row[i]:
+                indptr[i + 1] += 1
+    for i in range(n):
+        indptr[i + 1] += indptr[i]
+    fill = indptr[:-1].copy()
+    steps = np.empty(indptr[n], dtype=np.int64)
+    for t in range(n_steps):   # time-major scan: each neuron's steps come out ascending
+        row = raster[t]
+        for i in range(n):
+            if row[i]:
+                steps[fill[i]] = t
+                fill[i] += 1
+    return indptr, steps
 
 
 @njit(inline="always")
 def _synapse_eligibility(i, j, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p):
-    """``(Σ G, Σ F)`` of one synapse ``i -> j`` with delay ``d`` over one stimulus."""
+    """``(Σ G, Σ F)`` of one synapse ``i -> j`` with delay ``d`` over one stimulus.
+
+    The two pairings are separate loops: a shared loop with a ``(lo, hi)`` partner range ran
+    about 3x slower for the nearest pairing (one partner per post spike).
+    """
     acc_d, acc_w = 0.0, 0.0
-    q = pre_ptr[i]           # nearest pairing: walks the pre list once per synapse
+    if p.all_pairs:
+        for a in range(post_ptr[j], post_ptr[j + 1]):
+            t_post = post_steps[a]
+            for b in range(pre_ptr[i], pre_ptr[i + 1]):
+                g, f = _g_and_f((((t_post - pre_steps[b]) * dt_ms) - d) - p.epsilon_ms, p)
+                acc_d += g
+                acc_w += f
+        return acc_d, acc_w
+    q, first, stop = pre_ptr[i], pre_ptr[i], pre_ptr[i + 1]   # walks the pre list once
     for a in range(post_ptr[j], post_ptr[j + 1]):
         t_post = post_steps[a]
-        if p.all_pairs:
-            lo, hi = pre_ptr[i], pre_ptr[i + 1]
-        else:
-            while q < pre_ptr[i + 1] and pre_steps[q] <= t_post:
-                q += 1
-            if q == pre_ptr[i]:
-                continue     # no pre spike at or before this post spike
-            lo, hi = q - 1, q
-        for b in range(lo, hi):
-            lag = (((t_post - pre_steps[b]) * dt_ms) - d) - p.epsilon_ms
-            acc_d += _g(lag, p)
-            acc_w += _f(lag, p)
+        while q < stop and pre_steps[q] <= t_post:
+            q += 1
+        if q == first:
+            continue     # no pre spike at or before this post spike
+        g, f = _g_and_f((((t_post - pre_steps[q - 1]) * dt_ms) - d) - p.epsilon_ms, p)
+        acc_d += g
+        acc_w += f
     return acc_d, acc_w
+
+
+@njit(inline="always")
+def _g_and_f(lag, p):
+    """``(G(lag), F(lag))``, bit for bit :func:`_g` and :func:`_f`; when a branch's two time
+    constants are equal (the defaults) the same ``exp`` serves both, halving the cost."""
+    if lag >= 0.0:
+        e = math.exp(-lag / p.theta_minus_ms)
+        f = (p.a_plus * e if p.tau_plus_ms == p.theta_minus_ms
+             else p.a_plus * math.exp(-lag / p.tau_plus_ms))
+        return -p.b_minus_ms * e, f
+    e = math.exp(lag / p.theta_plus_ms)
+    f = (-p.a_minus * e if p.tau_minus_ms == p.theta_plus_ms
+         else -p.a_minus * math.exp(lag / p.tau_minus_ms))
+    return p.b_plus_ms * e, f
 
 
 @njit
@@ -234,19 +275,25 @@ def fused_update(pre, post, d, w, pre_ptr, pre_steps, post_ptr, post_steps, dt_m
     for k in range(d.size):
         if d[k] <= b.stop_ms:
             stop[post[k]] = True
+    # bounds read once; the eligibility walk skipped for silent post neurons (Σ = 0 exactly):
+    # together about 2x faster than reading the tuple per synapse and walking every list
+    growth, d_min, d_max, w_min, w_max = b.growth_ms, b.d_min_ms, b.d_max_ms, b.w_min, b.w_max
     for k in range(d.size):
         j = post[k]
         if stop[j]:
             continue
-        e_d, e_w = _synapse_eligibility(pre[k], j, d[k], pre_ptr, pre_steps, post_ptr,
-                                        post_steps, dt_ms, p)
+        if post_ptr[j] == post_ptr[j + 1]:
+            e_d, e_w = 0.0, 0.0
+        else:
+            e_d, e_w = _synapse_eligibility(pre[k], j, d[k], pre_ptr, pre_steps, post_ptr,
+                                            post_steps, dt_ms, p)
         dd = (r_post[j] * e_d if reward_delays else e_d) + hd_post[j]
         if not learn_weights:
             e_w = 0.0
         dw = (r_post[j] * e_w if reward_weights else e_w) + hw_post[j]
         if learn_delays:
-            d_out[k] = min(max((d[k] + dd) + b.growth_ms, b.d_min_ms), b.d_max_ms)
-        w_out[k] = min(max(w[k] + dw, b.w_min), b.w_max)
+            d_out[k] = min(max((d[k] + dd) + growth, d_min), d_max)
+        w_out[k] = min(max(w[k] + dw, w_min), w_max)
 
 
 def stimulus_eligibility(pre_spikes, post_spikes, pre, post, d_ms, dt_ms: float,
