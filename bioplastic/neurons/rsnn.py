@@ -76,6 +76,7 @@ from ..rules.stdp import (
     trace_on_spike,
 )
 from ..simulate import Trace, simulate
+from . import _checks
 from .lif import (
     NEVER_SPIKED,
     LIFKernelParams,
@@ -88,7 +89,7 @@ from .lif import (
 __all__ = [
     "PATHWAYS", "RSNNParams", "RSNNKernelParams", "RSNNTopology", "RSNNState", "rsnn_prepare",
     "rsnn_topology", "rsnn_init", "rsnn_step", "rsnn_advance", "rsnn_set_delays", "run_rsnn",
-    "lateral_inhibition", "DEFAULT_RSNN_STDP",
+    "lateral_inhibition", "DEFAULT_RSNN_STDP", "check_consistency",
 ]
 
 #: Pathway names, in the order the synapses slot runs them (the twin's Synapses names sort so).
@@ -486,7 +487,7 @@ def _hand_over_kernel(spikers, n_spikers, step, by_delay, delay_ptr, pathway, sr
 
 
 def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, delay_ms, *,
-                    weight=None) -> RSNNState:
+                    weight=None, check: bool = True) -> RSNNState:
     """A new state with new delays (and optionally new weights), Brian2's way.
 
     Spikes already queued keep the arrival steps of the delays they were sent with and are
@@ -495,8 +496,11 @@ def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, de
     (``state`` itself is never modified). The new state shares the arrays that do not change
     (membranes, traces, ...) with ``state``: states are values, and every run works on a
     private copy (:func:`bioplastic.simulate`), so sharing is safe and saves the copies.
+    ``check=False`` skips the structural check of ``state`` and ``topo`` (for a state that
+    :func:`run_rsnn` has just returned for this very ``topo``); the new delays and weights
+    are always checked.
     """
-    ring = state.history.shape[0]
+    ring = _check_state(state, topo) if check else state.history.shape[0]
     if ring != ring_size(params):
         raise ValueError(f"params.max_delay_ms gives a ring of {ring_size(params)} rows, the "
                          f"state has {ring}")
@@ -666,9 +670,265 @@ def run_rsnn(inputs, state: RSNNState, topo: RSNNTopology, params: RSNNParams | 
     and the final state (feed it to :func:`rsnn_set_delays` or the next run).
     """
     params = RSNNParams() if params is None else params
+    ring = _check_state(state, topo)
     x = check_inputs(inputs, topo.n_in)
     kp = rsnn_prepare(params, topo.n_exc, topo.n_inh, stdp)
-    if state.history.shape != (ring_size(params), topo.n_in + topo.n_neurons):
-        raise ValueError(f"state does not belong to this topology/params: history "
-                         f"{state.history.shape}")
+    if ring != ring_size(params):
+        raise ValueError(f"state does not belong to these params: its history has "
+                         f"{state.history.shape[0]} rows, params.max_delay_ms gives "
+                         f"{ring_size(params)}")
     return simulate(rsnn_advance, x, state, kp, topo, record=record, record_units=record_units)
+
+
+# ----------------------------------------------------------------------------------------------
+# consistency (simulate's hook)
+
+_NEURON_FIELDS = ("v", "theta", "last_spike")
+_SYNAPSE_FIELDS = ("w", "delay_ms", "delay_steps", "x_pre", "x_post", "last_update", "by_delay")
+_TOPO_SYNAPSE_FIELDS = ("pre", "post", "pathway", "row")
+_INT_FIELDS = ("last_spike", "delay_steps", "last_update", "by_delay", "delay_ptr", "spikers",
+               "n_spikers", "pend_syn", "pend_step", "pend_pos")
+
+
+def _c_array(name: str, value, kind: str, ndim: int) -> np.ndarray:
+    """An ndarray of the kernel's dtype and layout (``kind`` as in ``_checks._array``)."""
+    array = _checks._array(name, value, kind, ndim)
+    if kind == "f" and array.dtype != np.float64:
+        raise TypeError(f"{name} must have dtype float64, got {array.dtype}")
+    if not array.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (as built by rsnn_topology / rsnn_init)")
+    return array
+
+
+def _count_field(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_topology(topo) -> tuple[int, int, int]:
+    """Types, lengths and every index of a topology; returns ``(n_syn, n_src, n_rows)``."""
+    if not isinstance(topo, RSNNTopology):
+        raise TypeError(f"topo must be an RSNNTopology (rsnn_topology), got "
+                        f"{type(topo).__name__}")
+    n_in = _count_field("topo.n_in", topo.n_in, 0)
+    n = _count_field("topo.n_exc", topo.n_exc, 1) + _count_field("topo.n_inh", topo.n_inh, 0)
+    n_syn = _c_array("topo.pre", topo.pre, "i", 1).size
+    for field in _TOPO_SYNAPSE_FIELDS[1:]:
+        _checks._shape(f"topo.{field}", _c_array(f"topo.{field}", getattr(topo, field), "i", 1),
+                       (n_syn,))
+    _checks._shape("topo.pathway_ptr", _c_array("topo.pathway_ptr", topo.pathway_ptr, "i", 1),
+                   (len(PATHWAYS) + 1,))
+    for field in ("src_offset", "src_count", "row_offset"):
+        _checks._shape(f"topo.{field}", _c_array(f"topo.{field}", getattr(topo, field), "i", 1),
+                       (len(PATHWAYS),))
+    by_post = topo.by_post
+    if not isinstance(by_post, PostIndex):
+        raise TypeError(f"topo.by_post must be a PostIndex, got {type(by_post).__name__}")
+    _checks._shape("topo.by_post.indptr", _c_array("topo.by_post.indptr", by_post.indptr, "i", 1),
+                   (n + 1,))
+    _checks._shape("topo.by_post.synapses",
+                   _c_array("topo.by_post.synapses", by_post.synapses, "i", 1), (n_syn,))
+    n_src = n_in + n
+    n_rows = int(topo.src_count.sum()) if np.all(topo.src_count >= 0) else -1
+    code, at = _topology_kernel(topo.pre, topo.post, topo.pathway, topo.pathway_ptr,
+                                topo.src_offset, topo.src_count, topo.row_offset, topo.row,
+                                by_post.indptr, by_post.synapses, n, n_src, n_rows)
+    if code:
+        raise ValueError("topo." + _TOPOLOGY_ERRORS[code].format(at=at, n=n, n_src=n_src,
+                                                                 n_syn=n_syn))
+    return n_syn, n_src, n_rows
+
+
+_TOPOLOGY_ERRORS = {
+    1: "pathway_ptr must run from 0 to {n_syn} (the number of synapses), non-decreasing",
+    2: "src_offset/src_count/row_offset of pathway {at} must lie within the {n_src} sources "
+       "and the rows of the delay index",
+    3: "pathway of synapse {at} does not match pathway_ptr",
+    4: "pre of synapse {at} lies outside its pathway's source group",
+    5: "post of synapse {at} must be a neuron index in [0, {n})",
+    6: "row of synapse {at} does not match its pathway and pre",
+    7: "by_post.indptr must run from 0 to {n_syn}, non-decreasing, one row per neuron",
+    8: "by_post.synapses entry {at} is not a synapse onto its row's neuron",
+}
+
+
+@njit
+def _topology_kernel(pre, post, pathway, pathway_ptr, src_offset, src_count, row_offset, row,
+                     bp_indptr, bp_synapses, n, n_src, n_rows):
+    """``(0, -1)`` for a sound topology, else ``(code, where)`` (``_TOPOLOGY_ERRORS``); every
+    index is range-checked before use."""
+    n_syn = pre.size
+    n_path = pathway_ptr.size - 1
+    if pathway_ptr[0] != 0 or pathway_ptr[n_path] != n_syn:
+        return 1, -1
+    for p in range(n_path):
+        if pathway_ptr[p + 1] < pathway_ptr[p]:
+            return 1, p
+    for p in range(n_path):
+        if (src_count[p] < 0 or src_offset[p] < 0 or src_offset[p] + src_count[p] > n_src
+                or row_offset[p] < 0 or row_offset[p] + src_count[p] > n_rows):
+            return 2, p
+    for p in range(n_path):
+        for k in range(pathway_ptr[p], pathway_ptr[p + 1]):
+            if pathway[k] != p:
+                return 3, k
+            if pre[k] < src_offset[p] or pre[k] >= src_offset[p] + src_count[p]:
+                return 4, k
+            if post[k] < 0 or post[k] >= n:
+                return 5, k
+            if row[k] != row_offset[p] + pre[k] - src_offset[p]:
+                return 6, k
+    if bp_indptr[0] != 0 or bp_indptr[n] != n_syn:
+        return 7, -1
+    for j in range(n):
+        if bp_indptr[j + 1] < bp_indptr[j]:
+            return 7, j
+        for e in range(bp_indptr[j], bp_indptr[j + 1]):
+            k = bp_synapses[e]
+            if k < 0 or k >= n_syn or post[k] != j:
+                return 8, e
+    return 0, -1
+
+
+_QUEUE_ERRORS = {
+    1: "delay_steps of synapse {at} must lie in [0, {top}] (the ring has {ring} rows)",
+    2: "delay_ptr row {at} must be non-decreasing and continue where the previous row ends "
+       "(from 0 to the number of synapses)",
+    3: "by_delay entry {at} must be a synapse id listed once, in the block of its own row and "
+       "delay (rebuild the state with rsnn_init / rsnn_set_delays)",
+    4: "n_spikers of ring row {at} must lie in [0, {n_src}] and name sources in [0, {n_src})",
+    5: "pend_syn entry {at} must be a synapse id in [0, {n_syn})",
+    6: "pend_step entry {at} must be an arrival step in [step, step + ring), non-decreasing "
+       "from pend_pos on (events still queued)",
+}
+
+
+@njit
+def _queue_kernel(row, delay_steps, by_delay, delay_ptr, spikers, n_spikers, pend_syn, pend_step,
+                  pend_pos, step, n_rows):
+    n_syn = row.size
+    ring = delay_ptr.shape[1] - 1
+    for k in range(n_syn):
+        if delay_steps[k] < 0 or delay_steps[k] > ring - 1:
+            return 1, k
+    prev = 0
+    for r in range(n_rows):
+        if delay_ptr[r, 0] != prev:
+            return 2, r
+        for d in range(ring):
+            if delay_ptr[r, d + 1] < delay_ptr[r, d]:
+                return 2, r
+        prev = delay_ptr[r, ring]
+    if prev != n_syn:
+        return 2, n_rows - 1
+    seen = np.zeros(n_syn, dtype=np.bool_)
+    for r in range(n_rows):
+        for d in range(ring):
+            for pos in range(delay_ptr[r, d], delay_ptr[r, d + 1]):
+                k = by_delay[pos]
+                if k < 0 or k >= n_syn or seen[k] or row[k] != r or delay_steps[k] != d:
+                    return 3, pos
+                seen[k] = True
+    n_src = spikers.shape[1]
+    for slot in range(n_spikers.size):
+        if n_spikers[slot] < 0 or n_spikers[slot] > n_src:
+            return 4, slot
+        for e in range(n_spikers[slot]):
+            if spikers[slot, e] < 0 or spikers[slot, e] >= n_src:
+                return 4, slot
+    for e in range(pend_syn.size):
+        if pend_syn[e] < 0 or pend_syn[e] >= n_syn:
+            return 5, e
+    for e in range(pend_pos, pend_step.size):
+        if (pend_step[e] < step or pend_step[e] >= step + ring
+                or (e > pend_pos and pend_step[e] < pend_step[e - 1])):
+            return 6, e
+    return 0, -1
+
+
+def _check_params(params, n: int) -> None:
+    if not isinstance(params, RSNNKernelParams):
+        raise TypeError(f"params must be RSNNKernelParams (rsnn_prepare), got "
+                        f"{type(params).__name__}")
+    lif = params.lif
+    if not isinstance(lif, LIFKernelParams):
+        raise TypeError(f"params.lif must be LIFKernelParams (rsnn_prepare), got "
+                        f"{type(lif).__name__}")
+    for field in lif._fields:
+        kind = "i" if field == "ref_steps" else "f"
+        _checks._shape(f"params.lif.{field}", _c_array(f"params.lif.{field}",
+                                                        getattr(lif, field), kind, 1), (n,))
+    stdp = params.stdp
+    if not isinstance(stdp, STDPKernelParams):
+        raise TypeError(f"params.stdp must be STDPKernelParams (stdp_prepare), got "
+                        f"{type(stdp).__name__}")
+    for field, value in zip(stdp._fields, stdp, strict=True):
+        want = bool if field in ("all_to_all", "triplet") else float
+        if type(value) is not want:
+            raise TypeError(f"params.stdp.{field} must be a {want.__name__} (stdp_prepare), "
+                            f"got {value!r}")
+    _checks._shape("params.stdp_on", _c_array("params.stdp_on", params.stdp_on, "b", 1),
+                   (len(PATHWAYS),))
+    dt_s = params.dt_s
+    if type(dt_s) is not float or not math.isfinite(dt_s) or dt_s <= 0.0:
+        raise ValueError(f"params.dt_s must be a finite float > 0 (rsnn_prepare), got {dt_s!r}")
+
+
+def _check_state(state, topo) -> int:
+    """The topology, and the state's arrays, spike ring, delay index and pending events
+    against it (every index the kernels read); returns the ring size."""
+    n_syn, n_src, n_rows = _check_topology(topo)
+    n = topo.n_exc + topo.n_inh
+    if not isinstance(state, RSNNState):
+        raise TypeError(f"state must be an RSNNState (rsnn_init), got {type(state).__name__}")
+    _checks._step("state", state.step)
+    for fields, shape in ((_NEURON_FIELDS, (n,)), (_SYNAPSE_FIELDS, (n_syn,))):
+        for field in fields:
+            kind = "i" if field in _INT_FIELDS else "f"
+            value = _c_array(f"state.{field}", getattr(state, field), kind, 1)
+            if value.shape != shape:
+                raise ValueError(f"state.{field} must have shape {shape} for this topology, got "
+                                 f"{value.shape} (were the pieces built for different sizes?)")
+    history = _c_array("state.history", state.history, "b", 2)
+    ring = history.shape[0]
+    if ring < 1 or history.shape[1] != n_src:
+        raise ValueError(f"state.history must have shape (ring >= 1, n_in + n) = (*, {n_src}) "
+                         f"for this topology, got {history.shape}")
+    _checks._shape("state.spikers", _c_array("state.spikers", state.spikers, "i", 2),
+                   history.shape)
+    _checks._shape("state.n_spikers", _c_array("state.n_spikers", state.n_spikers, "i", 1),
+                   (ring,))
+    _checks._shape("state.delay_ptr", _c_array("state.delay_ptr", state.delay_ptr, "i", 2),
+                   (n_rows, ring + 1))
+    pend_syn = _c_array("state.pend_syn", state.pend_syn, "i", 1)
+    _checks._shape("state.pend_step", _c_array("state.pend_step", state.pend_step, "i", 1),
+                   pend_syn.shape)
+    _checks._shape("state.pend_pos", _c_array("state.pend_pos", state.pend_pos, "i", 1), (1,))
+    if not 0 <= state.pend_pos[0] <= pend_syn.size:
+        raise ValueError(f"state.pend_pos must lie in [0, {pend_syn.size}], got "
+                         f"{state.pend_pos[0]}")
+    code, at = _queue_kernel(topo.row, state.delay_steps, state.by_delay, state.delay_ptr,
+                             state.spikers, state.n_spikers, pend_syn, state.pend_step,
+                             int(state.pend_pos[0]), int(state.step), n_rows)
+    if code:
+        raise ValueError("state." + _QUEUE_ERRORS[code].format(
+            at=at, top=ring - 1, ring=ring, n_src=n_src, n_syn=n_syn))
+    return ring
+
+
+def check_consistency(inputs, state, params, topo) -> None:
+    """:func:`bioplastic.simulate`'s check for the RSNN: ``inputs`` bool ``(T, n_in)``, the
+    state's neuron arrays ``(n_exc + n_inh,)`` and synapse arrays ``(n_syn,)`` of ``topo``,
+    its spike ring and delay index sound for ``topo`` (every index in range, each synapse in the
+    block of its own delay), pending events naming existing synapses, and kernel parameters
+    for ``n_exc + n_inh`` neurons. One pass over the synapses, none over time; raises
+    ``TypeError``/``ValueError`` naming the piece that does not fit.
+    """
+    _check_state(state, topo)
+    n = topo.n_exc + topo.n_inh
+    _check_params(params, n)
+    inputs = np.asarray(inputs)
+    if inputs.dtype != np.bool_:
+        raise TypeError(f"inputs must be boolean spikes, got dtype {inputs.dtype}")
+    _checks._inputs(inputs, (topo.n_in,), f"{topo.n_in} inputs")

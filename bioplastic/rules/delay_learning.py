@@ -282,11 +282,24 @@ def fused_update(pre, post, d, w, pre_ptr, pre_steps, post_ptr, post_steps, dt_m
         j = post[k]
         if stop[j]:
             continue
+        e_d, e_w = 0.0, 0.0
         if post_ptr[j] == post_ptr[j + 1]:
-            e_d, e_w = 0.0, 0.0
-        else:
+            pass
+        elif p.all_pairs:
             e_d, e_w = _synapse_eligibility(pre[k], j, d[k], pre_ptr, pre_steps, post_ptr,
                                             post_steps, dt_ms, p)
+        else:   # the nearest pairing of _synapse_eligibility, written out: ~2x faster here
+            i, dk = pre[k], d[k]
+            q, first, end = pre_ptr[i], pre_ptr[i], pre_ptr[i + 1]
+            for a in range(post_ptr[j], post_ptr[j + 1]):
+                t_post = post_steps[a]
+                while q < end and pre_steps[q] <= t_post:
+                    q += 1
+                if q == first:
+                    continue
+                g, f = _g_and_f((((t_post - pre_steps[q - 1]) * dt_ms) - dk) - p.epsilon_ms, p)
+                e_d += g
+                e_w += f
         dd = (r_post[j] * e_d if reward_delays else e_d) + hd_post[j]
         if not learn_weights:
             e_w = 0.0
