@@ -59,6 +59,7 @@ from .._validate import (
     as_float_array,
     check_finite,
     check_shape,
+    count,
     finite_float,
     per_unit,
     positive,
@@ -201,27 +202,45 @@ def rsnn_prepare(params: RSNNParams, n_exc: int, n_inh: int,
     """Validate and derive the kernel's per-neuron arrays (LIF decay factors as Brian2's)."""
     if not isinstance(params, RSNNParams):
         raise TypeError(f"params must be RSNNParams, got {type(params).__name__}")
-    n = int(n_exc) + int(n_inh)
-    if n_exc < 1 or n_inh < 0:
-        raise ValueError(f"n_exc must be >= 1 and n_inh >= 0, got {n_exc}, {n_inh}")
+    n_exc, n_inh = count("n_exc", n_exc, low=1), count("n_inh", n_inh)
+    n = n_exc + n_inh
+    for flag in ("stdp_input", "stdp_recurrent"):
+        if not isinstance(getattr(params, flag), bool | np.bool_):
+            raise TypeError(f"{flag} must be a bool, got {getattr(params, flag)!r}")
+    p = params._replace(**{f: finite_float(f, getattr(params, f)) for f in params._fields
+                           if f not in ("stdp_input", "stdp_recurrent")})
 
     def both(exc, inh):
-        return np.concatenate([np.full(n_exc, float(exc)), np.full(n_inh, float(inh))])
+        return np.concatenate([np.full(n_exc, exc), np.full(n_inh, inh)])
 
-    p = params
     lif = LIFParams(tau_m_ms=both(p.tau_exc_ms, p.tau_inh_ms),
                     v_rest_mv=both(p.v_rest_exc_mv, p.v_rest_inh_mv),
                     v_reset_mv=both(p.v_reset_exc_mv, p.v_reset_inh_mv),
                     v_th_mv=both(p.v_th_exc_mv, p.v_th_inh_mv),
                     t_ref_ms=both(p.t_ref_exc_ms, p.t_ref_inh_ms),
-                    tau_theta_ms=np.full(n, float(p.tau_theta_ms)),
+                    tau_theta_ms=np.full(n, p.tau_theta_ms),
                     theta_plus_mv=both(p.theta_plus_mv, 0.0), dt_ms=p.dt_ms)
-    for flag in ("stdp_input", "stdp_recurrent"):
-        if not isinstance(getattr(p, flag), bool | np.bool_):
-            raise TypeError(f"{flag} must be a bool, got {getattr(p, flag)!r}")
+    try:
+        lif_kp = lif_prepare(lif, n)
+    except (TypeError, ValueError) as err:   # name the RSNN fields behind the LIF ones
+        names = [r for lif_field, fields in _LIF_SOURCES.items() if lif_field in str(err)
+                 for r in fields]
+        if not names:
+            raise
+        raise type(err)(f"RSNNParams {' / '.join(names)}: {err}") from err
     stdp_on = np.array([bool(p.stdp_input), bool(p.stdp_recurrent), False, False])
-    return RSNNKernelParams(lif_prepare(lif, n), stdp_prepare(stdp), stdp_on,
-                            positive("dt_ms", finite_float("dt_ms", p.dt_ms)) * 0.001)
+    return RSNNKernelParams(lif_kp, stdp_prepare(stdp), stdp_on,
+                            positive("dt_ms", p.dt_ms) * 0.001)
+
+
+#: the RSNNParams fields behind each per-neuron LIFParams field (for error messages)
+_LIF_SOURCES = {
+    "tau_m_ms": ("tau_exc_ms", "tau_inh_ms"), "v_rest_mv": ("v_rest_exc_mv", "v_rest_inh_mv"),
+    "v_reset_mv": ("v_reset_exc_mv", "v_reset_inh_mv"),
+    "v_th_mv": ("v_th_exc_mv", "v_th_inh_mv"), "t_ref_ms": ("t_ref_exc_ms", "t_ref_inh_ms"),
+    "tau_theta_ms": ("tau_theta_ms",), "theta_plus_mv": ("theta_plus_mv",),
+    "dt_ms": ("dt_ms",),
+}
 
 
 def ring_size(params: RSNNParams) -> int:
@@ -406,8 +425,7 @@ def rsnn_init(topo: RSNNTopology, params: RSNNParams, weight, delay_ms, *, v0_mv
     :func:`rsnn_topology`); delays must be finite, ``>= 0`` and round to at most the ring size
     (``RSNNParams.max_delay_ms``).
     """
-    if not isinstance(topo, RSNNTopology):
-        raise TypeError(f"topo must be an RSNNTopology, got {type(topo).__name__}")
+    _check_topology(topo)
     kp = rsnn_prepare(params, topo.n_exc, topo.n_inh)
     n, n_syn = topo.n_neurons, topo.n_synapses
     w = _checked_weight(topo, weight)

@@ -24,7 +24,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import as_float_array, check_finite, check_shape, finite_float, positive
+from .._validate import (
+    as_float_array,
+    check_finite,
+    check_shape,
+    finite_float,
+    non_negative_int,
+    positive,
+)
 from ..rules.delay_learning import (
     DelayBounds,
     DelayRuleParams,
@@ -155,8 +162,15 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
     r = finite_float("reward", reward)
     n = topo.n_neurons
     src, post = np.asarray(src_spikes), np.asarray(post_spikes)
+    for name, spikes in (("src_spikes", src), ("post_spikes", post)):
+        if spikes.dtype != np.bool_:
+            raise TypeError(f"{name} must be a bool spike raster, got dtype {spikes.dtype}")
     check_shape("src_spikes", src, (None, topo.n_in + n))
     check_shape("post_spikes", post, (src.shape[0], n))
+    if not isinstance(learner, LearnerState):
+        raise TypeError(f"learner must be a LearnerState (learner_init), got "
+                        f"{type(learner).__name__}")
+    non_negative_int("learner.stimulus_index", learner.stimulus_index)
     d = as_float_array("delay_ms", delay_ms, ndim=1, finite=False)
     w = as_float_array("weight", weight, ndim=1, finite=False)
     check_shape("delay_ms", d, (topo.n_synapses,))
