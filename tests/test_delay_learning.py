@@ -41,8 +41,14 @@ def test_single_pair_functions_use_the_delayed_lag():
     assert weight_dw([2.0], [10.0], 7.0) == pytest.approx(0.01 * math.exp(-1), rel=1e-15)
     # the arrival (2 + 9 = 11 ms) comes after the post spike: lag = -1 ms, delay grows
     assert delay_dw([2.0], [10.0], 9.0) == pytest.approx(2.5 * math.exp(-1), rel=1e-15)
-    # no pre spike at or before the post spike: no pair (nearest pairing)
-    assert delay_dw([12.0], [10.0], 1.0) == 0.0
+    # the pairing is on arrival times: a pre spike at 2 ms with delay 7 ms arrives at 9 ms,
+    # before the post spike at 10 ms (lag +1), even though a later pre spike at 6 ms (arrival
+    # 13 ms) was *emitted* before the post spike: that one pairs on its arrival side (lag -3)
+    assert delay_dw([2.0, 6.0], [10.0], 7.0) == pytest.approx(
+        -2.5 * math.exp(-1) + 2.5 * math.exp(-3), rel=1e-15)
+    # an arrival after the last post spike pairs with it (lag -3 ms); nothing before it
+    assert delay_dw([12.0], [10.0], 1.0) == pytest.approx(2.5 * math.exp(-3), rel=1e-15)
+    assert delay_dw([12.0], [], 1.0) == 0.0
 
 
 @pytest.mark.parametrize("all_pairs", [False, True])
