@@ -17,11 +17,15 @@ three-factor form ``Δd = r * e``: the eligibility ``e`` is ``G`` summed over th
 pairs (:func:`stimulus_eligibility`), the reward ``r`` (+1 correct, -1 wrong) comes from the
 readout's decision and is applied between stimuli (:func:`rdl_delta`).
 
-Pairing (which spikes enter ``lag``): ``all_pairs=False`` (default) pairs every post spike with
-the most recent pre spike *emitted* at or before it — what the reference reimplementation
-(``ameliegruel/DelayLearning``, ``Nadafian/delay_learning.py`` at commit 85fff8d) does with its
-"last spike" recorders; the arrival ``t_pre + d`` may then fall after the post spike, which is
-the ``lag < 0`` branch. ``all_pairs=True`` sums over every (pre, post) pair of the stimulus.
+Pairing (which spikes enter ``lag``): ``all_pairs=False`` (default) is nearest-neighbour on
+*arrival* times ``t_pre + d``: every post spike is paired with the latest arrival at or before
+it (``lag >= 0``), and every arrival with the latest post spike before it (``lag < 0``). Only an
+arrival before the post spike can have caused it, so pairing by emission time instead (the
+latest pre spike *emitted* before the post spike) would pair a long-delay synapse with a spike
+that reaches the neuron after it fired, and flip the sign of its eligibility. (The reference
+reimplementation, ``ameliegruel/DelayLearning``, ``Nadafian/delay_learning.py`` at commit
+85fff8d, pairs the last pre and last post spike of each stimulus, where each input spikes once.)
+``all_pairs=True`` sums over every (pre, post) pair of the stimulus.
 
 Homeostasis (per post neuron, over a sliding window of ``window`` stimuli; the reference code)::
 
@@ -76,7 +80,7 @@ class DelayRuleParams(NamedTuple):
     tau_plus_ms: float = 1.0      # τ+
     tau_minus_ms: float = 1.0     # τ-
     epsilon_ms: float = 0.0       # margin ε in the lag (not given by the papers; 0 = none)
-    all_pairs: bool = False       # False: each post spike with the latest earlier pre spike
+    all_pairs: bool = False       # False: nearest pairs on arrival times (module docstring)
 
 
 class HomeostasisParams(NamedTuple):
