@@ -545,12 +545,9 @@ def _arrive(k, step, t_s, plastic, v, not_refractory, w, x_pre, x_post, last_upd
     w_old = w[k]
     if plastic:
         t_last = last_update[k] * dt_s
-        decay_post = event_decay(t_s, t_last, s.tau_post_s)
-        # equal time constants: the same exp, bit for bit (half the exps of an event)
-        decay_pre = (decay_post if s.tau_pre_s == s.tau_post_s
-                     else event_decay(t_s, t_last, s.tau_pre_s))
-        x_post[k] = x_post[k] * decay_post
-        x_pre[k] = trace_on_spike(x_pre[k] * decay_pre, s.all_to_all)
+        x_post[k] = x_post[k] * event_decay(t_s, t_last, s.tau_post_s)
+        x_pre[k] = trace_on_spike(x_pre[k] * event_decay(t_s, t_last, s.tau_pre_s),
+                                  s.all_to_all)
         last_update[k] = step
         w[k] = bounded(w_old, depression_dw(w_old, x_post[k], s), s)
     if not_refractory[j]:
@@ -615,11 +612,8 @@ def _post_pathways(spikes, st, step, p, topo):
             if not stdp_on[pathway[k]]:
                 continue
             t_last = last_update[k] * dt_s
-            decay_pre = event_decay(t_s, t_last, s.tau_pre_s)
-            decay_post = (decay_pre if s.tau_pre_s == s.tau_post_s
-                          else event_decay(t_s, t_last, s.tau_post_s))
-            x_pre[k] = x_pre[k] * decay_pre
-            xp = x_post[k] * decay_post
+            x_pre[k] = x_pre[k] * event_decay(t_s, t_last, s.tau_pre_s)
+            xp = x_post[k] * event_decay(t_s, t_last, s.tau_post_s)
             w[k] = bounded(w[k], potentiation_dw(w[k], x_pre[k], 0.0, s), s)
             x_post[k] = trace_on_spike(xp, s.all_to_all)
             last_update[k] = step
