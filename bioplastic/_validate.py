@@ -178,26 +178,26 @@ def per_unit(name: str, value, n: int) -> np.ndarray:
 
 
 def check_finite(name: str, array: np.ndarray) -> None:
-    if _float_sum_of_squares_is_finite(array):
+    if _float_sum_is_finite(array):
         return
     if not np.all(np.isfinite(array)):
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise ValueError(f"{name} must contain only finite values, found {bad} non-finite")
 
 
-def _float_sum_of_squares_is_finite(array) -> bool:
-    """Fast sufficient test: a finite ``Σ a²`` proves every element of a float array finite.
+def _float_sum_is_finite(array) -> bool:
+    """Fast sufficient test: a finite ``Σ a`` proves every element of a float array finite.
 
-    NaN and ±inf propagate through the squares and the sum (all terms are >= 0, so no
-    ``inf − inf``); one BLAS ``dot`` pass is ~2x faster than ``isfinite`` + ``all``, which
-    allocates a boolean array. ``False`` (also when huge finite values overflow the sum) only
-    means "check element by element".
+    NaN propagates through the sum, one ±inf makes it ±inf and both signs make it NaN, so a
+    finite sum leaves no non-finite element. NumPy's pairwise sum is one single-threaded pass
+    with no temporary: faster than ``isfinite`` + ``all`` (which allocates a boolean array) and
+    than a BLAS ``dot``, which waits for a second thread on a loaded machine. ``False`` (also
+    when huge finite values overflow the sum) only means "check element by element".
     """
     if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or array.size == 0:
         return False
-    flat = array.ravel()
     with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(np.dot(flat, flat)))
+        return bool(np.isfinite(np.add.reduce(array.ravel())))
 
 
 def check_shape(name: str, array: np.ndarray, expected: Sequence[int | None]) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._jit import njit
 from .._validate import (
-    _float_sum_of_squares_is_finite,
+    _float_sum_is_finite,
     as_float_array,
     finite_float,
     non_negative,
@@ -54,7 +54,7 @@ def check_result_finite(what: str, array: np.ndarray) -> np.ndarray:
     For rules and activations whose finite inputs can still overflow float64 (products of
     values beyond ~1e154, ``exp`` beyond 709): a non-finite result is reported, never returned.
     """
-    if _float_sum_of_squares_is_finite(array) or np.all(np.isfinite(array)):
+    if _float_sum_is_finite(array) or np.all(np.isfinite(array)):
         return array
     raise DivergenceError(
         f"{what} overflowed to non-finite values on finite inputs: the run diverged or the "
