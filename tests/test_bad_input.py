@@ -84,7 +84,7 @@ def test_string_delay_is_refused():
 def test_bool_is_not_a_count(name):
     images, w0 = np.zeros((1, 4)), np.full((2, 4), 0.1)
     with pytest.raises(TypeError, match=name):
-        train_wta(images, w0, seed=0, present_ms=1.0, rest_ms=0.0, **{name: True})
+        train_wta(images, w0=w0, seed=0, present_ms=1.0, rest_ms=0.0, **{name: True})
 
 
 @pytest.mark.parametrize("shape", [(2.5, 4, 4), (1, 4.0, 4), (True, 4, 4)])

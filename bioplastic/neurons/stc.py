@@ -56,6 +56,8 @@ from .._jit import njit
 from .._state import copy_state
 from .._validate import as_float_array, check_shape, per_unit
 from ..simulate import Trace, simulate
+from ._checks import check_stc as check_consistency  # simulate's hook
+from ._checks import checked_step
 
 __all__ = ["STCParams", "STCKernelParams", "STCState", "STCModulators", "BASES",
            "stc_prepare", "stc_init", "stc_modulators", "stc_advance", "stc_step", "run_stc",
@@ -242,9 +244,21 @@ def stc_advance(x, state, params, mods):
 
 
 @njit
-def stc_step(x, state, params, mods):
-    """One pure step: :func:`stc_advance` on a copy of ``state`` (arguments not modified)."""
+def _stc_step(x, state, params, mods):
+    """The jitted pure step behind :func:`stc_step` (unchecked)."""
     return stc_advance(x, copy_state(state), params, mods)
+
+
+def stc_step(x: np.ndarray, state: STCState, params: STCKernelParams, mods: STCModulators, *,
+             check: bool = True) -> tuple[np.ndarray, STCState]:
+    """One pure step: :func:`stc_advance` on a copy of ``state`` (arguments not modified).
+
+    ``check`` (default on) first checks that ``x`` ``(n,)``, ``state``, ``params`` and
+    ``mods`` fit together, as :func:`bioplastic.simulate` does, and the new state for NaN/inf
+    after the step; ``check=False`` skips both (a mismatch then reads out of bounds).
+    """
+    return checked_step(_stc_step, check_consistency, "stc_step", x, state, params, mods,
+                        check=check)
 
 
 def run_stc(inputs, params: STCParams | None = None, *, w_h=None, w_v=None,
