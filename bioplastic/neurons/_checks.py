@@ -23,9 +23,12 @@ mismatch) naming the piece and what was expected.
 
 from __future__ import annotations
 
+import inspect
+
+import numba
 import numpy as np
 
-from .._jit import njit
+from .._jit import njit, py_func
 from .._state import check_finite
 from ..rules.stdp import PostIndex
 from .connectivity import SparseConnectivity
@@ -72,8 +75,9 @@ def _pointers(name: str, ptr: np.ndarray, total: int) -> None:
 
 
 def _step(name: str, step) -> None:
-    if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
-        raise ValueError(f"{name}.step must be a non-negative integer, got {step!r}")
+    # below 2**62: the kernels add to it and subtract spike steps from it in int64
+    if isinstance(step, bool) or not isinstance(step, int | np.integer) or not 0 <= step < 2**62:
+        raise ValueError(f"{name}.step must be an integer in [0, 2**62), got {step!r}")
 
 
 def _same_shape(prefix: str, container, fields, shape: tuple, kind: str = "real") -> None:
@@ -276,10 +280,33 @@ def checked_step(impl, hook, what: str, x, state, params, *weights, check: bool 
     alone."""
     if check:
         hook(x, state, params, *weights, name="x")
-    spikes, new = impl(x, state, params, *weights)
+    try:
+        spikes, new = impl(x, state, params, *weights)
+    except numba.core.errors.TypingError as exc:
+        # A field of another type than the model's own (a float where a nested parameter
+        # tuple belongs): name every argument and what it is, as simulate does.
+        raise TypeError(_typing_hint(impl, what, (x, state, params, *weights))) from exc
     if check:
         check_finite(new, what)
     return spikes, new
+
+
+def _typing_hint(impl, what: str, args: tuple) -> str:
+    names = list(inspect.signature(py_func(impl)).parameters)
+    described = "; ".join(f"{name} is {_describe(value)}"
+                          for name, value in zip(names, args, strict=False))
+    return (f"{what} could not be compiled for these arguments: {described}. Pass the state "
+            "from the model's *_init and the kernel parameters from its *_prepare (not the "
+            "*Params tuple, and no field replaced by a value of another type).")
+
+
+def _describe(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array {value.dtype}{list(value.shape)}"
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return f"{type(value).__name__}(" + ", ".join(
+            f"{f}={_describe(v)}" for f, v in zip(value._fields, value, strict=True)) + ")"
+    return type(value).__name__
 
 
 def check_lif(inputs, state, params, conn, *, name: str = "inputs") -> None:

@@ -587,8 +587,8 @@ def pcnn_step(x: np.ndarray, state: PCNNState, params: PCNNKernelParams, *,
     modified).
 
     ``check`` (default on) first checks that ``x`` ``(C, H, W)``, ``state`` and ``params``
-    fit together (:func:`bioplastic.neurons._checks.check_pcnn`), and the new state for
-    NaN/inf after the step (:class:`~bioplastic.rules.DivergenceError`); ``check=False`` skips
+    fit together, as :func:`bioplastic.simulate` does, and the new state for NaN/inf after
+    the step (:class:`~bioplastic.rules.DivergenceError`); ``check=False`` skips
     both for pieces validated already (a mismatch then reads memory out of bounds).
     Returns ``(pulses (C, H, W) bool, new_state)``.
     """
