@@ -30,6 +30,7 @@ import numpy as np
 
 from .._jit import njit, py_func
 from .._state import check_finite
+from .._validate import MAX_INT
 from ..rules.stdp import PostIndex
 from .connectivity import SparseConnectivity
 
@@ -44,9 +45,8 @@ def _array(name: str, value, kind: str, ndim: int) -> np.ndarray:
     """``value`` must be an ndarray of dtype kind ``kind`` ('i' int64, 'f' float, 'b' bool)."""
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(value).__name__}")
-    ok = {"i": value.dtype == np.int64, "f": value.dtype.kind == "f",
-          "b": value.dtype == np.bool_}[kind]
-    if not ok:
+    dtype = value.dtype          # attribute tests only: this runs ~15 times per check
+    if dtype.kind != kind or (kind == "i" and dtype.itemsize != 8):
         want = {"i": "int64", "f": "a float dtype", "b": "bool"}[kind]
         raise TypeError(f"{name} must have dtype {want}, got {value.dtype}")
     if value.ndim != ndim:
@@ -270,7 +270,33 @@ def _model_pieces(model: str, state, params, state_type, params_type, lead: str,
                         f"{type(params).__name__}")
     if "step" in state._fields:
         _step("state", state.step)
+    _scalar_fields("params", params)
     return _array(f"state.{lead}", getattr(state, lead), "f", ndim).shape
+
+
+def _scalar_fields(prefix: str, params) -> None:
+    """The scalar fields of a kernel-parameter tuple, nested tuples too: real numbers that fit
+    the kernel's int64/float64 arguments, finite, time constants (``tau*``) positive (the
+    kernels divide by them). Arrays are checked by each hook; a value of another numeric type
+    than the model's own only compiles another specialisation."""
+    for field, value in zip(params._fields, params, strict=True):
+        name = f"{prefix}.{field}"
+        if isinstance(value, np.ndarray):
+            continue
+        real = isinstance(value, int | float | np.integer | np.floating) and \
+            not isinstance(value, bool | np.bool_)
+        if field.startswith("tau") and not (real and value > 0):
+            raise ValueError(f"{name} must be positive (a time constant), got {value!r}")
+        if isinstance(value, bool | np.bool_):
+            continue
+        if isinstance(value, tuple) and hasattr(value, "_fields"):
+            _scalar_fields(name, value)
+            continue
+        if not isinstance(value, int | float | np.integer | np.floating):
+            raise TypeError(f"{name} must be a real number (as *_prepare makes it), got "
+                            f"{type(value).__name__}")
+        if not (-MAX_INT < value < MAX_INT):
+            raise ValueError(f"{name} must be finite and within ±2**62, got {value!r}")
 
 
 def checked_step(impl, hook, what: str, x, state, params, *weights, check: bool = True):

@@ -656,11 +656,15 @@ def _stimulus_sequence(stimulus, n_steps, allow_negative: bool):
         if s.ndim not in (2, 3):
             raise ValueError(f"a static stimulus must be (H, W) or (C, H, W), got {s.shape}")
         squeeze = s.ndim == 2
+        if s.size == 0:
+            raise ValueError(f"stimulus must not be empty, got shape {s.shape}")
         maps = s[None] if squeeze else s
         return np.broadcast_to(maps, (int(n_steps),) + maps.shape).copy(), squeeze
     if s.ndim not in (3, 4):
         raise ValueError("a time-varying stimulus must be (T, H, W) or (T, C, H, W), got "
                          f"{s.shape}; pass n_steps for a static image")
+    if s.size == 0:
+        raise ValueError(f"stimulus must not be empty, got shape {s.shape}")
     squeeze = s.ndim == 3
     return (s[:, None] if squeeze else s).copy(), squeeze
 

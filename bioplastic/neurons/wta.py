@@ -589,7 +589,16 @@ def _check_spikes(name: str, spikes, n_in: int | None = None, ndim: int = 2) -> 
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {array.shape}")
     if n_in is not None and array.shape[-1] != n_in:
         raise ValueError(f"{name} must have {n_in} inputs on its last axis, got {array.shape}")
+    if 0 in array.shape[:-1]:
+        raise ValueError(f"{name} must hold at least one step, got shape {array.shape}")
     return array
+
+
+def _dense_w0(w0) -> np.ndarray:
+    w = as_float_array("w0", w0, ndim=2)
+    if 0 in w.shape:
+        raise ValueError(f"w0 must have shape (n, n_in) with n >= 1 and n_in >= 1, got {w.shape}")
+    return w
 
 
 def _network(n, w0, delay_ms, dt_ms):
@@ -640,7 +649,7 @@ def run_wta(input_spikes, params: WTAParams | None = None, *, w0=None,
         CSR order; :func:`dense_weights` gives ``(n, n_in)``.
     """
     params, stdp = _front_end_params("run_wta", params, stdp, w0)
-    w_dense = as_float_array("w0", w0, ndim=2)
+    w_dense = _dense_w0(w0)
     n, n_in = w_dense.shape
     spikes = _check_spikes("input_spikes", input_spikes, n_in)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
@@ -680,7 +689,7 @@ def present_blocks(blocks, params: WTAParams | None = None, *, w0=None,
         ``spikes`` (n_blocks, T_block, 2n); ``records[f]`` (n_blocks, field shape...).
     """
     params, stdp = _front_end_params("present_blocks", params, stdp, w0)
-    w_dense = as_float_array("w0", w0, ndim=2)
+    w_dense = _dense_w0(w0)
     n, n_in = w_dense.shape
     blocks = _check_spikes("blocks", blocks, n_in, ndim=3)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
@@ -739,14 +748,15 @@ def train_wta(images, params: WTAParams | None = None, *, w0=None,
     pixels = as_float_array("images", images, ndim=2)
     if np.any((pixels < 0) | (pixels > 255)):
         raise ValueError("images must hold pixel values in [0, 255]")
-    w_dense = as_float_array("w0", w0, ndim=2)
+    w_dense = _dense_w0(w0)
     n, n_in = w_dense.shape
     check_shape("images", pixels, (None, n_in))
     dt_ms = positive("dt_ms", _float("dt_ms", params.dt_ms))
     present = int(whole_steps("present_ms", present_ms, dt_ms))
     rest = int(whole_steps("rest_ms", rest_ms, dt_ms))
     if present < 1:
-        raise ValueError(f"present_ms must be at least one step, got {present_ms}")
+        raise ValueError(f"present_ms must be at least one step of dt_ms={dt_ms}, got "
+                         f"{present_ms}")
     for name, value in (("min_spikes", min_spikes), ("max_repeats", max_repeats)):
         non_negative_int(name, value)
     intensity = positive("intensity", _float("intensity", intensity))
