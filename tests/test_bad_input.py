@@ -333,3 +333,10 @@ def test_broken_brian2_install_gives_one_clear_line(tmp_path):
     assert "Traceback" not in out.stderr
     assert "fails to import" in out.stderr and "simulated broken install" in out.stderr
     assert "golden" in out.stdout                                # fell back to golden traces
+
+
+def test_soft_hebb_conv_kernel_with_an_empty_axis_is_named():
+    # w (3, 1, 0, 3) was reported as "kernel_size must lie in [1, ...]", an argument the
+    # caller never passed
+    with pytest.raises(ValueError, match="w must have shape"):
+        soft_hebb_conv_dw(np.ones((2, 1, 5, 5)), np.zeros((3, 1, 0, 3)))
