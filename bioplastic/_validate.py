@@ -287,11 +287,16 @@ def whole_steps(name: str, duration_ms, dt_ms: float) -> np.ndarray:
     return rounded.astype(np.int64)
 
 
+#: Integer arguments stay below this: sizes and step counts go into int64 kernel arguments, and
+#: a larger Python int would fail there with an OverflowError that names nothing.
+MAX_INT = 2**62
+
+
 def _integer(name: str, value, low: int, what: str) -> int:
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
         raise TypeError(f"{name} must be {what} integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be {what} integer, got {value!r}")
+    if value < low or value >= MAX_INT:
+        raise ValueError(f"{name} must be {what} integer below 2**62, got {value!r}")
     return int(value)
 
 
@@ -323,8 +328,8 @@ def count(name: str, value, *, low: int = 0) -> int:
     """An integer ``>= low`` (a Python or NumPy integer; ``bool`` and floats are refused)."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
         raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if value < low or value >= MAX_INT:
+        raise ValueError(f"{name} must be an integer >= {low} and below 2**62, got {value!r}")
     return int(value)
 
 

@@ -101,7 +101,8 @@ def connectivity_from_arrays(pre, post, weight, n_pre: int, n_post: int, *, dela
         raise ValueError(f"pre and post must be 1-D of equal length, got {pre.shape}, {post.shape}")
     for name, idx, bound in (("pre", pre, n_pre), ("post", post, n_post)):
         if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= bound):
-            raise ValueError(f"{name} must hold integer indices in [0, {bound}), got {idx!r}")
+            raise ValueError(f"{name} must hold integer indices in [0, n_{name}) = [0, {bound}), "
+                             f"got {idx!r}")
     weight = _per_synapse("weight", as_float_array("weight", weight), pre.shape)
     dt_ms = positive("dt_ms", finite_float("dt_ms", dt_ms))
     delays = _per_synapse("delay_ms", whole_steps("delay_ms", delay_ms, dt_ms), pre.shape)

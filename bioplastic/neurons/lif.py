@@ -54,7 +54,8 @@ from .._validate import (
     whole_steps,
 )
 from ..simulate import Trace, simulate
-from ._checks import check_lif as check_consistency  # noqa: F401 - simulate's hook
+from ._checks import check_lif as check_consistency  # simulate's hook
+from ._checks import checked_step
 from .connectivity import (
     SparseConnectivity,
     due_blocks,
@@ -216,10 +217,21 @@ def _deliver(v, not_refractory, history, pending_syn, pending_due, pending_next,
 
 
 @njit
-def lif_step(x: np.ndarray, state: LIFState, params: LIFKernelParams,
-             conn: SparseConnectivity) -> tuple[np.ndarray, LIFState]:
-    """One pure step: :func:`lif_advance` on a copy of ``state`` (arguments not modified)."""
+def _lif_step(x, state, params, conn):
+    """The jitted pure step behind :func:`lif_step` (unchecked)."""
     return lif_advance(x, copy_state(state), params, conn)
+
+
+def lif_step(x: np.ndarray, state: LIFState, params: LIFKernelParams,
+             conn: SparseConnectivity, *, check: bool = True) -> tuple[np.ndarray, LIFState]:
+    """One pure step: :func:`lif_advance` on a copy of ``state`` (arguments not modified).
+
+    ``check`` (default on) first checks that ``x`` ``(n,)``, ``state``, ``params`` and
+    ``conn`` fit together, as :func:`bioplastic.simulate` does, and the new state for NaN/inf
+    after the step; ``check=False`` skips both (a mismatch then reads out of bounds).
+    """
+    return checked_step(_lif_step, check_consistency, "lif_step", x, state, params, conn,
+                        check=check)
 
 
 @njit

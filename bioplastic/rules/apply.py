@@ -131,7 +131,7 @@ def _rate(w: np.ndarray, params: UpdateParams) -> np.ndarray:
     if rate.ndim not in (0, 1) or (rate.ndim == 1 and rate.shape != (w.shape[0],)):
         raise ValueError(f"learning_rate must be a scalar or have shape ({w.shape[0]},), got "
                          f"{rate.shape}")
-    power = non_negative("power_lr", params.power_lr)
+    power = non_negative("power_lr", finite_float("power_lr", params.power_lr))
     if power > 0:
         if w.ndim < 2:
             raise ValueError("power_lr > 0 needs rows of weights (w.ndim >= 2), got a vector")
@@ -198,8 +198,8 @@ def apply_update(w, dw, params: UpdateParams = DEFAULT_UPDATE) -> np.ndarray:
     if not np.all(np.isfinite(w_new)):
         raise DivergenceError("the update produced non-finite weights: the run diverged "
                               "(lower the learning rate or normalise the update)")
-    if params.row_norm:
-        target = positive("row_norm", params.row_norm)
+    target = non_negative("row_norm", finite_float("row_norm", params.row_norm))
+    if target > 0:
         norms = row_norms(w_new, params.norm_p).reshape((-1,) + (1,) * (w.ndim - 1))
         w_new = w_new * (target / np.where(norms > 0, norms, 1.0))
     return w_new
