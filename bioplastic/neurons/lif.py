@@ -57,6 +57,7 @@ from ..simulate import Trace, simulate
 from ._checks import check_lif as check_consistency  # noqa: F401 - simulate's hook
 from .connectivity import (
     SparseConnectivity,
+    block_is_csr,
     due_blocks,
     no_connectivity,
     pending_now,
@@ -208,11 +209,20 @@ def _deliver(v, not_refractory, history, pending_syn, pending_due, pending_next,
     starts, stops = due_blocks(history, step, conn)
     order = conn.delay_order
     for b in range(starts.size):
-        for q in range(starts[b], stops[b]):
-            k = order[q]
-            j = conn.post[k]
-            if not_refractory[j]:
-                v[j] += conn.weight[k]
+        start, stop = starts[b], stops[b]
+        if block_is_csr(order, start, stop):
+            # the usual case (delays never changed): the block is synapses start..stop-1
+            # themselves, so the synapse arrays are read in order with no indirection
+            for k in range(start, stop):
+                j = conn.post[k]
+                if not_refractory[j]:
+                    v[j] += conn.weight[k]
+        else:
+            for q in range(start, stop):
+                k = order[q]
+                j = conn.post[k]
+                if not_refractory[j]:
+                    v[j] += conn.weight[k]
 
 
 @njit
