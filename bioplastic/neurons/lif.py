@@ -216,14 +216,18 @@ def _at_jit(value, k):
 def _homogeneous(params) -> bool:
     """:func:`is_homogeneous` in jitted code (a run-time test of the views' strides)."""
     p = params   # written out: numba cannot iterate a tuple of float and int arrays
-    return (_one_value(p.decay_m) and _one_value(p.decay_theta) and _one_value(p.v_rest)
-            and _one_value(p.v_reset) and _one_value(p.v_th) and _one_value(p.theta_plus)
-            and _one_value(p.ref_steps))
+    return (p.decay_m.strides[0] == 0 and p.decay_theta.strides[0] == 0
+            and p.v_rest.strides[0] == 0 and p.v_reset.strides[0] == 0
+            and p.v_th.strides[0] == 0 and p.theta_plus.strides[0] == 0
+            and p.ref_steps.strides[0] == 0 and p.decay_m.size > 0)
 
 
 @njit
-def _one_value(value) -> bool:
-    return value.size > 0 and value.strides[0] == 0
+def _scalars(params) -> LIFKernelParams:
+    """The one value of each field of homogeneous ``params``, as a tuple of scalars."""
+    p = params
+    return LIFKernelParams(p.decay_m[0], p.decay_theta[0], p.v_rest[0], p.v_reset[0],
+                           p.v_th[0], p.theta_plus[0], p.ref_steps[0])
 
 
 @njit
@@ -232,31 +236,18 @@ def lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step,
 
     Decays ``theta``, sets ``not_refractory`` (Brian's integer test), integrates ``v`` exactly
     where not refractory and marks ``spikes`` where ``v > v_th + theta`` (the spiking neurons
-    become refractory and get ``last_spike = step``). ``x``: drive (n,) in mV. Homogeneous
-    ``params`` (:func:`is_homogeneous`) are read once, as scalars.
+    become refractory and get ``last_spike = step``). ``x``: drive (n,) in mV. ``params``:
+    :class:`LIFKernelParams` of per-neuron arrays, or of scalars (one value per field, as
+    :func:`lif_advance` passes for homogeneous parameters); compiled once for each.
     """
-    p = params
-    if _homogeneous(p):
-        _groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step,
-                           p.decay_theta[0], p.ref_steps[0], p.decay_m[0], p.v_rest[0],
-                           p.v_th[0])
-    else:
-        _groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step,
-                           p.decay_theta, p.ref_steps, p.decay_m, p.v_rest, p.v_th)
-
-
-@njit
-def _groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, decay_theta,
-                       ref_steps, decay_m, v_rest, v_th):
-    # compiled twice: every parameter a scalar (homogeneous) or every one an array
     for k in range(v.size):  # no cross-neuron terms, so both slots are fused per neuron
-        theta[k] = theta[k] * _at(decay_theta, k)
-        not_refractory[k] = (step - last_spike[k]) >= _at(ref_steps, k)
+        theta[k] = theta[k] * _at(params.decay_theta, k)
+        not_refractory[k] = (step - last_spike[k]) >= _at(params.ref_steps, k)
         if not_refractory[k]:
-            e = _at(decay_m, k)
-            rest = _at(v_rest, k)
+            e = _at(params.decay_m, k)
+            rest = _at(params.v_rest, k)
             v[k] = ((v[k] * e + rest) + ((-rest) - x[k]) * e) + x[k]
-            if v[k] > _at(v_th, k) + theta[k]:
+            if v[k] > _at(params.v_th, k) + theta[k]:
                 spikes[k] = True
                 last_spike[k] = step
                 not_refractory[k] = False
@@ -264,19 +255,12 @@ def _groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, de
 
 @njit
 def lif_resets(spikes, v, theta, params):
-    """Resets slot, in place: ``v = v_reset``, ``theta += theta_plus`` where ``spikes``."""
-    if _homogeneous(params):
-        _resets(spikes, v, theta, params.v_reset[0], params.theta_plus[0])
-    else:
-        _resets(spikes, v, theta, params.v_reset, params.theta_plus)
-
-
-@njit
-def _resets(spikes, v, theta, v_reset, theta_plus):
+    """Resets slot, in place: ``v = v_reset``, ``theta += theta_plus`` where ``spikes``
+    (``params`` as for :func:`lif_groups_thresholds`)."""
     for k in range(v.size):
         if spikes[k]:
-            v[k] = _at(v_reset, k)
-            theta[k] += _at(theta_plus, k)
+            v[k] = _at(params.v_reset, k)
+            theta[k] += _at(params.theta_plus, k)
 
 
 @njit
@@ -348,11 +332,19 @@ def lif_advance(x: np.ndarray, state: LIFState, params: LIFKernelParams,
     v, theta, last_spike, history = state.v, state.theta, state.last_spike, state.history
     not_refractory = np.empty(n, dtype=np.bool_)
     spikes = np.zeros(n, dtype=np.bool_)
-    lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, params)
-    history[step % history.shape[0]] = spikes
-    _deliver(v, not_refractory, history, state.pending_syn, state.pending_due,
-             state.pending_next, step, conn)
-    lif_resets(spikes, v, theta, params)
+    if _homogeneous(params):   # one test per step; then every parameter is a register
+        one = _scalars(params)
+        lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, one)
+        history[step % history.shape[0]] = spikes
+        _deliver(v, not_refractory, history, state.pending_syn, state.pending_due,
+                 state.pending_next, step, conn)
+        lif_resets(spikes, v, theta, one)
+    else:
+        lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, params)
+        history[step % history.shape[0]] = spikes
+        _deliver(v, not_refractory, history, state.pending_syn, state.pending_due,
+                 state.pending_next, step, conn)
+        lif_resets(spikes, v, theta, params)
     return spikes, with_step(state, step + 1)
 
 
