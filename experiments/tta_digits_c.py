@@ -19,6 +19,7 @@ protocol per shift and a continual stream of the six repeated three times.
 Usage::
 
     python experiments/tta_digits_c.py [--quick] [--all-severities] [--tune] [--out DIR]
+        [--methods tent,cotta] [--cotta-augment-draws always|when_used]
 
 Writes ``config.json``, ``versions.json``, ``metrics.json``, ``table.md``,
 ``tta_digits_c.png`` (reset, per corruption) and ``tta_continual.png`` (error over the
@@ -31,7 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ from tqdm import tqdm
 import bioplastic.tta as tta
 from bioplastic.data import DIGITS_CORRUPTIONS, DIGITS_HELD_OUT, corrupt_digits, digits_split
 from bioplastic.results import default_out, prepare_results_dir, write_json
+from bioplastic.tta.cotta import AUGMENT_DRAWS
 
 METHODS = ("source", "bn_adapt", "tent", "eata", "sar", "cotta", "nhl", "nhl_anchored")
 #: NHL ablations: (Hebbian step, modulator) x (batch / source BN statistics); "nhl" is both+batch
@@ -87,6 +88,7 @@ class Config:
     # CoTTA: the authors' CIFAR-10 defaults, without the horizontal flip (digits)
     cotta_n_augment: int = 32
     cotta_hflip_p: float = 0.0
+    cotta_augment_draws: str = "always"   # the authors' random stream; "when_used" is cheaper
     tune_seeds: tuple[int, ...] = (0, 1)
     tune_repeats: int = 3               # held-out continual stream: the six shifts x 3
     torch_threads: int = 1            # tiny tensors: threads only add contention
@@ -159,7 +161,8 @@ def make_adapter(method: str, model: nn.Module, config: Config,
         return tta.SAR(model, lr=config.sar_lr)
     if method == "cotta":
         return tta.CoTTA(model, n_augment=config.cotta_n_augment,
-                         augment=partial(tta.cotta_augment, hflip_p=config.cotta_hflip_p))
+                         augment=tta.CoTTAAugment(hflip_p=config.cotta_hflip_p),
+                         augment_draws=config.cotta_augment_draws)
     raise ValueError(f"unknown method {method!r}")
 
 
@@ -206,9 +209,13 @@ def run_seed(config: Config, seed: int, progress) -> dict:
     model = train_source(config, split.x_train, split.y_train, seed)
     fisher_x = fisher_samples(config, split)
     variants = config.methods + config.ablations
+    cotta_adapters = []   # to count the batches whose teacher used the augmentations
 
     def adapter(method):
-        return make_adapter(method, model, config, fisher_x)
+        made = make_adapter(method, model, config, fisher_x)
+        if method == "cotta":
+            cotta_adapters.append(made)
+        return made
 
     result = {"clean": {m: stream_error(adapter(m), split.x_test, split.y_test,
                                         config.batch_size) for m in config.methods}}
@@ -230,6 +237,9 @@ def run_seed(config: Config, seed: int, progress) -> dict:
             result.setdefault("continual/s5", {})[method] = {
                 name: float(np.dot(c, sizes) / len(split.x_test)) for name, c in curves.items()}
             result.setdefault("curve", {})[method] = [e for c in curves.values() for e in c]
+    if cotta_adapters:
+        result["cotta_augmented_frac"] = (sum(a.augmented_batches for a in cotta_adapters)
+                                          / max(1, sum(a.updates for a in cotta_adapters)))
     return result
 
 
@@ -238,7 +248,7 @@ def summarise(per_seed: list[dict]) -> dict:
     """Mean and std over seeds of every error, plus the mean over corruptions."""
     summary: dict = {}
     for setting in per_seed[0]:
-        if setting == "curve":
+        if setting in ("curve", "cotta_augmented_frac"):
             continue
         summary[setting] = {}
         for method in per_seed[0][setting]:
@@ -423,6 +433,7 @@ def _run(config: Config) -> dict:
         plot_continual(per_seed, config.corruptions, out / "tta_continual.png",
                        config.methods, config.ablations)
     metrics = {"error_pct": summary, "per_seed_error_pct": per_seed,
+               "cotta_augmented_frac": [r.get("cotta_augmented_frac") for r in per_seed],
                "run_time_s": time.perf_counter() - start, "results_dir": str(out),
                "protocol": "reset per (severity, corruption); continual = no reset, severity 5, "
                            "canonical order; error in %; one pass; batch "
@@ -437,6 +448,12 @@ def parse_args(argv=None) -> Config:
     parser.add_argument("--all-severities", action="store_true", help="severities 1..5")
     parser.add_argument("--tune", action="store_true",
                         help="tune NHL's continual options on the held-out shifts only")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated subset of the methods (then no NHL ablations), "
+                             f"from {', '.join(METHODS)}")
+    parser.add_argument("--cotta-augment-draws", default=None, choices=AUGMENT_DRAWS,
+                        help="CoTTA: 'always' (the authors' random stream, default) or "
+                             "'when_used' (no draws for unused augmentations)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     out = args.out
@@ -445,6 +462,15 @@ def parse_args(argv=None) -> Config:
     config = quick_config(out) if args.quick else Config(out=out)
     if args.all_severities:
         config = dataclasses.replace(config, severities=(1, 2, 3, 4, 5))
+    if args.methods is not None:
+        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+        unknown = sorted(set(methods) - set(METHODS))
+        if unknown or not methods:
+            parser.error(f"--methods: unknown {unknown or 'empty list'}; choose from "
+                         f"{', '.join(METHODS)}")
+        config = dataclasses.replace(config, methods=methods, ablations=())
+    if args.cotta_augment_draws is not None:
+        config = dataclasses.replace(config, cotta_augment_draws=args.cotta_augment_draws)
     return config
 
 

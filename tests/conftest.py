@@ -31,6 +31,24 @@ def load_experiment(name: str):
     return module
 
 
+def experiment_fixture(name: str):
+    """A module-scoped fixture loading ``experiments/<name>.py`` once per test module."""
+    return pytest.fixture(scope="module", name="experiment")(lambda: load_experiment(name))
+
+
+# Every experiment writes these through ``bioplastic.results``, whatever else it plots.
+RESULT_FILES = ("config.json", "versions.json", "metrics.json")
+
+
+def assert_results_written(out: Path, *extra: str) -> dict:
+    """Assert the standard result files and ``extra`` exist in ``out``; return metrics.json."""
+    import json
+
+    for name in RESULT_FILES + extra:
+        assert (out / name).exists(), name
+    return json.loads((out / "metrics.json").read_text())
+
+
 # Hypothesis profiles for the property-based suites (tests/test_properties.py):
 # ``dev`` (the default, for ``make test``), ``ci`` and ``thorough`` (more examples), chosen by
 # the HYPOTHESIS_PROFILE environment variable. No deadline: a first call compiles kernels.

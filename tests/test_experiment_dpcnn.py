@@ -1,25 +1,17 @@
 """experiments/dpcnn_digits.py: the quick run works end to end and its counts are right."""
 
-import json
-
 import pytest
 
-from .conftest import load_experiment
+from .conftest import assert_results_written, experiment_fixture
 
 pytest.importorskip("torch")
 
-
-
-@pytest.fixture(scope="module")
-def experiment():
-    return load_experiment("dpcnn_digits")
+experiment = experiment_fixture("dpcnn_digits")
 
 
 def test_quick_run_writes_results(experiment, tmp_path):
     metrics = experiment.main(experiment.quick_config(str(tmp_path / "out")))
-    for name in ("config.json", "versions.json", "metrics.json", "dpcnn_digits.png"):
-        assert (tmp_path / "out" / name).exists(), name
-    stored = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    stored = assert_results_written(tmp_path / "out", "dpcnn_digits.png")
     assert set(stored["summary"]) == set(experiment.ARMS)
     for row in metrics["runs"]:
         assert 0.0 <= row["test_accuracy_frac"] <= 1.0 and row["train_time_s"] > 0

@@ -1,25 +1,18 @@
 """experiments/gestures_rdl.py: the quick run works end to end for the three arms."""
 
-import json
-
 import numpy as np
 import pytest
 
-from .conftest import load_experiment
+from .conftest import assert_results_written, experiment_fixture
 
-
-@pytest.fixture(scope="module")
-def experiment():
-    return load_experiment("gestures_rdl")
+experiment = experiment_fixture("gestures_rdl")
 
 
 def test_quick_run_writes_results(experiment, tmp_path):
     pytest.importorskip("matplotlib")
     metrics = experiment.main(experiment.quick_config(str(tmp_path / "out")))
-    for name in ("config.json", "versions.json", "metrics.json", "gestures_rdl_raster.png",
-                 "gestures_rdl_delays.png", "gestures_rdl_weights.png"):
-        assert (tmp_path / "out" / name).exists(), name
-    stored = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    stored = assert_results_written(tmp_path / "out", "gestures_rdl_raster.png",
+                                    "gestures_rdl_delays.png", "gestures_rdl_weights.png")
     assert set(stored["summary"]) == {"rdl", "none", "udl"}
     for arm, s in metrics["summary"].items():
         assert 0.0 <= s["accuracy_frac_mean"] <= 1.0, arm

@@ -1,26 +1,18 @@
 """experiments/softhebb_digits.py: the quick run works end to end; arms do what they say."""
 
-import json
-
 import numpy as np
 import pytest
 
-from .conftest import load_experiment
+from .conftest import assert_results_written, experiment_fixture
 
-
-@pytest.fixture(scope="module")
-def experiment():
-    return load_experiment("softhebb_digits")
+experiment = experiment_fixture("softhebb_digits")
 
 
 def test_quick_run_writes_results(experiment, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "out"
     metrics = experiment.cli(["--quick", "--out", str(out)])
-    for name in ("config.json", "versions.json", "metrics.json", "table.md", "filters.png",
-                 "accuracy.png"):
-        assert (out / name).exists(), name
-    stored = json.loads((out / "metrics.json").read_text())
+    stored = assert_results_written(out, "table.md", "filters.png", "accuracy.png")
     assert set(stored["summary"]) == set(experiment.ARMS) | {"raw_pixels"}
     for arm, row in metrics["summary"].items():
         assert 0.0 <= row["accuracy_frac"]["mean"] <= 1.0, arm

@@ -1,28 +1,22 @@
 """experiments/stc_moving_digits.py: the quick run works end to end."""
 
-import json
-
 import numpy as np
 import pytest
 
-from .conftest import load_experiment
+from .conftest import assert_results_written, experiment_fixture
 
 pytest.importorskip("torch")
 
 
-@pytest.fixture(scope="module")
-def experiment():
-    return load_experiment("stc_moving_digits")
+experiment = experiment_fixture("stc_moving_digits")
 
 
 def test_quick_run_writes_results(experiment, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "out"
     metrics = experiment.cli(["--quick", "--out", str(out)])
-    for name in ("config.json", "versions.json", "metrics.json", "table.md",
-                 "predictions_stc_lif.png", "predictions_lif.png", "gradient_flow.png"):
-        assert (out / name).exists(), name
-    stored = json.loads((out / "metrics.json").read_text())
+    stored = assert_results_written(out, "table.md", "predictions_stc_lif.png",
+                                    "predictions_lif.png", "gradient_flow.png")
     assert set(stored["summary"]) == {"stc_lif", "lif"}
     for row in metrics["summary"].values():
         assert row["mse_frame_sum"]["mean"] >= 0 and -1 <= row["ssim"]["mean"] <= 1

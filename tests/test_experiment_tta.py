@@ -1,29 +1,23 @@
 """experiments/tta_digits_c.py: the quick run works end to end and its protocol holds."""
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
 
-from .conftest import load_experiment
+from .conftest import assert_results_written, experiment_fixture
 
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(scope="module")
-def experiment():
-    return load_experiment("tta_digits_c")
+experiment = experiment_fixture("tta_digits_c")
 
 
 def test_quick_run_writes_results(experiment, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "out"
     metrics = experiment.main(experiment.parse_args(["--quick", "--out", str(out)]))
-    for name in ("config.json", "versions.json", "metrics.json", "table.md", "tta_digits_c.png",
-                 "tta_continual.png"):
-        assert (out / name).exists(), name
-    stored = json.loads((out / "metrics.json").read_text())
+    stored = assert_results_written(out, "table.md", "tta_digits_c.png", "tta_continual.png")
     summary = stored["error_pct"]
     assert set(summary) == {"clean", "test/s5", "held_out/s5", "continual/s5"}
     quick = experiment.quick_config("unused")

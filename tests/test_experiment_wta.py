@@ -1,24 +1,17 @@
 """experiments/wta_digits.py: the quick run works end to end; the readout is Diehl & Cook's."""
 
-import json
-
 import numpy as np
 import pytest
 
-from .conftest import load_experiment
+from .conftest import assert_results_written, experiment_fixture
 
-
-@pytest.fixture(scope="module")
-def experiment():
-    return load_experiment("wta_digits")
+experiment = experiment_fixture("wta_digits")
 
 
 def test_quick_run_writes_results(experiment, tmp_path):
     pytest.importorskip("matplotlib")
     metrics = experiment.main(experiment.quick_config(str(tmp_path / "out")))
-    for name in ("config.json", "versions.json", "metrics.json", "wta_digits_weights.png"):
-        assert (tmp_path / "out" / name).exists(), name
-    stored = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    stored = assert_results_written(tmp_path / "out", "wta_digits_weights.png")
     assert set(stored["summary"]) == {"stdp", "untrained"}
     for run in metrics["runs"]:
         assert 0.0 <= run["stdp_accuracy_frac"] <= 1.0 and run["stdp_mean_spikes"] > 0

@@ -32,6 +32,8 @@ ADAPTERS = {
                                     d_margin=1.01, lr=0.05, **k),
     "sar": lambda m, **k: tta.SAR(m, margin=10.0, lr=0.05, reset_constant=0.0, **k),
     "cotta": lambda m, **k: tta.CoTTA(m, n_augment=2, ap=1.0, rst=0.1, **k),
+    # a confident anchor: the copies are not made, only their random draws
+    "cotta_confident": lambda m, **k: tta.CoTTA(m, n_augment=2, ap=0.0, rst=0.1, **k),
 }
 
 
@@ -192,3 +194,33 @@ def test_nan_sample_does_not_poison_the_window():
         assert bool(torch.isfinite(out).all())
     assert adapter.skipped == {"non-finite input": 1}
     assert bool(torch.isfinite(adapter.state_dict()["_extra_state"]["window"]).all())
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_non_finite_logits_skip_the_step(name):
+    """Finite input, but an infinite logit: the loss is not finite (or, for EATA and SAR, no
+    sample is reliable), so nothing of the step may stay (weights, optimizer, method state)."""
+    net = small_net()
+    with torch.no_grad():
+        net[-1].bias[0] = float("inf")
+    adapter = ADAPTERS[name](net)
+    before = copy.deepcopy(adapter.state_dict())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        adapter(batch(0))
+    after = adapter.state_dict()
+    # EATA's Fisher, estimated through the infinite logit, is NaN: compare NaN equal to NaN
+    assert before.keys() == after.keys()
+    assert all(torch.allclose(after[k], before[k], rtol=0.0, atol=0.0, equal_nan=True)
+               for k in module_tensors(adapter))
+    assert state_equal(after["_extra_state"]["optimizer"], before["_extra_state"]["optimizer"])
+
+
+def test_eata_skipped_step_keeps_no_mean_prediction():
+    """EATA updated its running mean prediction before a step that was then skipped."""
+    adapter = tta.EATA(small_net(), fisher_x=batch(50, n=12), e_margin=10.0, d_margin=1.01,
+                       fisher_alpha=float("inf"))   # inf · 0 penalty: a NaN loss
+    with pytest.warns(RuntimeWarning, match="non-finite loss"):
+        adapter(batch(0))
+    assert adapter.skipped == {"non-finite loss": 1}
+    assert adapter.model_probs is None and adapter.n_reliable == adapter.n_selected == 0

@@ -16,13 +16,20 @@ Per test batch (batch-statistics BN; *every* weight and bias of the student adap
 Defaults from the authors' CIFAR-10 config and code: Adam lr 1e-3 (betas 0.9/0.999, no
 weight decay), ``mt = 0.999``, ``rst = 0.01``, ``ap = 0.92``, ``n_augment = 32``; the anchor and
 teacher are copies of the configured model (batch-statistics BN, as in the authors'
-``copy_model_and_optimizer``). Choices: the augmented copies are computed only when the
-anchor is unconfident (the authors always compute the 32 and use them only then: same
-result, less time); ``reset()`` also restores teacher, anchor and random state (the authors'
-reset copies the *current* student into a new teacher). :func:`cotta_augment` writes out the
-authors' CIFAR augmentation for batches in [0, 1] (one random draw per copy, as torchvision
-does on a batch tensor); pass ``augment=`` for another (e.g. without the horizontal flip, which
-is wrong for digits).
+``copy_model_and_optimizer``).
+
+Cost and choices. The authors compute the 32 augmented teacher forwards on every batch and use
+them only when the anchor is unconfident. Here the copies and their forwards are computed only
+when used, but their random draws are made on every batch (``augment_draws="always"``), so
+the random stream, and so every result, is that of computing them on every batch;
+``augment_draws="when_used"`` skips the draws too (cheaper still, another random stream).
+:class:`CoTTAAugment` makes the copies of a chunk at once (``copies``: the draws in the order
+of one-by-one calls, the image operations over the stacked copies). The teacher runs once per
+copy, each copy with its own batch statistics; ``teacher_vmap=True`` runs each chunk as one
+``torch.func.vmap`` forward instead (per-copy statistics kept; slower than the loop on the
+CPU). ``reset()`` also restores teacher, anchor and random state (the authors' reset copies
+the *current* student into a new teacher). Pass ``augment=`` for another augmentation (e.g.
+``CoTTAAugment(hflip_p=0)`` for digits, where a mirrored digit is another digit).
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from .base import (
 )
 from .tent import lr_optimizer
 
-__all__ = ["CoTTA", "cotta_augment", "soft_cross_entropy"]
+__all__ = ["CoTTA", "CoTTAAugment", "cotta_augment", "soft_cross_entropy"]
 
 
 def soft_cross_entropy(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -53,62 +60,142 @@ def soft_cross_entropy(student: torch.Tensor, teacher: torch.Tensor) -> torch.Te
     return -(teacher.softmax(1) * student.log_softmax(1)).sum(1)
 
 
-def _uniform(gen: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand((), generator=gen, dtype=torch.float64))
+def _uniform(u: float, low: float, high: float) -> float:
+    return low + (high - low) * u
 
 
-def _colour_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Brightness ×U(.6, 1.4), contrast U(.7, 1.3), saturation U(.5, 1.5), gamma U(.7, 1.3)."""
-    x = x * _uniform(gen, 0.6, 1.4)
-    grey = x.mean(1, keepdim=True)
-    x = (x - grey.mean((2, 3), keepdim=True)) * _uniform(gen, 0.7, 1.3) \
-        + grey.mean((2, 3), keepdim=True)
+class CoTTAAugment:
+    """The CoTTA authors' CIFAR test-time augmentation for batches ``(B, C, H, W)`` in [0, 1].
+
+    Clip → colour jitter (brightness ×U(.6, 1.4), contrast U(.7, 1.3), saturation U(.5, 1.5)
+    for 3 channels, gamma U(.7, 1.3); the hue jitter is left out) → random affine (rotation
+    U(−15°, 15°), translation ≤ 1/16 of the size, scale U(.9, 1.1), edge padding, as the
+    authors' pad-edge / crop) → Gaussian blur (σ ~ U(0.001, 0.5), 5 taps, reflect padding) →
+    horizontal flip with probability ``hflip_p`` → Gaussian noise (std ``noise_std``) → clip.
+    One random draw per copy (for the whole batch, as torchvision does on a batch tensor).
+
+    ``aug(x, generator)`` makes one copy. ``aug.copies(x, generator, n)`` makes ``n`` copies
+    at once, ``(n, B, C, H, W)``: the same random draws, in the same order, as ``n`` calls
+    (the image operations run once over the stacked copies; results equal to round-off).
+    ``aug.skip(x, generator, n)`` makes only the draws: the generator ends where ``copies``
+    would leave it.
+    """
+
+    def __init__(self, *, hflip_p: float = 0.5, noise_std: float = 0.005) -> None:
+        if not 0.0 <= float(hflip_p) <= 1.0:
+            raise ValueError(f"hflip_p must be in [0, 1], got {hflip_p!r}")
+        if not float(noise_std) >= 0.0:
+            raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")
+        self.hflip_p, self.noise_std = float(hflip_p), float(noise_std)
+
+    def __repr__(self) -> str:
+        return f"CoTTAAugment(hflip_p={self.hflip_p!r}, noise_std={self.noise_std!r})"
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.copies(x, generator, 1)[0]
+
+    def copies(self, x: torch.Tensor, generator: torch.Generator, n: int) -> torch.Tensor:
+        """``n`` augmented copies of ``x`` (B, C, H, W) → (n, B, C, H, W)."""
+        _check_images(x)
+        scalars, noise = self._draws(x, generator, n)
+        y = _colour_jitter(x.clamp(0.0, 1.0), scalars)
+        y = _gaussian_blur(_random_affine(y, scalars), scalars)
+        flip = torch.tensor([s["flip"] < self.hflip_p for s in scalars], device=x.device)
+        y = torch.where(flip.view(-1, 1, 1, 1, 1), y.flip(-1), y)
+        noise = noise.to(device=x.device, dtype=x.dtype)
+        return (y + self.noise_std * noise).clamp(0.0, 1.0).contiguous()
+
+    def skip(self, x: torch.Tensor, generator: torch.Generator, n: int) -> None:
+        """Make only the random draws of :meth:`copies` (advance ``generator`` as it would)."""
+        _check_images(x)
+        self._draws(x, generator, n)
+
+    @staticmethod
+    def _draws(x: torch.Tensor, generator: torch.Generator, n: int
+               ) -> tuple[list[dict], torch.Tensor]:
+        """Per copy, in this order: the scalar parameters, then the noise (float64, CPU)."""
+        rgb = x.shape[1] == 3
+        scalars = []
+        noise = torch.empty((n, *x.shape), dtype=torch.float64)
+        for i in range(n):
+            u = torch.rand(10 if rgb else 9, generator=generator, dtype=torch.float64).tolist()
+            s = {"brightness": _uniform(u.pop(0), 0.6, 1.4),
+                 "contrast": _uniform(u.pop(0), 0.7, 1.3)}
+            if rgb:
+                s["saturation"] = _uniform(u.pop(0), 0.5, 1.5)
+            s["gamma"] = _uniform(u.pop(0), 0.7, 1.3)
+            s["angle"] = math.radians(_uniform(u.pop(0), -15.0, 15.0))
+            s["scale"] = _uniform(u.pop(0), 0.9, 1.1)
+            s["tx"], s["ty"] = (_uniform(u.pop(0), -1 / 16, 1 / 16) * 2 for _ in range(2))
+            s["sigma"] = _uniform(u.pop(0), 0.001, 0.5)
+            s["flip"] = u.pop(0)
+            scalars.append(s)
+            torch.randn(x.shape, generator=generator, dtype=torch.float64, out=noise[i])
+        return scalars, noise
+
+
+def _check_images(x) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+        raise ValueError("the CoTTA augmentation takes a floating-point image batch "
+                         f"(B, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
+
+
+def _per_copy(scalars: list[dict], key: str, like: torch.Tensor) -> torch.Tensor:
+    """One parameter of every copy as an (n, 1, 1, 1, 1) tensor of ``like``'s dtype."""
+    return torch.tensor([s[key] for s in scalars], dtype=like.dtype,
+                        device=like.device).view(-1, 1, 1, 1, 1)
+
+
+def _colour_jitter(x: torch.Tensor, scalars: list[dict]) -> torch.Tensor:
+    """(B, C, H, W) → (n, B, C, H, W): brightness, contrast, [saturation], clip, gamma."""
+    y = x.unsqueeze(0) * _per_copy(scalars, "brightness", x)
+    mean = y.mean(2, keepdim=True).mean((3, 4), keepdim=True)
+    y = (y - mean) * _per_copy(scalars, "contrast", x) + mean
     if x.shape[1] == 3:
-        grey = x.mean(1, keepdim=True)
-        x = grey + (x - grey) * _uniform(gen, 0.5, 1.5)
-    return x.clamp(0.0, 1.0) ** _uniform(gen, 0.7, 1.3)
+        grey = y.mean(2, keepdim=True)
+        y = grey + (y - grey) * _per_copy(scalars, "saturation", x)
+    return y.clamp(0.0, 1.0) ** _per_copy(scalars, "gamma", x)
 
 
-def _random_affine(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Rotation U(−15°, 15°), translation ≤ 1/16 of the size, scale U(.9, 1.1); edge padding."""
-    angle = math.radians(_uniform(gen, -15.0, 15.0))
-    scale = _uniform(gen, 0.9, 1.1)
-    tx, ty = (_uniform(gen, -1 / 16, 1 / 16) * 2 for _ in range(2))  # grid units span 2
-    cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
-    theta = torch.tensor([[cos, -sin, tx], [sin, cos, ty]], dtype=x.dtype, device=x.device)
-    grid = F.affine_grid(theta.expand(len(x), 2, 3), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+def _random_affine(y: torch.Tensor, scalars: list[dict]) -> torch.Tensor:
+    """Rotate, scale and translate each copy (its own draw); bilinear, edge padding."""
+    n, b = y.shape[:2]
+    rows = []
+    for s in scalars:
+        cos, sin = math.cos(s["angle"]) / s["scale"], math.sin(s["angle"]) / s["scale"]
+        rows.append([[cos, -sin, s["tx"]], [sin, cos, s["ty"]]])
+    theta = torch.tensor(rows, dtype=y.dtype, device=y.device)
+    # one sampling grid per copy, shared by the copy's B images
+    grid = F.affine_grid(theta, [n, *y.shape[2:]], align_corners=False)
+    grid = grid.unsqueeze(1).expand(n, b, *grid.shape[1:]).reshape(n * b, *grid.shape[1:])
+    flat = y.reshape(n * b, *y.shape[2:])
+    out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.view(y.shape)
 
 
-def _gaussian_blur(x: torch.Tensor, gen: torch.Generator, kernel: int = 5) -> torch.Tensor:
-    """Gaussian blur, σ ~ U(0.001, 0.5), 5 taps, reflect padding, per channel."""
-    sigma = _uniform(gen, 0.001, 0.5)
-    taps = torch.arange(kernel, dtype=x.dtype, device=x.device) - kernel // 2
-    k1 = torch.exp(-0.5 * (taps / sigma) ** 2)
-    k1 = k1 / k1.sum()
-    c, pad = x.shape[1], kernel // 2
-    if min(x.shape[2:]) <= pad:
-        return x
-    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    x = F.conv2d(x, k1.reshape(1, 1, 1, -1).expand(c, 1, 1, kernel).contiguous(), groups=c)
-    return F.conv2d(x, k1.reshape(1, 1, -1, 1).expand(c, 1, kernel, 1).contiguous(), groups=c)
+def _gaussian_blur(y: torch.Tensor, scalars: list[dict], kernel: int = 5) -> torch.Tensor:
+    """Separable Gaussian blur of each copy with its own σ; reflect padding, per channel."""
+    n, b, c, h, w = y.shape
+    pad = kernel // 2
+    if min(h, w) <= pad:
+        return y
+    taps = torch.arange(kernel, dtype=y.dtype, device=y.device) - pad
+    k1 = torch.exp(-0.5 * (taps / _per_copy(scalars, "sigma", y).view(n, 1)) ** 2)
+    k1 = (k1 / k1.sum(1, keepdim=True)).view(n, 1, 1, 1, 1, kernel)
+    padded = F.pad(y.reshape(n * b, c, h, w), (pad, pad, pad, pad), mode="reflect")
+    padded = padded.view(n, b, c, h + 2 * pad, w + 2 * pad)
+    # taps as shifted slices: a per-copy kernel without a grouped convolution
+    rows = sum(k1[..., t] * padded[..., t:t + w] for t in range(kernel))
+    return sum(k1[..., t] * rows[..., t:t + h, :] for t in range(kernel))
 
 
 def cotta_augment(x: torch.Tensor, generator: torch.Generator, *, hflip_p: float = 0.5,
                   noise_std: float = 0.005) -> torch.Tensor:
-    """The CoTTA authors' CIFAR test-time augmentation for a batch ``(B, C, H, W)`` in [0, 1].
+    """One copy of :class:`CoTTAAugment` (the authors' CIFAR augmentation), ``(B, C, H, W)``."""
+    return CoTTAAugment(hflip_p=hflip_p, noise_std=noise_std)(x, generator)
 
-    Clip → colour jitter (brightness, contrast, saturation, gamma; the hue jitter is left out)
-    → random affine (edge padding, as the authors' pad-edge / crop) → Gaussian blur →
-    horizontal flip with probability ``hflip_p`` → Gaussian noise (std ``noise_std``) → clip.
-    One random draw per call (for the whole batch), from ``generator``.
-    """
-    x = _colour_jitter(x.clamp(0.0, 1.0), generator)
-    x = _gaussian_blur(_random_affine(x, generator), generator)
-    if float(torch.rand((), generator=generator, dtype=torch.float64)) < hflip_p:
-        x = x.flip(-1)
-    noise = torch.randn(x.shape, generator=generator, dtype=torch.float64)
-    return (x + noise_std * noise.to(device=x.device, dtype=x.dtype)).clamp(0.0, 1.0)
+
+AUGMENT_DRAWS = ("always", "when_used")
 
 
 class CoTTA(Adapter):
@@ -121,8 +208,24 @@ class CoTTA(Adapter):
     mt : teacher EMA momentum.
     rst : stochastic-restore probability per weight element and batch.
     ap : anchor-confidence threshold below which the teacher averages ``n_augment`` copies.
-    n_augment : number of augmented copies.
-    augment : callable ``(x, generator) -> x`` (default :func:`cotta_augment`).
+    n_augment : number of augmented copies (the authors' 32).
+    augment : the augmentation: a :class:`CoTTAAugment` (default ``CoTTAAugment()``), or any
+        callable ``(x, generator) -> x`` making one copy (then the copies are made one by one;
+        an object with ``copies(x, generator, n)`` and ``skip(x, generator, n)`` methods is
+        vectorised as :class:`CoTTAAugment` is). ``functools.partial(cotta_augment, ...)`` is
+        turned into the equivalent :class:`CoTTAAugment`.
+    augment_draws : ``"always"`` (default): every batch makes the random draws of the
+        ``n_augment`` copies, as the authors' code, which computes the copies on every batch
+        and uses them only when the anchor is unconfident; the copies and their teacher
+        forwards are computed only when used (same results, bit for bit). ``"when_used"``:
+        no draws either when the copies are not used — another random stream from the first
+        confident batch on (the later augmentations and restore masks differ).
+    augment_chunk : copies augmented (and, with ``teacher_vmap``, forwarded) together; bounds
+        the memory to ``augment_chunk`` × the batch (``None``: all ``n_augment`` at once).
+    teacher_vmap : one ``torch.func.vmap`` teacher forward per chunk of copies instead of a
+        loop over them. Each copy keeps its own batch statistics (a plain stacked batch would
+        mix them across copies); equal to the loop to round-off. On the CPU the loop is faster
+        (docs/tta.md); a model that ``vmap`` cannot run raises when this is on.
     seed : seed of the augmentations and restore masks (reset replays them).
     **options : see :class:`~bioplastic.tta.Adapter`.
     """
@@ -130,19 +233,31 @@ class CoTTA(Adapter):
     def __init__(self, model: nn.Module, *, lr: float = 1e-3,
                  optimizer_factory: Callable | None = None, mt: float = 0.999,
                  rst: float = 0.01, ap: float = 0.92, n_augment: int = 32,
-                 augment: Callable | None = None, seed: int = 0, **options) -> None:
+                 augment: Callable | None = None, augment_draws: str = "always",
+                 augment_chunk: int | None = 8, teacher_vmap: bool = False, seed: int = 0,
+                 **options) -> None:
         options.setdefault("method", "CoTTA")
         super().__init__(model, all_weights_and_biases,
                          optimizer_factory=lr_optimizer(lr, optimizer_factory), **options)
         for name, value in (("mt", mt), ("rst", rst), ("ap", ap)):
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-        if isinstance(n_augment, bool) or not isinstance(n_augment, int) or n_augment < 1:
-            raise ValueError(f"n_augment must be an int >= 1, got {n_augment!r}")
+        for name, value in (("n_augment", n_augment), ("augment_chunk", augment_chunk)):
+            if value is None and name == "augment_chunk":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if augment_draws not in AUGMENT_DRAWS:
+            raise ValueError(f"augment_draws must be one of {AUGMENT_DRAWS}, "
+                             f"got {augment_draws!r}")
+        if augment is not None and not callable(augment):
+            raise TypeError(f"augment must be a callable (x, generator) -> x, got {augment!r}")
         self.lr, self.mt, self.rst, self.ap = lr, float(mt), float(rst), float(ap)
-        self.n_augment = n_augment
+        self.n_augment, self.augment_draws = n_augment, augment_draws
+        self.augment_chunk = n_augment if augment_chunk is None else augment_chunk
+        self.teacher_vmap = bool(teacher_vmap)
         self.augmented_batches = 0   # batches whose teacher used the augmentations (diagnostic)
-        self.augment = augment or partial(cotta_augment)
+        self.augment = _vectorisable(augment)
         teacher, anchor = copy_module.deepcopy(self.model), copy_module.deepcopy(self.model)
         for net in (teacher, anchor):
             net.requires_grad_(False)
@@ -161,26 +276,78 @@ class CoTTA(Adapter):
         teacher, anchor = self.aux["teacher"], self.aux["anchor"]
         with torch.no_grad():
             confidence = anchor(x).softmax(1).max(1).values.mean()
-            if float(confidence) >= self.ap:
+            confident = float(confidence) >= self.ap
+            if confident and self.augment_draws == "when_used":
                 return teacher(x)
-            self.augmented_batches += 1
             with self.aux["rng"].generator() as gen:
-                copies = [teacher(self.augment(x, gen)) for _ in range(self.n_augment)]
-            return torch.stack(copies).mean(0)
+                if confident:   # the authors' unused copies: only their random draws
+                    self._skip_copies(x, gen)
+                    return teacher(x)
+                self.augmented_batches += 1
+                return self._augmented_mean(x, gen)
+
+    def _augmented_mean(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Mean teacher logits over ``n_augment`` copies, made ``augment_chunk`` at a time."""
+        outputs = []
+        for start in range(0, self.n_augment, self.augment_chunk):
+            copies = self._copies(x, gen, min(self.augment_chunk, self.n_augment - start))
+            outputs.append(self._teacher_many(copies))
+        return torch.cat(outputs).mean(0)
+
+    def _copies(self, x: torch.Tensor, gen: torch.Generator, n: int) -> torch.Tensor:
+        many = getattr(self.augment, "copies", None)
+        if many is not None:
+            return many(x, gen, n)
+        return torch.stack([self.augment(x, gen) for _ in range(n)])
+
+    def _skip_copies(self, x: torch.Tensor, gen: torch.Generator) -> None:
+        skip = getattr(self.augment, "skip", None)
+        if skip is not None:
+            skip(x, gen, self.n_augment)
+            return
+        for _ in range(self.n_augment):   # a plain callable: its draws need the copies
+            self.augment(x, gen)
+
+    def _teacher_many(self, copies: torch.Tensor) -> torch.Tensor:
+        """Teacher logits of each copy (n, B, ...) → (n, B, classes), per-copy statistics."""
+        teacher = self.aux["teacher"]
+        if self.teacher_vmap:
+            return torch.func.vmap(teacher)(copies)
+        return torch.stack([teacher(c) for c in copies])
 
     def _gradient_step(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        teacher_logits = self._teacher_prediction(x)
-        self._backward(soft_cross_entropy(logits, teacher_logits).mean())
+        rng = self.aux["rng"]
+        rng_before, augmented_before = rng.state.clone(), self.augmented_batches
+        try:
+            teacher_logits = self._teacher_prediction(x)
+            self._backward(soft_cross_entropy(logits, teacher_logits).mean())
+        except BaseException:   # a skipped step leaves the random stream where it was
+            rng.state, self.augmented_batches = rng_before, augmented_before
+            raise
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         student = self._student_params()
         ema_update(self._matching(self.aux["teacher"]), student, self.mt)
         if self.rst > 0.0:
-            with torch.no_grad(), self.aux["rng"].generator() as gen:
+            with torch.no_grad(), rng.generator() as gen:
                 for p, src in zip(student, self._matching(self.aux["anchor"]), strict=True):
                     p.copy_(stochastic_restore(p, src, self.rst, gen))
         return teacher_logits
 
     def _repr_fields(self) -> dict:
-        return {"lr": self.lr, "mt": self.mt, "rst": self.rst, "ap": self.ap,
-                "n_augment": self.n_augment, **super()._repr_fields()}
+        fields = {"lr": self.lr, "mt": self.mt, "rst": self.rst, "ap": self.ap,
+                  "n_augment": self.n_augment}
+        if self.augment_draws != "always":
+            fields["augment_draws"] = self.augment_draws
+        if self.teacher_vmap:
+            fields["teacher_vmap"] = True
+        return {**fields, **super()._repr_fields()}
+
+
+def _vectorisable(augment: Callable | None) -> Callable:
+    """The default augmentation, or a ``partial`` of :func:`cotta_augment` as the class."""
+    if augment is None:
+        return CoTTAAugment()
+    if isinstance(augment, partial) and augment.func is cotta_augment and not augment.args:
+        return CoTTAAugment(**augment.keywords)
+    return augment

@@ -132,7 +132,6 @@ class EATA(Adapter):
         entropy = softmax_entropy(logits)
         margin = self._margin(logits.shape[1])
         keep = reliable(entropy, margin)
-        self.n_reliable += int(keep.sum())
         probs = logits[keep].softmax(1)
         if self.model_probs is not None:   # redundancy filter against the running mean
             cos = F.cosine_similarity(self.model_probs[None], probs, dim=1)
@@ -140,18 +139,25 @@ class EATA(Adapter):
             probs, entropy = probs[diverse], entropy[keep][diverse]
         else:
             entropy = entropy[keep]
-        self.model_probs = _update_probs(self.model_probs, probs.detach())
-        self.n_selected += len(entropy)
+        # kept only once the step cannot be skipped any more (a skipped step changes nothing)
+        update = (_update_probs(self.model_probs, probs.detach()), int(keep.sum()), len(entropy))
         if len(entropy) == 0:
+            self._count(*update)
             return None
         weight = torch.exp(-(entropy.detach() - margin))
         loss = (entropy * weight).mean()
         if "fisher" in self.aux:
             loss = loss + self.fisher_alpha * self.aux["fisher"].penalty(self._params())
         self._backward(loss)
+        self._count(*update)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return None
+
+    def _count(self, model_probs: torch.Tensor | None, n_reliable: int, n_selected: int) -> None:
+        self.model_probs = model_probs
+        self.n_reliable += n_reliable
+        self.n_selected += n_selected
 
     def _method_state(self) -> dict:
         # getattr: Adapter.__init__ snapshots before this class sets its attributes

@@ -1,0 +1,263 @@
+"""CoTTA's cheaper paths compute what the one-copy-at-a-time path computed (issue 16).
+
+The reference below is the augmentation as it was before it was vectorised (one copy per call,
+one ``torch.rand(())`` per scalar draw): every fast path is checked against it in float64
+with the same random draws.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+import bioplastic.tta as tta  # noqa: E402
+
+from .test_tta import batch, module_tensors, small_net, state_equal  # noqa: E402
+
+torch.set_num_threads(1)
+
+# float64 round-off of a few dozen operations on values in [0, 1]
+TOL = 1e-12
+
+
+# ------------------------------------------------------- the one-copy reference path
+def _ref_uniform(gen, low, high):
+    return low + (high - low) * float(torch.rand((), generator=gen, dtype=torch.float64))
+
+
+def _ref_colour_jitter(x, gen):
+    x = x * _ref_uniform(gen, 0.6, 1.4)
+    grey = x.mean(1, keepdim=True)
+    x = (x - grey.mean((2, 3), keepdim=True)) * _ref_uniform(gen, 0.7, 1.3) \
+        + grey.mean((2, 3), keepdim=True)
+    if x.shape[1] == 3:
+        grey = x.mean(1, keepdim=True)
+        x = grey + (x - grey) * _ref_uniform(gen, 0.5, 1.5)
+    return x.clamp(0.0, 1.0) ** _ref_uniform(gen, 0.7, 1.3)
+
+
+def _ref_random_affine(x, gen):
+    angle = math.radians(_ref_uniform(gen, -15.0, 15.0))
+    scale = _ref_uniform(gen, 0.9, 1.1)
+    tx, ty = (_ref_uniform(gen, -1 / 16, 1 / 16) * 2 for _ in range(2))
+    cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
+    theta = torch.tensor([[cos, -sin, tx], [sin, cos, ty]], dtype=x.dtype)
+    grid = F.affine_grid(theta.expand(len(x), 2, 3), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _ref_gaussian_blur(x, gen, kernel=5):
+    sigma = _ref_uniform(gen, 0.001, 0.5)
+    taps = torch.arange(kernel, dtype=x.dtype) - kernel // 2
+    k1 = torch.exp(-0.5 * (taps / sigma) ** 2)
+    k1 = k1 / k1.sum()
+    c, pad = x.shape[1], kernel // 2
+    if min(x.shape[2:]) <= pad:
+        return x
+    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    x = F.conv2d(x, k1.reshape(1, 1, 1, -1).expand(c, 1, 1, kernel).contiguous(), groups=c)
+    return F.conv2d(x, k1.reshape(1, 1, -1, 1).expand(c, 1, kernel, 1).contiguous(), groups=c)
+
+
+def reference_augment(x, generator, *, hflip_p=0.5, noise_std=0.005):
+    """One augmented copy, written as before vectorisation."""
+    x = _ref_colour_jitter(x.clamp(0.0, 1.0), generator)
+    x = _ref_gaussian_blur(_ref_random_affine(x, generator), generator)
+    if float(torch.rand((), generator=generator, dtype=torch.float64)) < hflip_p:
+        x = x.flip(-1)
+    noise = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+    return (x + noise_std * noise.to(dtype=x.dtype)).clamp(0.0, 1.0)
+
+
+def images(shape, seed=1):
+    return torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+
+
+def same_state(a: torch.Generator, b: torch.Generator) -> bool:
+    return torch.equal(a.get_state(), b.get_state())
+
+
+# ----------------------------------------------------------------- the augmentation
+@pytest.mark.parametrize("shape", [(16, 1, 8, 8), (5, 3, 12, 10), (3, 1, 2, 2)])
+@pytest.mark.parametrize("hflip_p", [0.5, 0.0])
+def test_copies_equal_one_copy_at_a_time(shape, hflip_p):
+    """(3, 1, 2, 2): too small to blur; the blur's σ is drawn all the same."""
+    x = images(shape)
+    g_ref, g_new, g_skip = (torch.Generator().manual_seed(7) for _ in range(3))
+    expected = torch.stack([reference_augment(x, g_ref, hflip_p=hflip_p) for _ in range(12)])
+    aug = tta.CoTTAAugment(hflip_p=hflip_p)
+    got = aug.copies(x, g_new, 12)
+    assert got.shape == (12, *shape) and got.dtype == x.dtype
+    assert float((got - expected).abs().max()) <= TOL
+    assert same_state(g_ref, g_new)            # the same draws, in the same order
+    aug.skip(x, g_skip, 12)
+    assert same_state(g_ref, g_skip)           # skip: only the draws
+    assert not torch.equal(got[0], got[1])     # each copy has its own draw
+
+
+def test_one_call_and_cotta_augment_equal_the_reference():
+    x = images((8, 3, 8, 8))
+    g_ref, g_call, g_fn = (torch.Generator().manual_seed(3) for _ in range(3))
+    expected = reference_augment(x, g_ref, hflip_p=1.0, noise_std=0.01)
+    one = tta.CoTTAAugment(hflip_p=1.0, noise_std=0.01)(x, g_call)
+    fn = tta.cotta_augment(x, g_fn, hflip_p=1.0, noise_std=0.01)
+    assert one.shape == x.shape and float((one - expected).abs().max()) <= TOL
+    assert torch.equal(one, fn) and same_state(g_ref, g_call)
+
+
+def test_float32_copies_are_close_to_the_reference():
+    x = images((16, 1, 8, 8)).float()
+    g_ref, g_new = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    expected = torch.stack([reference_augment(x, g_ref) for _ in range(4)])
+    got = tta.CoTTAAugment().copies(x, g_new, 4)
+    assert got.dtype == torch.float32
+    assert float((got - expected).abs().max()) <= 1e-5   # float32 round-off, values in [0, 1]
+
+
+def test_augment_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="hflip_p"):
+        tta.CoTTAAugment(hflip_p=1.5)
+    with pytest.raises(ValueError, match="noise_std"):
+        tta.CoTTAAugment(noise_std=-1.0)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        tta.CoTTAAugment()(torch.rand(4, 8), torch.Generator())
+
+
+# ------------------------------------------------------------------------- the teacher
+def test_vmap_keeps_per_copy_batch_statistics():
+    """vmap over the copies equals one forward per copy; a stacked batch would not."""
+    teacher = tta.CoTTA(small_net()).aux["teacher"]
+    copies = images((6, 10, 1, 8, 8))
+    with torch.no_grad():
+        loop = torch.stack([teacher(c) for c in copies])
+        mapped = torch.func.vmap(teacher)(copies)
+        stacked = teacher(copies.flatten(0, 1)).view(6, 10, -1)
+    assert float((mapped - loop).abs().max()) <= TOL
+    assert float((stacked - loop).abs().max()) > 1e-3   # mixed statistics: another result
+
+
+# ------------------------------------------------------------------------- the adapter
+def stream(n=6):
+    """Batches whose source (anchor) confidence straddles a threshold."""
+    return [batch(s) * (0.2 + 0.3 * (s % 3)) for s in range(n)]
+
+
+def threshold(net) -> float:
+    """An ``ap`` between the anchor confidences of the stream (some batches each side)."""
+    anchor = tta.CoTTA(net).aux["anchor"]
+    with torch.no_grad():
+        conf = sorted(float(anchor(x).softmax(1).max(1).values.mean()) for x in stream())
+    assert conf[0] < conf[-1]
+    return (conf[2] + conf[3]) / 2
+
+
+def run(adapter):
+    return [adapter(x) for x in stream()], adapter
+
+
+@pytest.fixture(scope="module")
+def ap():
+    return threshold(small_net())
+
+
+def test_default_equals_computing_every_copy_every_batch(ap):
+    """The default draws every batch's copies (the authors compute them all); computing only
+    the used ones gives the same outputs and state."""
+    options = {"n_augment": 5, "ap": ap, "rst": 0.1, "lr": 1e-2}
+    eager_outs, eager = run(tta.CoTTA(small_net(), augment=reference_augment, **options))
+    fast_outs, fast = run(tta.CoTTA(small_net(), **options))
+    assert 0 < fast.augmented_batches < len(stream())       # both branches were taken
+    assert fast.augmented_batches == eager.augmented_batches
+    for a, b in zip(eager_outs, fast_outs, strict=True):
+        assert float((a - b).abs().max()) <= 1e-9           # round-off, through 6 updates
+    assert torch.equal(eager.aux["rng"].state, fast.aux["rng"].state)
+
+
+def test_when_used_skips_the_draws_and_changes_the_stream(ap):
+    options = {"n_augment": 5, "ap": ap, "rst": 0.1, "lr": 1e-2}
+    always_outs, always = run(tta.CoTTA(small_net(), **options))
+    lazy_outs, lazy = run(tta.CoTTA(small_net(), augment_draws="when_used", **options))
+    assert "augment_draws='when_used'" in repr(lazy)
+    first_confident = next(i for i, x in enumerate(stream()) if not _unconfident(always, x, ap))
+    # identical until the first confident batch, then another random stream
+    for i in range(first_confident + 1):
+        assert torch.equal(always_outs[i], lazy_outs[i])
+    assert not torch.equal(always.aux["rng"].state, lazy.aux["rng"].state)
+
+
+def _unconfident(adapter, x, ap) -> bool:
+    with torch.no_grad():
+        return float(adapter.aux["anchor"](x).softmax(1).max(1).values.mean()) < ap
+
+
+@pytest.mark.parametrize("options", [{"augment_chunk": 2}, {"augment_chunk": None},
+                                     {"teacher_vmap": True},
+                                     {"augment": lambda x, g: reference_augment(x, g)}])
+def test_chunks_vmap_and_plain_callables_give_the_same_result(options):
+    outs_default, default = run(tta.CoTTA(small_net(), n_augment=5, ap=1.0, rst=0.1))
+    outs, other = run(tta.CoTTA(small_net(), n_augment=5, ap=1.0, rst=0.1, **options))
+    assert other.augmented_batches == len(stream())
+    for a, b in zip(outs_default, outs, strict=True):
+        assert float((a - b).abs().max()) <= 1e-9
+    assert torch.equal(default.aux["rng"].state, other.aux["rng"].state)
+
+
+def test_partial_of_cotta_augment_is_vectorised():
+    from functools import partial
+
+    adapter = tta.CoTTA(small_net(), augment=partial(tta.cotta_augment, hflip_p=0.0))
+    assert isinstance(adapter.augment, tta.CoTTAAugment) and adapter.augment.hflip_p == 0.0
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"augment_draws": "never"}, ValueError), ({"augment_chunk": 0}, ValueError),
+    ({"n_augment": 0}, ValueError), ({"augment": 3}, TypeError)])
+def test_cotta_rejects_bad_options(kwargs, error):
+    with pytest.raises(error):
+        tta.CoTTA(small_net(), **kwargs)
+
+
+def test_skipped_step_leaves_the_random_stream_unchanged():
+    """A non-finite loss skips the step: the draws of the skipped step are undone too."""
+    net = small_net()
+    with torch.no_grad():
+        net[-1].bias[0] = float("inf")        # finite input, non-finite logits and loss
+    adapter = tta.CoTTA(net, n_augment=3)
+    before = copy.deepcopy(module_tensors(adapter))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        adapter(batch(0))
+    assert adapter.skipped == {"non-finite loss": 1}
+    assert state_equal(module_tensors(adapter), before)   # aux.rng.state among them
+    assert adapter.augmented_batches == 0
+
+
+def test_model_without_batchnorm_runs_under_vmap():
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(108, 4)).double()
+    outs, adapter = run(tta.CoTTA(net, n_augment=3, ap=1.0, teacher_vmap=True))
+    loop_outs, _ = run(tta.CoTTA(net, n_augment=3, ap=1.0))
+    assert all(float((a - b).abs().max()) <= 1e-9 for a, b in zip(outs, loop_outs, strict=True))
+
+
+# ------------------------------------------------------------------------ the experiment
+def test_experiment_methods_and_draws_flags():
+    from .conftest import load_experiment
+
+    experiment = load_experiment("tta_digits_c")
+    config = experiment.parse_args(["--methods", "tent,cotta", "--cotta-augment-draws",
+                                    "when_used", "--out", "x"])
+    assert config.methods == ("tent", "cotta") and config.ablations == ()
+    assert config.cotta_augment_draws == "when_used"
+    assert experiment.parse_args(["--out", "x"]).cotta_augment_draws == "always"
+    with pytest.raises(SystemExit):
+        experiment.parse_args(["--methods", "tent,nope", "--out", "x"])
+    adapter = experiment.make_adapter("cotta", small_net().float(), config)
+    assert adapter.augment_draws == "when_used"
+    assert isinstance(adapter.augment, tta.CoTTAAugment) and adapter.augment.hflip_p == 0.0
