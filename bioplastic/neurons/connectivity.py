@@ -46,8 +46,8 @@ from .._jit import njit
 from .._validate import as_float_array, count, finite_float, positive, unitless, whole_steps
 
 __all__ = ["SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
-           "due_blocks", "pending_now", "with_delays", "with_weights", "change_delays",
-           "spike_queue", "delay_steps_from_ms"]
+           "due_blocks", "block_is_csr", "pending_now", "with_delays", "with_weights",
+           "change_delays", "spike_queue", "delay_steps_from_ms"]
 
 
 class SparseConnectivity(NamedTuple):
@@ -276,6 +276,15 @@ def pending_now(pending_due, pending_next, step):
         stop += 1
     pending_next[0] = stop
     return start, stop
+
+
+@njit
+def block_is_csr(order, start, stop):
+    """True when the delivery block ``order[start:stop]`` is the synapses ``start .. stop-1``
+    themselves (always so until delays change), read off its two ends: within a block
+    ``delay_order`` increases strictly (CSR position order, checked by ``check_connectivity``),
+    and a strictly increasing run of integers from ``start`` to ``stop - 1`` is all of them."""
+    return stop <= start or (order[start] == start and order[stop - 1] == stop - 1)
 
 
 @njit
