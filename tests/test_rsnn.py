@@ -134,6 +134,26 @@ def test_simulate_equals_a_loop_over_the_step_and_inputs_are_not_modified():
         np.testing.assert_array_equal(a, b)
 
 
+def test_the_public_step_checks_its_pieces():
+    # Before rsnn_step was checked, a short x or another network's state reached the kernel,
+    # which indexes them without bounds checks.
+    rng, topo, w, d, params, stdp = _small_network(3)
+    state = rsnn_init(topo, params, w, d)
+    kp = rsnn_prepare(params, topo.n_exc, topo.n_inh, stdp)
+    x = rng.random(topo.n_in) < 0.3
+    with pytest.raises(ValueError, match=rf"x must have shape \({topo.n_in},\)"):
+        rsnn_step(x[:-1], state, kp, topo)
+    with pytest.raises(TypeError, match="x must be boolean spikes"):
+        rsnn_step(x.astype(float), state, kp, topo)
+    _, other_topo, other_w, other_d, _, _ = _small_network(3, n_pos=5)
+    with pytest.raises(ValueError, match="state"):
+        rsnn_step(x, rsnn_init(other_topo, params, other_w, other_d), kp, topo)
+    checked = rsnn_step(x, state, kp, topo)
+    unchecked = rsnn_step(x, state, kp, topo, check=False)
+    np.testing.assert_array_equal(checked[0], unchecked[0])
+    np.testing.assert_array_equal(checked[1].v, unchecked[1].v)
+
+
 @pytest.mark.parametrize("bad, match", [
     (-1.0, "delay_ms must be >= 0"),
     (np.nan, "delay_ms must be finite"),

@@ -665,9 +665,21 @@ def rsnn_advance(x, state, params, topo):
 
 
 @njit
-def rsnn_step(x, state, params, topo):
-    """One pure step: :func:`rsnn_advance` on a copy of ``state`` (arguments unchanged)."""
+def _rsnn_step(x, state, params, topo):
+    """The jitted pure step behind :func:`rsnn_step` (unchecked)."""
     return rsnn_advance(x, copy_state(state), params, topo)
+
+
+def rsnn_step(x: np.ndarray, state: RSNNState, params: RSNNKernelParams, topo: RSNNTopology,
+              *, check: bool = True) -> tuple[np.ndarray, RSNNState]:
+    """One pure step: :func:`rsnn_advance` on a copy of ``state`` (arguments unchanged).
+
+    ``check`` (default on) first checks that ``x`` (bool ``(n_in,)``), ``state``, ``params``
+    and ``topo`` fit together, as :func:`bioplastic.simulate` does, and the new state for
+    NaN/inf after the step; ``check=False`` skips both (a mismatch then reads out of bounds).
+    """
+    return _checks.checked_step(_rsnn_step, check_consistency, "rsnn_step", x, state, params,
+                                topo, check=check)
 
 
 def check_inputs(inputs, n_in: int) -> np.ndarray:
@@ -935,7 +947,7 @@ def _check_state(state, topo) -> int:
     return ring
 
 
-def check_consistency(inputs, state, params, topo) -> None:
+def check_consistency(inputs, state, params, topo, *, name: str = "inputs") -> None:
     """:func:`bioplastic.simulate`'s check for the RSNN: ``inputs`` bool ``(T, n_in)``, the
     state's neuron arrays ``(n_exc + n_inh,)`` and synapse arrays ``(n_syn,)`` of ``topo``,
     its spike ring and delay index sound for ``topo`` (every index in range, each synapse in the
@@ -946,7 +958,4 @@ def check_consistency(inputs, state, params, topo) -> None:
     _check_state(state, topo)
     n = topo.n_exc + topo.n_inh
     _check_params(params, n)
-    inputs = np.asarray(inputs)
-    if inputs.dtype != np.bool_:
-        raise TypeError(f"inputs must be boolean spikes, got dtype {inputs.dtype}")
-    _checks._inputs(inputs, (topo.n_in,), f"{topo.n_in} inputs")
+    _checks._inputs(np.asarray(inputs), (topo.n_in,), f"{topo.n_in} inputs", name, kind="b")
