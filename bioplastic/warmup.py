@@ -19,7 +19,8 @@ __all__ = ["WORKLOADS", "warmup"]
 
 
 def _lif() -> None:
-    """README quick start: heterogeneous LIF network, delays, both recording forms."""
+    """README quick start: heterogeneous LIF network, delays, both recording forms; and a
+    homogeneous one."""
     import bioplastic as bp
 
     rng = np.random.default_rng(0)
@@ -31,6 +32,8 @@ def _lif() -> None:
     conn = bp.connectivity(weight, delay_ms=0.1, dt_ms=params.dt_ms)
     state = bp.lif_init(n, params, conn)
     bp.simulate(bp.lif_advance, drive, state, bp.lif_prepare(params, n), conn, record=("v",))
+    # A homogeneous population runs the scalar-parameter specialisation (another compile).
+    bp.run_lif(drive, bp.LIFParams(t_ref_ms=2.0), weight=weight, delay_ms=0.1, record=("v",))
 
 
 def _pcnn() -> None:
