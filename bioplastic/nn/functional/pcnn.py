@@ -216,12 +216,12 @@ def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, kee
     l_all, l_at = _slots(keep, n_steps, l0)
     e_all, e_at = _slots(keep, n_steps, e0)
     z_all, z_at = _slots(keep, n_steps, f0)
+    gain_all, gain_at = _slots(keep, n_steps, f0)
     c_all = torch.empty_like(x) if keep_link and link_weight is not None else None
     buf = torch.empty_like(f0)
-    fired = torch.empty(f0.shape, dtype=torch.bool, device=f0.device)
     f, l, e, y = f0, l0, e0, y0
     for t in range(n_steps):
-        fp, lt, et, z = f_pre_at(t), l_at(t), e_at(t), z_at(t)
+        fp, lt, et, z, gain = f_pre_at(t), l_at(t), e_at(t), z_at(t), gain_at(t)
         torch.mul(d_f, f, out=fp)
         fp.add_(x[t])                                   # F = d_F F + I
         torch.mul(d_l, l, out=lt)
@@ -230,13 +230,12 @@ def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, kee
             if c_all is not None:
                 c_all[t].copy_(c)
             lt.add_(c.mul_(v_l))                         # L = d_L L + V_L (K ⋆ Y)
-        torch.mul(beta, lt, out=buf)
-        buf.add_(1.0)
-        torch.mul(fp, buf, out=z)                       # U = F (1 + beta L)
+        torch.mul(beta, lt, out=gain)
+        gain.add_(1.0)
+        torch.mul(fp, gain, out=z)                      # U = F (1 + beta L)
         z.sub_(e)                                       # the spike's argument U - E[t-1]
-        torch.gt(z, 0, out=fired)
         yt = spikes[t]
-        yt.copy_(fired)
+        torch.gt(z, 0, out=yt)                          # 0/1 in x's dtype
         torch.mul(d_e, e, out=et)
         torch.mul(v_e, yt, out=buf)
         et.add_(buf)                                    # E = d_E E + V_E Y
@@ -247,25 +246,36 @@ def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, kee
             buf.copy_(yt).neg_().add_(1.0)              # 1 - Y
             torch.mul(fp, buf, out=f_post_at(t))
         f, l, e, y = f_post_at(t), lt, et, yt
-    return spikes, (f_pre, f_post, l_all, e_all, z_all, c_all), (f.clone(), l.clone(), e.clone())
+    return (spikes, (f_pre, f_post, l_all, e_all, z_all, gain_all, c_all),
+            (f.clone(), l.clone(), e.clone()))
 
 
-def _conv_input_grad(grad, y, weight):
+def _conv_backward(grad, y, weight, want_input: bool, grad_w):
+    """The linking conv's input gradient (if ``want_input``, else ``None``); its weight
+    gradient, if ``grad_w`` is a tensor, is added to ``grad_w`` — per step, in the same call
+    (cheaper here than one weight-gradient conv over all T·B frames, which also needs a
+    (T, ...) copy of the pulses)."""
     groups = y.shape[1] if weight.shape[1] == 1 else 1
     padding = [weight.shape[2] // 2, weight.shape[3] // 2]
-    return torch.ops.aten.convolution_backward(grad, y, weight, None, [1, 1], padding, [1, 1],
-                                               False, [0, 0], groups, [True, False, False])[0]
+    mask = [want_input, grad_w is not None, False]
+    if not any(mask):
+        return None
+    g_in, g_w, _ = torch.ops.aten.convolution_backward(
+        grad, y, weight, None, [1, 1], padding, [1, 1], False, [0, 0], groups, mask)
+    if grad_w is not None:
+        grad_w.add_(g_w)
+    return g_in
 
 
-def _conv_weight_grad(grad, y, weight):
-    """The linking kernel's gradient over all T·B frames at once, channels-last (oneDNN's
-    fastest weight-gradient layout here)."""
-    groups = y.shape[1] if weight.shape[1] == 1 else 1
-    padding = [weight.shape[2] // 2, weight.shape[3] // 2]
-    cl = torch.channels_last
-    return torch.ops.aten.convolution_backward(
-        grad.contiguous(memory_format=cl), y.contiguous(memory_format=cl), weight, None,
-        [1, 1], padding, [1, 1], False, [0, 0], groups, [False, True, False])[1]
+def _slope(derivative, surrogate: str, z, scale: float, out):
+    """The surrogate derivative at ``z``; the sigmoid's in place in ``out`` (no fresh
+    tensors: each costs page faults), ``scale s (1 - s)`` as ``scale (s - s s)``."""
+    if surrogate != "sigmoid":
+        return derivative(z, scale)
+    torch.mul(z, scale, out=out)
+    out.sigmoid_()
+    out.addcmul_(out, out, value=-1.0)
+    return out.mul_(scale)
 
 
 class _PCNNSequence(torch.autograd.Function):
@@ -276,9 +286,10 @@ class _PCNNSequence(torch.autograd.Function):
         keep_link = ctx.needs_input_grad[8]
         spikes, saved, final = _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight,
                                                       reset, keep=True, keep_link=keep_link)
-        f_pre, f_post, l_all, e_all, z_all, c_all = saved
+        f_pre, f_post, l_all, e_all, z_all, gain_all, c_all = saved
         ctx.save_for_backward(f0, l0, e0, y0, *params, link_weight, spikes, f_pre,
-                              None if reset is None else f_post, l_all, e_all, z_all, c_all)
+                              None if reset is None else f_post, l_all, e_all, z_all,
+                              gain_all, c_all)
         ctx.options = (reset, surrogate, scale)
         return (spikes, *final)
 
@@ -288,23 +299,24 @@ class _PCNNSequence(torch.autograd.Function):
         from ..surrogate import SURROGATES
 
         (f0, l0, e0, y0, d_f, d_l, d_e, v_l, v_e, beta, weight, spikes, f_pre, f_post, l_all,
-         e_all, z_all, c_all) = ctx.saved_tensors
+         e_all, z_all, gain_all, c_all) = ctx.saved_tensors
         reset, surrogate, scale = ctx.options
         f_post = f_pre if f_post is None else f_post
         derivative = SURROGATES[surrogate]
+        slope = torch.empty_like(f0)
         need = ctx.needs_input_grad
         n_steps = spikes.shape[0]
         grad_x = torch.empty_like(spikes) if need[0] else None
         acc = {i: torch.zeros_like(f0) for i in range(5, 11) if need[i]}   # per-map params
-        grad_c = torch.empty_like(spikes) if weight is not None and need[11] else None
+        grad_w = torch.zeros_like(weight) if weight is not None and need[11] else None
         # carries: gradients at the state after step t (two buffers each, used in turn)
         g_f, g_l, g_e = grad_f.clone(), grad_l.clone(), grad_e.clone()
         g_y = None                                    # from the next step's linking conv
         g_fp_buf = (torch.empty_like(f0), torch.empty_like(f0))
         spare = {name: torch.empty_like(f0) for name in ("f", "l", "e")}
-        g_y_now, gain, g_u, g_lt = (torch.empty_like(f0) for _ in range(4))
+        g_y_now, g_u, g_lt = (torch.empty_like(f0) for _ in range(3))
         for t in range(n_steps - 1, -1, -1):
-            y, z, fp, lt = spikes[t], z_all[t], f_pre[t], l_all[t]
+            y, z, fp, lt, gain = spikes[t], z_all[t], f_pre[t], l_all[t], gain_all[t]
             f_prev, l_prev, e_prev = ((f0, l0, e0) if t == 0 else
                                       (f_post[t - 1], l_all[t - 1], e_all[t - 1]))
             if g_y is None:
@@ -314,24 +326,22 @@ class _PCNNSequence(torch.autograd.Function):
             g_fp = grad_x[t] if grad_x is not None else g_fp_buf[t % 2]
             g_e_prev = torch.mul(g_e, d_e, out=spare["e"])
             if reset == "subtract_f":                 # F = F~ - Y E[t-1]
-                g_fp.copy_(g_f)
                 g_y_now.addcmul_(g_f, e_prev, value=-1.0)
                 g_e_prev.addcmul_(g_f, y, value=-1.0)
             elif reset == "zero_f":                   # F = F~ (1 - Y)
-                torch.addcmul(g_f, g_f, y, value=-1.0, out=g_fp)
                 g_y_now.addcmul_(g_f, fp, value=-1.0)
-            else:
-                g_fp.copy_(g_f)
             g_y_now.addcmul_(g_e, v_e)                # E = d_E E[t-1] + V_E Y
             if 7 in acc:
                 acc[7].addcmul_(g_e, e_prev)
             if 9 in acc:
                 acc[9].addcmul_(g_e, y)
-            g_z = g_y_now.mul_(derivative(z, scale))  # Y = H(z), z = U - E[t-1]
-            g_e_prev.sub_(g_z)
-            torch.mul(lt, beta, out=gain)
-            gain.add_(1.0)
-            g_fp.addcmul_(g_z, gain)                  # U = F~ (1 + beta L)
+            g_z = g_y_now.mul_(_slope(derivative, surrogate, z, scale, slope))   # Y = H(z)
+            g_e_prev.sub_(g_z)                        # z = U - E[t-1]
+            if reset == "zero_f":                     # U = F~ (1 + beta L)
+                torch.addcmul(g_f, g_f, y, value=-1.0, out=g_fp)
+                g_fp.addcmul_(g_z, gain)
+            else:
+                torch.addcmul(g_f, g_z, gain, out=g_fp)
             torch.mul(g_z, fp, out=g_u)               # dL/d(1 + beta L)
             torch.addcmul(g_l, g_u, beta, out=g_lt)
             if 10 in acc:
@@ -341,12 +351,11 @@ class _PCNNSequence(torch.autograd.Function):
                 acc[6].addcmul_(g_lt, l_prev)
             g_y = None
             if weight is not None:
-                g_c = torch.mul(g_lt, v_l, out=grad_c[t] if grad_c is not None else None)
+                g_c = torch.mul(g_lt, v_l, out=g_u)
                 if 8 in acc:
                     acc[8].addcmul_(g_lt, c_all[t])
-                if t > 0 or need[4]:
-                    y_prev = y0 if t == 0 else spikes[t - 1]
-                    g_y = _conv_input_grad(g_c, y_prev, weight)
+                g_y = _conv_backward(g_c, y0 if t == 0 else spikes[t - 1], weight,
+                                     t > 0 or need[4], grad_w)
             g_f_prev = torch.mul(g_fp, d_f, out=spare["f"])   # F~ = d_F F[t-1] + I
             if 5 in acc:
                 acc[5].addcmul_(g_fp, f_prev)
@@ -355,10 +364,6 @@ class _PCNNSequence(torch.autograd.Function):
         params = (d_f, d_l, d_e, v_l, v_e, beta)
         grads = [_reduce_to(acc[i], params[i - 5].shape) if i in acc else None
                  for i in range(5, 11)]
-        grad_w = None
-        if grad_c is not None:
-            y_before = torch.cat((y0[None], spikes[:-1])).flatten(0, 1)
-            grad_w = _conv_weight_grad(grad_c.flatten(0, 1), y_before, weight)
         return (grad_x, g_f if need[1] else None, g_l if need[2] else None,
                 g_e if need[3] else None, g_y if need[4] else None, *grads, grad_w,
                 None, None, None)
