@@ -124,7 +124,7 @@ def cmd_bench(args) -> int:
 
 
 def _bench_peers(args) -> int:
-    from ._bench.peers import ratio_table, run_peers
+    from ._bench.peers import ratio_table, run_peers, scaling_table
 
     print("running peers: the same workloads against every installed peer (interleaved, "
           "medians)", file=sys.stderr)
@@ -140,6 +140,9 @@ def _bench_peers(args) -> int:
                       f"{row['neuron_steps_per_s']:.3g} neuron-steps/s, "
                       f"{row['syn_events_per_s']:.3g} synaptic events/s")
         print(ratio_table(rows))
+        scaling = scaling_table(rows)
+        if scaling:
+            print("\nbioplastic alone, 1k to 100k neurons (medians, same run):\n" + scaling)
     return 0
 
 

@@ -18,7 +18,7 @@ code from the file. On load each recorded type must be a NamedTuple of this libr
 Example::
 
     import bioplastic as bp
-    result = bp.train_wta(images, w0, seed=0)
+    result = bp.train_wta(images, w0=w0, seed=0)
     bp.save("wta.npz", {"state": result.state, "conn": result.conn, "params": bp.WTAParams()})
     saved = bp.load("wta.npz")          # the same dict, arrays identical to the last bit
 """

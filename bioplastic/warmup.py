@@ -66,7 +66,7 @@ def _wta() -> None:
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (1, 16)).astype(float)
-    train_wta(images, rng.uniform(0, 0.3, (3, 16)), WTAParams(), seed=0, present_ms=2.0,
+    train_wta(images, WTAParams(), w0=rng.uniform(0, 0.3, (3, 16)), seed=0, present_ms=2.0,
               rest_ms=1.0, max_repeats=1)
 
 

@@ -68,7 +68,7 @@ def _counts(images, w0, state, config: Config, seed: int) -> np.ndarray:
     """Spike counts (n_images, n) with frozen thresholds and weights."""
     frozen = WTAParams(theta_plus_mv=0.0)
     still = STDPParams(eta_pre=0.0, eta_post=0.0)
-    result = train_wta(images, w0, frozen, still, seed=seed, state=state,
+    result = train_wta(images, frozen, w0=w0, stdp=still, seed=seed, state=state,
                        present_ms=config.present_ms, rest_ms=config.rest_ms,
                        intensity=config.intensity, progress=True)
     return result.counts
@@ -92,7 +92,7 @@ def run_seed(seed: int, config: Config) -> dict:
     w0 = dense_weights(normalise_input_weights(conn.weight, conn, config.n_exc, config.w_sum),
                        conn, config.n_exc)
     start = time.perf_counter()
-    trained = train_wta(x_tr, w0, WTAParams(w_sum=config.w_sum), seed=seed,
+    trained = train_wta(x_tr, WTAParams(w_sum=config.w_sum), w0=w0, seed=seed,
                         present_ms=config.present_ms, rest_ms=config.rest_ms,
                         intensity=config.intensity, progress=True)
     train_s = time.perf_counter() - start

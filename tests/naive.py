@@ -368,20 +368,29 @@ def naive_f(lag, a_plus, a_minus, tau_plus, tau_minus):
 
 
 def naive_eligibility(pre_spikes, post_spikes, pre, post, d_ms, dt_ms, p):
-    """Per synapse: every post spike with the latest pre spike at or before it (or all pre
-    spikes when ``p.all_pairs``), Σ G and Σ F of ``lag = (t_post - t_pre) - d - eps``."""
+    """Per synapse, Σ G and Σ F of ``lag = (t_post - t_pre) - d - eps`` over its pairs: with
+    ``p.all_pairs`` every (post, pre) pair; otherwise (nearest, on arrival times) every post
+    spike with the latest arrival at or before it (lag >= 0), then every arrival with the
+    latest post spike before it (lag < 0)."""
     out_d, out_w = np.zeros(len(pre)), np.zeros(len(pre))
     for s in range(len(pre)):
         pre_t = [t for t in range(pre_spikes.shape[0]) if pre_spikes[t, pre[s]]]
-        for tp in range(post_spikes.shape[0]):
-            if not post_spikes[tp, post[s]]:
-                continue
-            partners = pre_t if p.all_pairs else [t for t in pre_t if t <= tp][-1:]
-            for tq in partners:
-                lag = (((tp - tq) * dt_ms) - d_ms[s]) - p.epsilon_ms
-                out_d[s] += naive_g(lag, p.b_plus_ms, p.b_minus_ms, p.theta_plus_ms,
-                                    p.theta_minus_ms)
-                out_w[s] += naive_f(lag, p.a_plus, p.a_minus, p.tau_plus_ms, p.tau_minus_ms)
+        post_t = [t for t in range(post_spikes.shape[0]) if post_spikes[t, post[s]]]
+
+        def lag(tp, tq, d=d_ms[s]):
+            return (((tp - tq) * dt_ms) - d) - p.epsilon_ms
+
+        if p.all_pairs:
+            lags = [lag(tp, tq) for tp in post_t for tq in pre_t]
+        else:
+            lags = []
+            for tp in post_t:
+                lags += [lag(tp, tq) for tq in pre_t if lag(tp, tq) >= 0.0][-1:]
+            for tq in pre_t:
+                lags += [lag(tp, tq) for tp in post_t if lag(tp, tq) < 0.0][-1:]
+        for x in lags:
+            out_d[s] += naive_g(x, p.b_plus_ms, p.b_minus_ms, p.theta_plus_ms, p.theta_minus_ms)
+            out_w[s] += naive_f(x, p.a_plus, p.a_minus, p.tau_plus_ms, p.tau_minus_ms)
     return out_d, out_w
 
 

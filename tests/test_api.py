@@ -22,6 +22,34 @@ def test_run_front_ends_share_one_shape(front_end):
     assert inspect.signature(front_end).parameters["record_units"].default is None
 
 
+@pytest.mark.parametrize("front_end", [bp.neurons.present_blocks, bp.train_wta])
+def test_wta_protocols_share_the_front_end_shape(front_end):
+    # present_blocks and train_wta took (x, w0, params, stdp) positionally, unlike run_wta
+    params = list(inspect.signature(front_end).parameters.values())
+    assert params[1].name == "params" and params[1].default is None
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[2:])
+    assert {"w0", "stdp"} <= {p.name for p in params}
+
+
+def test_old_positional_w0_is_named():
+    w0 = np.full((2, 3), 0.1)
+    with pytest.raises(TypeError, match="w0 as a keyword argument"):
+        bp.neurons.present_blocks(np.zeros((1, 2, 3), bool), w0)
+    with pytest.raises(TypeError, match="w0 as a keyword argument"):
+        bp.train_wta(np.zeros((1, 3)), w0)
+
+
+@pytest.mark.parametrize("prepare, kind", [
+    (lambda: bp.lif_prepare(LIFParams(), 3), "LIFKernelParams"),
+    (lambda: bp.pcnn_prepare(PCNNParams(), (1, 4, 4)), "PCNNKernelParams"),
+    (lambda: bp.wta_prepare(WTAParams()), "WTAKernelParams"),
+    (lambda: bp.neurons.stc_prepare(bp.neurons.STCParams(), 3), "STCKernelParams"),
+])
+def test_prepare_returns_the_models_kernel_params(prepare, kind):
+    # pcnn_prepare returned a 3-tuple (kernel params, feeding kernel, linking kernel)
+    assert type(prepare()) is getattr(bp.neurons, kind)
+
+
 @pytest.mark.parametrize("init", [bp.lif_init, bp.pcnn_init, bp.wta_init])
 def test_init_takes_size_then_params(init):
     names = list(inspect.signature(init).parameters)

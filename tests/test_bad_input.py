@@ -84,7 +84,7 @@ def test_string_delay_is_refused():
 def test_bool_is_not_a_count(name):
     images, w0 = np.zeros((1, 4)), np.full((2, 4), 0.1)
     with pytest.raises(TypeError, match=name):
-        train_wta(images, w0, seed=0, present_ms=1.0, rest_ms=0.0, **{name: True})
+        train_wta(images, w0=w0, seed=0, present_ms=1.0, rest_ms=0.0, **{name: True})
 
 
 @pytest.mark.parametrize("shape", [(2.5, 4, 4), (1, 4.0, 4), (True, 4, 4)])
@@ -207,6 +207,58 @@ def test_pcnn_overflowing_stimulus_raises_divergence():
         bp.run_pcnn(np.full((4, 4), 1e308), n_steps=3)
 
 
+# ------------------------------------- found by the ci hypothesis profile (tests/test_properties)
+# Each gave an exception that named nothing (OverflowError, ZeroDivisionError from inside a
+# kernel, NumPy's "truth value of an empty array", a broadcasting error) or named the wrong
+# argument.
+
+
+def _wta_step_pieces():
+    conn = input_connectivity(np.full((3, 5), 0.1))
+    return (np.zeros(5, bool), bp.wta_init(3, None, conn), wta_prepare(), conn,
+            bp.rules.post_index(conn.post, 3))
+
+
+@pytest.mark.parametrize("field, value", [("tau_ge_s", 0.0), ("tau_gi_s", False),
+                                          ("tau_theta_s", 2**63), ("dt_s", np.nan)])
+def test_kernel_parameter_scalars_are_checked(field, value):
+    x, state, kp, conn, by_post = _wta_step_pieces()
+    with pytest.raises(ValueError, match=f"params.{field}"):
+        bp.wta_step(x, state, kp._replace(**{field: value}), conn, by_post)
+    with pytest.raises(ValueError, match=f"params.{field}"):
+        bp.simulate(bp.wta_advance, x[None], state, kp._replace(**{field: value}), conn, by_post)
+
+
+def test_kernel_parameter_of_another_type_is_a_type_error_naming_params():
+    x, state, kp, conn, by_post = _wta_step_pieces()
+    with pytest.raises(TypeError, match="params"):
+        bp.wta_step(x, state, kp._replace(exc=1.0), conn, by_post)
+
+
+def test_integer_arguments_past_int64():
+    with pytest.raises(ValueError, match="n must be"):
+        bp.neurons.normalise_input_weights(np.full(15, 0.1), input_connectivity(
+            np.full((3, 5), 0.1)), 2**70, 1.0)
+
+
+@pytest.mark.parametrize("field, value", [("power_lr", ()), ("row_norm", [1.0, 2.0])])
+def test_update_scalars_that_are_sequences(field, value):
+    w = np.ones((4, 5))
+    with pytest.raises((TypeError, ValueError), match=field):
+        apply_update(w, w * 0.1, UpdateParams(**{field: value}))
+
+
+def test_empty_axes_are_named():
+    with pytest.raises(ValueError, match="w0"):
+        bp.run_wta(np.zeros((3, 5), bool), w0=np.zeros((0, 5)))
+    with pytest.raises(ValueError, match="input_spikes"):
+        bp.run_wta(np.zeros((0, 5), bool), w0=np.full((3, 5), 0.1))
+    with pytest.raises(ValueError, match="stimulus"):
+        bp.run_pcnn(np.zeros((0, 0)), n_steps=3)
+    with pytest.raises(ValueError, match="n_pre"):
+        bp.connectivity_from_arrays([0, 1], [0, 0], [1.0, 1.0], 0, 1)
+
+
 # ----------------------------------------------------------------------- class 6: the CLI
 
 
@@ -281,3 +333,10 @@ def test_broken_brian2_install_gives_one_clear_line(tmp_path):
     assert "Traceback" not in out.stderr
     assert "fails to import" in out.stderr and "simulated broken install" in out.stderr
     assert "golden" in out.stdout                                # fell back to golden traces
+
+
+def test_soft_hebb_conv_kernel_with_an_empty_axis_is_named():
+    # w (3, 1, 0, 3) was reported as "kernel_size must lie in [1, ...]", an argument the
+    # caller never passed
+    with pytest.raises(ValueError, match="w must have shape"):
+        soft_hebb_conv_dw(np.ones((2, 1, 5, 5)), np.zeros((3, 1, 0, 3)))

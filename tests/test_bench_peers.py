@@ -69,3 +69,19 @@ def test_tiny_network_against_brian2_numpy_has_identical_spikes():
     steps, index = trace.spike_pairs()
     assert steps.size > 0
     assert (steps.tolist(), index.tolist()) == tuple(a.tolist() for a in result["spikes"])
+
+
+def test_scaling_rows_report_rates_bandwidth_and_the_scalar_specialisation():
+    rows = peers.scaling_rows(quick=True, repeats=1)
+    # quick: 500 and 2,000 neurons, heterogeneous and homogeneous parameters each
+    assert [(r["neurons"], r["name"]) for r in rows] == [
+        (n, f"lif_scaling_{kind}") for n in (500, 2000)
+        for kind in ("heterogeneous", "homogeneous")]
+    for row in rows:
+        assert row["neuron_steps_per_s"] > 0 and row["memory_bandwidth_gb_per_s"] > 0
+        assert row["bytes_per_neuron_step"] == peers.bytes_per_neuron_step(
+            row["name"].endswith("homogeneous"))
+    homogeneous = [r for r in rows if r["name"].endswith("homogeneous")]
+    assert all(r["identical"] and r["per_neuron_arrays_s"] > 0 for r in homogeneous)
+    table = peers.scaling_table(rows)
+    assert "| homogeneous | 2000 | 100 |" in table and "identical spikes" in table

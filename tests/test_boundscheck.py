@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("hypothesis")
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITES = ["tests/test_properties.py"]
+SUITES = ["tests/test_properties.py", "tests/test_properties_rsnn.py"]
 
 
 def _run(args, tmp_path, timeout=1500):

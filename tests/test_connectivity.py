@@ -106,3 +106,49 @@ def test_delay_change_between_runs_equals_brian2():
     np.testing.assert_array_equal(ours[0], twin.spike_steps)
     np.testing.assert_array_equal(ours[1], twin.spike_index)
     np.testing.assert_array_equal(np.concatenate([first["v"], second["v"]]), twin.state["v"])
+
+
+def test_delays_set_by_with_delays_deliver_as_a_connectivity_built_with_them():
+    """Delivery reads a block whose ``delay_order`` is the plain CSR range without the
+    indirection (``block_is_csr``) and every other block through it. A network built with
+    zero delays and then given delays by ``with_delays`` (most blocks reordered, some left in
+    place) must deliver exactly like the same network built with those delays (every block in
+    place): same synapses, same per-block post order, so the same sums bit for bit."""
+    inputs = random_network(3, n=80, n_steps=400, p=0.1, max_delay_steps=0)
+    params, drive, _ = unpack(inputs)
+    delays = np.random.default_rng(5).integers(0, 4, inputs["pre"].size)
+    def build(delay_steps):
+        return connectivity_from_arrays(inputs["pre"], inputs["post"], inputs["weight"], 80, 80,
+                                        delay_ms=delay_steps * 0.1, dt_ms=0.1)
+    fresh = build(delays)
+    reordered = build(np.zeros_like(delays))
+    # the CSR order of `reordered` is (pre, post); its new delays in that order:
+    by_pair = {(i, j): d for i, j, d in zip(inputs["pre"], inputs["post"], delays, strict=True)}
+    reordered = with_delays(reordered, np.array([by_pair[i, j] for i, j in
+                                                 zip(reordered.pre(), reordered.post,
+                                                     strict=True)]))
+    moved = reordered.delay_order != np.arange(reordered.n_synapses)
+    assert moved.any() and not moved.all()        # both delivery paths are exercised
+    assert np.array_equal(fresh.delay_order, np.arange(fresh.n_synapses))
+    runs = []
+    for conn in (fresh, reordered):
+        state = lif_init(80, params, conn, v0_mv=inputs["v0_mv"])
+        runs.append(bp.simulate(lif_advance, drive, state, lif_prepare(params, 80), conn,
+                                record=("v",)))
+    assert runs[0].spikes.sum() > 50    # 70 spikes for this seed, each to about 8 targets
+    np.testing.assert_array_equal(runs[0].spikes, runs[1].spikes)
+    np.testing.assert_array_equal(runs[0]["v"], runs[1]["v"])
+
+
+def test_a_delay_block_out_of_csr_order_is_refused():
+    """Within one (source, delay) block ``delay_order`` must increase (Brian2's order, and
+    what lets delivery read a block whose two ends are in place as a plain range): a block
+    with its ends in place and its middle swapped would otherwise be summed in another order
+    than the one it lists."""
+    from bioplastic.neurons._checks import check_connectivity
+
+    conn = connectivity_from_arrays(np.zeros(4, np.int64), np.arange(4), 1.0, 1, 4)
+    check_connectivity(conn, n_post=4)
+    swapped = conn._replace(delay_order=np.array([0, 2, 1, 3], dtype=np.int64))
+    with pytest.raises(ValueError, match="delay_order must list"):
+        check_connectivity(swapped, n_post=4)

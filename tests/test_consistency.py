@@ -23,7 +23,7 @@ from bioplastic.neurons import (
 from bioplastic.neurons._checks import check_connectivity, check_post_index
 from bioplastic.neurons.pcnn import pcnn_advance
 from bioplastic.neurons.wta import dense_weights, wta_advance
-from bioplastic.rules import post_index
+from bioplastic.rules import DivergenceError, post_index
 
 N = 8
 PARAMS = bp.LIFParams()
@@ -73,11 +73,12 @@ def test_state_from_another_max_delay():
 def test_pcnn_state_for_3_maps_with_kernels_for_1():
     params = bp.PCNNParams(coupling="intra", feeding_kernel=np.full((3, 3), 0.1),
                            linking_kernel=np.full((3, 3), 0.1))
-    _, feed1, link1 = pcnn_prepare(params, (1, 6, 6))
-    kp3, _, _ = pcnn_prepare(params, (3, 6, 6))
+    kp1 = pcnn_prepare(params, (1, 6, 6))
+    kp3 = pcnn_prepare(params, (3, 6, 6))._replace(feeding_weights=kp1.feeding_weights,
+                                                  linking_weights=kp1.linking_weights)
     state3 = bp.pcnn_init((3, 6, 6), params)
     with pytest.raises(ValueError, match="feeding_weights"):
-        bp.simulate(pcnn_advance, np.ones((4, 3, 6, 6)), state3, kp3, feed1, link1)
+        bp.simulate(pcnn_advance, np.ones((4, 3, 6, 6)), state3, kp3)
 
 
 def test_wta_connectivity_for_20_inputs_with_a_state_for_10():
@@ -175,3 +176,123 @@ def test_normalise_input_weights_with_n_below_the_post_indices():
         dense_weights(conn.weight, conn, 2)
     w = normalise_input_weights(conn.weight, conn, 3, 1.0)
     np.testing.assert_allclose(dense_weights(w, conn, 3).sum(axis=1), 1.0)   # rows sum to 1
+
+
+# --------------------------------------------- the public steps, called directly from Python
+#
+# lif_step, wta_step, pcnn_step and stc_step were jitted functions that trusted their
+# arguments: mismatched pieces read past the arrays (under NUMBA_BOUNDSCHECK=1 an IndexError;
+# otherwise garbage, e.g. the drive of neurons that do not exist). Each is now checked at the
+# Python boundary, as simulate is, with check=False as the escape hatch.
+
+def _lif_step_pieces():
+    conn = _delayed()
+    return bp.lif_init(N, PARAMS, conn), bp.lif_prepare(PARAMS, N), conn
+
+
+@pytest.mark.parametrize("width", [3, 20])
+def test_lif_step_with_x_of_the_wrong_width(width):
+    state, kp, conn = _lif_step_pieces()
+    with pytest.raises(ValueError, match=r"x must have shape \(8,\)"):
+        bp.lif_step(np.full(width, 20.0), state, kp, conn)
+
+
+def test_lif_step_with_params_or_conn_for_another_size():
+    state, kp, conn = _lif_step_pieces()
+    with pytest.raises(ValueError, match=r"params\.\w+ must have shape \(8,\)"):
+        bp.lif_step(DRIVE[0], state, bp.lif_prepare(PARAMS, 4), conn)
+    with pytest.raises(ValueError, match="conn"):
+        bp.lif_step(DRIVE[0], state, kp, no_connectivity(4))
+    with pytest.raises(TypeError, match="x must be a numpy array"):
+        bp.lif_step(list(DRIVE[0]), state, kp, conn)
+
+
+def test_lif_step_checked_equals_unchecked_and_simulate():
+    state, kp, conn = _lif_step_pieces()
+    state = state._replace(v=np.full(N, -50.01))        # fires at once: the ring is exercised
+    trace = bp.simulate(lif_advance, DRIVE, state, kp, conn, record=("v",))
+    checked = unchecked = state
+    for t, x in enumerate(DRIVE):
+        s1, checked = bp.lif_step(x, checked, kp, conn)
+        s2, unchecked = bp.lif_step(x, unchecked, kp, conn, check=False)
+        np.testing.assert_array_equal(s1, trace.spikes[t])
+        np.testing.assert_array_equal(s2, trace.spikes[t])
+        np.testing.assert_array_equal(checked.v, trace["v"][t])
+        np.testing.assert_array_equal(unchecked.v, trace["v"][t])
+
+
+def test_lif_step_reports_a_non_finite_state():
+    state, kp, conn = _lif_step_pieces()
+    with pytest.raises(DivergenceError, match="lif_step diverged"):
+        bp.lif_step(np.full(N, np.inf), state, kp, conn)
+
+
+def test_wta_step_with_mismatched_pieces():
+    conn20 = input_connectivity(np.full((3, 20), 0.1))
+    conn10 = input_connectivity(np.full((3, 10), 0.1))
+    state10 = wta_init(3, None, conn10)
+    by10 = post_index(conn10.post, 3)
+    with pytest.raises(ValueError, match=r"x must have shape \(10,\)"):
+        bp.wta_step(np.zeros(20, bool), state10, wta_prepare(), conn10, by10)
+    with pytest.raises(TypeError, match="x must be boolean spikes"):
+        bp.wta_step(np.zeros(10), state10, wta_prepare(), conn10, by10)
+    with pytest.raises(ValueError, match="state"):
+        bp.wta_step(np.zeros(20, bool), state10, wta_prepare(), conn20,
+                    post_index(conn20.post, 3))
+    with pytest.raises(ValueError, match="by_post"):
+        bp.wta_step(np.zeros(10, bool), state10, wta_prepare(), conn10,
+                    post_index(conn10.post, 3)._replace(synapses=by10.synapses + 5))
+
+
+def test_pcnn_step_with_mismatched_pieces():
+    params = bp.PCNNParams(coupling="intra", feeding_kernel=np.full((3, 3), 0.1),
+                           linking_kernel=np.full((3, 3), 0.1))
+    kp1, kp3 = pcnn_prepare(params, (1, 6, 6)), pcnn_prepare(params, (3, 6, 6))
+    state3 = bp.pcnn_init((3, 6, 6), params)
+    with pytest.raises(ValueError, match=r"x must have shape \(3, 6, 6\)"):
+        bp.pcnn_step(np.ones((3, 5, 6)), state3, kp3)
+    with pytest.raises(ValueError, match=r"params\.\w+ must have shape \(3,\)"):
+        bp.pcnn_step(np.ones((3, 6, 6)), state3, kp1)
+    with pytest.raises(ValueError, match="params.linking_weights"):
+        bp.pcnn_step(np.ones((3, 6, 6)), state3,
+                     kp3._replace(linking_weights=np.ones((3, 1, 2, 3))))   # even kh
+
+
+def test_stc_step_with_mismatched_pieces():
+    from bioplastic.neurons import STCParams, stc_init, stc_modulators, stc_prepare
+
+    state8, kp8 = stc_init(8), stc_prepare(STCParams(), 8)
+    mods8 = stc_modulators(np.full((8, 8), 0.1), None, 8)
+    with pytest.raises(ValueError, match=r"x must have shape \(8,\)"):
+        bp.neurons.stc_step(np.ones(3), state8, kp8, mods8)
+    with pytest.raises(ValueError, match=r"params\.\w+ must have shape \(8,\)"):
+        bp.neurons.stc_step(np.ones(8), state8, stc_prepare(STCParams(), 4), mods8)
+    with pytest.raises(ValueError, match="mods.indptr"):
+        bp.neurons.stc_step(np.ones(8), state8, kp8, stc_modulators(None, None, 4))
+
+
+# -------------------------------------------------- STC through simulate (its own hook now)
+
+def test_simulate_stc_with_mismatched_pieces():
+    # Modulators for 4 neurons with a state for 8 read mods.indptr past its end (garbage
+    # gates); a post index of 9 wrote gates[0, 9] past the (2, 8) buffer.
+    from bioplastic.neurons import STCParams, stc_advance, stc_init, stc_modulators, stc_prepare
+
+    state8, kp8 = stc_init(8), stc_prepare(STCParams(), 8)
+    mods8 = stc_modulators(np.eye(8), np.full((8, 8), 0.1), 8)
+    drive = np.full((5, 8), 0.6)
+    for mods, name in ((stc_modulators(None, None, 4), "mods.indptr"),
+                       (mods8._replace(post=mods8.post + 1), "mods.post"),
+                       (mods8._replace(w_v=mods8.w_v[:3].copy()), "mods.w_v"),
+                       (mods8._replace(w_h=np.full_like(mods8.w_h, np.nan)), "mods.w_h"),
+                       ((mods8.indptr, mods8.post), "mods")):
+        with pytest.raises((TypeError, ValueError), match=name):
+            bp.simulate(stc_advance, drive, state8, kp8, mods)
+    with pytest.raises(ValueError, match=r"params\.\w+ must have shape \(8,\)"):
+        bp.simulate(stc_advance, drive, state8, stc_prepare(STCParams(), 4), mods8)
+    with pytest.raises(ValueError, match=r"state\.\w+ must have shape \(8,\)"):
+        bp.simulate(stc_advance, drive, state8._replace(s=np.zeros(3)), kp8, mods8)
+    with pytest.raises(ValueError, match=r"inputs must have shape \(T, 8\)"):
+        bp.simulate(stc_advance, drive[:, :3], state8, kp8, mods8)
+    with pytest.raises(ValueError, match="params.variant"):
+        bp.simulate(stc_advance, drive, state8, kp8._replace(variant=7), mods8)

@@ -15,6 +15,7 @@ from bioplastic.rules.delay_learning import (
     homeostasis_init,
     homeostasis_update,
     rdl_delta,
+    spike_lists,
     stimulus_eligibility,
     stopped_neurons,
     weight_dw,
@@ -40,8 +41,14 @@ def test_single_pair_functions_use_the_delayed_lag():
     assert weight_dw([2.0], [10.0], 7.0) == pytest.approx(0.01 * math.exp(-1), rel=1e-15)
     # the arrival (2 + 9 = 11 ms) comes after the post spike: lag = -1 ms, delay grows
     assert delay_dw([2.0], [10.0], 9.0) == pytest.approx(2.5 * math.exp(-1), rel=1e-15)
-    # no pre spike at or before the post spike: no pair (nearest pairing)
-    assert delay_dw([12.0], [10.0], 1.0) == 0.0
+    # the pairing is on arrival times: a pre spike at 2 ms with delay 7 ms arrives at 9 ms,
+    # before the post spike at 10 ms (lag +1), even though a later pre spike at 6 ms (arrival
+    # 13 ms) was *emitted* before the post spike: that one pairs on its arrival side (lag -3)
+    assert delay_dw([2.0, 6.0], [10.0], 7.0) == pytest.approx(
+        -2.5 * math.exp(-1) + 2.5 * math.exp(-3), rel=1e-15)
+    # an arrival after the last post spike pairs with it (lag -3 ms); nothing before it
+    assert delay_dw([12.0], [10.0], 1.0) == pytest.approx(2.5 * math.exp(-3), rel=1e-15)
+    assert delay_dw([12.0], [], 1.0) == 0.0
 
 
 @pytest.mark.parametrize("all_pairs", [False, True])
@@ -107,3 +114,12 @@ def test_a_failing_update_leaves_its_inputs_as_they_were():
         apply_delay_update(d, w, [np.nan, 0.0], [0.0, 0.0], [0, 0], 1)
     np.testing.assert_array_equal(d, [1.0, 2.0])
     np.testing.assert_array_equal(w, [0.5, 0.5])
+
+
+def test_spike_lists_equal_a_per_neuron_nonzero():
+    raster = np.random.default_rng(3).random((40, 7)) < 0.2
+    raster[:, 2] = False                                   # a silent neuron
+    indptr, steps = spike_lists(raster)
+    for i in range(raster.shape[1]):
+        np.testing.assert_array_equal(steps[indptr[i]:indptr[i + 1]], np.nonzero(raster[:, i])[0])
+    assert indptr[-1] == raster.sum() and steps.dtype == np.int64

@@ -53,7 +53,7 @@ def test_trained_wta_round_trips(tmp_path):
     images = rng.uniform(0, 255, (3, 16))
     w0 = rng.uniform(0, 0.3, (4, 16))
     params = bp.WTAParams(w_sum=2.0)
-    result = bp.train_wta(images, w0, params, seed=1, present_ms=20.0, rest_ms=5.0)
+    result = bp.train_wta(images, params, w0=w0, seed=1, present_ms=20.0, rest_ms=5.0)
     path = bp.save(tmp_path / "wta", {"training": result, "params": params,
                                       "prepared": bp.wta_prepare(params)})
     assert path.name == "wta.npz"

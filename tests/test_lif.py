@@ -15,6 +15,7 @@ from bioplastic.neurons import (
     lif_step,
     no_connectivity,
 )
+from bioplastic.neurons.lif import is_homogeneous
 from bioplastic.reference.lif import random_network, run_lif_kernel, unpack
 
 from .naive import naive_lif
@@ -40,6 +41,48 @@ def test_kernel_equals_naive_transcription(seed):
     np.testing.assert_array_equal(trace.spikes, spikes)
     np.testing.assert_array_equal(trace["v"], v)
     np.testing.assert_array_equal(trace["theta"], theta)
+
+
+HOMOGENEOUS = {"tau_m_ms": 10.0, "v_rest_mv": -65.0, "v_reset_mv": -67.5, "v_th_mv": -50.0,
+               "t_ref_ms": 0.5, "tau_theta_ms": 50.0, "theta_plus_mv": 0.5}   # one value each
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_homogeneous_kernel_equals_naive_transcription(seed):
+    """Scalar parameters are read once per step (stride-0 views), not per neuron: the same
+    bits as the naive per-neuron transcription and as the per-neuron-array kernel."""
+    inputs = {**small_network(seed), **HOMOGENEOUS}
+    params, drive, conn = unpack(inputs)
+    n = drive.shape[1]
+    hoisted, arrays = lif_prepare(params, n), lif_prepare(params, n, hoist=False)
+    assert is_homogeneous(hoisted) and not is_homogeneous(arrays)
+    assert all(h.strides == (0,) and np.array_equal(h, a) for h, a in zip(hoisted, arrays,
+                                                                          strict=True))
+    runs = [bp.simulate(lif_advance, drive, lif_init(n, params, conn, v0_mv=inputs["v0_mv"]),
+                        kp, conn, record=("v", "theta")) for kp in (hoisted, arrays)]
+    spikes, v, theta = naive_lif(
+        drive, params.tau_m_ms, arrays.v_rest, arrays.v_reset, arrays.v_th, arrays.ref_steps,
+        params.tau_theta_ms, arrays.theta_plus, params.dt_ms, inputs["pre"], inputs["post"],
+        inputs["weight"], inputs["delay_steps"], inputs["v0_mv"])
+    assert spikes.sum() > 20    # spikes, resets, refractory steps and delayed synapses all run
+    for trace in runs:
+        np.testing.assert_array_equal(trace.spikes, spikes)
+        np.testing.assert_array_equal(trace["v"], v)
+        np.testing.assert_array_equal(trace["theta"], theta)
+
+
+def test_parameters_are_hoisted_all_or_none_and_bit_for_bit():
+    n = 4
+    assert is_homogeneous(lif_prepare(bp.LIFParams(), n))
+    # one per-neuron field keeps every field an ordinary array (two kernel types, not 2**7)
+    mixed = lif_prepare(bp.LIFParams(tau_m_ms=np.array([5.0, 10.0, 10.0, 10.0])), n)
+    assert not is_homogeneous(mixed) and all(v.strides == (8,) for v in mixed)
+    # equal values but different bits (-0.0, 0.0) are not one value: theta += -0.0 and += 0.0
+    # differ when theta is -0.0
+    signed = lif_prepare(bp.LIFParams(theta_plus_mv=np.array([0.0, -0.0, 0.0, 0.0])), n)
+    assert not is_homogeneous(signed)
+    # an array argument whose entries are all equal is hoisted like the scalar
+    assert is_homogeneous(lif_prepare(bp.LIFParams(v_th_mv=np.full(n, -50.0)), n))
 
 
 def test_subthreshold_decay_is_exact_exponential():

@@ -51,7 +51,8 @@ def _random_params(rng, n_maps, coupling, k=3, **extra):
 
 
 def _naive(params, drive, fast_linking=False):
-    kp, feed, link = pcnn_prepare(params, drive.shape[1:])
+    kp = pcnn_prepare(params, drive.shape[1:])
+    feed, link = kp.feeding_weights, kp.linking_weights
     e0 = pcnn_init(drive.shape[1:], params).e
     return naive_pcnn(drive, kp.decay_f, kp.decay_l, kp.decay_u, kp.decay_e, kp.v_f, kp.v_l,
                       kp.v_e, kp.beta, e0, feed, link, fast_linking=fast_linking)
@@ -261,7 +262,8 @@ def test_conventions_agree_on_a_grid():
 
     rng = np.random.default_rng(17)
     params = _random_params(rng, 1, "intra", decay_u=0.0)
-    kp, feed, link = pcnn_prepare(params, (1, 10, 10))
+    kp = pcnn_prepare(params, (1, 10, 10))
+    feed, link = kp.feeding_weights, kp.linking_weights
     image = rng.uniform(0, 1, (1, 10, 10))
     e_b0 = rng.uniform(0, 2, (1, 10, 10))
     e_b, y_b = e_b0.copy(), np.zeros((1, 10, 10))
@@ -336,19 +338,19 @@ def _setup(seed=20, n_maps=2, coupling="inter"):
     rng = np.random.default_rng(seed)
     params = _random_params(rng, n_maps, coupling, e0=rng.uniform(0, 1, (n_maps, 7, 8)))
     drive = rng.uniform(0, 1, (30, n_maps, 7, 8))
-    kp, feed, link = pcnn_prepare(params, drive.shape[1:])
-    return params, drive, kp, feed, link
+    kp = pcnn_prepare(params, drive.shape[1:])
+    return params, drive, kp
 
 
 def test_simulate_equals_python_loop_over_step():
     """simulate over the in-place advance ≡ a Python loop over the pure step (JIT off: see
     tests/test_jit_off.py)."""
-    params, drive, kp, feed, link = _setup()
+    params, drive, kp = _setup()
     state0 = pcnn_init(drive.shape[1:], params)
-    trace = simulate(pcnn_advance, drive, state0, kp, feed, link, record=("e",))
+    trace = simulate(pcnn_advance, drive, state0, kp, record=("e",))
     state, spikes = state0, []
     for x in drive:
-        y, state = pcnn_step(x, state, kp, feed, link)
+        y, state = pcnn_step(x, state, kp)
         spikes.append(y)
     np.testing.assert_array_equal(np.array(spikes), trace.spikes)
     for field in PCNNState._fields:
@@ -356,13 +358,14 @@ def test_simulate_equals_python_loop_over_step():
 
 
 def test_step_does_not_mutate_its_arguments():
-    params, drive, kp, feed, link = _setup()
+    params, drive, kp = _setup()
     state = pcnn_init(drive.shape[1:], params)
     for x in drive[:5]:
-        _, state = pcnn_step(x, state, kp, feed, link)
-    copies = [a.copy() for a in (drive[5], *state, feed, link, *kp[:-1])]
-    pcnn_step(drive[5], state, kp, feed, link)
-    for before, after in zip(copies, (drive[5], *state, feed, link, *kp[:-1]), strict=True):
+        _, state = pcnn_step(x, state, kp)
+    arrays = [v for v in kp if isinstance(v, np.ndarray)]     # every field but fast_linking
+    copies = [a.copy() for a in (drive[5], *state, *arrays)]
+    pcnn_step(drive[5], state, kp)
+    for before, after in zip(copies, (drive[5], *state, *arrays), strict=True):
         np.testing.assert_array_equal(before, after)
 
 

@@ -25,6 +25,7 @@ import bioplastic as bp  # noqa: E402
 from bioplastic import neurons as nr  # noqa: E402
 from bioplastic import rules as r  # noqa: E402
 from bioplastic.data import corrupt_digits  # noqa: E402
+from bioplastic.neurons.stc import BASES  # noqa: E402
 from bioplastic.neurons.wta import dense_weights  # noqa: E402
 
 from .properties import Target, check_call, perturb  # noqa: E402
@@ -82,15 +83,13 @@ def _simulate_lif(inputs, state, params, conn):
 
 def _pcnn_pieces():
     params = _pcnn_params()
-    kp, feed, link = bp.pcnn_prepare(params, (1, 5, 5))
     return {"inputs": np.broadcast_to(IMG[0], (4, 1, 5, 5)).copy(),
-            "state": bp.pcnn_init((1, 5, 5), params), "params": kp, "feeding_weights": feed,
-            "linking_weights": link}
+            "state": bp.pcnn_init((1, 5, 5), params),
+            "params": bp.pcnn_prepare(params, (1, 5, 5))}
 
 
-def _simulate_pcnn(inputs, state, params, feeding_weights, linking_weights):
-    return bp.simulate(nr.pcnn_advance, inputs, state, params, feeding_weights,
-                       linking_weights, record=("e",))
+def _simulate_pcnn(inputs, state, params):
+    return bp.simulate(nr.pcnn_advance, inputs, state, params, record=("e",))
 
 
 def _wta_pieces():
@@ -101,6 +100,29 @@ def _wta_pieces():
 
 def _simulate_wta(inputs, state, params, conn, by_post):
     return bp.simulate(nr.wta_advance, inputs, state, params, conn, by_post, record=("v",))
+
+
+N_STC = 4
+W_STC = np.where(_RNG.random((N_STC, N_STC)) < 0.5, _RNG.normal(0, 1, (N_STC, N_STC)), 0.0)
+
+
+def _stc_pieces():
+    params = nr.STCParams(base="lmh", bias_h=-0.2, lmh_d_u=0.3)
+    return {"inputs": _RNG.uniform(0, 1, (6, N_STC)), "state": nr.stc_init(N_STC, params),
+            "params": nr.stc_prepare(params, N_STC),
+            "mods": nr.stc_modulators(W_STC, -W_STC.T, N_STC)}
+
+
+def _simulate_stc(inputs, state, params, mods):
+    return bp.simulate(nr.stc_advance, inputs, state, params, mods, record=("h", "alpha"))
+
+
+def _one_step(pieces):
+    """The pieces of a simulate target as the arguments of the model's public step."""
+    def build():
+        kwargs = pieces()
+        return {"x": kwargs.pop("inputs")[0], **kwargs}
+    return build
 
 
 TARGETS = [
@@ -204,6 +226,25 @@ TARGETS = [
     Target("dense_weights", dense_weights,
            lambda: {"w": W_WTA.ravel(), "conn": nr.input_connectivity(W_WTA), "n": 3},
            index=_INDEX_FIELDS),
+    # --- STC
+    Target("stc_prepare", nr.stc_prepare,
+           lambda: {"params": nr.STCParams(base="plif", plif_w=np.array([0.1, -0.3, 0, 2])),
+                    "n": N_STC},
+           # n against the (4,) per-neuron plif_w: the message names the mismatched field
+           aliases={"n": ("plif_w must have shape",)}),
+    Target("stc_init", nr.stc_init, lambda: {"n": N_STC, "params": nr.STCParams()}),
+    Target("stc_modulators", nr.stc_modulators,
+           lambda: {"w_h": W_STC, "w_v": W_STC.T, "n": N_STC}),
+    Target("run_stc", nr.run_stc,
+           lambda: {"inputs": _RNG.uniform(0, 1, (6, N_STC)),
+                    "params": nr.STCParams(base="lmh"), "w_h": W_STC, "w_v": -W_STC,
+                    "record": ("h", "d")}),
+    Target("simulate_stc", _simulate_stc, _stc_pieces, index=("indptr", "post")),
+    # --- the public pure steps, called directly with the same perturbed pieces
+    Target("lif_step", bp.lif_step, _one_step(_lif_pieces), index=_INDEX_FIELDS),
+    Target("pcnn_step", bp.pcnn_step, _one_step(_pcnn_pieces)),
+    Target("wta_step", bp.wta_step, _one_step(_wta_pieces), index=_INDEX_FIELDS),
+    Target("stc_step", nr.stc_step, _one_step(_stc_pieces), index=("indptr", "post")),
     # --- data
     Target("corrupt_digits", corrupt_digits,
            lambda: {"images": _RNG.random((2, 8, 8)), "name": "gaussian_noise", "severity": 2,
@@ -247,11 +288,12 @@ def test_mismatched_lif_pieces(n_state, n_params, n_conn, width, delay_state, de
        size=st.integers(3, 6), size_inputs=st.integers(3, 6))
 def test_mismatched_pcnn_pieces(c_state, c_kernels, c_params, size, size_inputs):
     params = _pcnn_params()
-    _, feed, link = bp.pcnn_prepare(params, (c_kernels, size, size))
+    kernels = bp.pcnn_prepare(params, (c_kernels, size, size))
     kwargs = {"inputs": np.ones((3, c_state, size_inputs, size_inputs)),
               "state": bp.pcnn_init((c_state, size, size), params),
-              "params": bp.pcnn_prepare(params, (c_params, size, size))[0],
-              "feeding_weights": feed, "linking_weights": link}
+              "params": bp.pcnn_prepare(params, (c_params, size, size))._replace(
+                  feeding_weights=kernels.feeding_weights,
+                  linking_weights=kernels.linking_weights)}
     agree = len({c_state, c_kernels, c_params}) == 1 and size == size_inputs
     target = Target("mismatched_pcnn", _simulate_pcnn, lambda: kwargs)
     outcome = check_call(target, kwargs, set(kwargs), "pieces")
@@ -272,5 +314,18 @@ def test_mismatched_wta_pieces(n_in_state, n_in_conn, n_state, n_conn, delay_sta
               "by_post": r.post_index(conn.post, n_conn)}
     agree = n_in_state == n_in_conn and n_state == n_conn and delay_state == delay_conn
     target = Target("mismatched_wta", _simulate_wta, lambda: kwargs)
+    outcome = check_call(target, kwargs, set(kwargs), "pieces")
+    assert outcome == ("accepted" if agree else "clear")
+
+
+@given(n_state=st.integers(1, 5), n_params=st.integers(1, 5), n_mods=st.integers(1, 5),
+       width=st.integers(1, 6), base=st.sampled_from(sorted(BASES)))
+def test_mismatched_stc_pieces(n_state, n_params, n_mods, width, base):
+    params = nr.STCParams(base=base)
+    kwargs = {"inputs": np.full((3, width), 0.7), "state": nr.stc_init(n_state, params),
+              "params": nr.stc_prepare(params, n_params),
+              "mods": nr.stc_modulators(np.full((n_mods, n_mods), 0.5), None, n_mods)}
+    agree = len({n_state, n_params, n_mods, width}) == 1
+    target = Target("mismatched_stc", _simulate_stc, lambda: kwargs)
     outcome = check_call(target, kwargs, set(kwargs), "pieces")
     assert outcome == ("accepted" if agree else "clear")

@@ -208,3 +208,110 @@ def test_arms_differ_only_in_what_they_learn():
         np.testing.assert_allclose(du, dr)
     else:
         assert not np.allclose(du, dr)
+
+
+@pytest.mark.parametrize("seed, reward", [(7, -1.0), (8, 1.0)])
+def test_fused_update_equals_the_separate_rules(seed, reward):
+    """``delay_weight_update`` (one fused Numba pass, the eligibility walk skipped for silent
+    post neurons) gives bit for bit what the separate public rules give: eligibility, r x Σ G,
+    homeostasis, then the bounded update with the stop criterion."""
+    from bioplastic.rules.delay_learning import (
+        apply_delay_update,
+        homeostasis_update,
+        rdl_delta,
+        stimulus_eligibility,
+    )
+
+    rng, topo, w, d, params, stdp = _small_network(seed)
+    x = rng.random((12, topo.n_in)) < 0.1
+    trace = run_rsnn(x, rsnn_init(topo, params, w, d), topo, params, stdp)
+    assert 0 < trace.spikes[:, :topo.n_exc].any(axis=0).sum() < topo.n_exc   # some silent
+    src = np.concatenate([x, trace.spikes], axis=1)
+    learning = RDL._replace(bounds=RDL.bounds._replace(d_max_ms=6.0, w_max=6.0,
+                                                       growth_ms=0.01))
+    learner = learner_init(topo, learning)
+    d_new, w_new, _ = delay_weight_update(topo, trace.state.delay_ms, trace.state.w, src,
+                                          trace.spikes, reward, learner, 1.0, learning)
+    hi = int(topo.pathway_ptr[2])
+    e_d, e_w = stimulus_eligibility(src, trace.spikes, topo.pre[:hi], topo.post[:hi],
+                                    trace.state.delay_ms[:hi], 1.0, learning.rule)
+    _, hd, hw = homeostasis_update(learner.window, 0, trace.spikes[:, :topo.n_exc].any(axis=0),
+                                   learning.homeostasis)
+    post = topo.post[:hi]
+    hd_all, hw_all = np.zeros(topo.n_neurons), np.zeros(topo.n_neurons)
+    hd_all[:topo.n_exc], hw_all[:topo.n_exc] = hd, hw
+    d_ref, w_ref = apply_delay_update(trace.state.delay_ms[:hi], trace.state.w[:hi],
+                                      rdl_delta(e_d, reward) + hd_all[post],
+                                      e_w + hw_all[post], post, topo.n_neurons,
+                                      learning.bounds)
+    np.testing.assert_array_equal(d_new[:hi], d_ref)
+    np.testing.assert_array_equal(w_new[:hi], w_ref)
+    np.testing.assert_array_equal(d_new[hi:], trace.state.delay_ms[hi:])   # static pathways
+
+
+def test_a_non_finite_weight_is_refused_and_nothing_changes():
+    rng, topo, w, d, params, stdp = _small_network(9)
+    state = run_rsnn(rng.random((10, topo.n_in)) < 0.3, rsnn_init(topo, params, w, d), topo,
+                     params, stdp).state
+    saved = [a.copy() for a in state if isinstance(a, np.ndarray)]
+    bad = np.where(np.arange(w.size) == 5, np.nan, state.w)
+    with pytest.raises(ValueError, match="weight must contain only finite"):
+        rsnn_set_delays(state, topo, params, state.delay_ms, weight=bad)
+    with pytest.raises(ValueError, match="weight must contain only finite"):
+        rsnn_init(topo, params, bad, d)
+    src = np.zeros((10, topo.n_in + topo.n_neurons), bool)
+    with pytest.raises(ValueError, match="weight must contain only finite"):
+        delay_weight_update(topo, state.delay_ms, bad, src, src[:, topo.n_in:], 1.0,
+                            learner_init(topo), 1.0)
+    for a, b in zip(saved, [a for a in state if isinstance(a, np.ndarray)], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _pieces(n_pos, max_delay=6, seed=0):
+    rng = np.random.default_rng(seed)
+    n_exc = 2 * n_pos
+    syn = {"input_exc": (rng.integers(0, 5, 40), rng.integers(0, n_exc, 40), 2.0,
+                         rng.integers(0, max_delay + 1, 40) * 1.0),
+           **lateral_inhibition(2, n_pos, 6.0, -4.0)}
+    topo, w, d = rsnn_topology(5, n_exc, n_exc, syn)
+    params = RSNNParams(max_delay_ms=float(max_delay))
+    return topo, rsnn_init(topo, params, w, d), rsnn_prepare(params, n_exc, n_exc)
+
+
+_TOPO, _STATE, _KP = _pieces(3)
+_TOPO4, _STATE4, _KP4 = _pieces(4)
+_X = np.random.default_rng(1).random((5, 5)) < 0.3
+
+
+@pytest.mark.parametrize("args, match", [
+    ((_X, _STATE4, _KP, _TOPO), "state.v must have shape"),           # state for 16 neurons
+    ((_X, _STATE, _KP4, _TOPO), "params.lif.decay_m must have shape"),
+    ((_X, _STATE, _KP, _TOPO4), "state.v must have shape"),           # topology for 16
+    ((np.zeros((5, 4), bool), _STATE, _KP, _TOPO), "inputs must have shape"),
+    ((_X * 1.0, _STATE, _KP, _TOPO), "inputs must be boolean"),
+    ((_X, _STATE._replace(by_delay=_STATE.by_delay[::-1].copy()), _KP, _TOPO), "by_delay"),
+    ((_X, _STATE._replace(delay_steps=_STATE.delay_steps + 7), _KP, _TOPO), "delay_steps"),
+    ((_X, _STATE._replace(n_spikers=np.full(7, 99)), _KP, _TOPO), "n_spikers"),
+    ((_X, _STATE._replace(pend_syn=np.array([10**6]), pend_step=np.array([3])), _KP, _TOPO),
+     "pend_syn"),
+    ((_X, _STATE, _KP, _TOPO._replace(post=_TOPO.post + 100)), "topo.post"),
+    ((_X, _STATE, _KP, _TOPO._replace(n_in=True)), "topo.n_in"),
+    ((_X, _STATE, _KP._replace(dt_s=float("nan")), _TOPO), "params.dt_s"),
+    ((_X, _STATE._replace(v=_STATE.v.astype(np.float32)), _KP, _TOPO), "state.v"),
+])
+def test_mismatched_pieces_give_a_clear_error(args, match):
+    """simulate's check_consistency hook (bioplastic.neurons.rsnn.check_consistency): pieces
+    built for other sizes, delays or by hand are refused before the kernel indexes them."""
+    from bioplastic import simulate
+    from bioplastic.neurons.rsnn import rsnn_advance
+
+    with pytest.raises((TypeError, ValueError), match=match):
+        simulate(rsnn_advance, *args)
+
+
+def test_matching_pieces_pass_the_check():
+    from bioplastic import simulate
+    from bioplastic.neurons.rsnn import check_consistency, rsnn_advance
+
+    check_consistency(_X, _STATE, _KP, _TOPO)
+    assert simulate(rsnn_advance, _X, _STATE, _KP, _TOPO).spikes.shape == (5, _TOPO.n_neurons)

@@ -163,7 +163,7 @@ def test_block_normalisation_and_present_blocks():
                             wta_prepare(WTAParams()), *args[1:])
     np.testing.assert_array_equal(spikes, plain.spikes[0])
     np.testing.assert_array_equal(after_one.w, plain.state.w)
-    trace = present_blocks(blocks, net["w0"], params, delay_ms=net["delay_steps"] * DT,
+    trace = present_blocks(blocks, params, w0=net["w0"], delay_ms=net["delay_steps"] * DT,
                            theta0_mv=20.0, record=("w",))
     assert trace.spikes.shape == (2, 60, 12) and trace["w"].shape == (2, conn.n_synapses)
 
@@ -278,22 +278,22 @@ def test_train_wta_protocol():
     images = rng.uniform(0, 255, (3, 40)) * (rng.random((3, 40)) < 0.5)
     w0 = rng.uniform(0.0, 1.0, (6, 40))
     kwargs = {"seed": 3, "present_ms": 50.0, "rest_ms": 10.0, "intensity": 8.0}
-    a = train_wta(images, w0, **kwargs)
-    b = train_wta(images, w0, **kwargs)
+    a = train_wta(images, w0=w0, **kwargs)
+    b = train_wta(images, w0=w0, **kwargs)
     np.testing.assert_array_equal(a.counts, b.counts)
     np.testing.assert_array_equal(a.state.w, b.state.w)
     assert a.counts.shape == (3, 6) and np.all(a.counts.sum(axis=1) >= 5)
     assert a.state.step == 120 * (3 + int(a.repeats.sum()))     # 100 + 20 steps per block
     # Zero weights never spike: every image is repeated max_repeats times.
-    silent = train_wta(images, np.zeros((6, 40)), max_repeats=2, **kwargs)
+    silent = train_wta(images, w0=np.zeros((6, 40)), max_repeats=2, **kwargs)
     np.testing.assert_array_equal(silent.repeats, [2, 2, 2])
     np.testing.assert_array_equal(silent.intensities, [10.0, 10.0, 10.0])
     with pytest.raises(ValueError, match="images"):
-        train_wta(images * 2.0, w0)
+        train_wta(images * 2.0, w0=w0)
     with pytest.raises(ValueError, match="min_spikes"):
-        train_wta(images, w0, min_spikes=-1)
+        train_wta(images, w0=w0, min_spikes=-1)
     with pytest.raises(ValueError, match="present_ms"):
-        train_wta(images, w0, present_ms=0.0)
+        train_wta(images, w0=w0, present_ms=0.0)
 
 
 def test_diverging_run_raises():
@@ -302,10 +302,10 @@ def test_diverging_run_raises():
     rng = np.random.default_rng(9)
     images = rng.uniform(0, 255, (2, 40))
     w0 = np.full((6, 40), 0.5)
-    first = train_wta(images[:1], w0, seed=0, present_ms=10.0, rest_ms=0.0)
+    first = train_wta(images[:1], w0=w0, seed=0, present_ms=10.0, rest_ms=0.0)
     broken = first.state._replace(ge=np.full(6, np.nan))
     with pytest.raises(FloatingPointError, match="diverged"):
-        train_wta(images[1:], w0, seed=0, present_ms=10.0, rest_ms=0.0, state=broken)
+        train_wta(images[1:], w0=w0, seed=0, present_ms=10.0, rest_ms=0.0, state=broken)
 
 
 # ---------------------------------------------------------------- bad input
@@ -342,7 +342,7 @@ def test_bad_inputs():
     with pytest.raises(TypeError, match="conductance"):
         wta_prepare(WTAParams(conductance=1))
     with pytest.raises(ValueError, match="blocks"):
-        present_blocks(np.zeros((5, 3), bool), w0)
+        present_blocks(np.zeros((5, 3), bool), w0=w0)
     with pytest.raises(ValueError, match="rates_hz"):
         poisson_spikes(np.array([-1.0]), 10)
     with pytest.raises(ValueError, match="<= 1"):

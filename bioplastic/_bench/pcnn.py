@@ -39,8 +39,8 @@ def run_vs_brian2(quick: bool) -> list[dict]:
     params, drive = _image_case(size, n_steps)
 
     def kernel():
-        kp, feed, link = pcnn_prepare(params, drive.shape[1:])
-        return simulate(pcnn_advance, drive, pcnn_init(drive.shape[1:], params), kp, feed, link)
+        kp = pcnn_prepare(params, drive.shape[1:])
+        return simulate(pcnn_advance, drive, pcnn_init(drive.shape[1:], params), kp)
 
     numba_s = best_time(kernel, repeat=3, warmup=1)
     run_only: dict = {}

@@ -49,8 +49,8 @@ import numpy as np
 
 from . import Benchmark
 
-__all__ = ["BENCHMARKS", "PEER_BENCHMARKS", "run_peers", "ratio_table", "interleaved_medians",
-           "import_peer", "SEMANTICS"]
+__all__ = ["BENCHMARKS", "PEER_BENCHMARKS", "run_peers", "ratio_table", "scaling_table",
+           "interleaved_medians", "import_peer", "SEMANTICS", "bytes_per_neuron_step"]
 
 #: The semantic differences printed under the table.
 SEMANTICS = {
@@ -426,6 +426,95 @@ def _torch_ratio_rows(torch, x, beta, t_steps, batch, n, repeats) -> list[dict]:
     return rows
 
 
+# --------------------------------------------------------------------------- scaling
+def bytes_per_neuron_step(homogeneous: bool) -> int:
+    """Bytes the LIF neuron update moves per neuron-step, counted from ``lif_advance``.
+
+    Read: drive, ``v``, ``theta``, ``last_spike`` (8 B each) and, for per-neuron parameters,
+    the five arrays of the groups slot (``decay_theta``, ``ref_steps``, ``decay_m``, ``v_rest``,
+    ``v_th``: 40 B; the reset slot reads ``v_reset``/``theta_plus`` only for spiking neurons).
+    Written: ``v``, ``theta`` (16 B). Flags: ``not_refractory``, ``spikes`` (zeroed, written,
+    copied to the history ring and the output, read by the resets): about 8 B. Homogeneous
+    parameters are read once per step (stride-0 views), not per neuron. Delivery is counted
+    apart, per synaptic event (``post``, ``weight``, 16 B, plus the target's ``v``).
+    """
+    return (32 + 16 + 8) + (0 if homogeneous else 40)
+
+
+def scaling_rows(quick: bool, repeats: int) -> list[dict]:
+    """bioplastic alone from 1k to 100k neurons (about 100 synapses per neuron, zero delays),
+    heterogeneous and homogeneous parameters, next to this machine's memory bandwidth measured
+    in the same call. Homogeneous rows also time the same network with per-neuron parameter
+    arrays (``lif_prepare(..., hoist=False)``), interleaved, to show what the scalar
+    specialisation saves; both give identical spikes (checked)."""
+    from ..neurons.lif import lif_advance, lif_init, lif_prepare
+    from ..simulate import simulate
+
+    bandwidth = bandwidth_row(quick, repeats)["gb_per_s"]
+    sizes = ((500, 100), (2000, 100)) if quick else ((1000, 1000), (10_000, 1000),
+                                                      (50_000, 300), (100_000, 300))
+    rows = []
+    for n, n_steps in sizes:
+        for heterogeneous in (True, False):
+            params, drive, conn, v0 = network_case(n, n_steps, heterogeneous=heterogeneous)
+            state = lif_init(n, params, conn, v0_mv=v0)
+            traces: dict = {}
+            candidates = {}
+            variants = {"bioplastic": True} if heterogeneous else {"bioplastic": True,
+                                                                    "arrays": False}
+            for name, hoist in variants.items():
+                kparams = lif_prepare(params, n, hoist=hoist)
+
+                def run(kparams=kparams, name=name, state=state, drive=drive, conn=conn,
+                        traces=traces):
+                    traces[name] = simulate(lif_advance, drive, state, kparams, conn)
+                candidates[name] = run
+            med = interleaved_medians(candidates, repeats)
+            spikes = traces["bioplastic"].spikes
+            events = int(spikes.sum()) * conn.n_synapses / n     # mean out-degree per spike
+            per_neuron = bytes_per_neuron_step(not heterogeneous)
+            moved = n * n_steps * per_neuron + events * 16
+            row = {
+                "name": "lif_scaling_" + ("heterogeneous" if heterogeneous else "homogeneous"),
+                "neurons": n, "synapses": conn.n_synapses, "steps": n_steps,
+                "spikes": int(spikes.sum()), "bioplastic_s": med["bioplastic"],
+                "neuron_steps_per_s": n * n_steps / med["bioplastic"],
+                "syn_events_per_s": events / med["bioplastic"],
+                "bytes_per_neuron_step": per_neuron,
+                "memory_bandwidth_gb_per_s": bandwidth,
+                "bandwidth_bound_s": moved / (bandwidth * 1e9),
+            }
+            if "arrays" in med:
+                row["per_neuron_arrays_s"] = med["arrays"]
+                row["bytes_per_neuron_step_arrays"] = bytes_per_neuron_step(False)
+                row["identical"] = bool(np.array_equal(spikes, traces["arrays"].spikes))
+            rows.append(row)
+    return rows
+
+
+def scaling_table(rows: list[dict]) -> str:
+    """Markdown table of the scaling rows (empty when there are none)."""
+    rows = [r for r in rows if r.get("name", "").startswith("lif_scaling_")]
+    if not rows:
+        return ""
+    lines = ["| parameters | neurons | steps | s | neuron-steps/s | syn events/s | B/neuron-step "
+             "| bandwidth bound s | per-neuron arrays s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        arrays = r.get("per_neuron_arrays_s")
+        lines.append(
+            f"| {r['name'].removeprefix('lif_scaling_')} | {r['neurons']} | {r['steps']} | "
+            f"{r['bioplastic_s']:.4g} | {r['neuron_steps_per_s']:.3g} | "
+            f"{r['syn_events_per_s']:.3g} | {r['bytes_per_neuron_step']} | "
+            f"{r['bandwidth_bound_s']:.3g} | "
+            + ("–" if arrays is None else f"{arrays:.4g} ({r['bytes_per_neuron_step_arrays']} B"
+               + (", identical spikes" if r.get("identical") else ", SPIKES DIFFER") + ")")
+            + " |")
+    bandwidth = rows[0]["memory_bandwidth_gb_per_s"]
+    return "\n".join(lines + ["", f"memory bandwidth in the same run: {bandwidth:.3g} GB/s "
+                               "(NumPy copy, bytes read + written)"])
+
+
 # --------------------------------------------------------------------------- bandwidth
 def bandwidth_row(quick: bool, repeats: int) -> dict:
     """Memory bandwidth of this machine now: a large NumPy copy (bytes read + written / s)."""
@@ -464,7 +553,8 @@ def ratio_table(rows: list[dict]) -> str:
 
 
 def run_peers(quick: bool, repeats: int | None = None, *,
-              parts: tuple[str, ...] = ("bandwidth", "network", "torch")) -> list[dict]:
+              parts: tuple[str, ...] = ("bandwidth", "network", "scaling", "torch")
+              ) -> list[dict]:
     """Every peer workload; rows as the other benchmarks' (``ratio`` = bioplastic / peer)."""
     repeats = (1 if quick else 3) if repeats is None else repeats
     rows: list[dict] = []
@@ -472,6 +562,8 @@ def run_peers(quick: bool, repeats: int | None = None, *,
         rows.append(bandwidth_row(quick, repeats))
     if "network" in parts:
         rows.extend(network_rows(quick, repeats))
+    if "scaling" in parts:
+        rows.extend(scaling_rows(quick, repeats))
     if "torch" in parts:
         rows.extend(torch_rows(quick, repeats))
     return rows

@@ -23,14 +23,19 @@ mismatch) naming the piece and what was expected.
 
 from __future__ import annotations
 
+import inspect
+
+import numba
 import numpy as np
 
-from .._jit import njit
+from .._jit import njit, py_func
+from .._state import check_finite
+from .._validate import MAX_INT
 from ..rules.stdp import PostIndex
 from .connectivity import SparseConnectivity
 
 __all__ = ["check_connectivity", "check_post_index", "check_queue", "check_lif", "check_pcnn",
-           "check_wta"]
+           "check_wta", "check_stc", "checked_step"]
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -40,9 +45,8 @@ def _array(name: str, value, kind: str, ndim: int) -> np.ndarray:
     """``value`` must be an ndarray of dtype kind ``kind`` ('i' int64, 'f' float, 'b' bool)."""
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(value).__name__}")
-    ok = {"i": value.dtype == np.int64, "f": value.dtype.kind == "f",
-          "b": value.dtype == np.bool_}[kind]
-    if not ok:
+    dtype = value.dtype          # attribute tests only: this runs ~15 times per check
+    if dtype.kind != kind or (kind == "i" and dtype.itemsize != 8):
         want = {"i": "int64", "f": "a float dtype", "b": "bool"}[kind]
         raise TypeError(f"{name} must have dtype {want}, got {value.dtype}")
     if value.ndim != ndim:
@@ -71,14 +75,19 @@ def _pointers(name: str, ptr: np.ndarray, total: int) -> None:
 
 
 def _step(name: str, step) -> None:
-    if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
-        raise ValueError(f"{name}.step must be a non-negative integer, got {step!r}")
+    # below 2**62: the kernels add to it and subtract spike steps from it in int64
+    if isinstance(step, bool) or not isinstance(step, int | np.integer) or not 0 <= step < 2**62:
+        raise ValueError(f"{name}.step must be an integer in [0, 2**62), got {step!r}")
 
 
-def _same_shape(prefix: str, container, fields, shape: tuple) -> None:
+def _same_shape(prefix: str, container, fields, shape: tuple, kind: str = "real") -> None:
+    """Every field is a numpy array of ``shape``; ``kind`` "real" (any real numeric dtype: a
+    field the kernel only reads), or "f"/"i"/"b" as for :func:`_array`."""
     for field in fields:
         value = getattr(container, field)
-        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+        if kind != "real":
+            _array(f"{prefix}.{field}", value, kind, len(shape))
+        elif not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
             raise TypeError(f"{prefix}.{field} must be a real numeric numpy array, got "
                             f"{getattr(value, 'dtype', type(value).__name__)}")
         if value.shape != shape:
@@ -86,9 +95,21 @@ def _same_shape(prefix: str, container, fields, shape: tuple) -> None:
                              "(were the pieces built for different sizes?)")
 
 
-def _inputs(inputs: np.ndarray, per_step: tuple, what: str) -> None:
-    if inputs.shape[1:] != per_step:
-        raise ValueError(f"inputs must have shape (T, {', '.join(map(str, per_step))}) for "
+def _inputs(inputs, per_step: tuple, what: str, name: str = "inputs", kind: str = "real"
+            ) -> None:
+    """``inputs`` ``(T, *per_step)`` for a run, or, with ``name="x"``, one step's ``x``
+    ``per_step`` (the public ``*_step`` functions); ``kind`` "real" or "b" (bool spikes)."""
+    if not isinstance(inputs, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(inputs).__name__}")
+    if kind == "b" and inputs.dtype != np.bool_:
+        raise TypeError(f"{name} must be boolean spikes, got dtype {inputs.dtype}")
+    if kind == "real" and inputs.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {inputs.dtype}")
+    if name == "x":
+        if inputs.shape != per_step:
+            raise ValueError(f"x must have shape {per_step} for {what}, got {inputs.shape}")
+    elif inputs.ndim < 1 or inputs.shape[1:] != per_step:
+        raise ValueError(f"{name} must have shape (T, {', '.join(map(str, per_step))}) for "
                          f"{what}, got {inputs.shape}")
 
 
@@ -125,9 +146,12 @@ def check_connectivity(conn, *, n_post: int | None = None, name: str = "conn"
     order = getattr(conn, "delay_order", None)       # delivery order, where the type has one
     if order is not None:
         _shape(f"{name}.delay_order", _array(f"{name}.delay_order", order, "i", 1), (n_syn,))
-    code, row = _connectivity_kernel(indptr, post, conn.weight, conn.delay_steps, ptr,
-                                     np.zeros(0, np.int64) if order is None else order,
-                                     order is not None, -1 if n_post is None else int(n_post))
+    args = (indptr, post, conn.weight, conn.delay_steps, ptr,
+            np.zeros(0, np.int64) if order is None else order, order is not None,
+            -1 if n_post is None else int(n_post))
+    if _connectivity_sound(*args):     # the fast pass; it decides only "sound" for sure
+        return conn
+    code, row = _connectivity_kernel(*args)
     if code:
         target = ">= 0" if n_post is None else f"of the {n_post} target neurons, in [0, {n_post})"
         raise ValueError(name + "." + _CONNECTIVITY_ERRORS[code].format(
@@ -146,7 +170,57 @@ _CONNECTIVITY_ERRORS = {
        "synapse in the block of another delay",
     7: "post must hold indices {target}; row {row} does not",
     8: "weight must be finite; row {row} holds NaN or inf",
+    9: "delay_order must list the synapses of each (source, delay) block in increasing CSR "
+       "position; row {row} does not",
 }
+
+
+@njit
+def _connectivity_sound(indptr, post, weight, delay_steps, ptr, order, has_order, n_post):
+    """True if the structure is sound (what :func:`_connectivity_kernel` checks), decided by
+    branch-free passes over the synapse arrays that the compiler vectorises (about 3x faster
+    than the kernel on 2 M synapses); False means "not known": the caller then runs the
+    kernel, which finds the error and its row. Decides only the usual case, ``delay_order``
+    the identity (delays never changed); any other order is left to the kernel."""
+    n_syn, n_pre, n_cols = post.size, indptr.size - 1, ptr.shape[1]
+    if indptr[0] != 0 or indptr[n_pre] != n_syn:
+        return False
+    for i in range(n_pre):
+        if indptr[i + 1] < indptr[i]:
+            return False
+        if ptr[i, 0] != indptr[i] or ptr[i, n_cols - 1] != indptr[i + 1]:
+            return False
+        for d in range(n_cols - 1):
+            if ptr[i, d + 1] < ptr[i, d]:
+                return False
+    # every pointer now lies in [0, n_syn]; each pass below is an OR/AND/max reduction
+    if has_order:
+        moved = 0
+        for k in range(n_syn):
+            moved |= order[k] ^ k
+        if moved != 0:
+            return False
+    sign, top = 0, -1
+    for k in range(n_syn):
+        sign |= post[k]
+        top = max(top, post[k])
+    if sign < 0 or (n_post >= 0 and top >= n_post):
+        return False
+    finite = True
+    for k in range(n_syn):
+        finite &= weight[k] - weight[k] == 0.0             # false for NaN and +-inf
+    if not finite:
+        return False
+    off = 0
+    if n_cols == 2:                 # max_delay 0: every delay must be 0, one flat pass
+        for k in range(n_syn):
+            off |= delay_steps[k]
+        return off == 0
+    for i in range(n_pre):
+        for d in range(n_cols - 1):
+            for k in range(ptr[i, d], ptr[i, d + 1]):
+                off |= delay_steps[k] ^ d
+    return off == 0
 
 
 @njit
@@ -176,6 +250,10 @@ def _connectivity_kernel(indptr, post, weight, delay_steps, ptr, order, has_orde
                     if syn < indptr[i] or syn >= indptr[i + 1] or seen[syn]:
                         return 5, i
                     seen[syn] = True
+                    # Brian2's order within a block, and what lets delivery read a block
+                    # whose two ends are in place as the plain range (block_is_csr)
+                    if k > ptr[i, d] and syn <= order[k - 1]:
+                        return 9, i
                 if delay_steps[syn] != d:
                     return 6, i
                 if post[syn] < 0 or post[syn] >= high:
@@ -229,22 +307,99 @@ def check_queue(state, conn: SparseConnectivity, *, name: str = "state") -> None
 
 
 # ------------------------------------------------------------------------- model hooks
+#
+# Each hook is ``check_<model>(inputs, state, params, *weights, name="inputs")``: ``inputs``
+# time-major ``(T, ...)`` for simulate, or one step's ``x`` with ``name="x"`` for the public
+# ``<model>_step`` (:func:`checked_step`). Fields an advance writes in place must have the
+# dtype it writes (an int ``v`` would silently truncate every update).
 
 
-def check_lif(inputs, state, params, conn) -> None:
+def _model_pieces(model: str, state, params, state_type, params_type, lead: str,
+                  ndim: int) -> tuple:
+    """The preamble every hook shares: ``state`` from ``<model>_init`` and ``params`` from
+    ``<model>_prepare``, a valid step counter, and the shape of the float field ``lead`` that
+    sizes the rest."""
+    if not isinstance(state, state_type):
+        raise TypeError(f"state must be a {state_type.__name__} ({model}_init), got "
+                        f"{type(state).__name__}")
+    if not isinstance(params, params_type):
+        raise TypeError(f"params must be {params_type.__name__} ({model}_prepare), got "
+                        f"{type(params).__name__}")
+    if "step" in state._fields:
+        _step("state", state.step)
+    _scalar_fields("params", params)
+    return _array(f"state.{lead}", getattr(state, lead), "f", ndim).shape
+
+
+def _scalar_fields(prefix: str, params) -> None:
+    """The scalar fields of a kernel-parameter tuple, nested tuples too: real numbers that fit
+    the kernel's int64/float64 arguments, finite, time constants (``tau*``) positive (the
+    kernels divide by them). Arrays are checked by each hook; a value of another numeric type
+    than the model's own only compiles another specialisation."""
+    for field, value in zip(params._fields, params, strict=True):
+        name = f"{prefix}.{field}"
+        if isinstance(value, np.ndarray):
+            continue
+        real = isinstance(value, int | float | np.integer | np.floating) and \
+            not isinstance(value, bool | np.bool_)
+        if field.startswith("tau") and not (real and value > 0):
+            raise ValueError(f"{name} must be positive (a time constant), got {value!r}")
+        if isinstance(value, bool | np.bool_):
+            continue
+        if isinstance(value, tuple) and hasattr(value, "_fields"):
+            _scalar_fields(name, value)
+            continue
+        if not isinstance(value, int | float | np.integer | np.floating):
+            raise TypeError(f"{name} must be a real number (as *_prepare makes it), got "
+                            f"{type(value).__name__}")
+        if not (-MAX_INT < value < MAX_INT):
+            raise ValueError(f"{name} must be finite and within ±2**62, got {value!r}")
+
+
+def checked_step(impl, hook, what: str, x, state, params, *weights, check: bool = True):
+    """A public pure step: ``hook(x, state, params, *weights, name="x")``, then the jitted
+    ``impl`` (the model's advance on a copy of ``state``), then the new state checked finite
+    (:class:`~bioplastic.rules.DivergenceError` naming ``what``). ``check=False`` runs ``impl``
+    alone."""
+    if check:
+        hook(x, state, params, *weights, name="x")
+    try:
+        spikes, new = impl(x, state, params, *weights)
+    except numba.core.errors.TypingError as exc:
+        # A field of another type than the model's own (a float where a nested parameter
+        # tuple belongs): name every argument and what it is, as simulate does.
+        raise TypeError(_typing_hint(impl, what, (x, state, params, *weights))) from exc
+    if check:
+        check_finite(new, what)
+    return spikes, new
+
+
+def _typing_hint(impl, what: str, args: tuple) -> str:
+    names = list(inspect.signature(py_func(impl)).parameters)
+    described = "; ".join(f"{name} is {_describe(value)}"
+                          for name, value in zip(names, args, strict=False))
+    return (f"{what} could not be compiled for these arguments: {described}. Pass the state "
+            "from the model's *_init and the kernel parameters from its *_prepare (not the "
+            "*Params tuple, and no field replaced by a value of another type).")
+
+
+def _describe(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array {value.dtype}{list(value.shape)}"
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return f"{type(value).__name__}(" + ", ".join(
+            f"{f}={_describe(v)}" for f, v in zip(value._fields, value, strict=True)) + ")"
+    return type(value).__name__
+
+
+def check_lif(inputs, state, params, conn, *, name: str = "inputs") -> None:
     """``simulate``'s check for LIF: ``state``, ``params``, ``conn`` and ``inputs`` all for
     the same ``n`` neurons, and the state's ring for this connectivity."""
     from .lif import LIFKernelParams, LIFState
 
-    if not isinstance(state, LIFState):
-        raise TypeError(f"state must be an LIFState (lif_init), got {type(state).__name__}")
-    if not isinstance(params, LIFKernelParams):
-        raise TypeError(f"params must be LIFKernelParams (lif_prepare), got "
-                        f"{type(params).__name__}")
-    n = _array("state.v", state.v, "f", 1).size
-    _same_shape("state", state, ("theta", "last_spike"), (n,))
-    _array("state.last_spike", state.last_spike, "i", 1)
-    _step("state", state.step)
+    (n,) = _model_pieces("lif", state, params, LIFState, LIFKernelParams, "v", 1)
+    _same_shape("state", state, ("theta",), (n,), "f")
+    _same_shape("state", state, ("last_spike",), (n,), "i")
     _same_shape("params", params, params._fields, (n,))
     _array("params.ref_steps", params.ref_steps, "i", 1)
     check_connectivity(conn, n_post=n)
@@ -252,35 +407,38 @@ def check_lif(inputs, state, params, conn) -> None:
         raise ValueError(f"conn must connect the {n} neurons of the state to themselves, got "
                          f"n_pre={conn.n_pre}")
     check_queue(state, conn)
-    _inputs(inputs, (n,), f"{n} neurons")
+    _inputs(inputs, (n,), f"{n} neurons", name)
 
 
-def check_pcnn(inputs, state, params, feeding_weights, linking_weights) -> None:
+_PCNN_WEIGHTS = ("feeding_weights", "linking_weights")
+
+
+def check_pcnn(inputs, state, params, *weights, name: str = "inputs") -> None:
     """``simulate``'s check for PCNN: maps, parameters, kernels and inputs for one ``(C, H,
     W)``; kernels ``(C, G, kh, kw)`` with ``G`` 1 (intra) or ``C`` (inter) and odd sizes."""
     from .pcnn import PCNNKernelParams, PCNNState
 
-    if not isinstance(state, PCNNState):
-        raise TypeError(f"state must be a PCNNState (pcnn_init), got {type(state).__name__}")
-    if not isinstance(params, PCNNKernelParams):
-        raise TypeError(f"params must be PCNNKernelParams (pcnn_prepare), got "
-                        f"{type(params).__name__}")
-    shape = _array("state.f", state.f, "f", 3).shape
-    _same_shape("state", state, ("l", "u", "e", "y"), shape)
-    _array("state.y", state.y, "b", 3)
+    if weights:
+        raise TypeError(f"pcnn_advance takes (x, state, params) and no weight arguments, got "
+                        f"{len(weights)} more: the coupling kernels are the feeding_weights "
+                        "and linking_weights fields of the PCNNKernelParams that pcnn_prepare "
+                        "returns")
+    shape = _model_pieces("pcnn", state, params, PCNNState, PCNNKernelParams, "f", 3)
+    _same_shape("state", state, ("l", "u", "e"), shape, "f")
+    _same_shape("state", state, ("y",), shape, "b")
     n_maps = shape[0]
-    _same_shape("params", params, [f for f in params._fields if f != "fast_linking"],
-                (n_maps,))
-    if params.fast_linking not in (0, 1, 2):
+    _same_shape("params", params, [f for f in params._fields
+                                   if f not in ("fast_linking", *_PCNN_WEIGHTS)], (n_maps,))
+    if isinstance(params.fast_linking, bool) or params.fast_linking not in (0, 1, 2):
         raise ValueError(f"params.fast_linking must be 0, 1 or 2, got {params.fast_linking!r}")
-    for name, w in (("feeding_weights", feeding_weights), ("linking_weights", linking_weights)):
-        w = _array(name, w, "f", 4)
+    for field in _PCNN_WEIGHTS:
+        w = _array(f"params.{field}", getattr(params, field), "f", 4)
         if w.shape[0] != n_maps or w.shape[1] not in (1, n_maps) or w.shape[2] % 2 == 0 \
                 or w.shape[3] % 2 == 0:
-            raise ValueError(f"{name} must have shape (C, 1 or C, odd kh, odd kw) with C = "
-                             f"{n_maps} maps of the state, got {w.shape} (from pcnn_prepare "
-                             "for another shape?)")
-    _inputs(inputs, shape, f"maps of shape {shape}")
+            raise ValueError(f"params.{field} must have shape (C, 1 or C, odd kh, odd kw) with "
+                             f"C = {n_maps} maps of the state, got {w.shape} (from "
+                             "pcnn_prepare for another shape?)")
+    _inputs(inputs, shape, f"maps of shape {shape}", name)
 
 
 _WTA_PER_NEURON = ("v", "ge", "gi", "theta", "last_spike", "v_inh", "ge_inh", "gi_inh",
@@ -288,31 +446,56 @@ _WTA_PER_NEURON = ("v", "ge", "gi", "theta", "last_spike", "v_inh", "ge_inh", "g
 _WTA_PER_SYNAPSE = ("w", "x_pre", "x_post1", "x_post2", "last_update")
 
 
-def check_wta(inputs, state, params, conn, by_post) -> None:
+def _wta_fields(state, fields, shape) -> None:
+    """The WTA state's fields among ``fields``: step counts int64, the rest float."""
+    present = [f for f in fields if f in state._fields]
+    _same_shape("state", state, [f for f in present if f.startswith("last_")], shape, "i")
+    _same_shape("state", state, [f for f in present if not f.startswith("last_")], shape, "f")
+
+
+def check_wta(inputs, state, params, conn, by_post, *, name: str = "inputs") -> None:
     """``simulate``'s check for the WTA network: neuron arrays ``(n,)``, synapse arrays
     ``(n_syn,)`` of ``conn``, ``by_post`` for ``conn`` and ``n``, the ring for ``conn``'s
     inputs and delays, and inputs ``(T, n_in)`` of spikes."""
     from .wta import WTAKernelParams, WTAState
 
-    if not isinstance(state, WTAState):
-        raise TypeError(f"state must be a WTAState (wta_init), got {type(state).__name__}")
-    if not isinstance(params, WTAKernelParams):
-        raise TypeError(f"params must be WTAKernelParams (wta_prepare), got "
-                        f"{type(params).__name__}")
-    n = _array("state.v", state.v, "f", 1).size
-    _same_shape("state", state, [f for f in _WTA_PER_NEURON if f in state._fields], (n,))
+    (n,) = _model_pieces("wta", state, params, WTAState, WTAKernelParams, "v", 1)
+    _wta_fields(state, _WTA_PER_NEURON, (n,))
     check_connectivity(conn, n_post=n)
-    n_syn = conn.post.size
-    _same_shape("state", state, [f for f in _WTA_PER_SYNAPSE if f in state._fields], (n_syn,))
-    for field in ("last_spike", "last_spike_inh", "last_update"):
-        if field in state._fields:
-            _array(f"state.{field}", getattr(state, field), "i", 1)
+    _wta_fields(state, _WTA_PER_SYNAPSE, (conn.post.size,))
     if "memo_step" in state._fields:
         memo_step = _array("state.memo_step", state.memo_step, "i", 1)
         _shape("state.memo", _array("state.memo", state.memo, "f", 2), (memo_step.size, 3))
-    _step("state", state.step)
     check_post_index(by_post, conn, n)
     check_queue(state, conn)
-    if inputs.dtype != np.bool_:
-        raise TypeError(f"inputs must be boolean spikes, got dtype {inputs.dtype}")
-    _inputs(inputs, (conn.n_pre,), f"{conn.n_pre} inputs")
+    _inputs(inputs, (conn.n_pre,), f"{conn.n_pre} inputs", name, kind="b")
+
+
+def check_stc(inputs, state, params, mods, *, name: str = "inputs") -> None:
+    """``simulate``'s check for the STC layer: state and parameter arrays ``(n,)``, the
+    modulators a pre-major structure over the same ``n`` neurons (``indptr`` ``(n + 1,)``
+    monotone, ``post`` in ``[0, n)``, finite ``w_h``/``w_v`` one per entry) and inputs
+    ``(T, n)``."""
+    from .stc import STCKernelParams, STCModulators, STCState
+
+    (n,) = _model_pieces("stc", state, params, STCState, STCKernelParams, "h", 1)
+    _same_shape("state", state, state._fields, (n,), "f")
+    variant = params.variant
+    if isinstance(variant, bool) or not isinstance(variant, int | np.integer) \
+            or variant not in (0, 1, 2):
+        raise ValueError(f"params.variant must be 0, 1 or 2 (lif, plif, lmh), got {variant!r}")
+    _same_shape("params", params, [f for f in params._fields if f != "variant"], (n,))
+    if not isinstance(mods, STCModulators):
+        raise TypeError(f"mods must be STCModulators (stc_modulators), got "
+                        f"{type(mods).__name__}")
+    indptr = _array("mods.indptr", mods.indptr, "i", 1)
+    post = _array("mods.post", mods.post, "i", 1)
+    _shape("mods.indptr", indptr, (n + 1,))
+    for field in ("w_h", "w_v"):
+        w = _array(f"mods.{field}", getattr(mods, field), "f", 1)
+        _shape(f"mods.{field}", w, post.shape)
+        if not np.all(np.isfinite(w)):
+            raise ValueError(f"mods.{field} must be finite")
+    _pointers("mods.indptr", indptr, post.size)
+    _index_range("mods.post", post, n)
+    _inputs(inputs, (n,), f"{n} neurons", name)

@@ -46,8 +46,8 @@ from .._jit import njit
 from .._validate import as_float_array, count, finite_float, positive, unitless, whole_steps
 
 __all__ = ["SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
-           "due_blocks", "pending_now", "with_delays", "with_weights", "change_delays",
-           "spike_queue", "delay_steps_from_ms"]
+           "due_blocks", "block_is_csr", "pending_now", "with_delays", "with_weights",
+           "change_delays", "spike_queue", "delay_steps_from_ms"]
 
 
 class SparseConnectivity(NamedTuple):
@@ -101,7 +101,8 @@ def connectivity_from_arrays(pre, post, weight, n_pre: int, n_post: int, *, dela
         raise ValueError(f"pre and post must be 1-D of equal length, got {pre.shape}, {post.shape}")
     for name, idx, bound in (("pre", pre, n_pre), ("post", post, n_post)):
         if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= bound):
-            raise ValueError(f"{name} must hold integer indices in [0, {bound}), got {idx!r}")
+            raise ValueError(f"{name} must hold integer indices in [0, n_{name}) = [0, {bound}), "
+                             f"got {idx!r}")
     weight = _per_synapse("weight", as_float_array("weight", weight), pre.shape)
     dt_ms = positive("dt_ms", finite_float("dt_ms", dt_ms))
     delays = _per_synapse("delay_ms", whole_steps("delay_ms", delay_ms, dt_ms), pre.shape)
@@ -275,6 +276,15 @@ def pending_now(pending_due, pending_next, step):
         stop += 1
     pending_next[0] = stop
     return start, stop
+
+
+@njit
+def block_is_csr(order, start, stop):
+    """True when the delivery block ``order[start:stop]`` is the synapses ``start .. stop-1``
+    themselves (always so until delays change), read off its two ends: within a block
+    ``delay_order`` increases strictly (CSR position order, checked by ``check_connectivity``),
+    and a strictly increasing run of integers from ``start`` to ``stop - 1`` is all of them."""
+    return stop <= start or (order[start] == start and order[stop - 1] == stop - 1)
 
 
 @njit

@@ -40,6 +40,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from .._jit import njit
 from .._state import copy_state, with_step
@@ -54,9 +56,11 @@ from .._validate import (
     whole_steps,
 )
 from ..simulate import Trace, simulate
-from ._checks import check_lif as check_consistency  # noqa: F401 - simulate's hook
+from ._checks import check_lif as check_consistency  # simulate's hook
+from ._checks import checked_step
 from .connectivity import (
     SparseConnectivity,
+    block_is_csr,
     due_blocks,
     no_connectivity,
     pending_now,
@@ -64,7 +68,7 @@ from .connectivity import (
 )
 
 __all__ = ["LIFParams", "LIFKernelParams", "LIFState", "lif_prepare", "lif_init", "lif_step",
-           "lif_advance",
+           "lif_advance", "is_homogeneous",
            "lif_groups_thresholds", "lif_resets", "run_lif", "NEVER_SPIKED"]
 
 #: ``last_spike`` of a neuron that has not spiked (Brian2 uses -1e4 s; any value far enough in
@@ -86,7 +90,14 @@ class LIFParams(NamedTuple):
 
 
 class LIFKernelParams(NamedTuple):
-    """What the kernel reads: per-neuron float64/int64 arrays of shape (n,)."""
+    """What the kernel reads: per-neuron float64/int64 arrays of shape (n,).
+
+    When every parameter is the same for all neurons (a homogeneous population),
+    :func:`lif_prepare` returns each field as a read-only *broadcast view* of its one value
+    (shape ``(n,)``, stride 0: :func:`is_homogeneous`), and the kernel reads the seven values
+    once per step instead of seven arrays per neuron-step, as Brian2 hoists scalar constants
+    out of its loops. The values (and so the results) are the same bits either way.
+    """
 
     decay_m: np.ndarray       # exp(-dt/tau_m)
     decay_theta: np.ndarray   # exp(-dt/tau_theta)
@@ -114,11 +125,15 @@ def decay_factor(dt_ms: float, tau_ms) -> np.ndarray:
     return np.exp((-(dt_ms * 0.001)) / (np.asarray(tau_ms) * 0.001))
 
 
-def lif_prepare(params: LIFParams, n: int) -> LIFKernelParams:
+def lif_prepare(params: LIFParams, n: int, *, hoist: bool = True) -> LIFKernelParams:
     """Validate ``params`` for ``n`` neurons and derive the kernel's per-neuron arrays.
 
     Decay factors are computed here, in NumPy and in seconds, as Brian2 computes them
     (``exp((-dt)/tau)``); that is what makes the kernel and the twin agree to the last bit.
+    With ``hoist`` (the default), a population whose every parameter is uniform gets
+    stride-0 views (see :class:`LIFKernelParams`), which the kernel reads as scalars; the
+    values are computed exactly as for the per-neuron arrays, so results are the same bits.
+    ``hoist=False`` always returns ordinary per-neuron arrays.
     """
     if not isinstance(params, LIFParams):
         raise TypeError(f"params must be LIFParams, got {type(params).__name__}")
@@ -133,7 +148,7 @@ def lif_prepare(params: LIFParams, n: int) -> LIFKernelParams:
                          f"{np.max(v_reset - v_th):.4g} mV above v_th_mv")
     theta_plus = per_unit("theta_plus_mv", params.theta_plus_mv, n)
     non_negative("theta_plus_mv", theta_plus)    # < 0 would lower the threshold per spike
-    return LIFKernelParams(
+    kernel_params = LIFKernelParams(
         decay_m=decay_factor(dt_ms, tau_m),
         decay_theta=decay_factor(dt_ms, tau_theta),
         v_rest=per_unit("v_rest_mv", params.v_rest_mv, n),
@@ -142,6 +157,27 @@ def lif_prepare(params: LIFParams, n: int) -> LIFKernelParams:
         theta_plus=theta_plus,
         ref_steps=whole_steps("t_ref_ms", per_unit("t_ref_ms", params.t_ref_ms, n), dt_ms),
     )
+    return _hoisted(kernel_params) if hoist else kernel_params
+
+
+def _same_bits(values: np.ndarray) -> bool:
+    """Every element has the bits of the first (so -0.0 and 0.0 differ, as they may in v)."""
+    bits = values.view(np.int64)
+    return bool(np.all(bits == bits[0]))
+
+
+def _hoisted(kernel_params: LIFKernelParams) -> LIFKernelParams:
+    """``kernel_params`` with every field a stride-0 view of its first value when every field
+    is uniform (bit for bit); unchanged otherwise. All or none: two kernel types, not 2**7."""
+    if not all(_same_bits(value) for value in kernel_params):
+        return kernel_params
+    return LIFKernelParams(*(np.broadcast_to(value[:1], value.shape) for value in kernel_params))
+
+
+def is_homogeneous(kernel_params: LIFKernelParams) -> bool:
+    """True when ``kernel_params`` holds one value per field (stride-0 views from
+    :func:`lif_prepare`): the kernel then reads scalars, not per-neuron arrays."""
+    return all(value.size > 0 and value.strides[0] == 0 for value in kernel_params)
 
 
 def lif_init(n: int, params: LIFParams | None = None, conn: SparseConnectivity | None = None,
@@ -163,21 +199,56 @@ def lif_init(n: int, params: LIFParams | None = None, conn: SparseConnectivity |
     )
 
 
+def _at(value, k):
+    """``value[k]`` for a per-neuron array, ``value`` itself for a scalar (hoisted) parameter."""
+    return value if np.ndim(value) == 0 else value[k]
+
+
+@overload(_at, inline="always", jit_options={"fastmath": False})
+def _at_jit(value, k):
+    # Chosen by type when the caller compiles: a scalar parameter is a loop-invariant register,
+    # an array parameter one load per neuron. Nothing generated here enters a signature.
+    if isinstance(value, types.Array):
+        return lambda value, k: value[k]
+    return lambda value, k: value
+
+
+@njit
+def _homogeneous(params) -> bool:
+    """:func:`is_homogeneous` in jitted code (a run-time test of the views' strides)."""
+    p = params   # written out: numba cannot iterate a tuple of float and int arrays
+    return (p.decay_m.strides[0] == 0 and p.decay_theta.strides[0] == 0
+            and p.v_rest.strides[0] == 0 and p.v_reset.strides[0] == 0
+            and p.v_th.strides[0] == 0 and p.theta_plus.strides[0] == 0
+            and p.ref_steps.strides[0] == 0 and p.decay_m.size > 0)
+
+
+@njit
+def _scalars(params) -> LIFKernelParams:
+    """The one value of each field of homogeneous ``params``, as a tuple of scalars."""
+    p = params
+    return LIFKernelParams(p.decay_m[0], p.decay_theta[0], p.v_rest[0], p.v_reset[0],
+                           p.v_th[0], p.theta_plus[0], p.ref_steps[0])
+
+
 @njit
 def lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, params):
     """Groups then thresholds slots of step ``step``, in place (shared by every LIF network).
 
     Decays ``theta``, sets ``not_refractory`` (Brian's integer test), integrates ``v`` exactly
     where not refractory and marks ``spikes`` where ``v > v_th + theta`` (the spiking neurons
-    become refractory and get ``last_spike = step``). ``x``: drive (n,) in mV.
+    become refractory and get ``last_spike = step``). ``x``: drive (n,) in mV. ``params``:
+    :class:`LIFKernelParams` of per-neuron arrays, or of scalars (one value per field, as
+    :func:`lif_advance` passes for homogeneous parameters); compiled once for each.
     """
     for k in range(v.size):  # no cross-neuron terms, so both slots are fused per neuron
-        theta[k] = theta[k] * params.decay_theta[k]
-        not_refractory[k] = (step - last_spike[k]) >= params.ref_steps[k]
+        theta[k] = theta[k] * _at(params.decay_theta, k)
+        not_refractory[k] = (step - last_spike[k]) >= _at(params.ref_steps, k)
         if not_refractory[k]:
-            e = params.decay_m[k]
-            v[k] = ((v[k] * e + params.v_rest[k]) + ((-params.v_rest[k]) - x[k]) * e) + x[k]
-            if v[k] > params.v_th[k] + theta[k]:
+            e = _at(params.decay_m, k)
+            rest = _at(params.v_rest, k)
+            v[k] = ((v[k] * e + rest) + ((-rest) - x[k]) * e) + x[k]
+            if v[k] > _at(params.v_th, k) + theta[k]:
                 spikes[k] = True
                 last_spike[k] = step
                 not_refractory[k] = False
@@ -185,11 +256,12 @@ def lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step,
 
 @njit
 def lif_resets(spikes, v, theta, params):
-    """Resets slot, in place: ``v = v_reset``, ``theta += theta_plus`` where ``spikes``."""
+    """Resets slot, in place: ``v = v_reset``, ``theta += theta_plus`` where ``spikes``
+    (``params`` as for :func:`lif_groups_thresholds`)."""
     for k in range(v.size):
         if spikes[k]:
-            v[k] = params.v_reset[k]
-            theta[k] += params.theta_plus[k]
+            v[k] = _at(params.v_reset, k)
+            theta[k] += _at(params.theta_plus, k)
 
 
 @njit
@@ -208,18 +280,38 @@ def _deliver(v, not_refractory, history, pending_syn, pending_due, pending_next,
     starts, stops = due_blocks(history, step, conn)
     order = conn.delay_order
     for b in range(starts.size):
-        for q in range(starts[b], stops[b]):
-            k = order[q]
-            j = conn.post[k]
-            if not_refractory[j]:
-                v[j] += conn.weight[k]
+        start, stop = starts[b], stops[b]
+        if block_is_csr(order, start, stop):
+            # the usual case (delays never changed): the block is synapses start..stop-1
+            # themselves, so the synapse arrays are read in order with no indirection
+            for k in range(start, stop):
+                j = conn.post[k]
+                if not_refractory[j]:
+                    v[j] += conn.weight[k]
+        else:
+            for q in range(start, stop):
+                k = order[q]
+                j = conn.post[k]
+                if not_refractory[j]:
+                    v[j] += conn.weight[k]
 
 
 @njit
-def lif_step(x: np.ndarray, state: LIFState, params: LIFKernelParams,
-             conn: SparseConnectivity) -> tuple[np.ndarray, LIFState]:
-    """One pure step: :func:`lif_advance` on a copy of ``state`` (arguments not modified)."""
+def _lif_step(x, state, params, conn):
+    """The jitted pure step behind :func:`lif_step` (unchecked)."""
     return lif_advance(x, copy_state(state), params, conn)
+
+
+def lif_step(x: np.ndarray, state: LIFState, params: LIFKernelParams,
+             conn: SparseConnectivity, *, check: bool = True) -> tuple[np.ndarray, LIFState]:
+    """One pure step: :func:`lif_advance` on a copy of ``state`` (arguments not modified).
+
+    ``check`` (default on) first checks that ``x`` ``(n,)``, ``state``, ``params`` and
+    ``conn`` fit together, as :func:`bioplastic.simulate` does, and the new state for NaN/inf
+    after the step; ``check=False`` skips both (a mismatch then reads out of bounds).
+    """
+    return checked_step(_lif_step, check_consistency, "lif_step", x, state, params, conn,
+                        check=check)
 
 
 @njit
@@ -252,11 +344,19 @@ def lif_advance(x: np.ndarray, state: LIFState, params: LIFKernelParams,
     v, theta, last_spike, history = state.v, state.theta, state.last_spike, state.history
     not_refractory = np.empty(n, dtype=np.bool_)
     spikes = np.zeros(n, dtype=np.bool_)
-    lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, params)
-    history[step % history.shape[0]] = spikes
-    _deliver(v, not_refractory, history, state.pending_syn, state.pending_due,
-             state.pending_next, step, conn)
-    lif_resets(spikes, v, theta, params)
+    if _homogeneous(params):   # one test per step; then every parameter is a register
+        one = _scalars(params)
+        lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, one)
+        history[step % history.shape[0]] = spikes
+        _deliver(v, not_refractory, history, state.pending_syn, state.pending_due,
+                 state.pending_next, step, conn)
+        lif_resets(spikes, v, theta, one)
+    else:
+        lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, params)
+        history[step % history.shape[0]] = spikes
+        _deliver(v, not_refractory, history, state.pending_syn, state.pending_due,
+                 state.pending_next, step, conn)
+        lif_resets(spikes, v, theta, params)
     return spikes, with_step(state, step + 1)
 
 

@@ -68,7 +68,8 @@ from .._jit import njit
 from .._state import copy_state
 from .._validate import as_float_array, in_range, per_unit, positive_int
 from ..simulate import Trace, simulate
-from ._checks import check_pcnn as check_consistency  # noqa: F401 - simulate's hook
+from ._checks import check_pcnn as check_consistency  # simulate's hook
+from ._checks import checked_step
 
 __all__ = [
     "PCNNParams", "PCNNKernelParams", "PCNNState", "pcnn_prepare", "pcnn_init", "pcnn_step",
@@ -207,7 +208,9 @@ class PCNNParams(NamedTuple):
 
 
 class PCNNKernelParams(NamedTuple):
-    """What the kernel reads: per-map float64 arrays ``(C,)`` and the fast-linking mode."""
+    """What the kernel reads: per-map float64 arrays ``(C,)``, the fast-linking mode and the
+    two coupling kernels in their 4-D form ``(C, G, kh, kw)`` (``G = 1`` intra, ``C`` inter;
+    ``(C, 1, 1, 1)`` zeros for no coupling; see the module docstring)."""
 
     decay_f: np.ndarray
     decay_l: np.ndarray
@@ -218,6 +221,8 @@ class PCNNKernelParams(NamedTuple):
     v_e: np.ndarray
     beta: np.ndarray
     fast_linking: int         # 0 off, 1 pyclustering form, 2 leaky form
+    feeding_weights: np.ndarray   # M, float64 (C, G, kh, kw), odd kh and kw
+    linking_weights: np.ndarray   # W, float64 (C, G, kh, kw), odd kh and kw
 
 
 class PCNNState(NamedTuple):
@@ -313,11 +318,10 @@ def _check_params(params) -> None:
                          f"{params.fast_linking!r}")
 
 
-def pcnn_prepare(params: PCNNParams, shape) -> tuple[PCNNKernelParams, np.ndarray, np.ndarray]:
-    """Validate ``params`` for a state of ``shape = (C, H, W)``.
-
-    Returns ``(kernel_params, feeding_weights, linking_weights)``, the weights 4-D
-    ``(C, G, kh, kw)`` (see the module docstring), ready for :func:`pcnn_step`.
+def pcnn_prepare(params: PCNNParams, shape) -> PCNNKernelParams:
+    """Validate ``params`` for a state of ``shape = (C, H, W)`` and derive what the kernel
+    reads: per-map arrays and the coupling kernels in their 4-D form ``(C, G, kh, kw)`` (see
+    the module docstring), ready for :func:`pcnn_advance` and :func:`pcnn_step`.
     """
     _check_params(params)
     n_maps = _check_state_shape(shape)[0]
@@ -327,11 +331,12 @@ def pcnn_prepare(params: PCNNParams, shape) -> tuple[PCNNKernelParams, np.ndarra
                   for name in ("v_f", "v_l", "v_e", "beta")}
     if np.any(amplitudes["v_e"] < 0):
         raise ValueError(f"v_e must be >= 0 (a pulse raises the threshold), got {params.v_e!r}")
-    kp = PCNNKernelParams(**decays, **amplitudes,
-                          fast_linking=_FAST_LINKING[params.fast_linking])
-    feed = _kernel_4d("feeding_kernel", params.feeding_kernel, params.coupling, n_maps)
-    link = _kernel_4d("linking_kernel", params.linking_kernel, params.coupling, n_maps)
-    return kp, feed, link
+    return PCNNKernelParams(
+        **decays, **amplitudes, fast_linking=_FAST_LINKING[params.fast_linking],
+        feeding_weights=_kernel_4d("feeding_kernel", params.feeding_kernel, params.coupling,
+                                   n_maps),
+        linking_weights=_kernel_4d("linking_kernel", params.linking_kernel, params.coupling,
+                                   n_maps))
 
 
 def pcnn_init(shape, params: PCNNParams | None = None) -> PCNNState:
@@ -571,16 +576,28 @@ def _threshold(e_prev, y, params):
 
 
 @njit
-def pcnn_step(x: np.ndarray, state: PCNNState, params: PCNNKernelParams,
-              feeding_weights: np.ndarray, linking_weights: np.ndarray
-              ) -> tuple[np.ndarray, PCNNState]:
-    """One pure PCNN iteration: :func:`pcnn_advance` on a copy of ``state``."""
-    return pcnn_advance(x, copy_state(state), params, feeding_weights, linking_weights)
+def _pcnn_step(x, state, params):
+    """The jitted pure step behind :func:`pcnn_step` (unchecked)."""
+    return pcnn_advance(x, copy_state(state), params)
+
+
+def pcnn_step(x: np.ndarray, state: PCNNState, params: PCNNKernelParams, *,
+              check: bool = True) -> tuple[np.ndarray, PCNNState]:
+    """One pure PCNN iteration: :func:`pcnn_advance` on a copy of ``state`` (no argument is
+    modified).
+
+    ``check`` (default on) first checks that ``x`` ``(C, H, W)``, ``state`` and ``params``
+    fit together, as :func:`bioplastic.simulate` does, and the new state for NaN/inf after
+    the step (:class:`~bioplastic.rules.DivergenceError`); ``check=False`` skips
+    both for pieces validated already (a mismatch then reads memory out of bounds).
+    Returns ``(pulses (C, H, W) bool, new_state)``.
+    """
+    return checked_step(_pcnn_step, check_consistency, "pcnn_step", x, state, params,
+                        check=check)
 
 
 @njit
-def pcnn_advance(x: np.ndarray, state: PCNNState, params: PCNNKernelParams,
-                 feeding_weights: np.ndarray, linking_weights: np.ndarray
+def pcnn_advance(x: np.ndarray, state: PCNNState, params: PCNNKernelParams
                  ) -> tuple[np.ndarray, PCNNState]:
     """One PCNN iteration (Convention A), updating the arrays of ``state`` in place.
 
@@ -591,8 +608,7 @@ def pcnn_advance(x: np.ndarray, state: PCNNState, params: PCNNKernelParams,
     state : PCNNState
         Updated in place.
     params : PCNNKernelParams
-    feeding_weights, linking_weights : float64 (C, G, kh, kw)
-        From :func:`pcnn_prepare`; not modified.
+        From :func:`pcnn_prepare` (it holds the coupling kernels); not modified.
 
     Returns
     -------
@@ -601,6 +617,7 @@ def pcnn_advance(x: np.ndarray, state: PCNNState, params: PCNNKernelParams,
     state : PCNNState
     """
     n_maps, height, width = state.f.shape
+    feeding_weights, linking_weights = params.feeding_weights, params.linking_weights
     padded = _padded_pulses(state.y, _coupling_pad(feeding_weights, linking_weights))
     fast = params.fast_linking != 0
     if fast:  # the inner iteration starts again from the previous iterate
@@ -639,11 +656,15 @@ def _stimulus_sequence(stimulus, n_steps, allow_negative: bool):
         if s.ndim not in (2, 3):
             raise ValueError(f"a static stimulus must be (H, W) or (C, H, W), got {s.shape}")
         squeeze = s.ndim == 2
+        if s.size == 0:
+            raise ValueError(f"stimulus must not be empty, got shape {s.shape}")
         maps = s[None] if squeeze else s
         return np.broadcast_to(maps, (int(n_steps),) + maps.shape).copy(), squeeze
     if s.ndim not in (3, 4):
         raise ValueError("a time-varying stimulus must be (T, H, W) or (T, C, H, W), got "
                          f"{s.shape}; pass n_steps for a static image")
+    if s.size == 0:
+        raise ValueError(f"stimulus must not be empty, got shape {s.shape}")
     squeeze = s.ndim == 3
     return (s[:, None] if squeeze else s).copy(), squeeze
 
@@ -677,9 +698,8 @@ def run_pcnn(stimulus, params: PCNNParams | None = None, *, n_steps: int | None 
     params = PCNNParams() if params is None else params
     drive, squeeze = _stimulus_sequence(stimulus, n_steps, allow_negative)
     shape = drive.shape[1:]
-    kp, feed, link = pcnn_prepare(params, shape)
-    trace = simulate(pcnn_advance, drive, pcnn_init(shape, params), kp, feed, link, record=record,
-                     record_units=record_units)
+    trace = simulate(pcnn_advance, drive, pcnn_init(shape, params), pcnn_prepare(params, shape),
+                     record=record, record_units=record_units)
     if not squeeze:
         return trace
     records = trace.records if record_units is not None else \

@@ -48,13 +48,22 @@ architecture is not published, so this network is the library's reconstruction, 
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 
 from .._jit import njit
 from .._state import copy_state, with_step
-from .._validate import as_float_array, check_shape, finite_float, per_unit, positive
+from .._validate import (
+    as_float_array,
+    check_finite,
+    check_shape,
+    count,
+    finite_float,
+    per_unit,
+    positive,
+)
 from ..rules.stdp import (
     PostIndex,
     STDPKernelParams,
@@ -68,6 +77,7 @@ from ..rules.stdp import (
     trace_on_spike,
 )
 from ..simulate import Trace, simulate
+from . import _checks
 from .lif import (
     NEVER_SPIKED,
     LIFKernelParams,
@@ -80,7 +90,7 @@ from .lif import (
 __all__ = [
     "PATHWAYS", "RSNNParams", "RSNNKernelParams", "RSNNTopology", "RSNNState", "rsnn_prepare",
     "rsnn_topology", "rsnn_init", "rsnn_step", "rsnn_advance", "rsnn_set_delays", "run_rsnn",
-    "lateral_inhibition", "DEFAULT_RSNN_STDP",
+    "lateral_inhibition", "DEFAULT_RSNN_STDP", "check_consistency",
 ]
 
 #: Pathway names, in the order the synapses slot runs them (the twin's Synapses names sort so).
@@ -192,27 +202,45 @@ def rsnn_prepare(params: RSNNParams, n_exc: int, n_inh: int,
     """Validate and derive the kernel's per-neuron arrays (LIF decay factors as Brian2's)."""
     if not isinstance(params, RSNNParams):
         raise TypeError(f"params must be RSNNParams, got {type(params).__name__}")
-    n = int(n_exc) + int(n_inh)
-    if n_exc < 1 or n_inh < 0:
-        raise ValueError(f"n_exc must be >= 1 and n_inh >= 0, got {n_exc}, {n_inh}")
+    n_exc, n_inh = count("n_exc", n_exc, low=1), count("n_inh", n_inh)
+    n = n_exc + n_inh
+    for flag in ("stdp_input", "stdp_recurrent"):
+        if not isinstance(getattr(params, flag), bool | np.bool_):
+            raise TypeError(f"{flag} must be a bool, got {getattr(params, flag)!r}")
+    p = params._replace(**{f: finite_float(f, getattr(params, f)) for f in params._fields
+                           if f not in ("stdp_input", "stdp_recurrent")})
 
     def both(exc, inh):
-        return np.concatenate([np.full(n_exc, float(exc)), np.full(n_inh, float(inh))])
+        return np.concatenate([np.full(n_exc, exc), np.full(n_inh, inh)])
 
-    p = params
     lif = LIFParams(tau_m_ms=both(p.tau_exc_ms, p.tau_inh_ms),
                     v_rest_mv=both(p.v_rest_exc_mv, p.v_rest_inh_mv),
                     v_reset_mv=both(p.v_reset_exc_mv, p.v_reset_inh_mv),
                     v_th_mv=both(p.v_th_exc_mv, p.v_th_inh_mv),
                     t_ref_ms=both(p.t_ref_exc_ms, p.t_ref_inh_ms),
-                    tau_theta_ms=np.full(n, float(p.tau_theta_ms)),
+                    tau_theta_ms=np.full(n, p.tau_theta_ms),
                     theta_plus_mv=both(p.theta_plus_mv, 0.0), dt_ms=p.dt_ms)
-    for flag in ("stdp_input", "stdp_recurrent"):
-        if not isinstance(getattr(p, flag), bool | np.bool_):
-            raise TypeError(f"{flag} must be a bool, got {getattr(p, flag)!r}")
+    try:
+        lif_kp = lif_prepare(lif, n)
+    except (TypeError, ValueError) as err:   # name the RSNN fields behind the LIF ones
+        names = [r for lif_field, fields in _LIF_SOURCES.items() if lif_field in str(err)
+                 for r in fields]
+        if not names:
+            raise
+        raise type(err)(f"RSNNParams {' / '.join(names)}: {err}") from err
     stdp_on = np.array([bool(p.stdp_input), bool(p.stdp_recurrent), False, False])
-    return RSNNKernelParams(lif_prepare(lif, n), stdp_prepare(stdp), stdp_on,
-                            positive("dt_ms", finite_float("dt_ms", p.dt_ms)) * 0.001)
+    return RSNNKernelParams(lif_kp, stdp_prepare(stdp), stdp_on,
+                            positive("dt_ms", p.dt_ms) * 0.001)
+
+
+#: the RSNNParams fields behind each per-neuron LIFParams field (for error messages)
+_LIF_SOURCES = {
+    "tau_m_ms": ("tau_exc_ms", "tau_inh_ms"), "v_rest_mv": ("v_rest_exc_mv", "v_rest_inh_mv"),
+    "v_reset_mv": ("v_reset_exc_mv", "v_reset_inh_mv"),
+    "v_th_mv": ("v_th_exc_mv", "v_th_inh_mv"), "t_ref_ms": ("t_ref_exc_ms", "t_ref_inh_ms"),
+    "tau_theta_ms": ("tau_theta_ms",), "theta_plus_mv": ("theta_plus_mv",),
+    "dt_ms": ("dt_ms",),
+}
 
 
 def ring_size(params: RSNNParams) -> int:
@@ -294,22 +322,73 @@ def lateral_inhibition(n_maps: int, n_pos: int, w_ei: float, w_ie: float):
 
 def _checked_delays(topo: RSNNTopology, delay_ms, dt_ms: float, ring: int
                     ) -> tuple[np.ndarray, np.ndarray]:
+    """A private float64 copy of ``delay_ms`` and its step delays, refusing bad delays.
+
+    One Numba pass checks and rounds (no temporary arrays); the messages are built only on
+    the error path.
+    """
     d = np.asarray(delay_ms)
     if d.dtype.kind not in "biuf":
         raise TypeError(f"delay_ms must be a real array, got dtype {d.dtype}")
-    d = np.asarray(d, dtype=np.float64)
+    d = np.array(d, dtype=np.float64, order="C", copy=True)
     check_shape("delay_ms", d, (topo.n_synapses,))
-    if not np.all(np.isfinite(d)):
+    steps = np.empty(d.size, dtype=np.int64)
+    code, at = _round_delays(d, float(dt_ms), ring - 1, steps)
+    if code == 1:
         raise ValueError(f"delay_ms must be finite, got {np.count_nonzero(~np.isfinite(d))} "
                          "non-finite values")
-    if np.any(d < 0):
+    if code == 2:
         raise ValueError(f"delay_ms must be >= 0, got a minimum of {d.min()}")
-    steps = np.floor(d / dt_ms + 0.5).astype(np.int64)
-    if steps.size and steps.max() > ring - 1:
+    if code == 3:
         raise ValueError(f"delay_ms must round to at most {ring - 1} steps (the ring size set by "
-                         f"RSNNParams.max_delay_ms), got {steps.max()} steps "
-                         f"({d[steps.argmax()]} ms)")
-    return d.copy(), steps
+                         f"RSNNParams.max_delay_ms), got {steps[at]} steps ({d[at]} ms)")
+    return d, steps
+
+
+@njit
+def _round_delays(d, dt_ms, max_steps, steps):
+    """``steps = floor(d/dt + 0.5)`` (the expression of :func:`delay_steps_of`). Returns
+    ``(code, index)``: 0 ok, 1 a non-finite delay, 2 a negative one, 3 the first largest
+    delay when it rounds beyond ``max_steps``. Errors are ranked in that order."""
+    bad_finite, bad_sign, top = False, False, -1
+    for k in range(d.size):
+        x = d[k]
+        if not math.isfinite(x):
+            bad_finite = True
+            continue
+        if x < 0.0:
+            bad_sign = True
+            continue
+        s = np.int64(math.floor(x / dt_ms + 0.5))
+        steps[k] = s
+        if s > max_steps and (top < 0 or s > steps[top]):
+            top = k
+    if bad_finite:
+        return 1, -1
+    if bad_sign:
+        return 2, -1
+    if top >= 0:
+        return 3, top
+    return 0, -1
+
+
+@njit
+def _all_finite(a):
+    """True when every element of a float array is finite (one pass, single-threaded: the
+    BLAS-based check of ``_validate`` waits for a second thread on a busy machine)."""
+    for k in range(a.size):
+        if not math.isfinite(a[k]):
+            return False
+    return True
+
+
+def _checked_weight(topo: RSNNTopology, weight) -> np.ndarray:
+    """``weight`` as a private float64 ``(n_syn,)`` copy, refusing non-finite values."""
+    w = as_float_array("weight", weight, ndim=1, finite=False)
+    check_shape("weight", w, (topo.n_synapses,))
+    if not _all_finite(w):
+        check_finite("weight", w)
+    return w.copy() if np.shares_memory(w, weight) else w
 
 
 def _delay_index(topo: RSNNTopology, delay_steps: np.ndarray, ring: int):
@@ -346,12 +425,10 @@ def rsnn_init(topo: RSNNTopology, params: RSNNParams, weight, delay_ms, *, v0_mv
     :func:`rsnn_topology`); delays must be finite, ``>= 0`` and round to at most the ring size
     (``RSNNParams.max_delay_ms``).
     """
-    if not isinstance(topo, RSNNTopology):
-        raise TypeError(f"topo must be an RSNNTopology, got {type(topo).__name__}")
+    _check_topology(topo)
     kp = rsnn_prepare(params, topo.n_exc, topo.n_inh)
     n, n_syn = topo.n_neurons, topo.n_synapses
-    w = as_float_array("weight", weight, ndim=1).copy()
-    check_shape("weight", w, (n_syn,))
+    w = _checked_weight(topo, weight)
     ring = ring_size(params)
     d, steps = _checked_delays(topo, delay_ms, float(params.dt_ms), ring)
     by_delay, ptr = _delay_index(topo, steps, ring)
@@ -368,52 +445,67 @@ def rsnn_init(topo: RSNNTopology, params: RSNNParams, weight, delay_ms, *, v0_mv
         pend_pos=np.zeros(1, np.int64), step=0)
 
 
-def _in_flight(state: RSNNState, topo: RSNNTopology):
-    """Events pushed since the last delay change that arrive at or after ``state.step``.
+def _hand_over(state: RSNNState, topo: RSNNTopology) -> tuple[np.ndarray, np.ndarray]:
+    """The events still in flight at ``state.step``, as the new pending list.
 
-    Returns ``(arrival, pathway, push_step, source, position, synapse)`` int64 arrays.
+    Old pending events not yet delivered, and events of spikes pushed since the last delay
+    change that arrive at or after ``state.step``, in Brian2's slot order: by arrival step, then
+    pathway (the synapses slot runs pathways in order), then push order — old pending events
+    first (they were pushed before any ring event), then ring events by push step, source and
+    position in the ``(source, delay)`` block. Returns ``(pend_syn, pend_step)``.
     """
-    return _in_flight_kernel(state.history, state.step, state.delay_steps, state.by_delay,
+    first = int(state.pend_pos[0])
+    return _hand_over_kernel(state.spikers, state.n_spikers, int(state.step), state.by_delay,
                              state.delay_ptr, topo.pathway, topo.src_offset, topo.src_count,
-                             topo.row_offset)
+                             topo.row_offset, state.pend_syn[first:], state.pend_step[first:])
 
 
 @njit
-def _in_flight_kernel(history, step, delay_steps, by_delay, delay_ptr, pathway, src_offset,
-                      src_count, row_offset):
-    ring, n_src = history.shape
-    out = np.empty((6, 16), dtype=np.int64)
+def _hand_over_kernel(spikers, n_spikers, step, by_delay, delay_ptr, pathway, src_offset,
+                      src_count, row_offset, o_syn, o_arr):
+    """Two passes of the same walk (count, then fill); each ring event is found directly in
+    its ``(source, delay = arrival - push)`` block of the delay index, so the cost is the
+    number of events plus ``ring**2 * 4`` block look-ups per spiking source."""
+    ring = n_spikers.size
+    a_lo, a_hi = step, step + ring - 2
+    for e in range(o_arr.size):
+        a_lo = min(a_lo, o_arr[e])
+        a_hi = max(a_hi, o_arr[e])
     m = 0
-    for push in range(max(0, step - ring + 1), step):
-        spiked = history[push % ring]
-        for src in range(n_src):
-            if not spiked[src]:
-                continue
-            for p in range(src_offset.size):
-                off = src_offset[p]
-                if src < off or src >= off + src_count[p]:
-                    continue
-                r = row_offset[p] + src - off
-                for pos in range(delay_ptr[r, 0], delay_ptr[r, ring]):
-                    syn = by_delay[pos]
-                    if push + delay_steps[syn] < step:
-                        continue
-                    if m == out.shape[1]:
-                        grown = np.empty((6, 2 * m), dtype=np.int64)
-                        grown[:, :m] = out
-                        out = grown
-                    out[0, m] = push + delay_steps[syn]
-                    out[1, m] = pathway[syn]
-                    out[2, m] = push
-                    out[3, m] = src
-                    out[4, m] = pos
-                    out[5, m] = syn
+    out_syn = np.empty(0, dtype=np.int64)
+    out_step = np.empty(0, dtype=np.int64)
+    for fill in (False, True):
+        if fill:
+            out_syn = np.empty(m, dtype=np.int64)
+            out_step = np.empty(m, dtype=np.int64)
+        m, o = 0, 0
+        for a in range(a_lo, a_hi + 1):
+            for q in range(src_offset.size):
+                while o < o_arr.size and o_arr[o] == a and pathway[o_syn[o]] == q:
+                    if fill:
+                        out_syn[m] = o_syn[o]
+                        out_step[m] = a
                     m += 1
-    return out[0, :m], out[1, :m], out[2, :m], out[3, :m], out[4, :m], out[5, :m]
+                    o += 1
+                off, cnt, r0 = src_offset[q], src_count[q], row_offset[q]
+                for push in range(max(0, step - ring + 1, a - ring + 1), min(step, a)):
+                    slot = push % ring
+                    delay = a - push
+                    for e in range(n_spikers[slot]):
+                        i = spikers[slot, e] - off
+                        if i < 0 or i >= cnt:
+                            continue
+                        lo, hi = delay_ptr[r0 + i, delay], delay_ptr[r0 + i, delay + 1]
+                        if fill:
+                            for pos in range(lo, hi):
+                                out_syn[m + pos - lo] = by_delay[pos]
+                                out_step[m + pos - lo] = a
+                        m += hi - lo
+    return out_syn, out_step
 
 
 def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, delay_ms, *,
-                    weight=None) -> RSNNState:
+                    weight=None, check: bool = True) -> RSNNState:
     """A new state with new delays (and optionally new weights), Brian2's way.
 
     Spikes already queued keep the arrival steps of the delays they were sent with and are
@@ -422,32 +514,22 @@ def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, de
     (``state`` itself is never modified). The new state shares the arrays that do not change
     (membranes, traces, ...) with ``state``: states are values, and every run works on a
     private copy (:func:`bioplastic.simulate`), so sharing is safe and saves the copies.
+    ``check=False`` skips the structural check of ``state`` and ``topo`` (for a state that
+    :func:`run_rsnn` has just returned for this very ``topo``); the new delays and weights
+    are always checked.
     """
-    ring = state.history.shape[0]
+    ring = _check_state(state, topo) if check else state.history.shape[0]
     if ring != ring_size(params):
         raise ValueError(f"params.max_delay_ms gives a ring of {ring_size(params)} rows, the "
                          f"state has {ring}")
     d, steps = _checked_delays(topo, delay_ms, float(params.dt_ms), ring)
-    w = state.w
-    if weight is not None:
-        w = as_float_array("weight", weight, ndim=1)
-        check_shape("weight", w, (topo.n_synapses,))
-        w = w.copy() if np.shares_memory(w, weight) else w
-    arrival, pathway, push, src, pos, syn = _in_flight(state, topo)
-    old = slice(int(state.pend_pos[0]), state.pend_syn.size)
-    o_syn, o_arr = state.pend_syn[old], state.pend_step[old]
-    # Brian's slot order is push order: old pending events (already sorted) were pushed before
-    # any ring event, and the ring's come out of _in_flight by push step, source, position; a
-    # stable sort by (arrival, pathway) keeps both orders.
-    all_arr = np.concatenate([o_arr, arrival])
-    all_path = np.concatenate([topo.pathway[o_syn], pathway])
-    order = np.argsort(all_arr * len(PATHWAYS) + all_path, kind="stable")
+    w = state.w if weight is None else _checked_weight(topo, weight)
+    pend_syn, pend_step = _hand_over(state, topo)
     by_delay, ptr = _delay_index(topo, steps, ring)
     return state._replace(
         w=w, delay_ms=d, delay_steps=steps, by_delay=by_delay, delay_ptr=ptr,
         history=np.zeros_like(state.history), n_spikers=np.zeros_like(state.n_spikers),
-        pend_syn=np.concatenate([o_syn, syn])[order].astype(np.int64),
-        pend_step=all_arr[order].astype(np.int64), pend_pos=np.zeros(1, np.int64))
+        pend_syn=pend_syn, pend_step=pend_step, pend_pos=np.zeros(1, np.int64))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -606,9 +688,265 @@ def run_rsnn(inputs, state: RSNNState, topo: RSNNTopology, params: RSNNParams | 
     and the final state (feed it to :func:`rsnn_set_delays` or the next run).
     """
     params = RSNNParams() if params is None else params
+    ring = _check_state(state, topo)
     x = check_inputs(inputs, topo.n_in)
     kp = rsnn_prepare(params, topo.n_exc, topo.n_inh, stdp)
-    if state.history.shape != (ring_size(params), topo.n_in + topo.n_neurons):
-        raise ValueError(f"state does not belong to this topology/params: history "
-                         f"{state.history.shape}")
+    if ring != ring_size(params):
+        raise ValueError(f"state does not belong to these params: its history has "
+                         f"{state.history.shape[0]} rows, params.max_delay_ms gives "
+                         f"{ring_size(params)}")
     return simulate(rsnn_advance, x, state, kp, topo, record=record, record_units=record_units)
+
+
+# ----------------------------------------------------------------------------------------------
+# consistency (simulate's hook)
+
+_NEURON_FIELDS = ("v", "theta", "last_spike")
+_SYNAPSE_FIELDS = ("w", "delay_ms", "delay_steps", "x_pre", "x_post", "last_update", "by_delay")
+_TOPO_SYNAPSE_FIELDS = ("pre", "post", "pathway", "row")
+_INT_FIELDS = ("last_spike", "delay_steps", "last_update", "by_delay", "delay_ptr", "spikers",
+               "n_spikers", "pend_syn", "pend_step", "pend_pos")
+
+
+def _c_array(name: str, value, kind: str, ndim: int) -> np.ndarray:
+    """An ndarray of the kernel's dtype and layout (``kind`` as in ``_checks._array``)."""
+    array = _checks._array(name, value, kind, ndim)
+    if kind == "f" and array.dtype != np.float64:
+        raise TypeError(f"{name} must have dtype float64, got {array.dtype}")
+    if not array.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (as built by rsnn_topology / rsnn_init)")
+    return array
+
+
+def _count_field(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_topology(topo) -> tuple[int, int, int]:
+    """Types, lengths and every index of a topology; returns ``(n_syn, n_src, n_rows)``."""
+    if not isinstance(topo, RSNNTopology):
+        raise TypeError(f"topo must be an RSNNTopology (rsnn_topology), got "
+                        f"{type(topo).__name__}")
+    n_in = _count_field("topo.n_in", topo.n_in, 0)
+    n = _count_field("topo.n_exc", topo.n_exc, 1) + _count_field("topo.n_inh", topo.n_inh, 0)
+    n_syn = _c_array("topo.pre", topo.pre, "i", 1).size
+    for field in _TOPO_SYNAPSE_FIELDS[1:]:
+        _checks._shape(f"topo.{field}", _c_array(f"topo.{field}", getattr(topo, field), "i", 1),
+                       (n_syn,))
+    _checks._shape("topo.pathway_ptr", _c_array("topo.pathway_ptr", topo.pathway_ptr, "i", 1),
+                   (len(PATHWAYS) + 1,))
+    for field in ("src_offset", "src_count", "row_offset"):
+        _checks._shape(f"topo.{field}", _c_array(f"topo.{field}", getattr(topo, field), "i", 1),
+                       (len(PATHWAYS),))
+    by_post = topo.by_post
+    if not isinstance(by_post, PostIndex):
+        raise TypeError(f"topo.by_post must be a PostIndex, got {type(by_post).__name__}")
+    _checks._shape("topo.by_post.indptr", _c_array("topo.by_post.indptr", by_post.indptr, "i", 1),
+                   (n + 1,))
+    _checks._shape("topo.by_post.synapses",
+                   _c_array("topo.by_post.synapses", by_post.synapses, "i", 1), (n_syn,))
+    n_src = n_in + n
+    n_rows = int(topo.src_count.sum()) if np.all(topo.src_count >= 0) else -1
+    code, at = _topology_kernel(topo.pre, topo.post, topo.pathway, topo.pathway_ptr,
+                                topo.src_offset, topo.src_count, topo.row_offset, topo.row,
+                                by_post.indptr, by_post.synapses, n, n_src, n_rows)
+    if code:
+        raise ValueError("topo." + _TOPOLOGY_ERRORS[code].format(at=at, n=n, n_src=n_src,
+                                                                 n_syn=n_syn))
+    return n_syn, n_src, n_rows
+
+
+_TOPOLOGY_ERRORS = {
+    1: "pathway_ptr must run from 0 to {n_syn} (the number of synapses), non-decreasing",
+    2: "src_offset/src_count/row_offset of pathway {at} must lie within the {n_src} sources "
+       "and the rows of the delay index",
+    3: "pathway of synapse {at} does not match pathway_ptr",
+    4: "pre of synapse {at} lies outside its pathway's source group",
+    5: "post of synapse {at} must be a neuron index in [0, {n})",
+    6: "row of synapse {at} does not match its pathway and pre",
+    7: "by_post.indptr must run from 0 to {n_syn}, non-decreasing, one row per neuron",
+    8: "by_post.synapses entry {at} is not a synapse onto its row's neuron",
+}
+
+
+@njit
+def _topology_kernel(pre, post, pathway, pathway_ptr, src_offset, src_count, row_offset, row,
+                     bp_indptr, bp_synapses, n, n_src, n_rows):
+    """``(0, -1)`` for a sound topology, else ``(code, where)`` (``_TOPOLOGY_ERRORS``); every
+    index is range-checked before use."""
+    n_syn = pre.size
+    n_path = pathway_ptr.size - 1
+    if pathway_ptr[0] != 0 or pathway_ptr[n_path] != n_syn:
+        return 1, -1
+    for p in range(n_path):
+        if pathway_ptr[p + 1] < pathway_ptr[p]:
+            return 1, p
+    for p in range(n_path):
+        if (src_count[p] < 0 or src_offset[p] < 0 or src_offset[p] + src_count[p] > n_src
+                or row_offset[p] < 0 or row_offset[p] + src_count[p] > n_rows):
+            return 2, p
+    for p in range(n_path):
+        for k in range(pathway_ptr[p], pathway_ptr[p + 1]):
+            if pathway[k] != p:
+                return 3, k
+            if pre[k] < src_offset[p] or pre[k] >= src_offset[p] + src_count[p]:
+                return 4, k
+            if post[k] < 0 or post[k] >= n:
+                return 5, k
+            if row[k] != row_offset[p] + pre[k] - src_offset[p]:
+                return 6, k
+    if bp_indptr[0] != 0 or bp_indptr[n] != n_syn:
+        return 7, -1
+    for j in range(n):
+        if bp_indptr[j + 1] < bp_indptr[j]:
+            return 7, j
+        for e in range(bp_indptr[j], bp_indptr[j + 1]):
+            k = bp_synapses[e]
+            if k < 0 or k >= n_syn or post[k] != j:
+                return 8, e
+    return 0, -1
+
+
+_QUEUE_ERRORS = {
+    1: "delay_steps of synapse {at} must lie in [0, {top}] (the ring has {ring} rows)",
+    2: "delay_ptr row {at} must be non-decreasing and continue where the previous row ends "
+       "(from 0 to the number of synapses)",
+    3: "by_delay entry {at} must be a synapse id listed once, in the block of its own row and "
+       "delay (rebuild the state with rsnn_init / rsnn_set_delays)",
+    4: "n_spikers of ring row {at} must lie in [0, {n_src}] and name sources in [0, {n_src})",
+    5: "pend_syn entry {at} must be a synapse id in [0, {n_syn})",
+    6: "pend_step entry {at} must be an arrival step in [step, step + ring), non-decreasing "
+       "from pend_pos on (events still queued)",
+}
+
+
+@njit
+def _queue_kernel(row, delay_steps, by_delay, delay_ptr, spikers, n_spikers, pend_syn, pend_step,
+                  pend_pos, step, n_rows):
+    n_syn = row.size
+    ring = delay_ptr.shape[1] - 1
+    for k in range(n_syn):
+        if delay_steps[k] < 0 or delay_steps[k] > ring - 1:
+            return 1, k
+    prev = 0
+    for r in range(n_rows):
+        if delay_ptr[r, 0] != prev:
+            return 2, r
+        for d in range(ring):
+            if delay_ptr[r, d + 1] < delay_ptr[r, d]:
+                return 2, r
+        prev = delay_ptr[r, ring]
+    if prev != n_syn:
+        return 2, n_rows - 1
+    seen = np.zeros(n_syn, dtype=np.bool_)
+    for r in range(n_rows):
+        for d in range(ring):
+            for pos in range(delay_ptr[r, d], delay_ptr[r, d + 1]):
+                k = by_delay[pos]
+                if k < 0 or k >= n_syn or seen[k] or row[k] != r or delay_steps[k] != d:
+                    return 3, pos
+                seen[k] = True
+    n_src = spikers.shape[1]
+    for slot in range(n_spikers.size):
+        if n_spikers[slot] < 0 or n_spikers[slot] > n_src:
+            return 4, slot
+        for e in range(n_spikers[slot]):
+            if spikers[slot, e] < 0 or spikers[slot, e] >= n_src:
+                return 4, slot
+    for e in range(pend_syn.size):
+        if pend_syn[e] < 0 or pend_syn[e] >= n_syn:
+            return 5, e
+    for e in range(pend_pos, pend_step.size):
+        if (pend_step[e] < step or pend_step[e] >= step + ring
+                or (e > pend_pos and pend_step[e] < pend_step[e - 1])):
+            return 6, e
+    return 0, -1
+
+
+def _check_params(params, n: int) -> None:
+    if not isinstance(params, RSNNKernelParams):
+        raise TypeError(f"params must be RSNNKernelParams (rsnn_prepare), got "
+                        f"{type(params).__name__}")
+    lif = params.lif
+    if not isinstance(lif, LIFKernelParams):
+        raise TypeError(f"params.lif must be LIFKernelParams (rsnn_prepare), got "
+                        f"{type(lif).__name__}")
+    for field in lif._fields:
+        kind = "i" if field == "ref_steps" else "f"
+        _checks._shape(f"params.lif.{field}", _c_array(f"params.lif.{field}",
+                                                        getattr(lif, field), kind, 1), (n,))
+    stdp = params.stdp
+    if not isinstance(stdp, STDPKernelParams):
+        raise TypeError(f"params.stdp must be STDPKernelParams (stdp_prepare), got "
+                        f"{type(stdp).__name__}")
+    for field, value in zip(stdp._fields, stdp, strict=True):
+        want = bool if field in ("all_to_all", "triplet") else float
+        if type(value) is not want:
+            raise TypeError(f"params.stdp.{field} must be a {want.__name__} (stdp_prepare), "
+                            f"got {value!r}")
+    _checks._shape("params.stdp_on", _c_array("params.stdp_on", params.stdp_on, "b", 1),
+                   (len(PATHWAYS),))
+    dt_s = params.dt_s
+    if type(dt_s) is not float or not math.isfinite(dt_s) or dt_s <= 0.0:
+        raise ValueError(f"params.dt_s must be a finite float > 0 (rsnn_prepare), got {dt_s!r}")
+
+
+def _check_state(state, topo) -> int:
+    """The topology, and the state's arrays, spike ring, delay index and pending events
+    against it (every index the kernels read); returns the ring size."""
+    n_syn, n_src, n_rows = _check_topology(topo)
+    n = topo.n_exc + topo.n_inh
+    if not isinstance(state, RSNNState):
+        raise TypeError(f"state must be an RSNNState (rsnn_init), got {type(state).__name__}")
+    _checks._step("state", state.step)
+    for fields, shape in ((_NEURON_FIELDS, (n,)), (_SYNAPSE_FIELDS, (n_syn,))):
+        for field in fields:
+            kind = "i" if field in _INT_FIELDS else "f"
+            value = _c_array(f"state.{field}", getattr(state, field), kind, 1)
+            if value.shape != shape:
+                raise ValueError(f"state.{field} must have shape {shape} for this topology, got "
+                                 f"{value.shape} (were the pieces built for different sizes?)")
+    history = _c_array("state.history", state.history, "b", 2)
+    ring = history.shape[0]
+    if ring < 1 or history.shape[1] != n_src:
+        raise ValueError(f"state.history must have shape (ring >= 1, n_in + n) = (*, {n_src}) "
+                         f"for this topology, got {history.shape}")
+    _checks._shape("state.spikers", _c_array("state.spikers", state.spikers, "i", 2),
+                   history.shape)
+    _checks._shape("state.n_spikers", _c_array("state.n_spikers", state.n_spikers, "i", 1),
+                   (ring,))
+    _checks._shape("state.delay_ptr", _c_array("state.delay_ptr", state.delay_ptr, "i", 2),
+                   (n_rows, ring + 1))
+    pend_syn = _c_array("state.pend_syn", state.pend_syn, "i", 1)
+    _checks._shape("state.pend_step", _c_array("state.pend_step", state.pend_step, "i", 1),
+                   pend_syn.shape)
+    _checks._shape("state.pend_pos", _c_array("state.pend_pos", state.pend_pos, "i", 1), (1,))
+    if not 0 <= state.pend_pos[0] <= pend_syn.size:
+        raise ValueError(f"state.pend_pos must lie in [0, {pend_syn.size}], got "
+                         f"{state.pend_pos[0]}")
+    code, at = _queue_kernel(topo.row, state.delay_steps, state.by_delay, state.delay_ptr,
+                             state.spikers, state.n_spikers, pend_syn, state.pend_step,
+                             int(state.pend_pos[0]), int(state.step), n_rows)
+    if code:
+        raise ValueError("state." + _QUEUE_ERRORS[code].format(
+            at=at, top=ring - 1, ring=ring, n_src=n_src, n_syn=n_syn))
+    return ring
+
+
+def check_consistency(inputs, state, params, topo) -> None:
+    """:func:`bioplastic.simulate`'s check for the RSNN: ``inputs`` bool ``(T, n_in)``, the
+    state's neuron arrays ``(n_exc + n_inh,)`` and synapse arrays ``(n_syn,)`` of ``topo``,
+    its spike ring and delay index sound for ``topo`` (every index in range, each synapse in the
+    block of its own delay), pending events naming existing synapses, and kernel parameters
+    for ``n_exc + n_inh`` neurons. One pass over the synapses, none over time; raises
+    ``TypeError``/``ValueError`` naming the piece that does not fit.
+    """
+    _check_state(state, topo)
+    n = topo.n_exc + topo.n_inh
+    _check_params(params, n)
+    inputs = np.asarray(inputs)
+    if inputs.dtype != np.bool_:
+        raise TypeError(f"inputs must be boolean spikes, got dtype {inputs.dtype}")
+    _checks._inputs(inputs, (topo.n_in,), f"{topo.n_in} inputs")

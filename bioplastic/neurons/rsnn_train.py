@@ -24,7 +24,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import as_float_array, check_shape, finite_float, positive
+from .._validate import (
+    as_float_array,
+    check_finite,
+    check_shape,
+    finite_float,
+    non_negative_int,
+    positive,
+)
 from ..rules.delay_learning import (
     DelayBounds,
     DelayRuleParams,
@@ -43,6 +50,7 @@ from .rsnn import (
     RSNNParams,
     RSNNState,
     RSNNTopology,
+    _all_finite,
     rsnn_init,
     rsnn_set_delays,
     run_rsnn,
@@ -154,12 +162,22 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
     r = finite_float("reward", reward)
     n = topo.n_neurons
     src, post = np.asarray(src_spikes), np.asarray(post_spikes)
+    for name, spikes in (("src_spikes", src), ("post_spikes", post)):
+        if spikes.dtype != np.bool_:
+            raise TypeError(f"{name} must be a bool spike raster, got dtype {spikes.dtype}")
     check_shape("src_spikes", src, (None, topo.n_in + n))
     check_shape("post_spikes", post, (src.shape[0], n))
-    d = as_float_array("delay_ms", delay_ms, ndim=1)
-    w = as_float_array("weight", weight, ndim=1)
+    if not isinstance(learner, LearnerState):
+        raise TypeError(f"learner must be a LearnerState (learner_init), got "
+                        f"{type(learner).__name__}")
+    non_negative_int("learner.stimulus_index", learner.stimulus_index)
+    d = as_float_array("delay_ms", delay_ms, ndim=1, finite=False)
+    w = as_float_array("weight", weight, ndim=1, finite=False)
     check_shape("delay_ms", d, (topo.n_synapses,))
     check_shape("weight", w, (topo.n_synapses,))
+    for name, values in (("delay_ms", d), ("weight", w)):
+        if not _all_finite(values):
+            check_finite(name, values)
     rule, bounds = check_rule(learning.rule), check_bounds(learning.bounds)
     r_post = np.full(n, r)
     if modulated is not None:
@@ -222,5 +240,6 @@ def present(stimulus, label: int, state: RSNNState, topo: RSNNTopology, learner:
     d_new, w_new, learner = delay_weight_update(topo, trace.state.delay_ms, trace.state.w, src,
                                                 spikes, reward, learner, float(params.dt_ms),
                                                 learning, modulated=modulated)
-    new_state = rsnn_set_delays(trace.state, topo, params, d_new, weight=w_new)
+    # run_rsnn has just checked trace.state's structure against this topo
+    new_state = rsnn_set_delays(trace.state, topo, params, d_new, weight=w_new, check=False)
     return new_state, learner, decision, reward, spikes

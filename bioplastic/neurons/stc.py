@@ -54,8 +54,10 @@ from numba import objmode
 
 from .._jit import njit
 from .._state import copy_state
-from .._validate import as_float_array, check_shape, per_unit
+from .._validate import as_float_array, per_unit, positive_int
 from ..simulate import Trace, simulate
+from ._checks import check_stc as check_consistency  # simulate's hook
+from ._checks import checked_step
 
 __all__ = ["STCParams", "STCKernelParams", "STCState", "STCModulators", "BASES",
            "stc_prepare", "stc_init", "stc_modulators", "stc_advance", "stc_step", "run_stc",
@@ -134,11 +136,9 @@ def stc_prepare(params: STCParams, n: int) -> STCKernelParams:
     """Validate ``params`` for ``n`` neurons and derive the kernel's per-neuron arrays."""
     if not isinstance(params, STCParams):
         raise TypeError(f"params must be STCParams, got {type(params).__name__}")
-    if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if params.base not in BASES:
+    n = positive_int("n", n)
+    if not isinstance(params.base, str) or params.base not in BASES:
         raise ValueError(f"base must be one of {sorted(BASES)}, got {params.base!r}")
-    n = int(n)
     ones = np.ones(n)
     k_h, k_i = ones, ones.copy()
     if params.base == "plif":
@@ -166,13 +166,16 @@ def stc_init(n: int, params: STCParams | None = None) -> STCState:
 def stc_modulators(w_h, w_v, n: int) -> STCModulators:
     """Pack dense modulator weights ``A_h``, ``A_v`` (each ``(n, n)`` = ``(n_post, n_pre)``,
     finite; ``None`` means all zero) into the kernel's pre-major form."""
+    n = positive_int("n", n)
     dense = []
     for name, w in (("w_h", w_h), ("w_v", w_v)):
         if w is None:
             dense.append(np.zeros((n, n)))
             continue
         w = as_float_array(name, w, ndim=2)
-        check_shape(name, w, (n, n))
+        if w.shape != (n, n):
+            raise ValueError(f"{name} must have shape (n, n) = ({n}, {n}) (n_post, n_pre), got "
+                             f"{w.shape}")
         dense.append(w)
     # Column-major scan: entries ordered by (pre, post), the order of Brian2's connect arrays.
     pre, post = np.nonzero(((dense[0] != 0.0) | (dense[1] != 0.0)).T)
@@ -242,9 +245,21 @@ def stc_advance(x, state, params, mods):
 
 
 @njit
-def stc_step(x, state, params, mods):
-    """One pure step: :func:`stc_advance` on a copy of ``state`` (arguments not modified)."""
+def _stc_step(x, state, params, mods):
+    """The jitted pure step behind :func:`stc_step` (unchecked)."""
     return stc_advance(x, copy_state(state), params, mods)
+
+
+def stc_step(x: np.ndarray, state: STCState, params: STCKernelParams, mods: STCModulators, *,
+             check: bool = True) -> tuple[np.ndarray, STCState]:
+    """One pure step: :func:`stc_advance` on a copy of ``state`` (arguments not modified).
+
+    ``check`` (default on) first checks that ``x`` ``(n,)``, ``state``, ``params`` and
+    ``mods`` fit together, as :func:`bioplastic.simulate` does, and the new state for NaN/inf
+    after the step; ``check=False`` skips both (a mismatch then reads out of bounds).
+    """
+    return checked_step(_stc_step, check_consistency, "stc_step", x, state, params, mods,
+                        check=check)
 
 
 def run_stc(inputs, params: STCParams | None = None, *, w_h=None, w_v=None,

@@ -93,8 +93,8 @@ from ..rules.stdp import (
     stdp_prepare,
 )
 from ..simulate import Trace, simulate, simulate_blocks
-from ._checks import check_connectivity
-from ._checks import check_wta as check_consistency  # noqa: F401 - simulate's hook
+from ._checks import check_connectivity, checked_step
+from ._checks import check_wta as check_consistency  # simulate's hook
 from .connectivity import (
     SparseConnectivity,
     connectivity_from_arrays,
@@ -520,10 +520,22 @@ def wta_normalise(state: WTAState, params: WTAKernelParams, conn: SparseConnecti
 
 
 @njit
-def wta_step(x: np.ndarray, state: WTAState, params: WTAKernelParams, conn: SparseConnectivity,
-             by_post: PostIndex) -> tuple[np.ndarray, WTAState]:
-    """One pure step: :func:`wta_advance` on a copy of ``state`` (arguments not modified)."""
+def _wta_step(x, state, params, conn, by_post):
+    """The jitted pure step behind :func:`wta_step` (unchecked)."""
     return wta_advance(x, copy_state(state), params, conn, by_post)
+
+
+def wta_step(x: np.ndarray, state: WTAState, params: WTAKernelParams, conn: SparseConnectivity,
+             by_post: PostIndex, *, check: bool = True) -> tuple[np.ndarray, WTAState]:
+    """One pure step: :func:`wta_advance` on a copy of ``state`` (arguments not modified).
+
+    ``check`` (default on) first checks that ``x`` (bool ``(n_in,)``), ``state``, ``params``,
+    ``conn`` and ``by_post`` fit together, as :func:`bioplastic.simulate` does, and the new
+    state for NaN/inf after the step; ``check=False`` skips both (a mismatch then reads out
+    of bounds).
+    """
+    return checked_step(_wta_step, check_consistency, "wta_step", x, state, params, conn,
+                        by_post, check=check)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -577,7 +589,16 @@ def _check_spikes(name: str, spikes, n_in: int | None = None, ndim: int = 2) -> 
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {array.shape}")
     if n_in is not None and array.shape[-1] != n_in:
         raise ValueError(f"{name} must have {n_in} inputs on its last axis, got {array.shape}")
+    if 0 in array.shape[:-1]:
+        raise ValueError(f"{name} must hold at least one step, got shape {array.shape}")
     return array
+
+
+def _dense_w0(w0) -> np.ndarray:
+    w = as_float_array("w0", w0, ndim=2)
+    if 0 in w.shape:
+        raise ValueError(f"w0 must have shape (n, n_in) with n >= 1 and n_in >= 1, got {w.shape}")
+    return w
 
 
 def _network(n, w0, delay_ms, dt_ms):
@@ -588,7 +609,25 @@ def _network(n, w0, delay_ms, dt_ms):
     return conn, post_index(conn.post, n)
 
 
-def run_wta(input_spikes, params: WTAParams | None = None, *, w0, stdp: STDPParams | None = None,
+def _front_end_params(function: str, params, stdp, w0) -> tuple[WTAParams, STDPParams]:
+    """``params``/``stdp`` of a ``run_<model>``-shaped front end, defaults filled in. An array
+    where ``params`` belongs is the old positional ``w0`` and is named as such (``w0`` has a
+    ``None`` default only so that this call reaches here)."""
+    if isinstance(params, np.ndarray | list):
+        raise TypeError(f"{function} takes w0 as a keyword argument: "
+                        f"{function}(inputs, params=None, *, w0=..., stdp=None, ...); the second "
+                        f"positional argument is params (WTAParams), got {type(params).__name__}")
+    if w0 is None:
+        raise TypeError(f"{function} needs w0, the initial weights (n, n_in), as a keyword "
+                        "argument")
+    params = DEFAULT_PARAMS if params is None else params
+    stdp = DEFAULT_STDP if stdp is None else stdp
+    _check_params_type(params, stdp)
+    return params, stdp
+
+
+def run_wta(input_spikes, params: WTAParams | None = None, *, w0=None,
+            stdp: STDPParams | None = None,
             delay_ms=0.0, theta0_mv=20.0, record=("v", "theta"), record_units=None) -> Trace:
     """Simulate the network step by step on pre-drawn input spikes (records per step).
 
@@ -609,10 +648,8 @@ def run_wta(input_spikes, params: WTAParams | None = None, *, w0, stdp: STDPPara
         ``spikes`` (T, 2n): excitatory then inhibitory. ``state.w`` is in the connectivity's
         CSR order; :func:`dense_weights` gives ``(n, n_in)``.
     """
-    params = DEFAULT_PARAMS if params is None else params
-    stdp = DEFAULT_STDP if stdp is None else stdp
-    _check_params_type(params, stdp)
-    w_dense = as_float_array("w0", w0, ndim=2)
+    params, stdp = _front_end_params("run_wta", params, stdp, w0)
+    w_dense = _dense_w0(w0)
     n, n_in = w_dense.shape
     spikes = _check_spikes("input_spikes", input_spikes, n_in)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
@@ -623,10 +660,21 @@ def run_wta(input_spikes, params: WTAParams | None = None, *, w0, stdp: STDPPara
     return trace
 
 
-def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
-                   stdp: STDPParams = DEFAULT_STDP, *, delay_ms=0.0, theta0_mv=20.0,
+def present_blocks(blocks, params: WTAParams | None = None, *, w0=None,
+                   stdp: STDPParams | None = None, delay_ms=0.0, theta0_mv=20.0,
                    record=("w", "theta"), record_units=None) -> Trace:
     """Run presentations: ``blocks`` (n_blocks, T_block, n_in) bool, one block per stimulus.
+
+    Parameters
+    ----------
+    blocks : bool (n_blocks, T_block, n_in)
+    params : WTAParams, optional (default ``WTAParams()``)
+    w0 : (n, n_in)
+        Initial input -> excitatory weights (dense; every pair is a plastic synapse).
+    stdp : STDPParams, optional (default ``STDPParams()``)
+    delay_ms, theta0_mv, record_units
+        As for :func:`run_wta`.
+    record : state fields to record after every block
 
     Each block is the stimulus followed by its rest (zero rows); ``params.w_sum > 0``
     normalises the input weights at the start of every block. Records are taken after every
@@ -640,8 +688,8 @@ def present_blocks(blocks, w0, params: WTAParams = DEFAULT_PARAMS,
     Trace
         ``spikes`` (n_blocks, T_block, 2n); ``records[f]`` (n_blocks, field shape...).
     """
-    _check_params_type(params, stdp)
-    w_dense = as_float_array("w0", w0, ndim=2)
+    params, stdp = _front_end_params("present_blocks", params, stdp, w0)
+    w_dense = _dense_w0(w0)
     n, n_in = w_dense.shape
     blocks = _check_spikes("blocks", blocks, n_in, ndim=3)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
@@ -670,8 +718,9 @@ class WTATraining(NamedTuple):
     repeats: np.ndarray
 
 
-def train_wta(images, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams = DEFAULT_STDP,
-              *, seed=None, present_ms: float = 350.0, rest_ms: float = 150.0,
+def train_wta(images, params: WTAParams | None = None, *, w0=None,
+              stdp: STDPParams | None = None,
+              seed=None, present_ms: float = 350.0, rest_ms: float = 150.0,
               intensity: float = 2.0, min_spikes: int = 5, max_repeats: int = 10,
               delay_ms=0.0, theta0_mv=20.0, state: WTAState | None = None,
               progress: bool = False) -> WTATraining:
@@ -688,23 +737,26 @@ def train_wta(images, w0, params: WTAParams = DEFAULT_PARAMS, stdp: STDPParams =
     Parameters
     ----------
     images : (n_images, n_in) array in [0, 255]
+    params : WTAParams, optional (default ``WTAParams()``)
     w0 : (n, n_in) initial weights (ignored when ``state`` continues a run)
+    stdp : STDPParams, optional (default ``STDPParams()``)
     state : WTAState, optional
         Continue from a previous :func:`train_wta` (its ``conn`` must match ``w0``'s shape).
     """
-    _check_params_type(params, stdp)
+    params, stdp = _front_end_params("train_wta", params, stdp, w0)
     rng = as_generator(seed)
     pixels = as_float_array("images", images, ndim=2)
     if np.any((pixels < 0) | (pixels > 255)):
         raise ValueError("images must hold pixel values in [0, 255]")
-    w_dense = as_float_array("w0", w0, ndim=2)
+    w_dense = _dense_w0(w0)
     n, n_in = w_dense.shape
     check_shape("images", pixels, (None, n_in))
     dt_ms = positive("dt_ms", _float("dt_ms", params.dt_ms))
     present = int(whole_steps("present_ms", present_ms, dt_ms))
     rest = int(whole_steps("rest_ms", rest_ms, dt_ms))
     if present < 1:
-        raise ValueError(f"present_ms must be at least one step, got {present_ms}")
+        raise ValueError(f"present_ms must be at least one step of dt_ms={dt_ms}, got "
+                         f"{present_ms}")
     for name, value in (("min_spikes", min_spikes), ("max_repeats", max_repeats)):
         non_negative_int(name, value)
     intensity = positive("intensity", _float("intensity", intensity))

@@ -113,7 +113,8 @@ def _coupling(b2, group, weights, shape, target: str, dt):
 
 def _build(b2, params: PCNNParams, drive: np.ndarray, record_idx, dt):
     shape = drive.shape[1:]
-    kp, feed, link = pcnn_prepare(params, shape)
+    kp = pcnn_prepare(params, shape)
+    feed, link = kp.feeding_weights, kp.linking_weights
     static = bool(np.all(drive == drive[0]))
     group = b2.NeuronGroup(int(np.prod(shape)), EQUATIONS, threshold="Y > 0.5", reset="",
                            dt=dt, name="pcnn", order=0)
@@ -164,9 +165,9 @@ def run_pcnn_kernel(params: PCNNParams, drive: np.ndarray, *, record_idx=None) -
     shape = drive.shape[1:]
     n = int(np.prod(shape))
     record_idx = np.arange(n) if record_idx is None else np.asarray(record_idx)
-    kp, feed, link = pcnn_prepare(params, shape)
     fields = ("f", "l", "u", "e")
-    trace = simulate(pcnn_advance, drive, pcnn_init(shape, params), kp, feed, link, record=fields)
+    trace = simulate(pcnn_advance, drive, pcnn_init(shape, params), pcnn_prepare(params, shape),
+                     record=fields)
     steps, index = trace.spike_pairs()
     state = {}
     for name, field in zip(_STATE, fields, strict=True):

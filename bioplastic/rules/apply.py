@@ -27,7 +27,7 @@ import numpy as np
 
 from .._jit import njit
 from .._validate import (
-    _float_sum_of_squares_is_finite,
+    _float_sum_is_finite,
     as_float_array,
     finite_float,
     non_negative,
@@ -54,7 +54,7 @@ def check_result_finite(what: str, array: np.ndarray) -> np.ndarray:
     For rules and activations whose finite inputs can still overflow float64 (products of
     values beyond ~1e154, ``exp`` beyond 709): a non-finite result is reported, never returned.
     """
-    if _float_sum_of_squares_is_finite(array) or np.all(np.isfinite(array)):
+    if _float_sum_is_finite(array) or np.all(np.isfinite(array)):
         return array
     raise DivergenceError(
         f"{what} overflowed to non-finite values on finite inputs: the run diverged or the "
@@ -131,7 +131,7 @@ def _rate(w: np.ndarray, params: UpdateParams) -> np.ndarray:
     if rate.ndim not in (0, 1) or (rate.ndim == 1 and rate.shape != (w.shape[0],)):
         raise ValueError(f"learning_rate must be a scalar or have shape ({w.shape[0]},), got "
                          f"{rate.shape}")
-    power = non_negative("power_lr", params.power_lr)
+    power = non_negative("power_lr", finite_float("power_lr", params.power_lr))
     if power > 0:
         if w.ndim < 2:
             raise ValueError("power_lr > 0 needs rows of weights (w.ndim >= 2), got a vector")
@@ -198,8 +198,8 @@ def apply_update(w, dw, params: UpdateParams = DEFAULT_UPDATE) -> np.ndarray:
     if not np.all(np.isfinite(w_new)):
         raise DivergenceError("the update produced non-finite weights: the run diverged "
                               "(lower the learning rate or normalise the update)")
-    if params.row_norm:
-        target = positive("row_norm", params.row_norm)
+    target = non_negative("row_norm", finite_float("row_norm", params.row_norm))
+    if target > 0:
         norms = row_norms(w_new, params.norm_p).reshape((-1,) + (1,) * (w.ndim - 1))
         w_new = w_new * (target / np.where(norms > 0, norms, 1.0))
     return w_new

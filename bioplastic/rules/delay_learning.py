@@ -17,11 +17,15 @@ three-factor form ``Δd = r * e``: the eligibility ``e`` is ``G`` summed over th
 pairs (:func:`stimulus_eligibility`), the reward ``r`` (+1 correct, -1 wrong) comes from the
 readout's decision and is applied between stimuli (:func:`rdl_delta`).
 
-Pairing (which spikes enter ``lag``): ``all_pairs=False`` (default) pairs every post spike with
-the most recent pre spike *emitted* at or before it — what the reference reimplementation
-(``ameliegruel/DelayLearning``, ``Nadafian/delay_learning.py`` at commit 85fff8d) does with its
-"last spike" recorders; the arrival ``t_pre + d`` may then fall after the post spike, which is
-the ``lag < 0`` branch. ``all_pairs=True`` sums over every (pre, post) pair of the stimulus.
+Pairing (which spikes enter ``lag``): ``all_pairs=False`` (default) is nearest-neighbour on
+*arrival* times ``t_pre + d``: every post spike is paired with the latest arrival at or before
+it (``lag >= 0``), and every arrival with the latest post spike before it (``lag < 0``). Only an
+arrival before the post spike can have caused it, so pairing by emission time instead (the
+latest pre spike *emitted* before the post spike) would pair a long-delay synapse with a spike
+that reaches the neuron after it fired, and flip the sign of its eligibility. (The reference
+reimplementation, ``ameliegruel/DelayLearning``, ``Nadafian/delay_learning.py`` at commit
+85fff8d, pairs the last pre and last post spike of each stimulus, where each input spikes once.)
+``all_pairs=True`` sums over every (pre, post) pair of the stimulus.
 
 Homeostasis (per post neuron, over a sliding window of ``window`` stimuli; the reference code)::
 
@@ -76,7 +80,7 @@ class DelayRuleParams(NamedTuple):
     tau_plus_ms: float = 1.0      # τ+
     tau_minus_ms: float = 1.0     # τ-
     epsilon_ms: float = 0.0       # margin ε in the lag (not given by the papers; 0 = none)
-    all_pairs: bool = False       # False: each post spike with the latest earlier pre spike
+    all_pairs: bool = False       # False: nearest pairs on arrival times (module docstring)
 
 
 class HomeostasisParams(NamedTuple):
@@ -148,10 +152,19 @@ def weight_kernel(lag_ms, params: DelayRuleParams = DEFAULT_RULE) -> np.ndarray:
 def _pair_lags(pre_times_ms, post_times_ms, d_ms: float, p: DelayRuleParams) -> list[float]:
     pre = np.sort(as_float_array("pre_times_ms", pre_times_ms, ndim=1))
     post = np.sort(as_float_array("post_times_ms", post_times_ms, ndim=1))
+
+    def lag(t_post, t_pre):
+        return ((t_post - t_pre) - d_ms) - p.epsilon_ms
+
+    if p.all_pairs:
+        return [lag(t_post, t_pre) for t_post in post for t_pre in pre]
     lags = []
-    for t_post in post:
-        partners = pre if p.all_pairs else pre[pre <= t_post][-1:]
-        lags.extend(((t_post - t_pre) - d_ms) - p.epsilon_ms for t_pre in partners)
+    for t_post in post:    # the latest arrival at or before each post spike
+        before = [lag(t_post, t_pre) for t_pre in pre if lag(t_post, t_pre) >= 0.0]
+        lags.extend(before[-1:])
+    for t_pre in pre:      # the latest post spike before each arrival
+        after = [lag(t_post, t_pre) for t_post in post if lag(t_post, t_pre) < 0.0]
+        lags.extend(after[-1:])
     return lags
 
 
@@ -182,32 +195,89 @@ def spike_lists(spikes) -> tuple[np.ndarray, np.ndarray]:
     if raster.ndim != 2 or raster.dtype != np.bool_:
         raise ValueError(f"spikes must be a (T, n) bool array, got {raster.dtype} "
                          f"{raster.shape}")
-    neuron, step = np.nonzero(raster.T)  # row-major over (neuron, step): ascending steps
-    indptr = np.zeros(raster.shape[1] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(neuron, minlength=raster.shape[1]), out=indptr[1:])
-    return indptr, step.astype(np.int64)
+    return _spike_lists_kernel(np.ascontiguousarray(raster))
+
+
+@njit
+def _spike_lists_kernel(raster):
+    n_steps, n = raster.shape
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for t in range(n_steps):
+        row = raster[t]
+        for i in range(n):
+            if row[i]:
+                indptr[i + 1] += 1
+    for i in range(n):
+        indptr[i + 1] += indptr[i]
+    fill = indptr[:-1].copy()
+    steps = np.empty(indptr[n], dtype=np.int64)
+    for t in range(n_steps):   # time-major scan: each neuron's steps come out ascending
+        row = raster[t]
+        for i in range(n):
+            if row[i]:
+                steps[fill[i]] = t
+                fill[i] += 1
+    return indptr, steps
 
 
 @njit(inline="always")
 def _synapse_eligibility(i, j, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p):
     """``(Σ G, Σ F)`` of one synapse ``i -> j`` with delay ``d`` over one stimulus."""
+    if not p.all_pairs:
+        return _nearest_eligibility(i, j, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p)
     acc_d, acc_w = 0.0, 0.0
-    q = pre_ptr[i]           # nearest pairing: walks the pre list once per synapse
     for a in range(post_ptr[j], post_ptr[j + 1]):
         t_post = post_steps[a]
-        if p.all_pairs:
-            lo, hi = pre_ptr[i], pre_ptr[i + 1]
-        else:
-            while q < pre_ptr[i + 1] and pre_steps[q] <= t_post:
-                q += 1
-            if q == pre_ptr[i]:
-                continue     # no pre spike at or before this post spike
-            lo, hi = q - 1, q
-        for b in range(lo, hi):
-            lag = (((t_post - pre_steps[b]) * dt_ms) - d) - p.epsilon_ms
-            acc_d += _g(lag, p)
-            acc_w += _f(lag, p)
+        for b in range(pre_ptr[i], pre_ptr[i + 1]):
+            g, f = _g_and_f((((t_post - pre_steps[b]) * dt_ms) - d) - p.epsilon_ms, p)
+            acc_d += g
+            acc_w += f
     return acc_d, acc_w
+
+
+@njit(inline="always")
+def _nearest_eligibility(i, j, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p):
+    """Nearest pairing on *arrival* times ``t_pre + d``: every post spike with the latest
+    arrival at or before it (``lag >= 0``), then every arrival with the latest post spike
+    before it (``lag < 0``). ``lag`` falls as the pre spike gets later and rises as the post
+    spike does, so each side is one monotone walk."""
+    acc_d, acc_w = 0.0, 0.0
+    eps = p.epsilon_ms
+    pre_lo, pre_hi, post_lo, post_hi = pre_ptr[i], pre_ptr[i + 1], post_ptr[j], post_ptr[j + 1]
+    q = pre_lo
+    for a in range(post_lo, post_hi):        # post side: depression of delays, LTP
+        t_post = post_steps[a]
+        while q < pre_hi and (((t_post - pre_steps[q]) * dt_ms) - d) - eps >= 0.0:
+            q += 1
+        if q > pre_lo:
+            g, f = _g_and_f((((t_post - pre_steps[q - 1]) * dt_ms) - d) - eps, p)
+            acc_d += g
+            acc_w += f
+    c = post_lo
+    for b in range(pre_lo, pre_hi):          # arrival side: lag < 0
+        t_pre = pre_steps[b]
+        while c < post_hi and (((post_steps[c] - t_pre) * dt_ms) - d) - eps < 0.0:
+            c += 1
+        if c > post_lo:
+            g, f = _g_and_f((((post_steps[c - 1] - t_pre) * dt_ms) - d) - eps, p)
+            acc_d += g
+            acc_w += f
+    return acc_d, acc_w
+
+
+@njit(inline="always")
+def _g_and_f(lag, p):
+    """``(G(lag), F(lag))``, bit for bit :func:`_g` and :func:`_f`; when a branch's two time
+    constants are equal (the defaults) the same ``exp`` serves both, halving the cost."""
+    if lag >= 0.0:
+        e = math.exp(-lag / p.theta_minus_ms)
+        f = (p.a_plus * e if p.tau_plus_ms == p.theta_minus_ms
+             else p.a_plus * math.exp(-lag / p.tau_plus_ms))
+        return -p.b_minus_ms * e, f
+    e = math.exp(lag / p.theta_plus_ms)
+    f = (-p.a_minus * e if p.tau_minus_ms == p.theta_plus_ms
+         else -p.a_minus * math.exp(lag / p.tau_minus_ms))
+    return p.b_plus_ms * e, f
 
 
 @njit
@@ -234,19 +304,24 @@ def fused_update(pre, post, d, w, pre_ptr, pre_steps, post_ptr, post_steps, dt_m
     for k in range(d.size):
         if d[k] <= b.stop_ms:
             stop[post[k]] = True
+    # bounds read once; the eligibility walk skipped for silent post neurons (Σ = 0 exactly):
+    # together about 2x faster than reading the tuple per synapse and walking every list
+    growth, d_min, d_max, w_min, w_max = b.growth_ms, b.d_min_ms, b.d_max_ms, b.w_min, b.w_max
     for k in range(d.size):
         j = post[k]
         if stop[j]:
             continue
-        e_d, e_w = _synapse_eligibility(pre[k], j, d[k], pre_ptr, pre_steps, post_ptr,
-                                        post_steps, dt_ms, p)
+        e_d, e_w = 0.0, 0.0   # a silent post neuron has no pairs
+        if post_ptr[j] != post_ptr[j + 1]:
+            e_d, e_w = _synapse_eligibility(pre[k], j, d[k], pre_ptr, pre_steps, post_ptr,
+                                            post_steps, dt_ms, p)
         dd = (r_post[j] * e_d if reward_delays else e_d) + hd_post[j]
         if not learn_weights:
             e_w = 0.0
         dw = (r_post[j] * e_w if reward_weights else e_w) + hw_post[j]
         if learn_delays:
-            d_out[k] = min(max((d[k] + dd) + b.growth_ms, b.d_min_ms), b.d_max_ms)
-        w_out[k] = min(max(w[k] + dw, b.w_min), b.w_max)
+            d_out[k] = min(max((d[k] + dd) + growth, d_min), d_max)
+        w_out[k] = min(max(w[k] + dw, w_min), w_max)
 
 
 def stimulus_eligibility(pre_spikes, post_spikes, pre, post, d_ms, dt_ms: float,

@@ -200,6 +200,8 @@ def soft_hebb_conv_dw(x, w, params: SoftHebbParams = DEFAULT_SOFT_HEBB, *, strid
     """
     temperature, anti = _check_params(params)
     w = as_float_array("w", w, ndim=4)
+    if 0 in w.shape:
+        raise ValueError(f"w must have shape (O, C, kh, kw) with every size >= 1, got {w.shape}")
     x = as_float_array("x", x, ndim=4)
     if x.shape[1] != w.shape[1]:
         raise ValueError(f"x has {x.shape[1]} channels but w expects {w.shape[1]} (w is "

@@ -111,7 +111,8 @@ def pcnn_prepare(params: PCNNParams, channels: int, *, dtype=torch.float64, devi
     ``coupling="none"`` (or no linking kernel).
     """
     check_torch_supported(params)
-    kp, _, link = kernel_pcnn_prepare(params, (channels, 1, 1))
+    kp = kernel_pcnn_prepare(params, (channels, 1, 1))
+    link = kp.linking_weights
 
     def per_map(values):
         return torch.as_tensor(values).reshape(-1, 1, 1).to(dtype=dtype, device=device)
