@@ -58,6 +58,9 @@ def test_gradcheck_on_smooth_variant(monkeypatch):
     finite differences through time, linking conv and the parameterisations."""
     # the maths (and its spike) lives in bioplastic.nn.functional.pcnn
     monkeypatch.setattr(functional_pcnn, "spike", lambda x, **kw: torch.sigmoid(4.0 * x))
+    # the smooth stand-in exists only in pcnn_step: the module must take its step loop (the
+    # fused sequence, whose own gradients tests/test_nn_pcnn_sequence.py checks, has none)
+    monkeypatch.setattr(nn_pcnn, "pcnn_sequence_applies", lambda *args: False)
     layer = PCNN(2, coupling="inter", learnable=nn_pcnn.LEARNABLE, dtype=torch.float64)
     x = torch.randn(3, 1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda inp: layer(inp)[0], (x,))

@@ -4,7 +4,8 @@ One module per model, each taking the Numba kernel's own ``*Params`` NamedTuples
 same defaults) and returning new tensors (arguments are never modified):
 
 * :mod:`~bioplastic.nn.functional.lif`: ``lif_prepare``, ``lif_initial_state``, ``lif_step``;
-* :mod:`~bioplastic.nn.functional.pcnn`: ``pcnn_prepare``, ``pcnn_initial_state``, ``pcnn_step``;
+* :mod:`~bioplastic.nn.functional.pcnn`: ``pcnn_prepare``, ``pcnn_initial_state``, ``pcnn_step``,
+  ``pcnn_sequence``;
 * :mod:`~bioplastic.nn.functional.hebbian`: the SoftHebb and Krotov–Hopfield ``dw`` (dense and
   conv), the anti-Hebbian sign, the bias rule and ``apply_update`` — used by both
   :mod:`bioplastic.nn.hebbian` and :mod:`bioplastic.tta.nhl`;
@@ -47,6 +48,8 @@ from .pcnn import (
     PCNNTensorState,
     pcnn_initial_state,
     pcnn_prepare,
+    pcnn_sequence,
+    pcnn_sequence_applies,
     pcnn_step,
 )
 
@@ -54,7 +57,7 @@ __all__ = ["hebbian", "lif", "pcnn", "stc",
            "LIF_UNITLESS", "LIFTensorParams", "LIFTensorState", "lif_initial_state",
            "lif_prepare", "lif_sequence", "lif_sequence_applies", "lif_step",
            "DPCNN_INIT", "PCNNTensorParams", "PCNNTensorState", "pcnn_initial_state",
-           "pcnn_prepare", "pcnn_step",
+           "pcnn_prepare", "pcnn_sequence", "pcnn_sequence_applies", "pcnn_step",
            "SOFTHEBB_RULE", "SOFTHEBB_UPDATE", "anti_hebbian", "apply_update",
            "check_update_params", "conv_positions", "conv_rows", "krotov_hopfield_dw",
            "max_normalise", "soft_hebb_bias_db", "soft_hebb_conv_dw", "soft_hebb_dw",

@@ -17,6 +17,29 @@ Schedule) on maps ``(B, C, H, W)``, with the drive ``I`` in place of feeding cou
 the torch step does not implement (``v_f != 0``, ``decay_u != 0``, fast linking) are refused.
 In float64 the step equals the Numba kernel with ``v_f = 0`` and ``decay_u = 0``: identical
 pulses, state to summation round-off (``conv2d`` sums the linking terms in its own order).
+
+Whole sequences: :func:`pcnn_sequence` runs ``T`` steps of :func:`pcnn_step` as one autograd
+node whenever every tensor has the drive's dtype and device (:func:`pcnn_sequence_applies`;
+every reset, surrogate and coupling). Its forward pass does the same operations in the same
+order as :func:`pcnn_step`, linking ``conv2d`` included (one call per step on the step's own
+``(B, C, H, W)`` pulses: oneDNN's float32 sums depend on the batch size), so pulses and states
+are bit-identical; it builds no graph and keeps only what the backward pass reads (per step
+F before and after the reset, L, E and ``z = U - E[t-1]``). The backward pass is the chain
+rule written by hand, per step from ``t = T-1`` down::
+
+    g_Y   = g_spike[t] + K^T ⋆ g_c[t+1]  (- g_F E[t-1] | - g_F F~)     (reset, if any)
+    g_Y  += V_E g_E ;   g_z = g_Y σ'(z)
+    g_F~  = g_F (1 - Y if "zero_f") + g_z (1 + beta L)
+    g_L~  = g_L + g_z F~ beta ;   g_c = V_L g_L~
+    g_E[t-1] = d_E g_E - g_z (- g_F Y if "subtract_f");  g_L[t-1] = d_L g_L~
+    g_F[t-1] = d_F g_F~ ;  g_I[t] = g_F~
+
+``σ'`` is the surrogate derivative, ``K^T ⋆`` the linking conv's input gradient; the per-map
+parameters collect their products per step and are summed once at the end, and the linking
+kernel's gradient is one weight-gradient conv over all ``T·B`` frames. The gradients equal
+autograd's through :func:`pcnn_step` to round-off (tested in float64). The backward pass runs
+without a graph: second derivatives through it are not available (use a loop of
+:func:`pcnn_step`).
 """
 
 from __future__ import annotations
@@ -33,7 +56,7 @@ from ..base import resolve_like
 from ..surrogate import spike
 
 __all__ = ["PCNNTensorParams", "PCNNTensorState", "pcnn_prepare", "pcnn_initial_state",
-           "pcnn_step", "DPCNN_INIT", "RESETS"]
+           "pcnn_step", "pcnn_sequence", "pcnn_sequence_applies", "DPCNN_INIT", "RESETS"]
 
 RESETS = (None, "subtract_f", "zero_f")
 
@@ -151,3 +174,253 @@ def pcnn_step(x_t: torch.Tensor, state: PCNNTensorState,
         f = f * (1.0 - y)
     return y, PCNNTensorState(f, l, e, y)
 
+
+
+# ----------------------------------------------------------------------- whole sequences
+def pcnn_sequence_applies(x: torch.Tensor, state: PCNNTensorState, params: PCNNTensorParams,
+                          link_weight: torch.Tensor | None = None) -> bool:
+    """Whether :func:`pcnn_sequence` can run this sequence ``x (T, B, C, H, W)``: every
+    tensor of ``state``, ``params`` and ``link_weight`` has ``x``'s dtype and device, and
+    the state tensors have the shape of one step (no broadcast state)."""
+    if not isinstance(params, PCNNTensorParams) or x.ndim != 5:
+        return False
+    tensors = [*state, *params] + ([] if link_weight is None else [link_weight])
+    if any(not isinstance(t, torch.Tensor) or t.dtype != x.dtype or t.device != x.device
+           for t in tensors):
+        return False
+    return all(tuple(t.shape) == tuple(x.shape[1:]) for t in state)
+
+
+def _slots(keep: bool, n_steps: int, like: torch.Tensor):
+    """``slot(t)``: the buffer of step ``t`` — one (T, ...) tensor if ``keep`` (saved for the
+    backward pass), else two per-step buffers used in turn."""
+    if keep:
+        whole = torch.empty((n_steps,) + tuple(like.shape), dtype=like.dtype, device=like.device)
+        return whole, whole.__getitem__
+    ring = (torch.empty_like(like), torch.empty_like(like))
+    return None, lambda t: ring[t % 2]
+
+
+def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, keep: bool,
+                           keep_link: bool = False):
+    """The forward loop (no graph). Each step does :func:`pcnn_step`'s operations in its
+    order (two additions and one multiplication commuted, which is exact), into
+    preallocated buffers: every fresh (T, ...) tensor costs page faults on the CPU.
+    Returns spikes, the per-step F before and after the reset, L, E, ``z = U - E[t-1]`` and
+    the linking conv ``K ⋆ Y[t-1]`` (the last five ``None`` unless ``keep``; the conv only if
+    ``keep_link``) and the final F, L, E."""
+    d_f, d_l, d_e, v_l, v_e, beta = params
+    n_steps = x.shape[0]
+    spikes = torch.empty_like(x)
+    f_pre, f_pre_at = _slots(keep, n_steps, f0)
+    f_post, f_post_at = (f_pre, f_pre_at) if reset is None else _slots(keep, n_steps, f0)
+    l_all, l_at = _slots(keep, n_steps, l0)
+    e_all, e_at = _slots(keep, n_steps, e0)
+    z_all, z_at = _slots(keep, n_steps, f0)
+    gain_all, gain_at = _slots(keep, n_steps, f0)
+    c_all = torch.empty_like(x) if keep_link and link_weight is not None else None
+    buf = torch.empty_like(f0)
+    f, l, e, y = f0, l0, e0, y0
+    for t in range(n_steps):
+        fp, lt, et, z, gain = f_pre_at(t), l_at(t), e_at(t), z_at(t), gain_at(t)
+        torch.mul(d_f, f, out=fp)
+        fp.add_(x[t])                                   # F = d_F F + I
+        torch.mul(d_l, l, out=lt)
+        if link_weight is not None:
+            c = link_input(y, link_weight)
+            if c_all is not None:
+                c_all[t].copy_(c)
+            lt.add_(c.mul_(v_l))                         # L = d_L L + V_L (K ⋆ Y)
+        torch.mul(beta, lt, out=gain)
+        gain.add_(1.0)
+        torch.mul(fp, gain, out=z)                      # U = F (1 + beta L)
+        z.sub_(e)                                       # the spike's argument U - E[t-1]
+        yt = spikes[t]
+        torch.gt(z, 0, out=yt)                          # 0/1 in x's dtype
+        torch.mul(d_e, e, out=et)
+        torch.mul(v_e, yt, out=buf)
+        et.add_(buf)                                    # E = d_E E + V_E Y
+        if reset == "subtract_f":
+            torch.mul(yt, e, out=buf)
+            torch.sub(fp, buf, out=f_post_at(t))
+        elif reset == "zero_f":
+            buf.copy_(yt).neg_().add_(1.0)              # 1 - Y
+            torch.mul(fp, buf, out=f_post_at(t))
+        f, l, e, y = f_post_at(t), lt, et, yt
+    return (spikes, (f_pre, f_post, l_all, e_all, z_all, gain_all, c_all),
+            (f.clone(), l.clone(), e.clone()))
+
+
+def _conv_backward(grad, y, weight, want_input: bool, grad_w):
+    """The linking conv's input gradient (if ``want_input``, else ``None``); its weight
+    gradient, if ``grad_w`` is a tensor, is added to ``grad_w`` — per step, in the same call
+    (cheaper here than one weight-gradient conv over all T·B frames, which also needs a
+    (T, ...) copy of the pulses)."""
+    groups = y.shape[1] if weight.shape[1] == 1 else 1
+    padding = [weight.shape[2] // 2, weight.shape[3] // 2]
+    mask = [want_input, grad_w is not None, False]
+    if not any(mask):
+        return None
+    g_in, g_w, _ = torch.ops.aten.convolution_backward(
+        grad, y, weight, None, [1, 1], padding, [1, 1], False, [0, 0], groups, mask)
+    if grad_w is not None:
+        grad_w.add_(g_w)
+    return g_in
+
+
+def _slope(derivative, surrogate: str, z, scale: float, out):
+    """The surrogate derivative at ``z``; the sigmoid's in place in ``out`` (no fresh
+    tensors: each costs page faults), ``scale s (1 - s)`` as ``scale (s - s s)``."""
+    if surrogate != "sigmoid":
+        return derivative(z, scale)
+    torch.mul(z, scale, out=out)
+    out.sigmoid_()
+    out.addcmul_(out, out, value=-1.0)
+    return out.mul_(scale)
+
+
+class _PCNNSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, f0, l0, e0, y0, d_f, d_l, d_e, v_l, v_e, beta, link_weight, reset,
+                surrogate, scale):
+        params = (d_f, d_l, d_e, v_l, v_e, beta)
+        keep_link = ctx.needs_input_grad[8]
+        spikes, saved, final = _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight,
+                                                      reset, keep=True, keep_link=keep_link)
+        f_pre, f_post, l_all, e_all, z_all, gain_all, c_all = saved
+        ctx.save_for_backward(f0, l0, e0, y0, *params, link_weight, spikes, f_pre,
+                              None if reset is None else f_post, l_all, e_all, z_all,
+                              gain_all, c_all)
+        ctx.options = (reset, surrogate, scale)
+        return (spikes, *final)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_spikes, grad_f, grad_l, grad_e):
+        from ..surrogate import SURROGATES
+
+        (f0, l0, e0, y0, d_f, d_l, d_e, v_l, v_e, beta, weight, spikes, f_pre, f_post, l_all,
+         e_all, z_all, gain_all, c_all) = ctx.saved_tensors
+        reset, surrogate, scale = ctx.options
+        f_post = f_pre if f_post is None else f_post
+        derivative = SURROGATES[surrogate]
+        slope = torch.empty_like(f0)
+        need = ctx.needs_input_grad
+        n_steps = spikes.shape[0]
+        grad_x = torch.empty_like(spikes) if need[0] else None
+        acc = {i: torch.zeros_like(f0) for i in range(5, 11) if need[i]}   # per-map params
+        grad_w = torch.zeros_like(weight) if weight is not None and need[11] else None
+        # carries: gradients at the state after step t (two buffers each, used in turn)
+        g_f, g_l, g_e = grad_f.clone(), grad_l.clone(), grad_e.clone()
+        g_y = None                                    # from the next step's linking conv
+        g_fp_buf = (torch.empty_like(f0), torch.empty_like(f0))
+        spare = {name: torch.empty_like(f0) for name in ("f", "l", "e")}
+        g_y_now, g_u, g_lt = (torch.empty_like(f0) for _ in range(3))
+        for t in range(n_steps - 1, -1, -1):
+            y, z, fp, lt, gain = spikes[t], z_all[t], f_pre[t], l_all[t], gain_all[t]
+            f_prev, l_prev, e_prev = ((f0, l0, e0) if t == 0 else
+                                      (f_post[t - 1], l_all[t - 1], e_all[t - 1]))
+            if g_y is None:
+                g_y_now.copy_(grad_spikes[t])
+            else:
+                torch.add(grad_spikes[t], g_y, out=g_y_now)
+            g_fp = grad_x[t] if grad_x is not None else g_fp_buf[t % 2]
+            g_e_prev = torch.mul(g_e, d_e, out=spare["e"])
+            if reset == "subtract_f":                 # F = F~ - Y E[t-1]
+                g_y_now.addcmul_(g_f, e_prev, value=-1.0)
+                g_e_prev.addcmul_(g_f, y, value=-1.0)
+            elif reset == "zero_f":                   # F = F~ (1 - Y)
+                g_y_now.addcmul_(g_f, fp, value=-1.0)
+            g_y_now.addcmul_(g_e, v_e)                # E = d_E E[t-1] + V_E Y
+            if 7 in acc:
+                acc[7].addcmul_(g_e, e_prev)
+            if 9 in acc:
+                acc[9].addcmul_(g_e, y)
+            g_z = g_y_now.mul_(_slope(derivative, surrogate, z, scale, slope))   # Y = H(z)
+            g_e_prev.sub_(g_z)                        # z = U - E[t-1]
+            if reset == "zero_f":                     # U = F~ (1 + beta L)
+                torch.addcmul(g_f, g_f, y, value=-1.0, out=g_fp)
+                g_fp.addcmul_(g_z, gain)
+            else:
+                torch.addcmul(g_f, g_z, gain, out=g_fp)
+            torch.mul(g_z, fp, out=g_u)               # dL/d(1 + beta L)
+            torch.addcmul(g_l, g_u, beta, out=g_lt)
+            if 10 in acc:
+                acc[10].addcmul_(g_u, lt)
+            g_l_prev = torch.mul(g_lt, d_l, out=spare["l"])   # L = d_L L[t-1] + V_L c
+            if 6 in acc:
+                acc[6].addcmul_(g_lt, l_prev)
+            g_y = None
+            if weight is not None:
+                g_c = torch.mul(g_lt, v_l, out=g_u)
+                if 8 in acc:
+                    acc[8].addcmul_(g_lt, c_all[t])
+                g_y = _conv_backward(g_c, y0 if t == 0 else spikes[t - 1], weight,
+                                     t > 0 or need[4], grad_w)
+            g_f_prev = torch.mul(g_fp, d_f, out=spare["f"])   # F~ = d_F F[t-1] + I
+            if 5 in acc:
+                acc[5].addcmul_(g_fp, f_prev)
+            spare["f"], spare["l"], spare["e"] = g_f, g_l, g_e
+            g_f, g_l, g_e = g_f_prev, g_l_prev, g_e_prev
+        params = (d_f, d_l, d_e, v_l, v_e, beta)
+        grads = [_reduce_to(acc[i], params[i - 5].shape) if i in acc else None
+                 for i in range(5, 11)]
+        return (grad_x, g_f if need[1] else None, g_l if need[2] else None,
+                g_e if need[3] else None, g_y if need[4] else None, *grads, grad_w,
+                None, None, None)
+
+
+def _reduce_to(grad: torch.Tensor, shape) -> torch.Tensor:
+    """Sum a broadcast gradient back to ``shape`` (what autograd does for broadcasting)."""
+    shape = torch.Size(shape)
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(dim=tuple(range(extra)))
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(dim=dims, keepdim=True) if dims else grad
+
+
+def pcnn_sequence(x: torch.Tensor, state: PCNNTensorState, params: PCNNTensorParams,
+                  link_weight: torch.Tensor | None = None, *, reset: str | None = None,
+                  surrogate: str = "sigmoid", surrogate_scale: float = 4.0
+                  ) -> tuple[torch.Tensor, PCNNTensorState]:
+    """``T`` steps of :func:`pcnn_step` as one autograd node (module docstring).
+
+    Parameters
+    ----------
+    x : tensor (T, B, C, H, W) — the drive of every step
+    state : PCNNTensorState — before the first step, each tensor ``(B, C, H, W)``
+    params : PCNNTensorParams
+    link_weight : tensor (C, 1, kh, kw) or (C, C, kh, kw), optional
+    reset, surrogate, surrogate_scale : as :func:`pcnn_step`
+
+    Every tensor must have ``x``'s dtype and device (:func:`pcnn_sequence_applies`).
+
+    Returns
+    -------
+    pulses : tensor like ``x`` (0/1), new_state : PCNNTensorState after the last step
+
+    The pulses and the final state equal a loop of :func:`pcnn_step` bit for bit; the
+    gradients (to ``x``, the initial state, the six per-map parameters and the linking
+    kernel) equal autograd's through that loop to round-off.
+    """
+    if reset not in RESETS:
+        raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+    if not pcnn_sequence_applies(x, state, params, link_weight):
+        raise ValueError("pcnn_sequence needs x (T, B, C, H, W) and state, params and "
+                         "link_weight of x's dtype and device, the state shaped like one "
+                         "step; use a loop of pcnn_step")
+    from ..surrogate import SURROGATES
+
+    if surrogate not in SURROGATES:
+        raise ValueError(f"surrogate must be one of {sorted(SURROGATES)}, got {surrogate!r}")
+    if not surrogate_scale > 0:
+        raise ValueError(f"surrogate_scale must be > 0, got {surrogate_scale!r}")
+    inputs = (x, *state, *params, link_weight)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
+        spikes, f, l, e = _PCNNSequence.apply(*inputs, reset, surrogate,
+                                              float(surrogate_scale))
+    else:
+        spikes, _, (f, l, e) = _pcnn_sequence_forward(x, *state, params, link_weight, reset,
+                                                      keep=False)
+    return spikes, PCNNTensorState(f, l, e, spikes[-1])
