@@ -54,6 +54,7 @@ from ...neurons.pcnn import PCNNParams
 from ...neurons.pcnn import pcnn_prepare as kernel_pcnn_prepare
 from ..base import resolve_like
 from ..surrogate import spike
+from .lif import _reduce_to
 
 __all__ = ["PCNNTensorParams", "PCNNTensorState", "pcnn_prepare", "pcnn_initial_state",
            "pcnn_step", "pcnn_sequence", "pcnn_sequence_applies", "DPCNN_INIT", "RESETS"]
@@ -369,15 +370,6 @@ class _PCNNSequence(torch.autograd.Function):
                 g_e if need[3] else None, g_y if need[4] else None, *grads, grad_w,
                 None, None, None)
 
-
-def _reduce_to(grad: torch.Tensor, shape) -> torch.Tensor:
-    """Sum a broadcast gradient back to ``shape`` (what autograd does for broadcasting)."""
-    shape = torch.Size(shape)
-    extra = grad.ndim - len(shape)
-    if extra:
-        grad = grad.sum(dim=tuple(range(extra)))
-    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    return grad.sum(dim=dims, keepdim=True) if dims else grad
 
 
 def pcnn_sequence(x: torch.Tensor, state: PCNNTensorState, params: PCNNTensorParams,
