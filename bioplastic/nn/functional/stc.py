@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from ...neurons.stc import BASES, STCParams
+from .lif import _reduce_to
 
 __all__ = ["fire", "rectangular_fire", "numpy_tanh", "STCTensorParams", "STCTensorState",
            "stc_prepare", "stc_gates", "stc_step", "group_conv2d", "stc_dense_gate_arguments",
@@ -375,15 +376,6 @@ class _SoftResetSequence(torch.autograd.Function):
                 _reduce_to(acc_a, a.shape) if want_a else None,
                 _reduce_to(acc_b, b.shape) if acc_b is not None else None, None, None, None)
 
-
-def _reduce_to(grad: torch.Tensor, shape) -> torch.Tensor:
-    """Sum a broadcast gradient back to ``shape`` (what autograd does for broadcasting)."""
-    shape = torch.Size(shape)
-    extra = grad.ndim - len(shape)
-    if extra:
-        grad = grad.sum(dim=tuple(range(extra)))
-    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    return grad.sum(dim=dims, keepdim=True) if dims else grad
 
 
 def _soft_reset_sequence(current, state, form, a, b, v_th, scale):
