@@ -205,25 +205,27 @@ def _slots(keep: bool, n_steps: int, like: torch.Tensor):
 def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, keep: bool,
                            keep_link: bool = False):
     """The forward loop (no graph). Each step does :func:`pcnn_step`'s operations in its
-    order (two additions and one multiplication commuted, which is exact), into
-    preallocated buffers: every fresh (T, ...) tensor costs page faults on the CPU.
-    Returns spikes, the per-step F before and after the reset, L, E, ``z = U - E[t-1]`` and
-    the linking conv ``K ⋆ Y[t-1]`` (the last five ``None`` unless ``keep``; the conv only if
-    ``keep_link``) and the final F, L, E."""
+    order (two additions and one multiplication commuted, which is exact), into buffers
+    owned by the call; the products with the 0/1 pulses (``V_E Y``, ``Y E``) are exact, so
+    fusing them into one ``addcmul`` rounds as the step does. Only what the backward pass
+    cannot recompute bit for bit is kept per step (F before the reset, L, E): the gain
+    ``1 + beta L``, ``z = U - E[t-1]`` and F after the reset are recomputed from those with
+    the same operations (every fresh ``(T, ...)`` tensor costs page faults on the CPU, more
+    than the recomputation). Returns spikes, the kept F, L, E and the linking conv
+    ``K ⋆ Y[t-1]`` (``None`` unless ``keep``; the conv only if ``keep_link``) and the final
+    F, L, E."""
     d_f, d_l, d_e, v_l, v_e, beta = params
     n_steps = x.shape[0]
     spikes = torch.empty_like(x)
     f_pre, f_pre_at = _slots(keep, n_steps, f0)
-    f_post, f_post_at = (f_pre, f_pre_at) if reset is None else _slots(keep, n_steps, f0)
+    f_post_at = f_pre_at if reset is None else _slots(False, n_steps, f0)[1]
     l_all, l_at = _slots(keep, n_steps, l0)
     e_all, e_at = _slots(keep, n_steps, e0)
-    z_all, z_at = _slots(keep, n_steps, f0)
-    gain_all, gain_at = _slots(keep, n_steps, f0)
     c_all = torch.empty_like(x) if keep_link and link_weight is not None else None
-    buf = torch.empty_like(f0)
+    gain, z = torch.empty_like(f0), torch.empty_like(f0)
     f, l, e, y = f0, l0, e0, y0
     for t in range(n_steps):
-        fp, lt, et, z, gain = f_pre_at(t), l_at(t), e_at(t), z_at(t), gain_at(t)
+        fp, lt, et = f_pre_at(t), l_at(t), e_at(t)
         torch.mul(d_f, f, out=fp)
         fp.add_(x[t])                                   # F = d_F F + I
         torch.mul(d_l, l, out=lt)
@@ -232,24 +234,40 @@ def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, kee
             if c_all is not None:
                 c_all[t].copy_(c)
             lt.add_(c.mul_(v_l))                         # L = d_L L + V_L (K ⋆ Y)
-        torch.mul(beta, lt, out=gain)
-        gain.add_(1.0)
-        torch.mul(fp, gain, out=z)                      # U = F (1 + beta L)
-        z.sub_(e)                                       # the spike's argument U - E[t-1]
+        _gain(beta, lt, gain)
+        _spike_argument(fp, gain, e, z)                 # z = U - E[t-1], U = F (1 + beta L)
         yt = spikes[t]
         torch.gt(z, 0, out=yt)                          # 0/1 in x's dtype
         torch.mul(d_e, e, out=et)
-        torch.mul(v_e, yt, out=buf)
-        et.add_(buf)                                    # E = d_E E + V_E Y
-        if reset == "subtract_f":
-            torch.mul(yt, e, out=buf)
-            torch.sub(fp, buf, out=f_post_at(t))
-        elif reset == "zero_f":
-            buf.copy_(yt).neg_().add_(1.0)              # 1 - Y
-            torch.mul(fp, buf, out=f_post_at(t))
+        et.addcmul_(v_e, yt)                            # E = d_E E + V_E Y
+        if reset is not None:
+            _reset(reset, fp, yt, e, f_post_at(t))
         f, l, e, y = f_post_at(t), lt, et, yt
-    return (spikes, (f_pre, f_post, l_all, e_all, z_all, gain_all, c_all),
-            (f.clone(), l.clone(), e.clone()))
+    if keep:   # the final state must not alias what the backward pass reads
+        f = f.clone() if reset is None else f   # a reset's F is already a buffer of its own
+        l, e = l.clone(), e.clone()
+    return spikes, (f_pre, l_all, e_all, c_all), (f, l, e)
+
+
+def _gain(beta, lt, out):
+    """``1 + beta L`` as :func:`pcnn_step` rounds it (into ``out``)."""
+    torch.mul(beta, lt, out=out)
+    return out.add_(1.0)
+
+
+def _spike_argument(fp, gain, e_prev, out):
+    """``F (1 + beta L) - E[t-1]`` as :func:`pcnn_step` rounds it (into ``out``)."""
+    torch.mul(fp, gain, out=out)
+    return out.sub_(e_prev)
+
+
+def _reset(reset, fp, y, e_prev, out):
+    """F after the reset (into ``out``), rounded as :func:`pcnn_step`: ``Y E[t-1]`` is exact
+    (``Y`` is 0 or 1), so ``F - Y E`` is one ``addcmul``; ``1 - Y`` is exact too."""
+    if reset == "subtract_f":
+        return torch.addcmul(fp, y, e_prev, value=-1.0, out=out)
+    torch.neg(y, out=out).add_(1.0)
+    return out.mul_(fp)
 
 
 def _conv_backward(grad, y, weight, want_input: bool, grad_w):
@@ -270,14 +288,15 @@ def _conv_backward(grad, y, weight, want_input: bool, grad_w):
 
 
 def _slope(derivative, surrogate: str, z, scale: float, out):
-    """The surrogate derivative at ``z``; the sigmoid's in place in ``out`` (no fresh
-    tensors: each costs page faults), ``scale s (1 - s)`` as ``scale (s - s s)``."""
+    """The surrogate derivative at ``z``, divided by ``scale`` for the sigmoid (which the
+    caller folds into the products that use it), in place in ``out`` (which may be ``z``):
+    no fresh tensors, each costs page faults. The sigmoid's ``s (1 - s)`` as ``s - s s``.
+    Returns the derivative and the factor left to multiply it by."""
     if surrogate != "sigmoid":
-        return derivative(z, scale)
+        return derivative(z, scale), 1.0
     torch.mul(z, scale, out=out)
     out.sigmoid_()
-    out.addcmul_(out, out, value=-1.0)
-    return out.mul_(scale)
+    return out.addcmul_(out, out, value=-1.0), scale
 
 
 class _PCNNSequence(torch.autograd.Function):
@@ -288,10 +307,9 @@ class _PCNNSequence(torch.autograd.Function):
         keep_link = ctx.needs_input_grad[8]
         spikes, saved, final = _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight,
                                                       reset, keep=True, keep_link=keep_link)
-        f_pre, f_post, l_all, e_all, z_all, gain_all, c_all = saved
-        ctx.save_for_backward(f0, l0, e0, y0, *params, link_weight, spikes, f_pre,
-                              None if reset is None else f_post, l_all, e_all, z_all,
-                              gain_all, c_all)
+        f_pre, l_all, e_all, c_all = saved
+        ctx.save_for_backward(f0, l0, e0, y0, *params, link_weight, spikes, f_pre, l_all,
+                              e_all, c_all)
         ctx.options = (reset, surrogate, scale)
         return (spikes, *final)
 
@@ -300,12 +318,10 @@ class _PCNNSequence(torch.autograd.Function):
     def backward(ctx, grad_spikes, grad_f, grad_l, grad_e):
         from ..surrogate import SURROGATES
 
-        (f0, l0, e0, y0, d_f, d_l, d_e, v_l, v_e, beta, weight, spikes, f_pre, f_post, l_all,
-         e_all, z_all, gain_all, c_all) = ctx.saved_tensors
+        (f0, l0, e0, y0, d_f, d_l, d_e, v_l, v_e, beta, weight, spikes, f_pre, l_all,
+         e_all, c_all) = ctx.saved_tensors
         reset, surrogate, scale = ctx.options
-        f_post = f_pre if f_post is None else f_post
         derivative = SURROGATES[surrogate]
-        slope = torch.empty_like(f0)
         need = ctx.needs_input_grad
         n_steps = spikes.shape[0]
         grad_x = torch.empty_like(spikes) if need[0] else None
@@ -314,13 +330,22 @@ class _PCNNSequence(torch.autograd.Function):
         # carries: gradients at the state after step t (two buffers each, used in turn)
         g_f, g_l, g_e = grad_f.clone(), grad_l.clone(), grad_e.clone()
         g_y = None                                    # from the next step's linking conv
-        g_fp_buf = (torch.empty_like(f0), torch.empty_like(f0))
+        g_fp_buf = None if need[0] else (torch.empty_like(f0), torch.empty_like(f0))
         spare = {name: torch.empty_like(f0) for name in ("f", "l", "e")}
-        g_y_now, g_u, g_lt = (torch.empty_like(f0) for _ in range(3))
+        g_y_now, g_u, g_lt, gain, slope = (torch.empty_like(f0) for _ in range(5))
+        f_prev_buf = torch.empty_like(f0) if reset is not None and 5 in acc else None
         for t in range(n_steps - 1, -1, -1):
-            y, z, fp, lt, gain = spikes[t], z_all[t], f_pre[t], l_all[t], gain_all[t]
-            f_prev, l_prev, e_prev = ((f0, l0, e0) if t == 0 else
-                                      (f_post[t - 1], l_all[t - 1], e_all[t - 1]))
+            y, fp, lt = spikes[t], f_pre[t], l_all[t]
+            if t == 0:
+                f_prev, l_prev, e_prev = f0, l0, e0
+            else:   # F after step t-1's reset: recomputed as the forward pass rounded it
+                l_prev, e_prev = l_all[t - 1], e_all[t - 1]
+                f_prev = f_pre[t - 1]
+                if f_prev_buf is not None:
+                    f_prev = _reset(reset, f_prev, spikes[t - 1],
+                                    e0 if t == 1 else e_all[t - 2], f_prev_buf)
+            _gain(beta, lt, gain)                     # as the forward pass rounded them
+            z = _spike_argument(fp, gain, e_prev, slope)
             if g_y is None:
                 g_y_now.copy_(grad_spikes[t])
             else:
@@ -337,17 +362,18 @@ class _PCNNSequence(torch.autograd.Function):
                 acc[7].addcmul_(g_e, e_prev)
             if 9 in acc:
                 acc[9].addcmul_(g_e, y)
-            g_z = g_y_now.mul_(_slope(derivative, surrogate, z, scale, slope))   # Y = H(z)
-            g_e_prev.sub_(g_z)                        # z = U - E[t-1]
+            s, k = _slope(derivative, surrogate, z, scale, slope)
+            g_z = g_y_now.mul_(s)                     # Y = H(z); the true g_z is k g_z
+            g_e_prev.add_(g_z, alpha=-k)              # z = U - E[t-1]
             if reset == "zero_f":                     # U = F~ (1 + beta L)
                 torch.addcmul(g_f, g_f, y, value=-1.0, out=g_fp)
-                g_fp.addcmul_(g_z, gain)
+                g_fp.addcmul_(g_z, gain, value=k)
             else:
-                torch.addcmul(g_f, g_z, gain, out=g_fp)
-            torch.mul(g_z, fp, out=g_u)               # dL/d(1 + beta L)
-            torch.addcmul(g_l, g_u, beta, out=g_lt)
+                torch.addcmul(g_f, g_z, gain, value=k, out=g_fp)
+            torch.mul(g_z, fp, out=g_u)               # dL/d(1 + beta L), over k
+            torch.addcmul(g_l, g_u, beta, value=k, out=g_lt)
             if 10 in acc:
-                acc[10].addcmul_(g_u, lt)
+                acc[10].addcmul_(g_u, lt, value=k)
             g_l_prev = torch.mul(g_lt, d_l, out=spare["l"])   # L = d_L L[t-1] + V_L c
             if 6 in acc:
                 acc[6].addcmul_(g_lt, l_prev)
