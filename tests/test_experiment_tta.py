@@ -73,3 +73,18 @@ def test_adapters_do_not_touch_the_source_model(experiment):
         adapter = experiment.make_adapter(method, model, config, fisher_x)
         experiment.stream_error(adapter, x, y, 16)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_tune_cotta_runs_on_held_out_shifts_only(experiment, tmp_path, monkeypatch):
+    # two grid entries keep it short; the authors' rule is resolved on the training images
+    monkeypatch.setattr(experiment, "COTTA_TUNE_GRID", ({"ap": 1.0}, {"ap": "rule"}))
+    config = experiment.parse_args(["--quick", "--tune-cotta", "--out", str(tmp_path / "c")])
+    assert not set(config.held_out) & set(experiment.DIGITS_CORRUPTIONS)
+    config = dataclasses.replace(config, epochs=1)
+    result = experiment.main(config, tuning="cotta")
+    table = result["tuning"]
+    assert set(table) == {"tent", "cotta ap=1.0", "cotta ap=rule"}
+    assert table["cotta ap=1.0"]["augmented_frac"] == 1.0   # confidence < 1 always
+    assert 0.0 <= table["cotta ap=rule"]["ap_per_seed"][0] <= 1.0
+    assert result["chosen"] in table and result["chosen"] != "tent"
+    assert (tmp_path / "c" / "tuning.md").exists()

@@ -8,6 +8,7 @@ with the same random draws.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
 
@@ -261,3 +262,65 @@ def test_experiment_methods_and_draws_flags():
     adapter = experiment.make_adapter("cotta", small_net().float(), config)
     assert adapter.augment_draws == "when_used"
     assert isinstance(adapter.augment, tta.CoTTAAugment) and adapter.augment.hflip_p == 0.0
+
+
+# -------------------------------------------------- ap: the authors' rule, tuned default
+def test_cotta_threshold_is_the_authors_quantile_rule():
+    """5 % quantile of the source model's max-softmax on source images, minus 0.05
+    (qinenergy/cotta issue #16); checked against NumPy's quantile of the same confidences."""
+    import numpy as np
+
+    logits = torch.randn(200, 10, generator=torch.Generator().manual_seed(0)) * 3
+    model = nn.Sequential(nn.Identity()).train()
+    conf = logits.softmax(1).max(1).values.double().numpy()
+    expected = float(np.quantile(conf, 0.05)) - 0.05
+    got = tta.cotta_threshold(model, logits, batch_size=64)
+    assert got == pytest.approx(expected, abs=1e-7)   # float32 softmax, float64 quantile
+    assert model.training                              # the mode is restored
+    assert tta.cotta_threshold(model, logits, quantile=0.5, margin=0.0) == pytest.approx(
+        float(np.quantile(conf, 0.5)), abs=1e-7)
+    # a model that is sure of everything gives 1 - margin; clipped at 0 from below
+    sure = torch.zeros(8, 3)
+    sure[:, 0] = 100.0
+    assert tta.cotta_threshold(model, sure) == pytest.approx(0.95)
+    assert tta.cotta_threshold(model, sure, margin=2.0) == 0.0
+
+
+def test_cotta_threshold_uses_running_statistics_and_changes_nothing():
+    net = small_net().float()
+    x = batch(32).float()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    a = tta.cotta_threshold(net, x, batch_size=5)
+    b = tta.cotta_threshold(net, x, batch_size=32)   # eval mode: no batch statistics
+    assert a == pytest.approx(b, abs=1e-6)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("kwargs", [{"x_source": torch.zeros(0, 3)}, {"quantile": 1.5},
+                                    {"batch_size": 0}, {"x_source": "images"}])
+def test_cotta_threshold_rejects_bad_arguments(kwargs):
+    args = {"x_source": torch.zeros(4, 3), **kwargs}
+    with pytest.raises(ValueError):
+        tta.cotta_threshold(nn.Identity(), **args)
+
+
+def test_experiment_cotta_ap_flags_and_bench_constant():
+    from bioplastic._bench.tta import DIGITS_C_AP
+
+    from .conftest import load_experiment
+
+    experiment = load_experiment("tta_digits_c")
+    default = experiment.parse_args(["--out", "x"])
+    # the bench's digits-C row times the experiment's (tuned) default
+    assert default.cotta_ap == DIGITS_C_AP
+    assert experiment.parse_args(["--cotta-ap", "0.92", "--out", "x"]).cotta_ap == 0.92
+    assert experiment.parse_args(["--cotta-ap", "rule", "--out", "x"]).cotta_ap == "rule"
+    assert experiment.parse_args(["--cotta-n-augment", "4", "--out", "x"]).cotta_n_augment == 4
+    for bad in (["--cotta-ap", "1.5"], ["--cotta-ap", "high"], ["--cotta-n-augment", "0"]):
+        with pytest.raises(SystemExit):
+            experiment.parse_args([*bad, "--out", "x"])
+    net = small_net().float()
+    adapter = experiment.make_adapter("cotta", net, default, ap=0.5, n_augment=2)
+    assert (adapter.ap, adapter.n_augment) == (0.5, 2)
+    with pytest.raises(ValueError, match="resolve"):
+        experiment.make_adapter("cotta", net, dataclasses.replace(default, cotta_ap="rule"))

@@ -23,7 +23,7 @@ from .base import (
     stochastic_restore,
 )
 from .bn import BNAdapt, Source
-from .cotta import CoTTA, CoTTAAugment, cotta_augment, soft_cross_entropy
+from .cotta import CoTTA, CoTTAAugment, cotta_augment, cotta_threshold, soft_cross_entropy
 from .eata import EATA, fisher_diagonal
 from .nhl import (
     NHL,
@@ -40,7 +40,7 @@ from .tent import Tent
 __all__ = [
     "Adapter", "NHL", "Tent", "EATA", "SAR", "CoTTA", "BNAdapt", "Source", "HebbianConv1",
     "ChannelAffine", "fisher_diagonal", "norm_affine_params", "sam_ascent", "cotta_augment",
-    "CoTTAAugment",
+    "CoTTAAugment", "cotta_threshold",
     "soft_cross_entropy", "all_weights_and_biases", "reliable", "ema_update",
     "stochastic_restore", "GeneratorState", "interpolate_toward", "bound_angle",
     "softmax_entropy", "bn_affine_params", "no_params", "batchnorm_layers", "configure_model",
