@@ -280,7 +280,7 @@ def summarise(per_seed: list[dict]) -> dict:
     """Mean and std over seeds of every error, plus the mean over corruptions."""
     summary: dict = {}
     for setting in per_seed[0]:
-        if setting in ("curve", "cotta_augmented_frac"):
+        if setting in ("curve", "cotta_augmented_frac", "cotta_ap"):
             continue
         summary[setting] = {}
         for method in per_seed[0][setting]:
@@ -540,6 +540,7 @@ def _run(config: Config) -> dict:
                        config.methods, config.ablations)
     metrics = {"error_pct": summary, "per_seed_error_pct": per_seed,
                "cotta_augmented_frac": [r.get("cotta_augmented_frac") for r in per_seed],
+               "cotta_ap": [r.get("cotta_ap") for r in per_seed],
                "run_time_s": time.perf_counter() - start, "results_dir": str(out),
                "protocol": "reset per (severity, corruption); continual = no reset, severity 5, "
                            "canonical order; error in %; one pass; batch "

@@ -35,6 +35,8 @@ def test_quick_run_writes_results(experiment, tmp_path):
     # without adaptation the first corruption sees the same model in both protocols
     assert metrics["per_seed_error_pct"][0]["test/s5"]["source"] == \
         metrics["per_seed_error_pct"][0]["continual/s5"]["source"]
+    # CoTTA's threshold is recorded per seed (the tuned default, docs/tta.md)
+    assert stored["cotta_ap"] == [experiment.Config.cotta_ap]
     # the trained source model is far better than chance (90 % error) on clean digits
     assert summary["clean"]["source"]["mean"] < 30.0
 

@@ -7,11 +7,12 @@
 * ``pcnn_torch_vs_lif``: one :class:`bioplastic.nn.PCNNConv2d` layer (intra and inter
   linking) forward + backward against a LIF conv layer of the same shape (same conv and
   batch norm, :class:`bioplastic.nn.LIF` neurons), one torch thread, interleaved rounds,
-  medians. Target: PCNN within 1.5× the LIF time.
+  medians, the load average before and after. Target: PCNN within 1.5× the LIF time.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -94,16 +95,19 @@ def run_torch_vs_lif(quick: bool) -> list[dict]:
     for coupling in ("intra", "inter"):
         layers[coupling] = PCNNConv2d(c_in, c_out, 3, norm="bn", coupling=coupling,
                                       learnable=("decay_f", "decay_l", "decay_e", "beta"))
+    load_before = list(os.getloadavg())
     with _one_thread(torch):
         med = interleaved_medians({name: train(layer) for name, layer in layers.items()},
                                   3 if quick else 7)
+    load_after = list(os.getloadavg())
     rows = []
     for coupling in ("intra", "inter"):
         ratio = med[coupling] / med["lif"]
         rows.append({"name": f"pcnn_torch_{coupling}_vs_lif", "target": "PCNN conv layer "
                      "forward+backward <= 1.5x a LIF conv layer", "shape":
                      f"T={t} B={b} {c_in}->{c_out} {side}x{side}", "pcnn_s": med[coupling],
-                     "lif_s": med["lif"], "ratio": ratio, "met": bool(ratio <= 1.5)})
+                     "lif_s": med["lif"], "ratio": ratio, "met": bool(ratio <= 1.5),
+                     "load_avg_before": load_before, "load_avg_after": load_after})
     return rows
 
 
