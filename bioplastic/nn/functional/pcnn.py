@@ -23,9 +23,13 @@ node whenever every tensor has the drive's dtype and device (:func:`pcnn_sequenc
 every reset, surrogate and coupling). Its forward pass does the same operations in the same
 order as :func:`pcnn_step`, linking ``conv2d`` included (one call per step on the step's own
 ``(B, C, H, W)`` pulses: oneDNN's float32 sums depend on the batch size), so pulses and states
-are bit-identical; it builds no graph and keeps only what the backward pass reads (per step
-F before and after the reset, L, E and ``z = U - E[t-1]``). The backward pass is the chain
-rule written by hand, per step from ``t = T-1`` down::
+are bit-identical; it builds no graph and keeps per step only F before the reset, L and E:
+the backward pass recomputes the gain ``1 + beta L``, ``z = U - E[t-1]`` and F after the
+reset from them with the forward's own operations (so to the bit), which is cheaper on the
+CPU than the page faults of three more fresh ``(T, ...)`` tensors. Products with the 0/1
+pulses (``V_E Y``, ``Y E[t-1]``) are exact, so the forward pass fuses them into one
+``addcmul`` without changing a bit. The backward pass is the chain rule written by hand, per
+step from ``t = T-1`` down::
 
     g_Y   = g_spike[t] + K^T ⋆ g_c[t+1]  (- g_F E[t-1] | - g_F F~)     (reset, if any)
     g_Y  += V_E g_E ;   g_z = g_Y σ'(z)
