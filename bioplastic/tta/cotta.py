@@ -16,7 +16,8 @@ Per test batch (batch-statistics BN; *every* weight and bias of the student adap
 Defaults from the authors' CIFAR-10 config and code: Adam lr 1e-3 (betas 0.9/0.999, no
 weight decay), ``mt = 0.999``, ``rst = 0.01``, ``ap = 0.92``, ``n_augment = 32``; the anchor and
 teacher are copies of the configured model (batch-statistics BN, as in the authors'
-``copy_model_and_optimizer``).
+``copy_model_and_optimizer``). ``ap`` is a per-dataset setting (the authors use 0.72 for
+CIFAR-100); :func:`cotta_threshold` computes the authors' rule for it from source images.
 
 Cost and choices. The authors compute the 32 augmented teacher forwards on every batch and use
 them only when the anchor is unconfident. Here the copies and their forwards are computed only
