@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test validate bench lint clean docs notebooks
+.PHONY: setup demo test validate bench peers bench-peers lint clean docs notebooks
 
 # The warmup compiles the kernels users meet first into the on-disk cache (seconds when warm).
 setup: $(STAMP)
@@ -28,6 +28,18 @@ validate: setup
 
 bench: setup
 	$(BIN)/bioplastic bench
+
+# The peer simulators of `bioplastic bench --peers` (not part of `all`, never needed by `test`).
+# Norse and BindsNET go in without their dependencies: their declared requirements would pull
+# another torch (BindsNET asks for torch >= 2.14) or a CUDA torchvision (Norse); the `peers`
+# extra holds what they import. BindsNET's torchvision import is stubbed by the benchmark.
+peers: setup
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all,peers]"
+	$(BIN)/python -m pip install -q --no-deps -c constraints.txt norse==1.1.0 nirtorch==2.6 \
+		bindsnet==0.3.4
+
+bench-peers: peers
+	OMP_NUM_THREADS=1 $(BIN)/bioplastic bench --peers
 
 lint: setup
 	$(BIN)/ruff check bioplastic tests experiments

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bioplastic._bench import all_benchmarks, peers
@@ -85,3 +86,59 @@ def test_scaling_rows_report_rates_bandwidth_and_the_scalar_specialisation():
     assert all(r["identical"] and r["per_neuron_arrays_s"] > 0 for r in homogeneous)
     table = peers.scaling_table(rows)
     assert "| homogeneous | 2000 | 100 |" in table and "identical spikes" in table
+
+
+def test_delayed_network_case_draws_whole_step_delays_in_range():
+    params, drive, conn, v0 = peers.network_case(200, 5, heterogeneous=False,
+                                                 delays=peers.DELAYS)
+    lo, hi = peers.DELAYS
+    assert conn.delay_steps.min() >= lo and conn.delay_steps.max() <= hi
+    assert conn.max_delay == conn.delay_steps.max()
+    # the delays have their own random stream: the rest of the network is unchanged
+    _, drive0, conn0, v00 = peers.network_case(200, 5, heterogeneous=False)
+    assert (drive0 == drive).all() and (v00 == v0).all()
+
+    def synapses(c):
+        pre, post = c.pre(), c.post
+        order = np.lexsort((post, pre))
+        return pre[order].tolist(), post[order].tolist(), c.weight[order].tolist()
+    assert synapses(conn0) == synapses(conn)
+    assert (conn0.delay_steps == 0).all()
+
+
+@pytest.mark.brian2
+def test_tiny_delayed_network_against_brian2_numpy_row_has_identical_spikes():
+    pytest.importorskip("brian2")
+    rows = peers.network_rows(True, 1, sizes=(60,), targets=("numpy",),
+                              delays=(peers.DELAYS,))
+    # one size x heterogeneous/homogeneous x one delay setting x one target
+    assert [r["name"] for r in rows] == ["lif_network_delays_vs_brian2_numpy"] * 2
+    for row in rows:
+        assert row["identical"] and row["spikes"] > 0
+        assert row["max_delay_steps"] <= peers.DELAYS[1] and row["load_average"] >= 0.0
+        assert "delays 1-20 steps" in row["workload"]
+
+
+def test_diehl_cook_without_bindsnet_is_a_skipped_row(monkeypatch):
+    monkeypatch.setattr(peers, "import_bindsnet", lambda module: f"{module} not installed")
+    rows = peers.diehl_cook_rows(quick=True, repeats=1)
+    assert rows == [{"name": "diehl_cook_vs_bindsnet",
+                     "skipped": "bindsnet.models not installed"}]
+    assert "skipped diehl_cook_vs_bindsnet: bindsnet.models not installed" in \
+        peers.ratio_table(rows)
+
+
+def test_tiny_diehl_cook_against_bindsnet_when_installed():
+    pytest.importorskip("torch")
+    if isinstance(peers.import_bindsnet("bindsnet.models"), str):
+        pytest.skip("BindsNET not installed (pip install --no-deps bindsnet==0.3.4)")
+    rows = peers.diehl_cook_rows(quick=True, repeats=1)
+    assert [r["name"] for r in rows] == ["diehl_cook_vs_bindsnet"]
+    row = rows[0]
+    assert "skipped" not in row, row.get("skipped")
+    cfg = peers.DIEHL_COOK_QUICK
+    assert row["neurons"] == 2 * cfg["n"] and row["input_spikes"] > 0
+    assert row["steps"] == cfg["presentations"] * round(cfg["present_ms"] / cfg["dt_ms"])
+    assert row["bioplastic_s"] > 0 and row["peer_s"] > 0
+    table = peers.ratio_table(rows)
+    assert "| bindsnet |" in table and "- bindsnet_diehl_cook: DiehlAndCook2015" in table

@@ -152,3 +152,23 @@ def test_a_delay_block_out_of_csr_order_is_refused():
     swapped = conn._replace(delay_order=np.array([0, 2, 1, 3], dtype=np.int64))
     with pytest.raises(ValueError, match="delay_order must list"):
         check_connectivity(swapped, n_post=4)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 63, 64, 130])
+def test_next_spike_walks_the_true_entries_in_order(n):
+    # next_spike skips zero words of eight flags; it must visit exactly np.flatnonzero's
+    # indices, in order, for any length (tail entries past the last whole word included)
+    # and for a non-contiguous row (no word view: entry by entry)
+    from bioplastic.neurons.connectivity import next_spike, spike_words
+
+    rng = np.random.default_rng(n)
+    for density in (0.0, 0.05, 0.5, 1.0):
+        flags = rng.random((3, 2 * n)) < density
+        for row in (flags[1, :n].copy(), flags[1, ::2]):
+            words = spike_words(row)
+            assert words.size == (n // 8 if row.flags.c_contiguous else 0)
+            seen, i = [], next_spike(row, words, 0)
+            while i < n:
+                seen.append(i)
+                i = next_spike(row, words, i + 1)
+            assert i == n and seen == np.flatnonzero(row).tolist()

@@ -11,6 +11,13 @@ Workloads (full sizes; ``--quick`` shrinks them to seconds):
   the ratio). Brian2 runs with the twin's exactness preferences (float64, loop-invariant
   optimisations off, strict compiler flags), so spikes must be identical; the ``identical``
   column checks it.
+  The same network runs again with heterogeneous synaptic delays (``DELAYS``: each synapse
+  draws a whole number of steps from 1 to 20), against the same targets.
+* **Diehl & Cook** — 784 inputs -> 100 excitatory + 100 inhibitory neurons with STDP, three
+  presentations of 350 ms at dt 0.5 ms (the same pre-drawn input spikes and initial weights
+  for both), against BindsNET's ``DiehlAndCook2015`` (one torch thread). The two networks
+  differ in their synapses, learning rule and spike rules (``SEMANTICS``), so the work per
+  step is alike but the spike trains are not compared.
 * **Torch LIF layer** — T=100, B=32, 1,024 neurons, float32, CPU: forward + backward (sum of
   spikes as the loss) and forward only under ``torch.no_grad``. bioplastic:
   :meth:`bioplastic.nn.LIF.from_beta`. Peers: snnTorch ``Leaky``, SpikingJelly ``LIFNode``
@@ -38,6 +45,7 @@ the same numbers, across torch libraries):
 from __future__ import annotations
 
 import importlib
+import os
 import statistics
 import sys
 import tempfile
@@ -63,6 +71,16 @@ SEMANTICS = {
     "norse": "LIFBoxCell: '>' threshold, reset to v_reset, v <- v + dt/tau (v_leak - v + i)",
     "bindsnet": "LIFNodes: '>=' threshold, reset to rest with refractory, input added to v "
                 "(no decay of the input), forward only (no surrogate gradient)",
+    "bindsnet_diehl_cook": "DiehlAndCook2015 (its defaults) vs bioplastic's Diehl & Cook network "
+                           "(the original code's): current synapses (an input spike adds w to v; "
+                           "exc->inh +22.5, inh->exc -17.5 mV) vs conductances with reversal "
+                           "potentials; pair PostPre STDP (nu 1e-4/1e-2, w clipped to [0, 1]) vs "
+                           "nearest-spike triplet STDP; '>=' threshold and at most one excitatory "
+                           "spike per step (one_spike, drawn at random) vs strict '>' and no "
+                           "limit; float32 vs float64; state reset after each presentation vs "
+                           "carried on; both normalise input weights to 78.4 once per "
+                           "presentation; same input spikes and initial weights, so the work "
+                           "per step is alike, the spike trains are not",
 }
 
 
@@ -83,17 +101,18 @@ class _Placeholder(types.ModuleType):
         return type(name, (), {})
 
 
-def import_bindsnet_nodes():
-    """``bindsnet.network.nodes``, or the reason it cannot be used.
+def import_bindsnet(module: str = "bindsnet.network.nodes"):
+    """The BindsNET module ``module``, or the reason it cannot be used.
 
     BindsNET's package ``__init__`` imports its dataset and plotting helpers, which import
     torchvision; the torchvision wheel that installs under the torch pin may not load with it
-    (``operator torchvision::nms does not exist``). The neuron layers never use torchvision, so
-    a placeholder ``torchvision`` is put in ``sys.modules`` for the import only, then removed.
+    (``operator torchvision::nms does not exist``), and BindsNET is installed without its
+    dependencies. The network, its layers and its learning rules never use torchvision, so a
+    placeholder ``torchvision`` is put in ``sys.modules`` for the import only, then removed.
     """
     tv = import_peer("torchvision")
     if not isinstance(tv, str):
-        return import_peer("bindsnet.network.nodes")
+        return import_peer(module)
     names = ("torchvision", "torchvision.utils", "torchvision.datasets", "torchvision.transforms")
     saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
     root = _Placeholder("torchvision")
@@ -103,19 +122,27 @@ def import_bindsnet_nodes():
         sys.modules[name] = _Placeholder(name)
         setattr(root, name.split(".")[1], sys.modules[name])
     try:
-        return import_peer("bindsnet.network.nodes")
+        return import_peer(module)
     finally:
         for name in names:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
 
 
+def import_bindsnet_nodes():
+    """``bindsnet.network.nodes``, or the reason it cannot be used (see
+    :func:`import_bindsnet`)."""
+    return import_bindsnet("bindsnet.network.nodes")
+
+
 def interleaved_medians(candidates: dict[str, Callable[[], float | None]],
-                        repeats: int) -> dict[str, float]:
+                        repeats: int, *, on_round: Callable[[], object] | None = None
+                        ) -> dict[str, float]:
     """Median seconds of each candidate over ``repeats`` interleaved rounds.
 
     A candidate returns the seconds to count (its own timing, e.g. Brian2's main loop), or
     ``None`` to have its wall time counted. Each candidate runs once first as a warm-up.
+    ``on_round`` is called after every round (e.g. to sample the load average).
     """
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for round_ in range(repeats + 1):
@@ -125,19 +152,27 @@ def interleaved_medians(candidates: dict[str, Callable[[], float | None]],
             wall = time.perf_counter() - start
             if round_:
                 times[name].append(wall if own is None else float(own))
+        if on_round is not None:
+            on_round()
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 # --------------------------------------------------------------------------- network
 def network_case(n: int, n_steps: int, *, heterogeneous: bool, seed: int = 13,
-                 syn_per_neuron: float = 100.0):
+                 syn_per_neuron: float = 100.0, delays: tuple[int, int] | None = None):
     """(params, drive, conn, v0) of the recurrent workload (about ``syn_per_neuron`` synapses
-    onto each neuron, zero delays). Homogeneous: every parameter a scalar (the mean values)."""
+    onto each neuron). Homogeneous: every parameter a scalar (the mean values). ``delays``:
+    ``(lo, hi)`` draws each synapse's delay uniformly from ``lo..hi`` whole steps (inclusive);
+    ``None``: zero delays."""
     from ..reference.lif import random_network, unpack
 
     inputs = random_network(seed, n=n, n_steps=n_steps, p=min(1.0, syn_per_neuron / n),
                             max_delay_steps=0)
     inputs["weight"] = inputs["weight"] * 0.5   # ~100 inputs: keep rates moderate
+    if delays is not None:
+        lo, hi = delays
+        rng = np.random.default_rng(seed + 1)   # its own stream: the rest stays as without
+        inputs["delay_steps"] = rng.integers(lo, hi + 1, inputs["weight"].size)
     if not heterogeneous:
         inputs.update(tau_m_ms=10.0, v_rest_mv=-65.0, v_reset_mv=-67.5, v_th_mv=-50.0,
                       t_ref_ms=1.0, tau_theta_ms=50.0, theta_plus_mv=0.5)
@@ -232,63 +267,99 @@ def _brian_standalone(params, drive, conn, v0) -> tuple[Callable[[], float], dic
     return run, result
 
 
-def network_rows(quick: bool, repeats: int) -> list[dict]:
+#: Heterogeneous integer-step delays of the delayed network rows (whole steps, inclusive).
+DELAYS = (1, 20)
+#: The targets the network rows time, in this order.
+BRIAN2_TARGETS = ("numpy", "cython", "cpp_standalone")
+
+
+def network_rows(quick: bool, repeats: int, *, sizes: tuple[int, ...] | None = None,
+                 targets: tuple[str, ...] = BRIAN2_TARGETS,
+                 delays: tuple[tuple[int, int] | None, ...] = (None, DELAYS)) -> list[dict]:
+    """The recurrent LIF network against Brian2: every size x parameters (heterogeneous,
+    homogeneous) x delays (zero; ``DELAYS``) against every target, interleaved per workload."""
+    brian2 = import_peer("brian2")
+    if sizes is None:
+        sizes = (500,) if quick else (1000, 10_000)
+    n_steps = 100 if quick else 1000
+    if isinstance(brian2, str):
+        return [{"name": "lif_network_vs_brian2", "skipped": brian2}]
+    rows: list[dict] = []
+    for n in sizes:
+        for delay in delays:
+            for heterogeneous in (True, False):
+                rows.extend(_network_workload_rows(n, n_steps, heterogeneous, delay, targets,
+                                                   repeats))
+    return rows
+
+
+def _network_workload(n, n_steps, heterogeneous, delay) -> str:
+    return ("recurrent LIF " + ("heterogeneous" if heterogeneous else "homogeneous")
+            + ("" if delay is None else f", delays {delay[0]}-{delay[1]} steps"))
+
+
+def _network_workload_rows(n, n_steps, heterogeneous, delay, targets, repeats) -> list[dict]:
+    """One workload: bioplastic and each Brian2 target interleaved; a row per target."""
     from ..neurons.lif import lif_advance, lif_init, lif_prepare
     from ..simulate import simulate
 
-    brian2 = import_peer("brian2")
-    sizes, n_steps = ((500,), 100) if quick else ((1000, 10_000), 1000)
+    params, drive, conn, v0 = network_case(n, n_steps, heterogeneous=heterogeneous,
+                                           delays=delay)
+    state = lif_init(n, params, conn, v0_mv=v0)
+    kparams = lif_prepare(params, n)
+    ours: dict = {}
+
+    def kernel():
+        ours["trace"] = simulate(lif_advance, drive, state, kparams, conn)
+
+    workload = _network_workload(n, n_steps, heterogeneous, delay)
+    suffix = "" if delay is None else "_delays"
+    candidates: dict = {"bioplastic": kernel}
+    results: dict = {}
     rows: list[dict] = []
-    if isinstance(brian2, str):
-        return [{"name": "lif_network_vs_brian2", "skipped": brian2}]
-    targets = ("numpy", "cython", "cpp_standalone")
-    for n in sizes:
-        for heterogeneous in (True, False):
-            params, drive, conn, v0 = network_case(n, n_steps, heterogeneous=heterogeneous)
-            state = lif_init(n, params, conn, v0_mv=v0)
-            kparams = lif_prepare(params, n)
-            ours: dict = {}
-
-            def kernel(state=state, kparams=kparams, drive=drive, conn=conn, ours=ours):
-                ours["trace"] = simulate(lif_advance, drive, state, kparams, conn)
-
-            candidates: dict = {"bioplastic": kernel}
-            results: dict = {}
-            for target in targets:
-                try:
-                    if target == "cpp_standalone":
-                        fn, res = _brian_standalone(params, drive, conn, v0)
-                    else:
-                        fn, res = _brian_runtime(target, params, drive, conn, v0)
-                except Exception as err:  # noqa: BLE001 - a peer that fails is a row, not a crash
-                    rows.append({"name": f"lif_network_vs_brian2_{target}", "neurons": n,
-                                 "skipped": f"{type(err).__name__}: {err}"})
-                    continue
-                candidates[target], results[target] = fn, res
-            try:
-                med = interleaved_medians(candidates, repeats)
-            finally:
-                for res in results.values():
-                    if "close" in res:
-                        res["close"]()
-            steps, index = ours["trace"].spike_pairs()
-            for target, res in results.items():
-                b_steps, b_index = res["spikes"]
-                rows.append({
-                    "name": f"lif_network_vs_brian2_{target}",
-                    "workload": "recurrent LIF "
-                                + ("heterogeneous" if heterogeneous else "homogeneous"),
-                    "neurons": n, "synapses": conn.n_synapses, "steps": n_steps,
-                    "spikes": int(steps.size),
-                    "identical": bool(np.array_equal(steps, b_steps)
-                                      and np.array_equal(index, b_index)),
-                    "bioplastic_s": med["bioplastic"], "peer_s": med[target],
-                    "peer_build_s": res.get("build_s"),
-                    "ratio": med["bioplastic"] / med[target],
-                    "neuron_steps_per_s": n * n_steps / med["bioplastic"],
-                    "syn_events_per_s": int(steps.size) * conn.n_synapses / n / med["bioplastic"],
-                })
+    for target in targets:
+        try:
+            if target == "cpp_standalone":
+                fn, res = _brian_standalone(params, drive, conn, v0)
+            else:
+                fn, res = _brian_runtime(target, params, drive, conn, v0)
+        except Exception as err:  # noqa: BLE001 - a peer that fails is a row, not a crash
+            rows.append({"name": f"lif_network{suffix}_vs_brian2_{target}", "neurons": n,
+                         "skipped": f"{type(err).__name__}: {err}"})
+            continue
+        candidates[target], results[target] = fn, res
+    loads = [_load()]
+    try:
+        med = interleaved_medians(candidates, repeats, on_round=lambda: loads.append(_load()))
+    finally:
+        for res in results.values():
+            if "close" in res:
+                res["close"]()
+    steps, index = ours["trace"].spike_pairs()
+    for target, res in results.items():
+        b_steps, b_index = res["spikes"]
+        rows.append({
+            "name": f"lif_network{suffix}_vs_brian2_{target}", "workload": workload,
+            "neurons": n, "synapses": conn.n_synapses, "steps": n_steps,
+            "max_delay_steps": conn.max_delay, "spikes": int(steps.size),
+            "identical": bool(np.array_equal(steps, b_steps)
+                              and np.array_equal(index, b_index)),
+            "bioplastic_s": med["bioplastic"], "peer_s": med[target],
+            "peer_build_s": res.get("build_s"),
+            "ratio": med["bioplastic"] / med[target],
+            "neuron_steps_per_s": n * n_steps / med["bioplastic"],
+            "syn_events_per_s": int(steps.size) * conn.n_synapses / n / med["bioplastic"],
+            "load_average": max(loads),
+        })
     return rows
+
+
+def _load() -> float:
+    """The 1-minute load average (0.0 where the platform has none)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return 0.0
 
 
 # --------------------------------------------------------------------------- torch
@@ -426,6 +497,98 @@ def _torch_ratio_rows(torch, x, beta, t_steps, batch, n, repeats) -> list[dict]:
     return rows
 
 
+# --------------------------------------------------------------------------- Diehl & Cook
+#: Diehl & Cook workload: excitatory (= inhibitory) neurons, presentations, ms each, dt in ms.
+DIEHL_COOK = {"n": 100, "presentations": 3, "present_ms": 350.0, "dt_ms": 0.5}
+DIEHL_COOK_QUICK = {"n": 20, "presentations": 1, "present_ms": 20.0, "dt_ms": 0.5}
+#: Per-presentation weight normalisation of both networks (BindsNET's ``norm`` default).
+W_SUM = 78.4
+
+
+def _diehl_cook_ours(blocks, w0, dt_ms):
+    """A callable running bioplastic's Diehl & Cook network with STDP over ``blocks``
+    ``(presentations, steps, 784)`` (weights normalised at the start of each), and its
+    result dict (``exc_spikes``)."""
+    from ..neurons.wta import (
+        WTAParams,
+        input_connectivity,
+        wta_advance,
+        wta_init,
+        wta_normalise,
+        wta_prepare,
+    )
+    from ..rules.stdp import STDPParams, post_index
+    from ..simulate import simulate_blocks
+
+    n = w0.shape[0]
+    params = WTAParams(dt_ms=dt_ms, w_sum=W_SUM)
+    conn = input_connectivity(w0, dt_ms=dt_ms)
+    args = (wta_prepare(params, STDPParams()), conn, post_index(conn.post, n))
+    state0 = wta_init(n, params, conn)
+    result: dict = {}
+
+    def run():
+        trace = simulate_blocks(wta_advance, blocks, state0, *args, on_block=wta_normalise)
+        result["exc_spikes"] = int(trace.spikes[..., :n].sum())
+    return run, result
+
+
+def _diehl_cook_bindsnet(models, torch, blocks, w0, dt_ms):
+    """BindsNET's ``DiehlAndCook2015`` (its defaults: PostPre STDP, current synapses) on the
+    same input spikes and initial weights; each presentation is one ``network.run`` followed
+    by ``reset_state_variables`` (as its examples do)."""
+    n = w0.shape[0]
+    n_steps = blocks.shape[1]
+    torch.manual_seed(13)
+    net = models.DiehlAndCook2015(n_inpt=784, n_neurons=n, dt=dt_ms, norm=W_SUM,
+                                  inpt_shape=(1, 28, 28))
+    weight = net.connections[("X", "Ae")].pipeline[0]
+    weight.value.data.copy_(torch.as_tensor(w0.T, dtype=weight.value.dtype))   # (784, n)
+    x = torch.as_tensor(blocks).view(blocks.shape[0], n_steps, 1, 1, 28, 28)
+    result: dict = {}
+
+    def run():
+        for image in x:
+            net.run(inputs={"X": image}, time=n_steps * dt_ms)
+            net.reset_state_variables()
+    return run, result
+
+
+def diehl_cook_rows(quick: bool, repeats: int) -> list[dict]:
+    """Diehl & Cook 784 -> n + n with STDP, bioplastic against BindsNET (interleaved)."""
+    from .wta import workload
+
+    models = import_bindsnet("bindsnet.models")
+    torch = import_peer("torch")
+    if isinstance(models, str) or isinstance(torch, str):
+        reason = models if isinstance(models, str) else torch
+        return [{"name": "diehl_cook_vs_bindsnet", "skipped": reason}]
+    cfg = DIEHL_COOK_QUICK if quick else DIEHL_COOK
+    n, dt_ms = cfg["n"], cfg["dt_ms"]
+    n_steps = int(round(cfg["present_ms"] / dt_ms))
+    data = workload(13, n, cfg["presentations"], n_steps, 0)
+    ours, ours_result = _diehl_cook_ours(data["blocks"], data["w0"], dt_ms)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)    # one thread, as the torch rows
+    try:
+        peer, _ = _diehl_cook_bindsnet(models, torch, data["blocks"], data["w0"], dt_ms)
+        med = interleaved_medians({"bioplastic": ours, "bindsnet": peer}, repeats)
+    except Exception as err:  # noqa: BLE001 - a peer that fails is a row, not a crash
+        return [{"name": "diehl_cook_vs_bindsnet", "skipped": f"{type(err).__name__}: {err}"}]
+    finally:
+        torch.set_num_threads(threads)
+    return [{
+        "name": "diehl_cook_vs_bindsnet",
+        "workload": f"Diehl & Cook 784 -> {n} + {n}, STDP, {cfg['presentations']} x "
+                    f"{cfg['present_ms']:g} ms at dt {dt_ms:g} ms",
+        "neurons": 2 * n, "steps": cfg["presentations"] * n_steps,
+        "input_spikes": int(data["blocks"].sum()), "exc_spikes": ours_result["exc_spikes"],
+        "bioplastic_s": med["bioplastic"], "peer_s": med["bindsnet"],
+        "ratio": med["bioplastic"] / med["bindsnet"], "load_average": _load(),
+        "semantics": "bindsnet_diehl_cook",
+    }]
+
+
 # --------------------------------------------------------------------------- scaling
 def bytes_per_neuron_step(homogeneous: bool) -> int:
     """Bytes the LIF neuron update moves per neuron-step, counted from ``lif_advance``.
@@ -539,12 +702,14 @@ def ratio_table(rows: list[dict]) -> str:
         if "ratio" not in row:
             continue
         peer = row["name"].split("_vs_")[-1]
-        peers.add(peer.split("_")[0])
+        peers.add(row.get("semantics", peer.split("_")[0]))
         extra = []
         if "identical" in row:
             extra.append("identical spikes" if row["identical"] else "SPIKES DIFFER")
         if row.get("peer_build_s") is not None:
             extra.append(f"build {row['peer_build_s']:.1f} s (excluded)")
+        if row.get("load_average") is not None:
+            extra.append(f"load {row['load_average']:.1f}")
         lines.append(f"| {row['workload']} | {row.get('neurons', '')} | {peer} | "
                      f"{row['bioplastic_s']:.4g} | {row['peer_s']:.4g} | {row['ratio']:.3g} | "
                      f"{'; '.join(extra)} |")
@@ -553,7 +718,8 @@ def ratio_table(rows: list[dict]) -> str:
 
 
 def run_peers(quick: bool, repeats: int | None = None, *,
-              parts: tuple[str, ...] = ("bandwidth", "network", "scaling", "torch")
+              parts: tuple[str, ...] = ("bandwidth", "network", "scaling", "torch",
+                                        "diehl_cook")
               ) -> list[dict]:
     """Every peer workload; rows as the other benchmarks' (``ratio`` = bioplastic / peer)."""
     repeats = (1 if quick else 3) if repeats is None else repeats
@@ -566,6 +732,8 @@ def run_peers(quick: bool, repeats: int | None = None, *,
         rows.extend(scaling_rows(quick, repeats))
     if "torch" in parts:
         rows.extend(torch_rows(quick, repeats))
+    if "diehl_cook" in parts:
+        rows.extend(diehl_cook_rows(quick, repeats))
     return rows
 
 
