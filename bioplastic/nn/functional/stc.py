@@ -424,6 +424,17 @@ def _gate_views(y, groups):
     return y[:, :, 0], y[:, :, 1]
 
 
+def _gate_argument_grad(d_kgate, k, tanh, grad_last, buf, out, shape):
+    """``out = (d_kgate k + grad_last) (1 - tanh²)``: the gradient of a gate's argument from
+    that of ``k·gate`` (``d_kgate``, overwritten) and the loss on the gate itself."""
+    d_kgate.mul_(k)
+    if grad_last is not None:
+        d_kgate.add_(grad_last)
+    torch.mul(tanh, tanh, out=buf)
+    buf.neg_().add_(1.0)
+    out.copy_(d_kgate.mul_(buf).view(shape))
+
+
 def _backward_elementwise(t, n, hs, ta, tb, hs_all, spikes, h0, current, carry, grad_spikes,
                           g_s_gate, grad_alpha, grad_beta, k_h, k_i, v_th, scale, dy5,
                           carry_out, grad_i_t, acc_kh, acc_ki, bufs):
@@ -455,12 +466,8 @@ def _backward_elementwise(t, n, hs, ta, tb, hs_all, spikes, h0, current, carry, 
         acc_kh.addcmul_(b3, b4)
     torch.mul(b4, k_h, out=b5)
     carry = torch.mul(b2, b5, out=carry_out)         # dL/dH[t-1]
-    b3.mul_(k_h)                                     # dL/d alpha
-    if t == n - 1 and grad_alpha is not None:
-        b3.add_(grad_alpha)
-    torch.mul(ta, ta, out=b4)
-    b4.neg_().add_(1.0)
-    dy5[:, :, 0].copy_(b3.mul_(b4).view(half))
+    _gate_argument_grad(b3, k_h, ta, grad_alpha if t == n - 1 else None, b4,
+                        dy5[:, :, 0], half)
     # spatial gate: d/d(k_i beta) = g_hs I
     torch.mul(b2, current, out=b3)
     torch.add(tb, 1.0, out=b4)                       # beta
@@ -469,12 +476,8 @@ def _backward_elementwise(t, n, hs, ta, tb, hs_all, spikes, h0, current, carry, 
     if grad_i_t is not None:
         torch.mul(b4, k_i, out=b5)
         torch.mul(b2, b5, out=grad_i_t)
-    b3.mul_(k_i)                                     # dL/d beta
-    if t == n - 1 and grad_beta is not None:
-        b3.add_(grad_beta)
-    torch.mul(tb, tb, out=b4)
-    b4.neg_().add_(1.0)
-    dy5[:, :, 1].copy_(b3.mul_(b4).view(half))
+    _gate_argument_grad(b3, k_i, tb, grad_beta if t == n - 1 else None, b4,
+                        dy5[:, :, 1], half)
     return carry
 
 
