@@ -113,7 +113,8 @@ def _interleaved_wall_and_cpu(candidates: dict, repeats: int) -> dict[str, tuple
 
 def run_torch_vs_plif(quick: bool) -> list[dict]:
     """Rows per shape: one torch thread (wall and CPU medians; ``met`` on the wall ratio) and
-    torch's default thread count (wall), with the load average at the start of each."""
+    torch's default thread count (wall; for information, ``met`` is ``None``), with the load
+    average at the start of each."""
     import os
 
     import torch
@@ -146,7 +147,10 @@ def run_torch_vs_plif(quick: bool) -> list[dict]:
                    "stc_s": med["stc"][0], "plif_s": med["plif"][0], "ratio": ratio}
             if threads == "1":
                 row["ratio_cpu"] = med["stc"][1] / med["plif"][1]
-            row.update({"loadavg_1min": round(load, 2), "met": bool(ratio <= 1.5)})
+            # the target is judged on one thread; with OpenMP threads on a shared machine
+            # the ratio mostly measures spin-waiting for descheduled threads
+            met = bool(ratio <= 1.5) if threads == "1" else None
+            row.update({"loadavg_1min": round(load, 2), "met": met})
             rows.append(row)
     return rows
 

@@ -687,6 +687,13 @@ def stc_conv_sequence(currents: torch.Tensor, state: STCTensorState, params: STC
     order (bit-identical spikes and membrane). The backward pass is written by hand: per
     step the neuron, the GroupNorm's and the conv's input gradients; the weight and affine
     gradients once, over all ``T·B`` samples. Returns ``(spikes, state)``.
+
+    On the CPU, in float32 / float64 with scalar ``k_h``, ``k_i``, ``v_th`` (the cells' case),
+    each step's elementwise chain after the ``tanh`` (about a dozen operations forward, thirty
+    backward) runs as one vectorised Numba loop (:mod:`._stc_fused`), with the same rounding
+    forward; elsewhere (another device or dtype, per-neuron parameters, Numba disabled with
+    ``BIOPLASTIC_DISABLE_JIT=1``) as torch operations. Both paths are tested against the
+    step loop.
     """
     if params.variant == BASES["lmh"]:
         raise ValueError("stc_conv_sequence covers the 'lif' and 'plif' bases; LM-H needs the "
