@@ -104,6 +104,23 @@ def _events() -> None:
 WORKLOADS["events"] = _events
 
 
+def _stc_torch() -> None:
+    """The torch STC conv cells (when torch is installed): one short training step in float32
+    and float64 compiles the elementwise kernels of their whole-sequence path."""
+    try:
+        import torch
+    except ImportError:
+        return
+    from .nn import STCLIF
+
+    for dtype in (torch.float32, torch.float64):
+        cell = STCLIF(1, 4, 3, groups=2, dtype=dtype)
+        cell(torch.ones(2, 1, 1, 3, 3, dtype=dtype))[0].sum().backward()
+
+
+WORKLOADS["stc_torch"] = _stc_torch
+
+
 def _dispatchers() -> dict[str, object]:
     """Every jitted function of the package loaded so far, by qualified name."""
     from numba.core.dispatcher import Dispatcher

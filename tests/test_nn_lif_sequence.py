@@ -16,16 +16,14 @@ from bioplastic.nn import LIF  # noqa: E402
 from bioplastic.nn import functional as F  # noqa: E402
 from bioplastic.nn.surrogate import SURROGATES  # noqa: E402
 
+from .torch_loops import step_loop  # noqa: E402
+
 TOL = dict(rtol=1e-12, atol=1e-12)
 
 
 def loop(x, state, params, **options):
     """The reference: T calls of lif_step under autograd."""
-    spikes = []
-    for x_t in x:
-        s, state = F.lif_step(x_t, state, params, **options)
-        spikes.append(s)
-    return torch.stack(spikes), state
+    return step_loop(lambda x_t, st: F.lif_step(x_t, st, params, **options), x, state)
 
 
 def heterogeneous_params(rng, n):
@@ -106,14 +104,11 @@ def test_module_uses_the_sequence_and_keeps_the_step_contract():
         x = (torch.rand(60, 4, 16, generator=g, dtype=dtype) * 2.5)
         xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
         spikes, final = layer(xa)
-        state, steps = None, []
-        for x_t in xb:
-            s, state = layer.step(x_t, state)
-            steps.append(s)
-        torch.testing.assert_close(spikes, torch.stack(steps), rtol=0, atol=0)
+        steps, state = step_loop(layer.step, xb)
+        torch.testing.assert_close(spikes, steps, rtol=0, atol=0)
         torch.testing.assert_close(final.v, state.v, rtol=0, atol=0)
         spikes.sum().backward()
-        torch.stack(steps).sum().backward()
+        steps.sum().backward()
         torch.testing.assert_close(xa.grad, xb.grad, **tol)
 
 
@@ -144,14 +139,11 @@ def test_mixed_dtypes_promote_like_the_step(layer_dtype, x_dtype):
     x = torch.rand(30, 2, 5, generator=torch.Generator().manual_seed(2), dtype=x_dtype) * 2.5
     xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     spikes, final = layer(xa)
-    state, steps = None, []
-    for x_t in xb:
-        s, state = layer.step(x_t, state)
-        steps.append(s)
-    assert spikes.dtype == torch.stack(steps).dtype and final.v.dtype == state.v.dtype
-    torch.testing.assert_close(spikes, torch.stack(steps), rtol=0, atol=0)
+    steps, state = step_loop(layer.step, xb)
+    assert spikes.dtype == steps.dtype and final.v.dtype == state.v.dtype
+    torch.testing.assert_close(spikes, steps, rtol=0, atol=0)
     torch.testing.assert_close(final.v, state.v, rtol=0, atol=0)
     spikes.sum().backward()
-    torch.stack(steps).sum().backward()
+    steps.sum().backward()
     assert xa.grad.dtype == x_dtype
     torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-6, atol=1e-7)

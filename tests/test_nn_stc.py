@@ -18,6 +18,8 @@ from bioplastic.nn import (  # noqa: E402
 )
 from bioplastic.nn.functional.stc import fire  # noqa: E402
 
+from .torch_loops import step_loop  # noqa: E402
+
 LMH = dict(lmh_d_u=0.3, lmh_s_u=-0.4, lmh_d_p=0.2, lmh_s_p=-0.1)
 
 
@@ -147,11 +149,7 @@ def test_run_equals_step_loop_and_backward(name):
     cell = CELLS[name](2, 16, 3, groups=4, dtype=torch.float64)
     x = torch.rand(6, 2, 2, 5, 5, dtype=torch.float64)
     spikes, state = cell(x)
-    step_state, loop = None, []
-    for x_t in x:
-        s, step_state = cell.step(x_t, step_state)
-        loop.append(s)
-    torch.testing.assert_close(spikes, torch.stack(loop), rtol=0, atol=0)
+    torch.testing.assert_close(spikes, step_loop(cell.step, x)[0], rtol=0, atol=0)
     spikes.sum().backward()
     assert cell.conv_x.weight.grad is not None and cell.conv_x.weight.grad.abs().sum() > 0
 

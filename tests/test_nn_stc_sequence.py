@@ -15,6 +15,8 @@ from bioplastic.neurons.stc import BASES  # noqa: E402
 from bioplastic.nn import LIFConvCell, PLIFConvCell  # noqa: E402
 from bioplastic.nn import functional as F  # noqa: E402
 
+from .torch_loops import step_loop  # noqa: E402
+
 TOL = dict(rtol=1e-12, atol=1e-12)
 
 
@@ -47,19 +49,12 @@ def test_gate_free_sequence_equals_the_step_loop(form):
             if fused:
                 spikes, final = F.stc_sequence(cur, state, params)
             else:
-                out = []
-                for c in cur:
-                    s, state = F.stc_step(c, state, params)
-                    out.append(s)
-                spikes, final = torch.stack(out), state
+                spikes, final = step_loop(lambda c, st, p=params: F.stc_step(c, st, p), cur, state)
         elif fused:
             spikes, final = F.plif_fang_sequence(cur, state, w)
         else:
-            out = []
-            for c in cur:
-                s, state = F.plif_fang_step(c, state, w)
-                out.append(s)
-            spikes, final = torch.stack(out), state
+            spikes, final = step_loop(lambda c, st, w=w: F.plif_fang_step(c, st, w), cur,
+                                      state)
         ((spikes * weights).sum() + (final.h ** 2).sum() * 0.1
          + (final.s * 0.5).sum()).backward()
         results.append((spikes.detach(), final.h.detach(), cur.grad, h0.grad, w.grad))
@@ -87,11 +82,7 @@ def test_cell_run_gradients_equal_the_step_loop(make):
             spikes, _ = cell(x)
             assert type(spikes.grad_fn).__name__ == "_SoftResetSequenceBackward"
         else:
-            state, out = None, []
-            for x_t in x:
-                s, state = cell.step(x_t, state)
-                out.append(s)
-            spikes = torch.stack(out)
+            spikes, _ = step_loop(cell.step, x)
         spikes.sum().backward()
         grads.append({n: p.grad.clone() for n, p in cell.named_parameters()})
     assert grads[1]["conv_x.weight"].abs().sum() > 0
@@ -116,18 +107,30 @@ def test_lmh_is_refused():
         F.stc_sequence(torch.zeros(2, 3), _state((3,), torch.zeros(3)), params)
 
 
-def _loop(cell, x, state):
-    out = []
-    for x_t in x:
-        s, state = cell.step(x_t, state)
-        out.append(s)
-    return torch.stack(out), state
+@pytest.fixture(params=["numba", "torch_ops"])
+def elementwise(request, monkeypatch):
+    """Both implementations of stc_conv_sequence's per-step elementwise chains: the Numba
+    kernels (the CPU default) and the torch ops (off the CPU, or with the JIT disabled)."""
+    import bioplastic.nn.functional.stc as stc_module
+
+    real = stc_module._kernel_constants
+    calls = []
+
+    def spy(*args):
+        consts = None if request.param == "torch_ops" else real(*args)
+        calls.append(consts is not None)
+        return consts
+
+    monkeypatch.setattr(stc_module, "_kernel_constants", spy)
+    yield request.param
+    assert calls and all(used == (request.param == "numba") for used in calls)
 
 
 @pytest.mark.parametrize("base", ["lif", "plif"])
 @pytest.mark.parametrize("norm", ["group", None])
 @pytest.mark.parametrize("detach", [False, True])
-def test_stc_conv_cell_run_equals_the_step_loop_with_gradients(base, norm, detach):
+def test_stc_conv_cell_run_equals_the_step_loop_with_gradients(base, norm, detach,
+                                                               elementwise):
     from bioplastic.nn import STCConvCell
 
     torch.manual_seed(11)
@@ -146,7 +149,7 @@ def test_stc_conv_cell_run_equals_the_step_loop_with_gradients(base, norm, detac
         xi = x.clone().requires_grad_(True)
         h0 = h_init.clone().requires_grad_(True)
         state = cell.initial_state(x[0])._replace(h=h0)
-        spikes, final = cell(xi, state) if fused else _loop(cell, xi, state)
+        spikes, final = cell(xi, state) if fused else step_loop(cell.step, xi, state)
         if fused:
             assert type(spikes.grad_fn).__name__ == "_STCConvSequenceBackward"
         ((spikes * weights).sum() + (final.h ** 2).sum() * 0.1 + final.alpha.sum()
@@ -165,7 +168,7 @@ def test_stc_conv_cell_run_equals_the_step_loop_with_gradients(base, norm, detac
 
 
 @pytest.mark.parametrize("base", ["lif", "plif"])
-def test_stc_conv_cell_float32_odd_shape_is_bit_identical_to_the_step_loop(base):
+def test_stc_conv_cell_float32_odd_shape_is_bit_identical_to_the_step_loop(base, elementwise):
     # 72 elements per gate half: torch computes the tail of its tanh with the scalar libm
     # function, so the fused path must take tanh over the same tensors as the step
     from bioplastic.nn import STCConvCell
@@ -177,7 +180,7 @@ def test_stc_conv_cell_float32_odd_shape_is_bit_identical_to_the_step_loop(base)
             p.add_(torch.randn_like(p) * 0.5)
     x = torch.rand(25, 1, 2, 3, 3, generator=torch.Generator().manual_seed(6)) * 3
     spikes, final = cell(x)
-    ref, ref_state = _loop(cell, x, None)
+    ref, ref_state = step_loop(cell.step, x)
     assert 0.05 < float(ref.detach().mean()) < 0.9
     torch.testing.assert_close(spikes, ref, rtol=0, atol=0)
     torch.testing.assert_close(final.h, ref_state.h, rtol=0, atol=0)

@@ -46,7 +46,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..._jit import JIT_DISABLED
 from ...neurons.stc import BASES, STCParams
+from . import _stc_fused as _kernels
 from .lif import _reduce_to
 
 __all__ = ["fire", "rectangular_fire", "numpy_tanh", "STCTensorParams", "STCTensorState",
@@ -422,6 +424,86 @@ def _gate_views(y, groups):
     return y[:, :, 0], y[:, :, 1]
 
 
+def _gate_argument_grad(d_kgate, k, tanh, grad_last, buf, out, shape):
+    """``out = (d_kgate k + grad_last) (1 - tanh²)``: the gradient of a gate's argument from
+    that of ``k·gate`` (``d_kgate``, overwritten) and the loss on the gate itself."""
+    d_kgate.mul_(k)
+    if grad_last is not None:
+        d_kgate.add_(grad_last)
+    torch.mul(tanh, tanh, out=buf)
+    buf.neg_().add_(1.0)
+    out.copy_(d_kgate.mul_(buf).view(shape))
+
+
+def _backward_elementwise(t, n, hs, ta, tb, hs_all, spikes, h0, current, carry, grad_spikes,
+                          g_s_gate, grad_alpha, grad_beta, k_h, k_i, v_th, scale, dy5,
+                          carry_out, grad_i_t, acc_kh, acc_ki, bufs):
+    """One step of :class:`_STCConvSequence`'s backward chain as torch ops (the path off the
+    CPU or without Numba; :func:`_stc_fused.backward_step` is the same in one pass). Writes the
+    gate-argument gradients into ``dy5`` ``(B, groups, 2, C/groups, H·W)``, ``grad_i_t`` and the
+    accumulators (each where not ``None``); returns dL/dH[t-1] (written into ``carry_out``)."""
+    b1, b2, b3, b4, b5 = bufs
+    half = dy5.shape[:2] + dy5.shape[3:]
+    # sg = scale σ(scale x)(1 − σ(scale x)), x = H_s − v_th  (fire's backward)
+    torch.sub(hs, v_th, out=b1).mul_(scale).sigmoid_()
+    torch.neg(b1, out=b2).add_(1.0)
+    b1.mul_(scale).mul_(b2)
+    # g_hs = carry + (g_spikes + g_gate − v_th carry) sg
+    torch.neg(carry, out=b2).mul_(v_th)
+    if grad_spikes is not None:
+        b2.add_(grad_spikes[t])
+    if g_s_gate is not None:
+        b2.add_(g_s_gate)
+    b2.mul_(b1).add_(carry)
+    # temporal gate: d/d(k_h alpha) = g_hs h_prev
+    if t == 0:
+        torch.mul(b2, h0, out=b3)
+    else:
+        torch.mul(spikes[t - 1], v_th, out=b3)
+        torch.sub(hs_all[t - 1], b3, out=b3).mul_(b2)
+    torch.add(ta, 1.0, out=b4)                       # alpha
+    if acc_kh is not None:
+        acc_kh.addcmul_(b3, b4)
+    torch.mul(b4, k_h, out=b5)
+    carry = torch.mul(b2, b5, out=carry_out)         # dL/dH[t-1]
+    _gate_argument_grad(b3, k_h, ta, grad_alpha if t == n - 1 else None, b4,
+                        dy5[:, :, 0], half)
+    # spatial gate: d/d(k_i beta) = g_hs I
+    torch.mul(b2, current, out=b3)
+    torch.add(tb, 1.0, out=b4)                       # beta
+    if acc_ki is not None:
+        acc_ki.addcmul_(b3, b4)
+    if grad_i_t is not None:
+        torch.mul(b4, k_i, out=b5)
+        torch.mul(b2, b5, out=grad_i_t)
+    _gate_argument_grad(b3, k_i, tb, grad_beta if t == n - 1 else None, b4,
+                        dy5[:, :, 1], half)
+    return carry
+
+
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+
+
+def _kernel_constants(currents, h0, s0, k_h, k_i, v_th, scale):
+    """``(1, k_h, k_i, v_th, scale)`` as a NumPy array for :mod:`._stc_fused`, or ``None``
+    where its kernels do not apply (off the CPU, another dtype, per-neuron ``k``/``v_th``,
+    Numba disabled): then the torch ops run."""
+    if JIT_DISABLED or currents.device.type != "cpu" or currents.dtype not in _KERNEL_DTYPES:
+        return None
+    scalars = (k_h, k_i, v_th)
+    if any(x.numel() != 1 or x.dtype != currents.dtype or x.device != currents.device
+           for x in scalars) or any(x.dtype != currents.dtype for x in (h0, s0)):
+        return None
+    values = [1.0] + [float(x.detach()) for x in scalars] + [scale]
+    return np.array(values, dtype=np.float32 if currents.dtype == torch.float32 else np.float64)
+
+
+def _np2(x: torch.Tensor, shape) -> np.ndarray:
+    """``x`` as a C-contiguous NumPy array ``shape``: a view of a contiguous tensor (every
+    output is one), else a copy (an input such as a broadcast initial membrane or gradient)."""
+    return x.detach().contiguous().view(shape).numpy()
+
+
 class _STCConvSequence(torch.autograd.Function):
     """The recurrent part of the STC-LIF / STC-PLIF conv cell over a whole sequence (see
     :func:`stc_conv_sequence`). Step-sized work buffers are reused (a fresh tensor per
@@ -450,6 +532,10 @@ class _STCConvSequence(torch.autograd.Function):
         z_list, mean, rstd = [], [], []
         h, s = h0, s0
         pad = weight.shape[-1] // 2
+        consts = _kernel_constants(currents, h0, s0, k_h, k_i, v_th, scale)
+        rows = (batch * groups, c // groups * hw)
+        if consts is not None:
+            h = torch.broadcast_to(h0, currents.shape[1:])
         for t in range(n_steps):
             z = torch.nn.functional.conv2d(s, weight, padding=pad, groups=groups)
             z_list.append(z)
@@ -468,15 +554,24 @@ class _STCConvSequence(torch.autograd.Function):
             tb.view(grouped).copy_(gate_v)
             ta.tanh_()
             tb.tanh_()
+            s = spikes[t]
+            s_cl = spikes_cl[(t + 1) * batch:(t + 2) * batch]
+            if consts is not None:      # the rest of the step in one pass (same rounding)
+                h_next = h_bufs[t % 2]
+                _kernels.forward_step(_np2(ta, rows), _np2(tb, rows), _np2(h, rows),
+                                      _np2(currents[t], rows), consts, _np2(hs, rows),
+                                      _np2(s, rows), _np2(h_next, rows))
+                s_cl.copy_(s)
+                h = h_next
+                continue
             # stc_step's order: (k_h * alpha) * h + (k_i * beta) * I
             torch.add(ta, 1.0, out=buf1).mul_(k_h)
             torch.mul(buf1, h, out=hs)
             torch.add(tb, 1.0, out=buf2).mul_(k_i).mul_(currents[t])
             hs.add_(buf2)
             torch.ge(hs, v_th, out=fired)
-            s = spikes[t]
             s.copy_(fired)
-            spikes_cl[(t + 1) * batch:(t + 2) * batch].copy_(fired)
+            s_cl.copy_(fired)
             torch.mul(s, v_th, out=buf1)
             h = torch.sub(hs, buf1, out=h_bufs[t % 2])
         ctx.save_for_backward(currents, h0, s0, weight, gamma, beta_gn, k_h, k_i, v_th,
@@ -484,6 +579,7 @@ class _STCConvSequence(torch.autograd.Function):
                               *rstd)
         ctx.options = options
         ctx.n_steps = n_steps
+        ctx.consts = consts
         return spikes, h, 1.0 + ta_all[-1], 1.0 + tb_all[-1]
 
     @staticmethod
@@ -499,7 +595,6 @@ class _STCConvSequence(torch.autograd.Function):
          want_ki) = ctx.needs_input_grad[:8]
         batch, c = currents.shape[1:3]
         hw = currents.shape[3] * currents.shape[4]
-        grouped = (batch, groups, c // groups) + tuple(currents.shape[3:])
         grad_i = torch.empty_like(currents) if want_i else None
         dy = torch.empty((batch, 2 * c) + tuple(currents.shape[3:]), dtype=currents.dtype,
                          device=currents.device)
@@ -513,51 +608,47 @@ class _STCConvSequence(torch.autograd.Function):
         carries = [torch.empty_like(currents[0]) for _ in range(2)]
         carry = grad_h if grad_h is not None else torch.zeros_like(currents[0])
         g_s_gate = None                        # dL/dS[t] through the gates of step t+1
+        consts = ctx.consts
+        dy5 = dy.view(batch, groups, 2, c // groups, hw)
+        if consts is not None:
+            rows = (batch * groups, c // groups * hw)
+            dy3 = dy.view(batch * groups, 2, c // groups * hw).numpy()
+            zeros = torch.zeros_like(currents[0])
+            h0_full = _np2(torch.broadcast_to(h0, currents.shape[1:]), rows)
+            last_a, last_b = (_np2(zeros if g is None else g, rows)
+                              for g in (grad_alpha, grad_beta))
+            # scratch for what is not wanted (separate buffers: aliasing would stop LLVM
+            # from vectorising the loop)
+            outs = [_np2(x if x is not None else torch.empty_like(currents[0]), rows)
+                    for x in (acc_kh, acc_ki)]
+            scratch_i = None if want_i else _np2(torch.empty_like(currents[0]), rows)
+            sig, g_s = b1, b2
         for t in range(n - 1, -1, -1):
             hs, ta, tb = hs_all[t], ta_all[t], tb_all[t]
-            # sg = scale σ(scale x)(1 − σ(scale x)), x = H_s − v_th  (fire's backward)
-            torch.sub(hs, v_th, out=b1).mul_(scale).sigmoid_()
-            torch.neg(b1, out=b2).add_(1.0)
-            b1.mul_(scale).mul_(b2)
-            # g_hs = carry + (g_spikes + g_gate − v_th carry) sg
-            torch.neg(carry, out=b2).mul_(v_th)
-            if grad_spikes is not None:
-                b2.add_(grad_spikes[t])
-            if g_s_gate is not None:
-                b2.add_(g_s_gate)
-            b2.mul_(b1).add_(carry)
-            # temporal gate: d/d(k_h alpha) = g_hs h_prev
-            if t == 0:
-                torch.mul(b2, h0, out=b3)
+            if consts is not None:      # the elementwise chain in one pass
+                torch.sub(hs, v_th, out=sig).mul_(scale).sigmoid_()
+                if grad_spikes is not None and g_s_gate is not None:
+                    torch.add(grad_spikes[t], g_s_gate, out=g_s)
+                elif grad_spikes is not None or g_s_gate is not None:
+                    g_s.copy_(grad_spikes[t] if g_s_gate is None else g_s_gate)
+                else:
+                    g_s.zero_()
+                carry_next = carries[t % 2]
+                last = t == n - 1
+                _kernels.backward_step(
+                    _np2(sig, rows), h0_full if t == 0 else _np2(hs_all[t - 1], rows),
+                    _np2(zeros if t == 0 else spikes[t - 1], rows), _np2(ta, rows),
+                    _np2(tb, rows), _np2(currents[t], rows), _np2(carry, rows),
+                    _np2(g_s, rows), last_a if last else _np2(zeros, rows),
+                    last_b if last else _np2(zeros, rows), consts, _np2(carry_next, rows),
+                    dy3, _np2(grad_i[t], rows) if want_i else scratch_i, outs[0], outs[1])
+                carry = carry_next
             else:
-                torch.mul(spikes[t - 1], v_th, out=b3)
-                torch.sub(hs_all[t - 1], b3, out=b3).mul_(b2)
-            torch.add(ta, 1.0, out=b4)                       # alpha
-            if want_kh:
-                acc_kh.addcmul_(b3, b4)
-            torch.mul(b4, k_h, out=b5)
-            carry = torch.mul(b2, b5, out=carries[t % 2])    # dL/dH[t-1]
-            b3.mul_(k_h)                                     # dL/d alpha
-            if t == n - 1 and grad_alpha is not None:
-                b3.add_(grad_alpha)
-            torch.mul(ta, ta, out=b4)
-            b4.neg_().add_(1.0)
-            dy_h, dy_v = _gate_views(dy, groups)
-            dy_h.copy_(b3.mul_(b4).view(grouped))
-            # spatial gate: d/d(k_i beta) = g_hs I
-            torch.mul(b2, currents[t], out=b3)
-            torch.add(tb, 1.0, out=b4)                       # beta
-            if want_ki:
-                acc_ki.addcmul_(b3, b4)
-            if want_i:
-                torch.mul(b4, k_i, out=b5)
-                torch.mul(b2, b5, out=grad_i[t])
-            b3.mul_(k_i)                                     # dL/d beta
-            if t == n - 1 and grad_beta is not None:
-                b3.add_(grad_beta)
-            torch.mul(tb, tb, out=b4)
-            b4.neg_().add_(1.0)
-            dy_v.copy_(b3.mul_(b4).view(grouped))
+                carry = _backward_elementwise(
+                    t, n, hs, ta, tb, hs_all, spikes, h0, currents[t], carry, grad_spikes,
+                    g_s_gate, grad_alpha, grad_beta, k_h, k_i, v_th, scale, dy5,
+                    carries[t % 2], grad_i[t] if want_i else None, acc_kh, acc_ki,
+                    (b1, b2, b3, b4, b5))
             dz = dz_all[t * batch:(t + 1) * batch]          # channels-last
             dz_t = dy
             if gamma is not None:        # affine gradients summed step by step
@@ -596,6 +687,13 @@ def stc_conv_sequence(currents: torch.Tensor, state: STCTensorState, params: STC
     order (bit-identical spikes and membrane). The backward pass is written by hand: per
     step the neuron, the GroupNorm's and the conv's input gradients; the weight and affine
     gradients once, over all ``T·B`` samples. Returns ``(spikes, state)``.
+
+    On the CPU, in float32 / float64 with scalar ``k_h``, ``k_i``, ``v_th`` (the cells' case),
+    each step's elementwise chain after the ``tanh`` (about a dozen operations forward, thirty
+    backward) runs as one vectorised Numba loop (:mod:`._stc_fused`), with the same rounding
+    forward; elsewhere (another device or dtype, per-neuron parameters, Numba disabled with
+    ``BIOPLASTIC_DISABLE_JIT=1``) as torch operations. Both paths are tested against the
+    step loop.
     """
     if params.variant == BASES["lmh"]:
         raise ValueError("stc_conv_sequence covers the 'lif' and 'plif' bases; LM-H needs the "

@@ -1,0 +1,15 @@
+"""The reference time loop of the torch equivalence tests: a Python loop of a step function
+under autograd (what the fused whole-sequence paths must equal)."""
+
+
+def step_loop(step, xs, state=None):
+    """``s, state = step(x_t, state)`` for every ``x_t`` of ``xs``; returns ``(the spikes
+    stacked (T, ...), the final state)``. ``step`` is a module's ``step`` or a functional step
+    with its parameters bound."""
+    import torch
+
+    spikes = []
+    for x_t in xs:
+        s, state = step(x_t, state)
+        spikes.append(s)
+    return torch.stack(spikes), state
