@@ -335,3 +335,23 @@ def test_matching_pieces_pass_the_check():
 
     check_consistency(_X, _STATE, _KP, _TOPO)
     assert simulate(rsnn_advance, _X, _STATE, _KP, _TOPO).spikes.shape == (5, _TOPO.n_neurons)
+
+
+@pytest.mark.parametrize("arm", ["none", "rdl"])
+def test_classifier_updates_keep_the_initial_weights_bound(arm):
+    """Regression: the between-stimuli clip used ``DelayBounds``' default ``w_max = 1`` while
+    the classifier draws initial weights up to ``w_input`` (3 mV) and bounds STDP there, so the
+    first update clipped every weight above 1 (the mean input weight fell from 1.5 to 0.83)."""
+    from bioplastic.sklearn import RSNNClassifier
+
+    rng = np.random.default_rng(3)
+    X = [rng.random((30, 20)) < 0.1 for _ in range(4)]
+    clf = RSNNClassifier(delay_learning=arm, n_per_class=3, n_epochs=1, max_delay_ms=5.0,
+                         random_state=0).fit(X, [0, 1, 0, 1])
+    learned = clf.topology_.pathway == 0
+    assert clf.stdp_.w_max == 3.0                       # max(w_input, w_recurrent, 1)
+    assert clf.state_.w[learned].max() > 1.0            # not clipped at the bounds' default
+    assert clf.state_.w[learned].max() <= 3.0
+    capped = RSNNClassifier(delay_learning=arm, n_per_class=3, n_epochs=1, max_delay_ms=5.0,
+                            w_max=1.0, random_state=0).fit(X, [0, 1, 0, 1])
+    assert capped.state_.w[learned].max() <= 1.0 and capped.stdp_.w_max == 1.0
