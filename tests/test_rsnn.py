@@ -230,11 +230,12 @@ def test_arms_differ_only_in_what_they_learn():
         assert not np.allclose(du, dr)
 
 
-@pytest.mark.parametrize("seed, reward", [(7, -1.0), (8, 1.0)])
-def test_fused_update_equals_the_separate_rules(seed, reward):
+@pytest.mark.parametrize("seed, reward, all_pairs", [(7, -1.0, False), (8, 1.0, False),
+                                                     (9, -1.0, True)])
+def test_fused_update_equals_the_separate_rules(seed, reward, all_pairs):
     """``delay_weight_update`` (one fused Numba pass, the eligibility walk skipped for silent
     post neurons) gives bit for bit what the separate public rules give: eligibility, r x Σ G,
-    homeostasis, then the bounded update with the stop criterion."""
+    homeostasis, then the bounded update with the stop criterion; for both pairings."""
     from bioplastic.rules.delay_learning import (
         apply_delay_update,
         homeostasis_update,
@@ -247,8 +248,10 @@ def test_fused_update_equals_the_separate_rules(seed, reward):
     trace = run_rsnn(x, rsnn_init(topo, params, w, d), topo, params, stdp)
     assert 0 < trace.spikes[:, :topo.n_exc].any(axis=0).sum() < topo.n_exc   # some silent
     src = np.concatenate([x, trace.spikes], axis=1)
+    assert 0 < src.any(axis=0).sum() < src.shape[1]     # silent sources too (walk skipped)
     learning = RDL._replace(bounds=RDL.bounds._replace(d_max_ms=6.0, w_max=6.0,
-                                                       growth_ms=0.01))
+                                                       growth_ms=0.01),
+                            rule=RDL.rule._replace(all_pairs=all_pairs))
     learner = learner_init(topo, learning)
     d_new, w_new, _ = delay_weight_update(topo, trace.state.delay_ms, trace.state.w, src,
                                           trace.spikes, reward, learner, 1.0, learning)
