@@ -108,6 +108,32 @@ DEFAULT_HOMEOSTASIS = HomeostasisParams()
 DEFAULT_BOUNDS = DelayBounds()
 
 
+def _memo(check):
+    """Remember the results of a parameter check (the between-stimuli update checks the same
+    tuples every stimulus; the checks cost ~0.1 ms of a ~2 ms update). Only accepted tuples are
+    stored. The key holds each field's type with its value (a float by its hex form), so ``1``
+    never stands in for ``True`` or ``1.0``, nor ``-0.0`` for ``0.0``; unhashable fields are
+    simply checked."""
+    cache: dict = {}
+
+    def checked(p):
+        try:
+            key = (type(p), *((type(v), v.hex() if type(v) is float else v) for v in p))
+            hit = cache.get(key)
+        except TypeError:          # not iterable, or an unhashable field
+            return check(p)
+        if hit is None:
+            hit = check(p)
+            if len(cache) < 256:
+                cache[key] = hit
+        return hit
+
+    checked.__name__, checked.__doc__ = check.__name__, check.__doc__
+    checked.__wrapped__ = check
+    return checked
+
+
+@_memo
 def check_rule(p: DelayRuleParams) -> DelayRuleParams:
     if not isinstance(p, DelayRuleParams):
         raise TypeError(f"params must be DelayRuleParams, got {type(p).__name__}")
@@ -442,6 +468,7 @@ def rdl_delta(eligibility, reward) -> np.ndarray:
     return r * e
 
 
+@_memo
 def _check_homeostasis(p: HomeostasisParams) -> HomeostasisParams:
     if not isinstance(p, HomeostasisParams):
         raise TypeError(f"params must be HomeostasisParams, got {type(p).__name__}")
@@ -491,6 +518,7 @@ def homeostasis_update(window, stimulus_index: int, spiked,
     return new, -p.lambda_d_ms * k, p.lambda_w * k
 
 
+@_memo
 def check_bounds(b: DelayBounds) -> DelayBounds:
     if not isinstance(b, DelayBounds):
         raise TypeError(f"bounds must be DelayBounds, got {type(b).__name__}")
