@@ -358,3 +358,16 @@ def test_classifier_updates_keep_the_initial_weights_bound(arm):
     capped = RSNNClassifier(delay_learning=arm, n_per_class=3, n_epochs=1, max_delay_ms=5.0,
                             w_max=1.0, random_state=0).fit(X, [0, 1, 0, 1])
     assert capped.state_.w[learned].max() <= 1.0 and capped.stdp_.w_max == 1.0
+
+
+def test_set_delays_refuses_bad_params_and_a_non_finite_state():
+    """Found by the property suite: ``params=1.0`` gave an AttributeError, and a NaN membrane
+    passed into the new state (which shares it) without a word."""
+    topo, params, state = _one_neuron([0, 1], [1.0, 2.0])
+    with pytest.raises(TypeError, match="params must be RSNNParams"):
+        rsnn_set_delays(state, topo, 1.0, state.delay_ms)
+    bad = state._replace(v=np.array([np.nan]))
+    with pytest.raises(ValueError, match="state.v"):
+        rsnn_set_delays(bad, topo, params, state.delay_ms)
+    # a state straight from run_rsnn skips the checks (check=False), as present() does
+    rsnn_set_delays(state, topo, params, state.delay_ms, check=False)
