@@ -202,6 +202,10 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
     max_delay_ms : float
         Initial delays uniform in whole steps ``1..max_delay_ms``; also the learned delays'
         upper bound.
+    w_max : float, optional
+        Upper bound of the learned weights, for the online STDP and for the between-stimuli
+        updates alike (``learning.bounds.w_max`` is replaced by it). Default
+        ``max(w_input, w_recurrent, 1)``: no initial weight lies above it.
     w_ei, w_ie : float
         Lateral inhibition weights (exc -> inh partner, inh -> other maps; ``w_ie < 0``).
     theta_plus_mv : float
@@ -222,7 +226,7 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
                  w_recurrent: float = 1.0, max_delay_ms: float = 20.0, w_ei: float = 8.0,
                  w_ie: float = -6.0, theta_plus_mv: float = 0.2, stdp: bool = True,
                  sensor_size=None, decision_window_ms=(0.0, None), learning=None,
-                 dt_ms: float = 1.0, random_state=None):
+                 dt_ms: float = 1.0, w_max: float | None = None, random_state=None):
         self.delay_learning = delay_learning
         self.n_per_class = n_per_class
         self.n_epochs = n_epochs
@@ -239,6 +243,7 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
         self.decision_window_ms = decision_window_ms
         self.learning = learning
         self.dt_ms = dt_ms
+        self.w_max = w_max
         self.random_state = random_state
 
     # -- helpers --------------------------------------------------------------------------
@@ -275,7 +280,15 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
         if self.learning is not None:
             base = self.learning._replace(learn_delays=base.learn_delays,
                                           reward_modulated=base.reward_modulated)
-        return base._replace(bounds=base.bounds._replace(d_max_ms=float(self.max_delay_ms)))
+        # one weight bound for STDP and the between-stimuli clip: with the bounds' own default
+        # (1.0) the first update used to clip every initial weight above it (w_input = 3)
+        return base._replace(bounds=base.bounds._replace(d_max_ms=float(self.max_delay_ms),
+                                                         w_max=self._w_max()))
+
+    def _w_max(self) -> float:
+        if self.w_max is not None:
+            return float(self.w_max)
+        return max(float(self.w_input), float(self.w_recurrent), 1.0)
 
     def _build(self, n_in: int, n_classes: int, rng):
         from .neurons.rsnn import (
@@ -300,7 +313,7 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
         params = RSNNParams(dt_ms=float(self.dt_ms), max_delay_ms=float(self.max_delay_ms),
                             theta_plus_mv=float(self.theta_plus_mv), stdp_input=bool(self.stdp),
                             stdp_recurrent=bool(self.stdp))
-        stdp = DEFAULT_RSNN_STDP._replace(w_max=max(float(self.w_input), 1.0))
+        stdp = DEFAULT_RSNN_STDP._replace(w_max=self._w_max())
         return topo, params, stdp, rsnn_init(topo, params, w, d)
 
     def _window(self):

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bioplastic.data.events import downsample, events_to_spikes, synthetic_gesture_dataset
+from bioplastic.neurons.rsnn_train import RDL
 from bioplastic.results import prepare_results_dir, write_json
 from bioplastic.sklearn import RSNNClassifier
 
@@ -50,6 +51,10 @@ class Config:
     n_epochs: int = 2
     n_per_class: int = 8
     max_delay_ms: float = 20.0
+    # learning choices the papers leave open, applied alike to every arm (docs/
+    # action_recognition.md); picked on a validation split (seed 20000), never on the test set
+    stop_ms: float = -1.0               # stop criterion off (0.5: the reference code's c)
+    reward_decided_only: bool = True    # the reward reaches the decided group's synapses only
     data: str | None = None         # DVS128 Gesture root (real data)
     max_samples: int | None = None  # cap per split on real data
     out: str = "results/gestures_rdl"
@@ -122,9 +127,11 @@ def confusion(y_true, y_pred, labels) -> np.ndarray:
 
 def run_arm(arm: str, seed: int, data, config: Config) -> dict:
     x_tr, y_tr, x_te, y_te = data
+    learning = RDL._replace(bounds=RDL.bounds._replace(stop_ms=float(config.stop_ms)),
+                            reward_decided_only=bool(config.reward_decided_only))
     clf = RSNNClassifier(delay_learning=arm, n_per_class=config.n_per_class,
                          n_epochs=config.n_epochs, max_delay_ms=config.max_delay_ms,
-                         random_state=seed)
+                         learning=learning, random_state=seed)
     update, close = _progress(f"{arm} seed {seed}")
     clf.fit(x_tr, y_tr, progress=update)
     close()
@@ -167,6 +174,18 @@ def _plots(models: dict, data, config: Config, out: Path) -> None:
     fig.savefig(out / "gestures_rdl_weights.png", dpi=80)
 
 
+def input_baseline(data) -> float:
+    """Test accuracy of a logistic regression on each input's spike count: how much of the
+    class is in the input at all, for a linear readout (a reference, not an arm)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x_tr, y_tr, x_te, y_te = data
+    counts_tr = np.array([x.sum(axis=0) for x in x_tr], float)
+    counts_te = np.array([x.sum(axis=0) for x in x_te], float)
+    clf = LogisticRegression(C=0.01, max_iter=5000).fit(counts_tr, y_tr)
+    return float(np.mean(clf.predict(counts_te) == y_te))
+
+
 def main(config: Config) -> dict:
     out = prepare_results_dir(config.out, config)
     data = load(config)
@@ -181,18 +200,27 @@ def main(config: Config) -> dict:
     summary = {}
     for arm in ARMS:
         accs = [r["accuracy_frac"] for r in runs if r["arm"] == arm]
+        rewards = [r["train_reward_mean"] for r in runs if r["arm"] == arm]
         summary[arm] = {"accuracy_frac_mean": float(np.mean(accs)),
                         "accuracy_frac_std": float(np.std(accs)),
+                        "train_reward_mean": float(np.mean(rewards)),
                         "confusion_sum": sum(r["confusion"] for r in runs if r["arm"] == arm)}
     chance = 1.0 / len(config.labels)
-    beats = summary["rdl"]["accuracy_frac_mean"] > summary["none"]["accuracy_frac_mean"]
+    # "beats" only when RDL is ahead on every seed (paired by seed): a higher mean alone is
+    # no evidence with 3 seeds and sd ~0.1
+    by_seed = {arm: [r["accuracy_frac"] for r in runs if r["arm"] == arm] for arm in ARMS}
+    diffs = np.subtract(by_seed["rdl"], by_seed["none"])
+    beats = bool(np.all(diffs > 0))
     metrics = {"summary": summary, "chance_frac": chance, "rdl_beats_no_delay_learning": beats,
+               "rdl_minus_no_delay_learning_per_seed": diffs.tolist(),
+               "input_counts_logistic_accuracy_frac": input_baseline(data),
                "labels": list(config.labels), "n_train": len(data[1]), "n_test": len(data[3]),
                "source": "dvs128" if config.data else "synthetic", "runs": runs}
     write_json(out / "metrics.json", metrics)
     _plots(models, data, config, out)
     print({arm: f"{s['accuracy_frac_mean']:.3f} ± {s['accuracy_frac_std']:.3f}"
            for arm, s in summary.items()}, f"chance {chance:.3f}",
+          f"input-count logistic {metrics['input_counts_logistic_accuracy_frac']:.3f}",
           f"RDL beats no delay learning: {beats}")
     return metrics
 
@@ -202,8 +230,17 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--data", default=None, help="DVS128 Gesture root (real data)")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--stop-ms", type=float, default=None,
+                        help="stop criterion c (ms); -1 turns it off (the default)")
+    parser.add_argument("--reward-all", action="store_true",
+                        help="the reward reaches every learned synapse, not only the decided "
+                             "group's")
     args = parser.parse_args()
     cfg = quick_config() if args.quick else Config()
+    if args.stop_ms is not None:
+        cfg.stop_ms = args.stop_ms
+    if args.reward_all:
+        cfg.reward_decided_only = False
     if args.data:
         cfg.data = args.data
     if args.out:

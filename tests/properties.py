@@ -302,3 +302,28 @@ def _same(others: dict, kwargs: dict) -> bool:
             if not (b.shape == a.shape and np.array_equal(b, a, equal_nan=b.dtype.kind in "fc")):
                 return False
     return True
+
+
+def target_tests(targets: list[Target]) -> tuple[Callable, Callable]:
+    """The two tests of a target list, for a suite module to bind at its top level:
+
+    ``test_bad_input_gives_a_clear_error_or_a_finite_result, test_valid_input_runs =
+    target_tests(TARGETS)`` — one perturbed call per drawn example (the contract above), and
+    the unperturbed call, which must be accepted (the suite perturbs working calls, not
+    broken ones).
+    """
+    import pytest
+    from hypothesis import given
+
+    @pytest.mark.parametrize("target", targets, ids=lambda t: t.name)
+    @given(data=st.data())
+    def test_bad_input_gives_a_clear_error_or_a_finite_result(target, data):
+        kwargs, expected, label = perturb(data.draw, target)
+        check_call(target, kwargs, expected, label)
+
+    @pytest.mark.parametrize("target", targets, ids=lambda t: t.name)
+    def test_valid_input_runs(target):
+        kwargs = target.valid()
+        assert check_call(target, kwargs, set(kwargs), "nothing") == "accepted"
+
+    return test_bad_input_gives_a_clear_error_or_a_finite_result, test_valid_input_runs

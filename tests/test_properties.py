@@ -28,7 +28,7 @@ from bioplastic.data import corrupt_digits  # noqa: E402
 from bioplastic.neurons.stc import BASES  # noqa: E402
 from bioplastic.neurons.wta import dense_weights  # noqa: E402
 
-from .properties import Target, check_call, perturb  # noqa: E402
+from .properties import Target, check_call, target_tests  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("NUMBA_BOUNDSCHECK") != "1",
@@ -252,18 +252,9 @@ TARGETS = [
 ]
 
 
-@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
-@given(data=st.data())
-def test_bad_input_gives_a_clear_error_or_a_finite_result(target, data):
-    kwargs, expected, label = perturb(data.draw, target)
-    check_call(target, kwargs, expected, label)
-
-
-@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
-def test_valid_input_runs(target):
-    # The builders themselves are valid: the suite perturbs working calls, not broken ones.
-    kwargs = target.valid()
-    assert check_call(target, kwargs, set(kwargs), "nothing") == "accepted"
+# one perturbed call per example, and the valid call itself (tests/properties.py)
+test_bad_input_gives_a_clear_error_or_a_finite_result, test_valid_input_runs = \
+    target_tests(TARGETS)
 
 
 @given(n_state=st.integers(1, 5), n_params=st.integers(1, 5), n_conn=st.integers(1, 5),

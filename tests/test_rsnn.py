@@ -230,11 +230,12 @@ def test_arms_differ_only_in_what_they_learn():
         assert not np.allclose(du, dr)
 
 
-@pytest.mark.parametrize("seed, reward", [(7, -1.0), (8, 1.0)])
-def test_fused_update_equals_the_separate_rules(seed, reward):
+@pytest.mark.parametrize("seed, reward, all_pairs", [(7, -1.0, False), (8, 1.0, False),
+                                                     (9, -1.0, True)])
+def test_fused_update_equals_the_separate_rules(seed, reward, all_pairs):
     """``delay_weight_update`` (one fused Numba pass, the eligibility walk skipped for silent
     post neurons) gives bit for bit what the separate public rules give: eligibility, r x Σ G,
-    homeostasis, then the bounded update with the stop criterion."""
+    homeostasis, then the bounded update with the stop criterion; for both pairings."""
     from bioplastic.rules.delay_learning import (
         apply_delay_update,
         homeostasis_update,
@@ -247,8 +248,10 @@ def test_fused_update_equals_the_separate_rules(seed, reward):
     trace = run_rsnn(x, rsnn_init(topo, params, w, d), topo, params, stdp)
     assert 0 < trace.spikes[:, :topo.n_exc].any(axis=0).sum() < topo.n_exc   # some silent
     src = np.concatenate([x, trace.spikes], axis=1)
+    assert 0 < src.any(axis=0).sum() < src.shape[1]     # silent sources too (walk skipped)
     learning = RDL._replace(bounds=RDL.bounds._replace(d_max_ms=6.0, w_max=6.0,
-                                                       growth_ms=0.01))
+                                                       growth_ms=0.01),
+                            rule=RDL.rule._replace(all_pairs=all_pairs))
     learner = learner_init(topo, learning)
     d_new, w_new, _ = delay_weight_update(topo, trace.state.delay_ms, trace.state.w, src,
                                           trace.spikes, reward, learner, 1.0, learning)
@@ -335,3 +338,36 @@ def test_matching_pieces_pass_the_check():
 
     check_consistency(_X, _STATE, _KP, _TOPO)
     assert simulate(rsnn_advance, _X, _STATE, _KP, _TOPO).spikes.shape == (5, _TOPO.n_neurons)
+
+
+@pytest.mark.parametrize("arm", ["none", "rdl"])
+def test_classifier_updates_keep_the_initial_weights_bound(arm):
+    """Regression: the between-stimuli clip used ``DelayBounds``' default ``w_max = 1`` while
+    the classifier draws initial weights up to ``w_input`` (3 mV) and bounds STDP there, so the
+    first update clipped every weight above 1 (the mean input weight fell from 1.5 to 0.83)."""
+    from bioplastic.sklearn import RSNNClassifier
+
+    rng = np.random.default_rng(3)
+    X = [rng.random((30, 20)) < 0.1 for _ in range(4)]
+    clf = RSNNClassifier(delay_learning=arm, n_per_class=3, n_epochs=1, max_delay_ms=5.0,
+                         random_state=0).fit(X, [0, 1, 0, 1])
+    learned = clf.topology_.pathway == 0
+    assert clf.stdp_.w_max == 3.0                       # max(w_input, w_recurrent, 1)
+    assert clf.state_.w[learned].max() > 1.0            # not clipped at the bounds' default
+    assert clf.state_.w[learned].max() <= 3.0
+    capped = RSNNClassifier(delay_learning=arm, n_per_class=3, n_epochs=1, max_delay_ms=5.0,
+                            w_max=1.0, random_state=0).fit(X, [0, 1, 0, 1])
+    assert capped.state_.w[learned].max() <= 1.0 and capped.stdp_.w_max == 1.0
+
+
+def test_set_delays_refuses_bad_params_and_a_non_finite_state():
+    """Found by the property suite: ``params=1.0`` gave an AttributeError, and a NaN membrane
+    passed into the new state (which shares it) without a word."""
+    topo, params, state = _one_neuron([0, 1], [1.0, 2.0])
+    with pytest.raises(TypeError, match="params must be RSNNParams"):
+        rsnn_set_delays(state, topo, 1.0, state.delay_ms)
+    bad = state._replace(v=np.array([np.nan]))
+    with pytest.raises(ValueError, match="state.v"):
+        rsnn_set_delays(bad, topo, params, state.delay_ms)
+    # a state straight from run_rsnn skips the checks (check=False), as present() does
+    rsnn_set_delays(state, topo, params, state.delay_ms, check=False)

@@ -19,6 +19,8 @@ are timed (scaled to all steps). ``quick=True``: 200 neurons, 200 steps, Brian2 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..neurons.rsnn import (
@@ -166,6 +168,7 @@ ROUNDS = 3   # interleaved rounds: kernel, then each Brian2 target, again and ag
 
 def run(quick: bool) -> list[dict]:
     n_neurons, n_steps = (200, 200) if quick else (1000, 1000)
+    load_before = os.getloadavg()   # the machine is shared: every row says its load
     data = workload(12, n_neurons, n_steps)
     time_kernel, trace = _kernel(data)
     steps, index = trace.spike_pairs()
@@ -174,12 +177,13 @@ def run(quick: bool) -> list[dict]:
     targets = ("numpy",) if quick else ("numpy", "cython")
     # interleaved: on a shared machine the load changes between minutes; each round times the
     # kernel (best of 2) and then every Brian2 target once, and the best of each is compared
-    ours, theirs, twins = [], {t: [] for t in targets}, {}
+    ours, theirs, twins, loads = [], {t: [] for t in targets}, {}, []
     for _ in range(1 if quick else ROUNDS):
         ours.append(min(time_kernel(), time_kernel()))
         for target in targets:
             t_twin, twins[target] = _twin_time(data, target)
             theirs[target].append(t_twin)
+        loads.append(os.getloadavg()[0])
     t_ours = min(ours)
     rows = []
     for target in targets:
@@ -191,6 +195,8 @@ def run(quick: bool) -> list[dict]:
             "max_abs_dw": float(np.max(np.abs(trace.state.w - twin.state["w_after"][-1]))),
             "numba_s": t_ours, "brian2_s": t_twin, "ratio": ratio,
             "numba_s_per_round": ours, "brian2_s_per_round": theirs[target],
+            "ratio_per_round": [b / a for a, b in zip(ours, theirs[target], strict=True)],
+            "loadavg_1min_per_round": loads,
             "target": f">= {SPEED_TARGET:g}x faster than Brian2 cython, identical spikes"
                       + ("" if target == "cython" else " (this row: Brian2 numpy, reported)"),
             "met": bool(ratio >= SPEED_TARGET and same) if target == "cython" else same,
@@ -203,17 +209,21 @@ def run(quick: bool) -> list[dict]:
             "name": "rsnn_vs_brian2_cpp_standalone", **common, "identical_spikes": same,
             "numba_s": t_ours, "brian2_s": t_sa, "ratio": t_sa / t_ours,
             "target": "report: Brian2 cpp_standalone run time (compile excluded) / Numba",
+            "loadavg_1_5_15min": list(os.getloadavg()),
             "met": same,
         })
     t_update, t_checked, n_pending = _update_time(data, trace)
     rows.append({
         "name": "rsnn_between_stimuli_update", **common, "pending_events": n_pending,
+        "loadavg_1_5_15min": list(os.getloadavg()),
         "update_ms": t_update * 1e3, "update_with_structure_check_ms": t_checked * 1e3,
         "ratio": UPDATE_TARGET_MS / (t_update * 1e3),
         "target": f"delay + weight update of {data['topo'].n_synapses} synapses < "
                   f"{UPDATE_TARGET_MS:g} ms (ratio = target / measured)",
         "met": bool(t_update * 1e3 < UPDATE_TARGET_MS),
     })
+    for row in rows:
+        row["loadavg_at_start_1_5_15min"] = list(load_before)
     return rows
 
 

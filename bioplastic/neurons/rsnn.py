@@ -518,7 +518,14 @@ def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, de
     :func:`run_rsnn` has just returned for this very ``topo``); the new delays and weights
     are always checked.
     """
+    if not isinstance(params, RSNNParams):
+        raise TypeError(f"params must be RSNNParams, got {type(params).__name__}")
     ring = _check_state(state, topo) if check else state.history.shape[0]
+    if check:   # what the new state keeps from the old must be finite too
+        kept = ("v", "theta", "x_pre", "x_post") + (("w",) if weight is None else ())
+        for field in kept:
+            if not _all_finite(getattr(state, field)):
+                check_finite(f"state.{field}", getattr(state, field))
     if ring != ring_size(params):
         raise ValueError(f"params.max_delay_ms gives a ring of {ring_size(params)} rows, the "
                          f"state has {ring}")

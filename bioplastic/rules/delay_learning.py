@@ -108,6 +108,32 @@ DEFAULT_HOMEOSTASIS = HomeostasisParams()
 DEFAULT_BOUNDS = DelayBounds()
 
 
+def _memo(check):
+    """Remember the results of a parameter check (the between-stimuli update checks the same
+    tuples every stimulus; the checks cost ~0.1 ms of a ~2 ms update). Only accepted tuples are
+    stored. The key holds each field's type with its value (a float by its hex form), so ``1``
+    never stands in for ``True`` or ``1.0``, nor ``-0.0`` for ``0.0``; unhashable fields are
+    simply checked."""
+    cache: dict = {}
+
+    def checked(p):
+        try:
+            key = (type(p), *((type(v), v.hex() if type(v) is float else v) for v in p))
+            hit = cache.get(key)
+        except TypeError:          # not iterable, or an unhashable field
+            return check(p)
+        if hit is None:
+            hit = check(p)
+            if len(cache) < 256:
+                cache[key] = hit
+        return hit
+
+    checked.__name__, checked.__doc__ = check.__name__, check.__doc__
+    checked.__wrapped__ = check
+    return checked
+
+
+@_memo
 def check_rule(p: DelayRuleParams) -> DelayRuleParams:
     if not isinstance(p, DelayRuleParams):
         raise TypeError(f"params must be DelayRuleParams, got {type(p).__name__}")
@@ -239,10 +265,20 @@ def _synapse_eligibility(i, j, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_m
 def _nearest_eligibility(i, j, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p):
     """Nearest pairing on *arrival* times ``t_pre + d``: every post spike with the latest
     arrival at or before it (``lag >= 0``), then every arrival with the latest post spike
-    before it (``lag < 0``). ``lag`` falls as the pre spike gets later and rises as the post
-    spike does, so each side is one monotone walk."""
+    before it (``lag < 0``). See :func:`_nearest_walk`."""
+    return _nearest_walk(i, j, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms,
+                         p.epsilon_ms, p.b_minus_ms, p.b_plus_ms, p.theta_minus_ms,
+                         p.theta_plus_ms, p.a_plus, p.a_minus, p.tau_plus_ms, p.tau_minus_ms)
+
+
+@njit(inline="always")
+def _nearest_walk(i, j, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, eps, b_minus,
+                  b_plus, theta_minus, theta_plus, a_plus, a_minus, tau_plus, tau_minus):
+    """The nearest-pairing walk on the rule's constants passed as scalars (read once by the
+    caller: reading them from the tuple inside the walk cost ~40 % of the fused update).
+    ``lag`` falls as the pre spike gets later and rises as the post spike does, so each side
+    is one monotone walk."""
     acc_d, acc_w = 0.0, 0.0
-    eps = p.epsilon_ms
     pre_lo, pre_hi, post_lo, post_hi = pre_ptr[i], pre_ptr[i + 1], post_ptr[j], post_ptr[j + 1]
     q = pre_lo
     for a in range(post_lo, post_hi):        # post side: depression of delays, LTP
@@ -250,7 +286,8 @@ def _nearest_eligibility(i, j, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_m
         while q < pre_hi and (((t_post - pre_steps[q]) * dt_ms) - d) - eps >= 0.0:
             q += 1
         if q > pre_lo:
-            g, f = _g_and_f((((t_post - pre_steps[q - 1]) * dt_ms) - d) - eps, p)
+            g, f = _gf((((t_post - pre_steps[q - 1]) * dt_ms) - d) - eps, b_minus, b_plus,
+                       theta_minus, theta_plus, a_plus, a_minus, tau_plus, tau_minus)
             acc_d += g
             acc_w += f
     c = post_lo
@@ -259,7 +296,8 @@ def _nearest_eligibility(i, j, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_m
         while c < post_hi and (((post_steps[c] - t_pre) * dt_ms) - d) - eps < 0.0:
             c += 1
         if c > post_lo:
-            g, f = _g_and_f((((post_steps[c - 1] - t_pre) * dt_ms) - d) - eps, p)
+            g, f = _gf((((post_steps[c - 1] - t_pre) * dt_ms) - d) - eps, b_minus, b_plus,
+                       theta_minus, theta_plus, a_plus, a_minus, tau_plus, tau_minus)
             acc_d += g
             acc_w += f
     return acc_d, acc_w
@@ -267,17 +305,22 @@ def _nearest_eligibility(i, j, d, pre_ptr, pre_steps, post_ptr, post_steps, dt_m
 
 @njit(inline="always")
 def _g_and_f(lag, p):
-    """``(G(lag), F(lag))``, bit for bit :func:`_g` and :func:`_f`; when a branch's two time
-    constants are equal (the defaults) the same ``exp`` serves both, halving the cost."""
+    """``(G(lag), F(lag))``, bit for bit :func:`_g` and :func:`_f` (see :func:`_gf`)."""
+    return _gf(lag, p.b_minus_ms, p.b_plus_ms, p.theta_minus_ms, p.theta_plus_ms, p.a_plus,
+               p.a_minus, p.tau_plus_ms, p.tau_minus_ms)
+
+
+@njit(inline="always")
+def _gf(lag, b_minus, b_plus, theta_minus, theta_plus, a_plus, a_minus, tau_plus, tau_minus):
+    """``(G(lag), F(lag))`` on scalar constants; when a branch's two time constants are equal
+    (the defaults) the same ``exp`` serves both, halving the cost."""
     if lag >= 0.0:
-        e = math.exp(-lag / p.theta_minus_ms)
-        f = (p.a_plus * e if p.tau_plus_ms == p.theta_minus_ms
-             else p.a_plus * math.exp(-lag / p.tau_plus_ms))
-        return -p.b_minus_ms * e, f
-    e = math.exp(lag / p.theta_plus_ms)
-    f = (-p.a_minus * e if p.tau_minus_ms == p.theta_plus_ms
-         else -p.a_minus * math.exp(lag / p.tau_minus_ms))
-    return p.b_plus_ms * e, f
+        e = math.exp(-lag / theta_minus)
+        f = a_plus * e if tau_plus == theta_minus else a_plus * math.exp(-lag / tau_plus)
+        return -b_minus * e, f
+    e = math.exp(lag / theta_plus)
+    f = -a_minus * e if tau_minus == theta_plus else -a_minus * math.exp(lag / tau_minus)
+    return b_plus * e, f
 
 
 @njit
@@ -300,20 +343,56 @@ def fused_update(pre, post, d, w, pre_ptr, pre_steps, post_ptr, post_steps, dt_m
     ``<= b.stop_ms`` keep ``d`` and ``w``; delays are written only if ``learn_delays``.
     The same arithmetic, in the same order, as the separate functions of this module.
     """
+    stop_ms = b.stop_ms
     stop = np.zeros(hd_post.size, dtype=np.bool_)
     for k in range(d.size):
-        if d[k] <= b.stop_ms:
+        if d[k] <= stop_ms:
             stop[post[k]] = True
-    # bounds read once; the eligibility walk skipped for silent post neurons (Σ = 0 exactly):
-    # together about 2x faster than reading the tuple per synapse and walking every list
+    if p.all_pairs:
+        _fused_all_pairs(pre, post, d, w, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p,
+                         r_post, reward_delays, reward_weights, learn_delays, learn_weights,
+                         hd_post, hw_post, b, stop, d_out, w_out)
+        return
+    # bounds and the rule's constants read once (the nearest walk takes them as scalars), the
+    # walk skipped for a silent pre or post neuron (Σ = 0 exactly), the all-pairs loop
+    # compiled apart: ~1.6x faster than the walk reading the tuples (and ~2x before that)
+    growth, d_min, d_max, w_min, w_max = b.growth_ms, b.d_min_ms, b.d_max_ms, b.w_min, b.w_max
+    eps, b_minus, b_plus, theta_minus, theta_plus = (p.epsilon_ms, p.b_minus_ms, p.b_plus_ms,
+                                                     p.theta_minus_ms, p.theta_plus_ms)
+    a_plus, a_minus, tau_plus, tau_minus = p.a_plus, p.a_minus, p.tau_plus_ms, p.tau_minus_ms
+    for k in range(d.size):
+        j = post[k]
+        if stop[j]:
+            continue
+        i = pre[k]
+        d_k = d[k]
+        e_d, e_w = 0.0, 0.0
+        if pre_ptr[i] != pre_ptr[i + 1] and post_ptr[j] != post_ptr[j + 1]:
+            e_d, e_w = _nearest_walk(i, j, d_k, pre_ptr, pre_steps, post_ptr, post_steps,
+                                     dt_ms, eps, b_minus, b_plus, theta_minus, theta_plus,
+                                     a_plus, a_minus, tau_plus, tau_minus)
+        dd = (r_post[j] * e_d if reward_delays else e_d) + hd_post[j]
+        if not learn_weights:
+            e_w = 0.0
+        dw = (r_post[j] * e_w if reward_weights else e_w) + hw_post[j]
+        if learn_delays:
+            d_out[k] = min(max((d_k + dd) + growth, d_min), d_max)
+        w_out[k] = min(max(w[k] + dw, w_min), w_max)
+
+
+@njit
+def _fused_all_pairs(pre, post, d, w, pre_ptr, pre_steps, post_ptr, post_steps, dt_ms, p,
+                     r_post, reward_delays, reward_weights, learn_delays, learn_weights,
+                     hd_post, hw_post, b, stop, d_out, w_out):
     growth, d_min, d_max, w_min, w_max = b.growth_ms, b.d_min_ms, b.d_max_ms, b.w_min, b.w_max
     for k in range(d.size):
         j = post[k]
         if stop[j]:
             continue
-        e_d, e_w = 0.0, 0.0   # a silent post neuron has no pairs
-        if post_ptr[j] != post_ptr[j + 1]:
-            e_d, e_w = _synapse_eligibility(pre[k], j, d[k], pre_ptr, pre_steps, post_ptr,
+        i = pre[k]
+        e_d, e_w = 0.0, 0.0
+        if post_ptr[j] != post_ptr[j + 1] and pre_ptr[i] != pre_ptr[i + 1]:
+            e_d, e_w = _synapse_eligibility(i, j, d[k], pre_ptr, pre_steps, post_ptr,
                                             post_steps, dt_ms, p)
         dd = (r_post[j] * e_d if reward_delays else e_d) + hd_post[j]
         if not learn_weights:
@@ -389,6 +468,7 @@ def rdl_delta(eligibility, reward) -> np.ndarray:
     return r * e
 
 
+@_memo
 def _check_homeostasis(p: HomeostasisParams) -> HomeostasisParams:
     if not isinstance(p, HomeostasisParams):
         raise TypeError(f"params must be HomeostasisParams, got {type(p).__name__}")
@@ -438,6 +518,7 @@ def homeostasis_update(window, stimulus_index: int, spiked,
     return new, -p.lambda_d_ms * k, p.lambda_w * k
 
 
+@_memo
 def check_bounds(b: DelayBounds) -> DelayBounds:
     if not isinstance(b, DelayBounds):
         raise TypeError(f"bounds must be DelayBounds, got {type(b).__name__}")
