@@ -92,8 +92,10 @@ def _lif_network(seed, n=60, steps=150, *, homogeneous=False, p=0.15, delays=Tru
 def test_lif_two_threads_same_bits(homogeneous, delays):
     params, weight, delay, drive = _lif_network(1, homogeneous=homogeneous, delays=delays)
     one = run_lif(drive, params, weight=weight, delay_ms=delay, record=("v", "theta"))
+    before = numba.get_num_threads()
     two = run_lif(drive, params, weight=weight, delay_ms=delay, record=("v", "theta"),
                   threads=2)
+    assert numba.get_num_threads() == before       # restored after the call
     assert one.spikes.sum() > 100     # active (about 180-200 spikes): every slot is exercised
     _same_trace(one, two)
 
@@ -288,6 +290,7 @@ def test_a_split_that_does_not_fit_is_a_clear_error():
         par.thread_split(conn, 12, 0)
 
 
+@pytest.mark.slow
 def test_the_parallel_loops_have_no_reductions():
     """Exactness rests on every prange loop writing only its own part's elements with no
     reduction variable (a reduction would combine partial sums in a thread-dependent order).
@@ -296,15 +299,12 @@ def test_the_parallel_loops_have_no_reductions():
         pytest.skip("no compiled loops with the JIT disabled")
     drive, state, kp, conn = _lif_pieces()
     split = par.thread_split(conn, 12, 2)
-    homogeneous = lif_prepare(LIFParams(), 12)
     spikes, w0, delay = _wta_network(0, n=3, n_in=5, steps=4)
     wconn = input_connectivity(w0, dt_ms=DT_WTA)
     wta_args = (spikes[0], wta_init(3, None, wconn), *par._flat(wta_prepare()), wconn,
                 post_index(wconn.post, 3), par.thread_split(wconn, 3, 2))
-    from bioplastic.neurons.lif import _scalars
-    cases = [(par._lif_parts, (drive[0], state, kp, conn, split)),
-             (par._lif_parts, (drive[0], state, _scalars(homogeneous), conn, split)),
-             (par._wta_parts, wta_args)]
+    # (the homogeneous LIF variant is the same source with scalar parameters: same loops)
+    cases = [(par._lif_parts, (drive[0], state, kp, conn, split)), (par._wta_parts, wta_args)]
     for kernel, args in cases:
         fresh = numba.njit(fastmath=False, parallel=_jit.ParallelOptions(
             dict(_jit.PARALLEL_OPTIONS)))(_jit.py_func(kernel))

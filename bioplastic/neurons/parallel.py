@@ -122,7 +122,12 @@ def _part_of(bounds, j):
 
 @njit
 def _split_blocks(delay_ptr, order, post, bounds):
-    """:func:`thread_split`'s work: ``(cut, syn, identity)``; ``conn`` already checked."""
+    """:func:`thread_split`'s work: ``(cut, syn, identity)``; ``conn`` already checked.
+
+    One pass per block counts its synapses per part; a block already in part order (every
+    block of a fresh connectivity: sorted by target) is copied as it is, any other one is
+    partitioned stably in a second pass.
+    """
     n_pre, n_ages = delay_ptr.shape[0], delay_ptr.shape[1] - 1
     parts = bounds.size - 1
     cut = np.empty((n_pre * n_ages, parts + 1), dtype=np.int64)
@@ -134,19 +139,28 @@ def _split_blocks(delay_ptr, order, post, bounds):
             b = i * n_ages + d
             start, stop = delay_ptr[i, d], delay_ptr[i, d + 1]
             fill[:] = 0
+            previous, in_order = 0, True
             for q in range(start, stop):
-                fill[_part_of(bounds, post[order[q]])] += 1
+                k = order[q]
+                p = _part_of(bounds, post[k])
+                fill[p] += 1
+                in_order = in_order and p >= previous
+                previous = p
+                syn[q] = k
+                identity = identity and k == q
             position = start
             for p in range(parts):
                 cut[b, p] = position
                 position += fill[p]
                 fill[p] = cut[b, p]
             cut[b, parts] = stop
+            if in_order:
+                continue
+            identity = False
             for q in range(start, stop):   # stable: each part keeps the block's order
                 k = order[q]
                 p = _part_of(bounds, post[k])
                 syn[fill[p]] = k
-                identity = identity and fill[p] == k
                 fill[p] += 1
     return cut, syn, identity
 
