@@ -1,4 +1,9 @@
 import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 # The multi-core tests (tests/test_threads.py) run on Numba's OpenMP layer. With OpenMP's
@@ -73,3 +78,93 @@ try:
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 except ImportError:   # hypothesis is in the dev extra; without it those suites are skipped
     pass
+
+
+# Slow subprocess tests start early. Two tests spend most of the suite's time waiting on
+# subprocesses: the bounds-checked property suites (about 6 min on a 2-core machine) and the
+# wheel install (about 3 min). Their subprocess work starts in a background thread right after
+# collection and runs beside the rest of the suite, on the second core; the tests themselves are
+# moved to the end of the run, wait for the result and make their assertions on it, so nothing
+# is asserted less.
+
+_EARLY_PROCESSES: list[subprocess.Popen] = []
+_EARLY_DIRS: list[Path] = []
+
+
+def run_tracked(args, *, check: bool = False, timeout: float | None = None,
+                **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run(args, capture_output=True, text=True)``; killed if the session ends."""
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          **kwargs) as proc:
+        _EARLY_PROCESSES.append(proc)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+    result = subprocess.CompletedProcess(args, proc.returncode, out, err)
+    if check:
+        result.check_returncode()
+    return result
+
+
+def starts_early(job):
+    """Decorate a test whose slow part is ``job(workdir) -> result``; read it with ``early``.
+
+    ``job`` runs in a background thread from the end of collection (only when the test is
+    selected); ``workdir`` is a fresh temporary folder removed at the end of the session.
+    """
+    def mark(test):
+        test.early_job = job
+        return test
+    return mark
+
+
+def _start_in_background(job) -> Future:
+    future: Future = Future()
+    workdir = Path(tempfile.mkdtemp(prefix="bioplastic-early-"))
+    _EARLY_DIRS.append(workdir)
+
+    def target():
+        try:
+            future.set_result(job(workdir))
+        except BaseException as exc:   # noqa: BLE001 - handed to the test, which re-raises it
+            future.set_exception(exc)
+
+    threading.Thread(target=target, daemon=True, name=f"early-{job.__name__}").start()
+    return future
+
+
+def _early_job(item):
+    return getattr(getattr(item, "function", None), "early_job", None)
+
+
+def pytest_collection_modifyitems(items):
+    # The tests that wait for a background job run last, so the suite works meanwhile.
+    items[:] = [i for i in items if _early_job(i) is None] + [i for i in items if _early_job(i)]
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    for item in session.items:
+        if _early_job(item) is not None:
+            item.early_future = _start_in_background(_early_job(item))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for proc in _EARLY_PROCESSES:       # a run stopped early (-x, Ctrl-C) leaves no orphans
+        if proc.poll() is None:
+            proc.kill()
+    for workdir in _EARLY_DIRS:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def early(request, tmp_path):
+    """The result of the test's ``starts_early`` job (run now if it was not started early)."""
+    future = getattr(request.node, "early_future", None)
+    if future is None:
+        return request.node.function.early_job(tmp_path)
+    return future.result()

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from .conftest import run_tracked, starts_early
 
 pytest.importorskip("hypothesis")
 
@@ -27,8 +28,14 @@ SUITES = ["tests/test_properties.py", "tests/test_properties_rsnn.py"]
 def _run(args, tmp_path, timeout=1500):
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1",
            "BIOPLASTIC_SAFETY_REPORT": str(tmp_path / "tally.json")}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return run_tracked([sys.executable, *args], cwd=ROOT, env=env, timeout=timeout)
+
+
+def _property_suites(workdir):
+    """The suites in the bounds-checked subprocess: (its outcome, the input tally it wrote)."""
+    out = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *SUITES], workdir)
+    tally_file = workdir / "tally.json"
+    return out, (json.loads(tally_file.read_text()) if tally_file.exists() else None)
 
 
 def test_bounds_checking_is_live_in_the_subprocess(tmp_path):
@@ -48,12 +55,13 @@ def test_bounds_checking_is_live_in_the_subprocess(tmp_path):
     assert "bounds checked" in out.stdout
 
 
-def test_property_suites_under_boundscheck(tmp_path):
-    out = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *SUITES], tmp_path)
+@starts_early(_property_suites)        # ~6 min: runs beside the rest of the suite
+def test_property_suites_under_boundscheck(early):
+    out, tally = early
     tail = (out.stdout + out.stderr)[-6000:]
     assert out.returncode == 0, f"exit status {out.returncode} (negative: killed by a signal)" \
                                 f"\n{tail}"
-    tally = json.loads((tmp_path / "tally.json").read_text())
+    assert tally is not None, "the subprocess wrote no tally"
     if os.environ.get("BIOPLASTIC_SAFETY_REPORT"):      # keep the counts for a report
         Path(os.environ["BIOPLASTIC_SAFETY_REPORT"]).write_text(json.dumps(tally, indent=1))
     assert tally.get("mutated", 0) == 0 and tally.get("unclear", 0) == 0
