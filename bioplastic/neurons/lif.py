@@ -369,8 +369,8 @@ def _check_drive(inputs, n_steps, n):
 
 
 def run_lif(inputs, params: LIFParams | None = None, *, n: int | None = None, weight=None,
-            delay_ms=0.0, v0_mv=None, record=("v",), record_units=None,
-            threads: int | None = None) -> Trace:
+            delay_ms=0.0, v0_mv=None, threads: int | None = None, record=("v",),
+            record_units=None) -> Trace:
     """Simulate a (recurrent) LIF population; the convenient front end over :func:`simulate`.
 
     Parameters

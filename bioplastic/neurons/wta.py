@@ -628,8 +628,8 @@ def _front_end_params(function: str, params, stdp, w0) -> tuple[WTAParams, STDPP
 
 def run_wta(input_spikes, params: WTAParams | None = None, *, w0=None,
             stdp: STDPParams | None = None,
-            delay_ms=0.0, theta0_mv=20.0, record=("v", "theta"), record_units=None,
-            threads: int | None = None) -> Trace:
+            delay_ms=0.0, theta0_mv=20.0, threads: int | None = None,
+            record=("v", "theta"), record_units=None) -> Trace:
     """Simulate the network step by step on pre-drawn input spikes (records per step).
 
     Parameters
@@ -673,8 +673,8 @@ def run_wta(input_spikes, params: WTAParams | None = None, *, w0=None,
 
 def present_blocks(blocks, params: WTAParams | None = None, *, w0=None,
                    stdp: STDPParams | None = None, delay_ms=0.0, theta0_mv=20.0,
-                   record=("w", "theta"), record_units=None,
-                   threads: int | None = None) -> Trace:
+                   threads: int | None = None, record=("w", "theta"),
+                   record_units=None) -> Trace:
     """Run presentations: ``blocks`` (n_blocks, T_block, n_in) bool, one block per stimulus.
 
     Parameters
