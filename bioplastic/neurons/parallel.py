@@ -88,14 +88,17 @@ __all__ = ["ThreadSplit", "thread_split", "check_thread_split", "lif_advance_thr
 class ThreadSplit(NamedTuple):
     """Targets and delivery blocks of a connectivity split into parts (one per thread).
 
-    bounds : int64 (parts + 1,)      part ``p`` owns targets ``bounds[p]:bounds[p + 1]``
-    cut : int64 (n_pre * (max_delay + 1), parts + 1)
-                                     part ``p``'s synapses of block ``b = i * (max_delay + 1)
-                                     + d`` (source ``i``, delay ``d``) are delivery positions
-                                     ``cut[b, p]:cut[b, p + 1]``
-    syn : int64 (n_syn,) or (0,)     the synapse at each delivery position (the block's
-                                     ``delay_order``, stably partitioned by part); empty when
-                                     that is the identity (position ``q`` is synapse ``q``)
+    Fields, int64 arrays::
+
+        bounds  (parts + 1,)
+                part p owns targets bounds[p]:bounds[p + 1]
+        cut     (n_pre * (max_delay + 1), parts + 1)
+                part p's synapses of block b = i * (max_delay + 1) + d (source i, delay d)
+                are the delivery positions cut[b, p]:cut[b, p + 1]
+        syn     (n_syn,) or (0,)
+                the synapse at each delivery position (the block's delay_order, stably
+                partitioned by part); empty when that is the identity (position q is
+                synapse q)
     """
 
     bounds: np.ndarray
