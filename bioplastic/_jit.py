@@ -2,7 +2,15 @@
 
 * ``fastmath`` is **off**: reassociation and FMA contraction would break bit-exact agreement
   with the Brian2 twins (see ``docs/twins.md``).
-* No ``parallel=True``: parallel reductions change the summation order (tier T1, not T0).
+* No ``parallel=True`` in :func:`njit`: parallel reductions change the summation order (tier
+  T1, not T0). **The one exception** is :func:`njit_parallel`, for the opt-in multi-core kernels
+  (``threads=``, :mod:`bioplastic.neurons.parallel`). It keeps every other flag and the cache
+  policy below, and turns on only Numba's *explicit* ``prange`` loops: no NumPy call, array
+  expression, slice assignment or ``reduce`` becomes parallel code behind our back. Those kernels
+  are still exact because every ``prange`` loop runs over *parts* that own disjoint, contiguous
+  ranges of neurons, each iteration writes only its own part's elements and no loop has a
+  reduction variable: every sum is still computed by one thread, in the single-core order (a
+  test checks the compiled loops for reductions). See ``docs/performance.md``.
 * Cache policy: compiled kernels are cached on disk in a directory keyed by a hash of the whole
   package's source. Numba's own cache index only checks the file that defines a function, so a
   change in a helper imported from another file could serve stale machine code; keying the
@@ -30,9 +38,12 @@ import warnings
 from pathlib import Path
 
 import numba
+import numpy as np
 from numba.core import caching
+from numba.core.cpu import ParallelOptions
 
-__all__ = ["njit", "py_func", "CACHE_ENABLED", "JIT_DISABLED", "CacheWarning", "cache_dir"]
+__all__ = ["njit", "njit_parallel", "py_func", "check_threads", "using_threads",
+           "CACHE_ENABLED", "JIT_DISABLED", "CacheWarning", "cache_dir"]
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent
 CACHE_ENABLED = os.environ.get("BIOPLASTIC_NUMBA_CACHE", "1") != "0"
@@ -188,6 +199,69 @@ def njit(*args, **kwargs):
     if args and callable(args[0]):
         return _jit(args[0], options)
     return lambda function: _jit(function, dict(options))
+
+
+#: Numba's parallel options for :func:`njit_parallel`: explicit ``prange`` loops only.
+PARALLEL_OPTIONS = {"prange": True, "comprehension": False, "reduction": False,
+                    "inplace_binop": False, "setitem": False, "numpy": False, "stencil": False,
+                    "fusion": False}
+
+
+def njit_parallel(*args, **kwargs):
+    """:func:`njit` with Numba's parallel mode limited to explicit ``prange`` loops.
+
+    For the multi-core kernels only (see the module docstring: why they stay exact). Same
+    flags (fastmath off, ``nogil``) and the same cache; ``BIOPLASTIC_DISABLE_JIT=1`` returns the
+    plain function, where ``prange`` is ``range``. A ``prange`` body must write only elements
+    owned by its own iteration and must not accumulate into a variable defined outside it.
+    """
+    options = {"fastmath": False, "cache": CACHE_ENABLED, "nogil": True}
+    options.update(kwargs)
+    if options.get("fastmath") or "parallel" in kwargs:
+        raise ValueError("njit_parallel fixes the parallel options and keeps fastmath off "
+                         "(see _jit.py)")
+    # An options object, not a dict: numba's ParallelOptions *pops* a dict's keys, so a
+    # dict would be empty (all options on) from the second compiled signature on.
+    options["parallel"] = ParallelOptions(dict(PARALLEL_OPTIONS))
+    if JIT_DISABLED:
+        return args[0] if args and callable(args[0]) else (lambda f: f)
+    if args and callable(args[0]):
+        return _jit(args[0], options)
+    return lambda function: _jit(function, dict(options))
+
+
+def check_threads(threads) -> int:
+    """Validate a ``threads=`` argument: ``None`` (or 1) is the single-core path; otherwise a
+    positive int no larger than ``numba.config.NUMBA_NUM_THREADS``. Returns the count (1 for
+    ``None``)."""
+    if threads is None:
+        return 1
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer):
+        raise TypeError(f"threads must be None or a positive int, got {threads!r} "
+                        f"({type(threads).__name__})")
+    limit = numba.config.NUMBA_NUM_THREADS
+    if not 1 <= threads <= limit:
+        raise ValueError(f"threads must be between 1 and numba.config.NUMBA_NUM_THREADS = "
+                         f"{limit} (set NUMBA_NUM_THREADS before importing numba for more), "
+                         f"got {threads}")
+    return int(threads)
+
+
+@contextlib.contextmanager
+def using_threads(threads):
+    """Run the block with Numba's thread count set to ``threads`` (validated by
+    :func:`check_threads`; ``None`` leaves it alone), restoring the previous count after it.
+    Numba's count is per calling thread, so other Python threads are not affected."""
+    threads = None if threads is None else check_threads(threads)
+    if threads is None:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 def py_func(kernel):

@@ -41,7 +41,7 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
-from ._jit import njit, py_func
+from ._jit import check_threads, njit, py_func, using_threads
 from ._state import check_finite, check_record, copy_state, is_state
 
 __all__ = ["Trace", "simulate", "simulate_blocks", "step_once", "check_consistency"]
@@ -248,7 +248,7 @@ def check_consistency(advance, inputs: np.ndarray, state, params, *weights) -> N
 
 
 def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),
-             record_units=None, check: bool = True) -> Trace:
+             record_units=None, check: bool = True, threads: int | None = None) -> Trace:
     """Run a model's in-place ``advance`` over ``inputs`` (time-major, ``(T, ...)``).
 
     Parameters
@@ -279,6 +279,11 @@ def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),
         state raises :class:`~bioplastic.rules.DivergenceError` instead of being returned).
         ``False`` skips both, for callers that validated these very objects already; a
         mismatch then reads or writes memory out of bounds.
+    threads : int, optional
+        Numba's thread count during the run (restored after it), for a multi-core advance
+        such as :func:`bioplastic.neurons.parallel.lif_advance_threads`; a single-core advance
+        ignores it. ``None`` (default) leaves the count alone. At most
+        ``numba.config.NUMBA_NUM_THREADS``.
 
     Returns
     -------
@@ -286,6 +291,8 @@ def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),
         ``spikes`` ``(T, *spike_shape)``, ``records[f]`` ``(T, *field_shape)``, final state.
     """
     _check_advance(advance)
+    if threads is not None:
+        check_threads(threads)
     inputs = _check_inputs(inputs)
     if check:
         check_consistency(advance, inputs, state, params, *weights)
@@ -293,15 +300,17 @@ def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),
     units = _check_units(state, fields, record_units)
     buffers, slots = _slots(state, fields, units, inputs.shape[0])
     loop = _time_loop_for(advance)
-    spikes, final = _run(loop, advance, inputs[0], (inputs, copy_state(state), params,
-                                                     tuple(weights), slots, units))
+    with using_threads(threads):
+        spikes, final = _run(loop, advance, inputs[0], (inputs, copy_state(state), params,
+                                                         tuple(weights), slots, units))
     if check:
         check_finite(final, f"the run of {py_func(advance).__qualname__}")
     return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)
 
 
 def simulate_blocks(advance, blocks: np.ndarray, state, params, *weights, on_block=None,
-                    record=(), record_units=None, check: bool = True) -> Trace:
+                    record=(), record_units=None, check: bool = True,
+                    threads: int | None = None) -> Trace:
     """Run presentations: ``blocks`` ``(n_blocks, T_block, ...)``, one stimulus and its rest
     per block, through the same in-place ``advance`` as :func:`simulate`.
 
@@ -322,6 +331,8 @@ def simulate_blocks(advance, blocks: np.ndarray, state, params, *weights, on_blo
         As for :func:`simulate`.
     check : bool
         As for :func:`simulate` (the check sees the first block as the inputs).
+    threads : int, optional
+        As for :func:`simulate`.
 
     Returns
     -------
@@ -330,6 +341,8 @@ def simulate_blocks(advance, blocks: np.ndarray, state, params, *weights, on_blo
         ``(n_blocks, *field_shape)``; final state.
     """
     _check_advance(advance)
+    if threads is not None:
+        check_threads(threads)
     if not isinstance(blocks, np.ndarray):
         raise TypeError(f"blocks must be a numpy array, got {type(blocks).__name__}")
     if blocks.ndim < 2 or blocks.shape[0] == 0 or blocks.shape[1] == 0:
@@ -342,8 +355,9 @@ def simulate_blocks(advance, blocks: np.ndarray, state, params, *weights, on_blo
     buffers, slots = _slots(state, fields, units, blocks.shape[0])
     hook = no_block_hook if on_block is None else on_block
     loop = _loop_for(_block_loop_template, advance=advance, on_block=hook)
-    spikes, final = _run(loop, advance, blocks[0, 0], (blocks, copy_state(state), params,
-                                                        tuple(weights), slots, units))
+    with using_threads(threads):
+        spikes, final = _run(loop, advance, blocks[0, 0], (blocks, copy_state(state), params,
+                                                            tuple(weights), slots, units))
     if check:
         check_finite(final, f"the run of {py_func(advance).__qualname__}")
     return Trace(spikes, dict(zip(fields, buffers, strict=True)), final)

@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import tempfile
@@ -5,8 +6,14 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 
-import numpy as np
-import pytest
+# The multi-core tests (tests/test_threads.py) run on Numba's OpenMP layer. With OpenMP's
+# default wait policy its threads spin while the thread they wait for has no core, so on a
+# loaded CI machine every parallel loop waits for a scheduler slice (seconds per test; see
+# docs/performance.md). Read once, when the OpenMP runtime starts: set before any import.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from bioplastic.reference.golden import GOLDEN_PACKAGE_DIR as GOLDEN_DIR  # noqa: E402
 

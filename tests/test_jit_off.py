@@ -19,9 +19,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ["test_lif.py", "test_pcnn.py", "test_wta.py", "test_stdp.py", "test_hebbian_rules.py",
          "test_softhebb.py", "test_inhibition.py", "test_connectivity.py", "test_rsnn.py",
-         "test_delay_learning.py"]
+         "test_delay_learning.py", "test_threads.py"]
 SELECT = ("naive or python_loop or equals_one_run or advance or step_is or in_flight "
-          "or same_delays or block_step or separate_rules")
+          "or same_delays or block_step or separate_rules or same_bits")
 
 
 @pytest.mark.slow

@@ -369,7 +369,8 @@ def _check_drive(inputs, n_steps, n):
 
 
 def run_lif(inputs, params: LIFParams | None = None, *, n: int | None = None, weight=None,
-            delay_ms=0.0, v0_mv=None, record=("v",), record_units=None) -> Trace:
+            delay_ms=0.0, v0_mv=None, threads: int | None = None, record=("v",),
+            record_units=None) -> Trace:
     """Simulate a (recurrent) LIF population; the convenient front end over :func:`simulate`.
 
     Parameters
@@ -386,13 +387,19 @@ def run_lif(inputs, params: LIFParams | None = None, *, n: int | None = None, we
         State fields to record (``"v"``, ``"theta"``).
     record_units : int array, optional
         Record only these neurons (see :func:`bioplastic.simulate`).
+    threads : int, optional
+        ``None`` or 1 (default): the single-core kernel. ``k > 1``: the multi-core kernel on
+        ``k`` of Numba's threads (:mod:`bioplastic.neurons.parallel`), bit-identical results.
 
     Returns
     -------
     Trace
         ``spikes`` (T, n) and the records (T, n) or (T, len(record_units)).
     """
+    from .._jit import check_threads
     from .connectivity import connectivity
+
+    threads = check_threads(threads)
 
     params = LIFParams() if params is None else params
     if not isinstance(params, LIFParams):
@@ -414,5 +421,10 @@ def run_lif(inputs, params: LIFParams | None = None, *, n: int | None = None, we
     if conn.n_pre != n or (conn.post.size and conn.post.max() >= n):
         raise ValueError(f"weight must connect {n} neurons to themselves, got n_pre={conn.n_pre}")
     state = lif_init(n, params, conn, v0_mv=v0_mv)
+    if threads > 1:
+        from .parallel import run_threads
+
+        return run_threads(drive, state, lif_prepare(params, n), conn, threads=threads,
+                           record=record, record_units=record_units)
     return simulate(lif_advance, drive, state, lif_prepare(params, n), conn, record=record,
                     record_units=record_units)

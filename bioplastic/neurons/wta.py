@@ -68,7 +68,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._jit import njit
+from .._jit import check_threads, njit
 from .._state import check_finite, check_record, copy_state, with_step
 from .._validate import (
     as_float_array,
@@ -628,7 +628,8 @@ def _front_end_params(function: str, params, stdp, w0) -> tuple[WTAParams, STDPP
 
 def run_wta(input_spikes, params: WTAParams | None = None, *, w0=None,
             stdp: STDPParams | None = None,
-            delay_ms=0.0, theta0_mv=20.0, record=("v", "theta"), record_units=None) -> Trace:
+            delay_ms=0.0, theta0_mv=20.0, threads: int | None = None,
+            record=("v", "theta"), record_units=None) -> Trace:
     """Simulate the network step by step on pre-drawn input spikes (records per step).
 
     Parameters
@@ -641,6 +642,9 @@ def run_wta(input_spikes, params: WTAParams | None = None, *, w0=None,
     delay_ms : scalar or (n, n_in), whole multiples of ``dt_ms``
     record : state fields to record after every step (``v``, ``theta``, ``w``, ...)
     record_units : optional int indices into the recorded fields (all of equal size)
+    threads : int, optional
+        ``None`` or 1 (default): the single-core kernel. ``k > 1``: the multi-core kernel on
+        ``k`` of Numba's threads (:mod:`bioplastic.neurons.parallel`), bit-identical results.
 
     Returns
     -------
@@ -649,20 +653,28 @@ def run_wta(input_spikes, params: WTAParams | None = None, *, w0=None,
         CSR order; :func:`dense_weights` gives ``(n, n_in)``.
     """
     params, stdp = _front_end_params("run_wta", params, stdp, w0)
+    threads = check_threads(threads)
     w_dense = _dense_w0(w0)
     n, n_in = w_dense.shape
     spikes = _check_spikes("input_spikes", input_spikes, n_in)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
     state = wta_init(n, params, conn, theta0_mv=theta0_mv)
-    trace = simulate(wta_advance, spikes, state, wta_prepare(params, stdp), conn, by_post,
-                     record=record, record_units=record_units)
+    if threads > 1:
+        from .parallel import run_threads
+
+        trace = run_threads(spikes, state, wta_prepare(params, stdp), conn, by_post,
+                            threads=threads, record=record, record_units=record_units)
+    else:
+        trace = simulate(wta_advance, spikes, state, wta_prepare(params, stdp), conn, by_post,
+                         record=record, record_units=record_units)
     _check_finite_state(trace.state)
     return trace
 
 
 def present_blocks(blocks, params: WTAParams | None = None, *, w0=None,
                    stdp: STDPParams | None = None, delay_ms=0.0, theta0_mv=20.0,
-                   record=("w", "theta"), record_units=None) -> Trace:
+                   threads: int | None = None, record=("w", "theta"),
+                   record_units=None) -> Trace:
     """Run presentations: ``blocks`` (n_blocks, T_block, n_in) bool, one block per stimulus.
 
     Parameters
@@ -672,7 +684,7 @@ def present_blocks(blocks, params: WTAParams | None = None, *, w0=None,
     w0 : (n, n_in)
         Initial input -> excitatory weights (dense; every pair is a plastic synapse).
     stdp : STDPParams, optional (default ``STDPParams()``)
-    delay_ms, theta0_mv, record_units
+    delay_ms, theta0_mv, record_units, threads
         As for :func:`run_wta`.
     record : state fields to record after every block
 
@@ -689,14 +701,23 @@ def present_blocks(blocks, params: WTAParams | None = None, *, w0=None,
         ``spikes`` (n_blocks, T_block, 2n); ``records[f]`` (n_blocks, field shape...).
     """
     params, stdp = _front_end_params("present_blocks", params, stdp, w0)
+    threads = check_threads(threads)
     w_dense = _dense_w0(w0)
     n, n_in = w_dense.shape
     blocks = _check_spikes("blocks", blocks, n_in, ndim=3)
     conn, by_post = _network(n, w_dense, delay_ms, params.dt_ms)
     state = wta_init(n, params, conn, theta0_mv=theta0_mv)
     check_record(state, record)
-    trace = simulate_blocks(wta_advance, blocks, state, wta_prepare(params, stdp), conn, by_post,
-                            on_block=wta_normalise, record=record, record_units=record_units)
+    if threads > 1:
+        from .parallel import run_threads
+
+        trace = run_threads(blocks, state, wta_prepare(params, stdp), conn, by_post,
+                            threads=threads, record=record, record_units=record_units,
+                            blocks=True)
+    else:
+        trace = simulate_blocks(wta_advance, blocks, state, wta_prepare(params, stdp), conn,
+                                by_post, on_block=wta_normalise, record=record,
+                                record_units=record_units)
     _check_finite_state(trace.state)
     return trace
 
@@ -723,7 +744,7 @@ def train_wta(images, params: WTAParams | None = None, *, w0=None,
               seed=None, present_ms: float = 350.0, rest_ms: float = 150.0,
               intensity: float = 2.0, min_spikes: int = 5, max_repeats: int = 10,
               delay_ms=0.0, theta0_mv=20.0, state: WTAState | None = None,
-              progress: bool = False) -> WTATraining:
+              progress: bool = False, threads: int | None = None) -> WTATraining:
     """Diehl & Cook's training protocol, one image at a time.
 
     Each image (pixel values in [0, 255]) becomes Poisson input at ``pixel/8 * intensity`` Hz
@@ -742,8 +763,11 @@ def train_wta(images, params: WTAParams | None = None, *, w0=None,
     stdp : STDPParams, optional (default ``STDPParams()``)
     state : WTAState, optional
         Continue from a previous :func:`train_wta` (its ``conn`` must match ``w0``'s shape).
+    threads : int, optional
+        As for :func:`run_wta` (the same training, bit for bit, on ``threads`` cores).
     """
     params, stdp = _front_end_params("train_wta", params, stdp, w0)
+    threads = check_threads(threads)
     rng = as_generator(seed)
     pixels = as_float_array("images", images, ndim=2)
     if np.any((pixels < 0) | (pixels > 255)):
@@ -771,6 +795,7 @@ def train_wta(images, params: WTAParams | None = None, *, w0=None,
     if state is None:
         state = wta_init(n, params, conn, theta0_mv=theta0_mv)
     kp = wta_prepare(params, stdp)
+    present_block = _presenter(threads, kp, conn, by_post)
     counts = np.zeros((len(pixels), n), dtype=np.int64)
     used = np.zeros(len(pixels))
     repeats = np.zeros(len(pixels), dtype=np.int64)
@@ -779,8 +804,7 @@ def train_wta(images, params: WTAParams | None = None, *, w0=None,
         level = intensity
         while True:
             block[:present] = poisson_spikes(pixels[k] / 8.0 * level, present, dt_ms, rng)
-            trace = simulate_blocks(wta_advance, block[None], state, kp, conn, by_post,
-                                    on_block=wta_normalise)
+            trace = present_block(block[None], state)
             state = _check_finite_state(trace.state)
             counts[k] = trace.spikes[0, :present, :n].sum(axis=0)
             if counts[k].sum() >= min_spikes or repeats[k] >= max_repeats:
@@ -789,6 +813,19 @@ def train_wta(images, params: WTAParams | None = None, *, w0=None,
             level += 1.0
         used[k] = level
     return WTATraining(state, conn, counts, used, repeats)
+
+
+def _presenter(threads: int, kp: WTAKernelParams, conn: SparseConnectivity, by_post):
+    """``present(blocks, state) -> Trace``: one presentation of :func:`train_wta`, single- or
+    multi-core (the split of ``conn`` built once for every presentation)."""
+    if threads == 1:
+        return lambda blocks, state: simulate_blocks(wta_advance, blocks, state, kp, conn,
+                                                     by_post, on_block=wta_normalise)
+    from .parallel import run_threads, thread_split
+
+    split = thread_split(conn, by_post.indptr.size - 1, threads)
+    return lambda blocks, state: run_threads(blocks, state, kp, conn, by_post, threads=threads,
+                                             split=split, blocks=True)
 
 
 def _progress(iterable, enabled: bool):
