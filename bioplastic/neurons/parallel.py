@@ -61,7 +61,7 @@ from numba.extending import overload
 from .._jit import njit, njit_parallel, py_func
 from .._state import with_step
 from .._validate import positive_int
-from ..rules.stdp import stdp_decay_factors, stdp_on_post, stdp_on_pre
+from ..rules.stdp import stdp_decay_factors, stdp_on_pre
 from ._checks import check_connectivity, check_lif, check_wta
 from .connectivity import SparseConnectivity, block_is_csr, pending_now
 from .lif import (
@@ -76,7 +76,7 @@ from .wta import (
     _DECAY_CACHE_STEPS,
     WTAKernelParams,
     WTAState,
-    _factors,
+    _post_events,
     _update_group,
     wta_normalise,
 )
@@ -431,23 +431,14 @@ def _input_events_part(lo, hi, part, ge, w, x_pre, x_post1, x_post2, last_update
 @njit
 def _post_events_part(lo, hi, spikes, w, x_pre, x_post1, x_post2, last_update, step, t_s, p,
                       by_post):
-    """input -> exc ``on_post`` for the part's excitatory neurons that spiked (a private
-    decay-factor memo, allocated only when one did)."""
-    s = p.stdp
-    elapsed_ok = np.zeros(0, dtype=np.int64)
-    factors = np.zeros((0, 3))
-    for j in range(lo, hi):
-        if not spikes[j]:
-            continue
-        if elapsed_ok.size == 0:
-            elapsed_ok = np.full(_DECAY_CACHE_STEPS, -1, dtype=np.int64)
-            factors = np.zeros((_DECAY_CACHE_STEPS, 3))
-        for q in range(by_post.indptr[j], by_post.indptr[j + 1]):
-            syn = by_post.synapses[q]
-            f1, f2, fp = _factors(elapsed_ok, factors, step, last_update[syn], t_s, p)
-            w[syn], x_pre[syn], x_post1[syn], x_post2[syn] = stdp_on_post(
-                w[syn], x_pre[syn], x_post1[syn], x_post2[syn], f1, f2, fp, s)
-            last_update[syn] = step
+    """input -> exc ``on_post`` for the part's excitatory neurons that spiked, with a private
+    decay-factor memo (allocated only when one did)."""
+    if not np.any(spikes[lo:hi]):
+        return
+    elapsed_ok = np.full(_DECAY_CACHE_STEPS, -1, dtype=np.int64)
+    factors = np.zeros((_DECAY_CACHE_STEPS, 3))
+    _post_events(lo, hi, spikes, w, x_pre, x_post1, x_post2, last_update, step, t_s, p, by_post,
+                 elapsed_ok, factors)
 
 
 @njit

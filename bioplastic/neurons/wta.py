@@ -419,12 +419,12 @@ def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, pending_
 
 
 @njit
-def _post_events(spikes, w, x_pre, x_post1, x_post2, last_update, step, t_s, p, by_post,
-                 elapsed_ok, factors):
-    """input -> exc ``on_post`` for every excitatory neuron that spiked at this step
-    (:func:`~bioplastic.rules.stdp.stdp_on_post` per synapse)."""
+def _post_events(lo, hi, spikes, w, x_pre, x_post1, x_post2, last_update, step, t_s, p,
+                 by_post, elapsed_ok, factors):
+    """input -> exc ``on_post`` for every excitatory neuron ``lo..hi-1`` that spiked at this
+    step (:func:`~bioplastic.rules.stdp.stdp_on_post` per synapse)."""
     s = p.stdp
-    for j in range(spikes.size):
+    for j in range(lo, hi):
         if not spikes[j]:
             continue
         for q in range(by_post.indptr[j], by_post.indptr[j + 1]):
@@ -485,8 +485,8 @@ def wta_advance(x: np.ndarray, state: WTAState, params: WTAKernelParams,
             for j in range(n):
                 if j != i:
                     st.gi[j] += p.w_ie
-    _post_events(exc_spikes, st.w, st.x_pre, st.x_post1, st.x_post2, st.last_update, step,
-                 t_s, p, by_post, st.memo_step, st.memo)
+    _post_events(0, n, exc_spikes, st.w, st.x_pre, st.x_post1, st.x_post2, st.last_update,
+                 step, t_s, p, by_post, st.memo_step, st.memo)
     # resets
     for k in range(n):
         if exc_spikes[k]:
