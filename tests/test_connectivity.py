@@ -172,3 +172,58 @@ def test_next_spike_walks_the_true_entries_in_order(n):
                 seen.append(i)
                 i = next_spike(row, words, i + 1)
             assert i == n and seen == np.flatnonzero(row).tolist()
+
+
+def _delayed_network(seed=6, n=60, n_steps=300, max_delay=7):
+    inputs = random_network(seed, n=n, n_steps=n_steps, p=0.15, max_delay_steps=max_delay)
+    inputs["drive"] = inputs["drive"] + 6.0      # many spikes, many blocks in flight
+    params, drive, conn = unpack(inputs)
+    return params, drive, conn, lif_init(n, params, conn, v0_mv=inputs["v0_mv"])
+
+
+def test_the_delivery_queue_after_a_run_is_the_one_the_ring_implies():
+    """The kernels keep ``queue`` (blocks pushed when a spike fires) next to the history ring;
+    at every step boundary it must equal the queue rebuilt from the ring, which is what the
+    check compares and what a run continued from the final state relies on."""
+    from bioplastic.neurons._checks import _queue_mismatch
+    from bioplastic.neurons.connectivity import queue_capacity, queue_expected
+
+    params, drive, conn, state = _delayed_network()
+    kp = lif_prepare(params, state.v.size)
+    whole = bp.simulate(lif_advance, drive, state, kp, conn)
+    for at in (1, 37, 150):
+        first = bp.simulate(lif_advance, drive[:at], state, kp, conn)
+        queue = first.state.queue
+        assert _queue_mismatch(queue, first.state.history, first.state.step, conn) == -1
+        counts = queue_expected(first.state.history, first.state.step, conn,
+                                queue_capacity(conn))[:, 0]
+        np.testing.assert_array_equal(queue[:, 0], counts)
+        second = bp.simulate(lif_advance, drive[at:], first.state, kp, conn)
+        np.testing.assert_array_equal(np.concatenate([first.spikes, second.spikes]),
+                                      whole.spikes)
+    assert (first.state.queue[:, 0] > 0).sum() >= 2     # blocks were in flight at step 150
+
+
+def test_a_delivery_queue_that_disagrees_with_the_ring_is_refused():
+    params, drive, conn, state = _delayed_network()
+    kp = lif_prepare(params, state.v.size)
+    first = bp.simulate(lif_advance, drive[:150], state, kp, conn)
+    slot = int(np.flatnonzero(first.state.queue[:, 0] > 0)[0])
+    for column, value in ((0, 0), (1, first.state.queue[slot, 1] + 1)):
+        queue = first.state.queue.copy()
+        queue[slot, column] = value
+        with pytest.raises(ValueError, match=f"state.queue does not match .*slot {slot}"):
+            bp.simulate(lif_advance, drive[150:], first.state._replace(queue=queue), kp, conn)
+    with pytest.raises(ValueError, match="state.queue must have shape"):
+        bp.simulate(lif_advance, drive[150:], first.state._replace(
+            queue=first.state.queue[:, :-2].copy()), kp, conn)
+
+
+def test_change_delays_empties_the_delivery_queue():
+    params, drive, conn, state = _delayed_network()
+    first = bp.simulate(lif_advance, drive[:150], state, lif_prepare(params, state.v.size), conn)
+    from bioplastic.neurons.connectivity import queue_capacity
+
+    moved, conn2 = change_delays(first.state, conn, np.zeros(conn.n_synapses, dtype=np.int64))
+    assert moved.queue.shape == (1, 1 + 2 * queue_capacity(conn2)) and not moved.queue.any()
+    assert moved.pending_syn.size > 0      # what was in the queue is now pending

@@ -298,3 +298,35 @@ def test_small_networks_equal_brian2_twin(seed):
     comparison = compare(case, inputs, ours, twin)
     assert comparison.spikes_ours > 0
     assert comparison.spikes_equal and comparison.max_abs_diff == 0.0, comparison
+
+
+def test_full_delivery_slots_fall_back_to_the_ring_with_the_same_bits():
+    """A slot of the delivery queue holds the connectivity's blocks over its slots
+    (``queue_capacity``: 3 here). Every neuron firing at every step (t_ref 0, strong drive)
+    through synapses of 1-4 steps puts every block of the network (about 14) in each slot: it
+    fills, and its step is delivered from the history ring instead. The result must still be
+    the naive transcription's, bit for bit."""
+    n, rng = 5, np.random.default_rng(11)
+    pre, post = np.nonzero(~np.eye(n, dtype=bool))
+    weight = rng.normal(0.0, 1.0, pre.size)
+    delay_steps = rng.integers(1, 5, pre.size)
+    # v_inf = v_rest + drive: one 0.1 ms step from v_reset lands 0.01 * drive - 65 mV high,
+    # 25-35 mV above threshold, more than theta (0.2 mV per spike) grows in 40 steps
+    drive = rng.uniform(3000.0, 4000.0, (40, n))
+    params = bp.LIFParams(t_ref_ms=0.0, theta_plus_mv=0.2)
+    conn = connectivity_from_arrays(pre, post, weight, n, n, delay_ms=delay_steps * 0.1)
+    kp = lif_prepare(params, n, hoist=False)
+    v0 = np.full(n, -60.0)
+    trace = bp.simulate(lif_advance, drive, lif_init(n, params, conn, v0_mv=v0), kp, conn,
+                        record=("v", "theta"))
+    spikes, v, theta = naive_lif(drive, 10.0, kp.v_rest, kp.v_reset, kp.v_th, kp.ref_steps,
+                                 100.0, kp.theta_plus, 0.1, pre, post, weight, delay_steps, v0)
+    assert spikes.mean() > 0.9          # nearly every neuron at every step
+    np.testing.assert_array_equal(trace.spikes, spikes)
+    np.testing.assert_array_equal(trace["v"], v)
+    np.testing.assert_array_equal(trace["theta"], theta)
+    # the slots did fill (count -1), and a full slot keeps the state consistent
+    half = bp.simulate(lif_advance, drive[:21], lif_init(n, params, conn, v0_mv=v0), kp, conn)
+    assert (half.state.queue[:, 0] == -1).any()
+    rest = bp.simulate(lif_advance, drive[21:], half.state, kp, conn)
+    np.testing.assert_array_equal(np.concatenate([half.spikes, rest.spikes]), spikes)

@@ -67,7 +67,7 @@ def _conn():
 
 _INDEX_FIELDS = ("indptr", "post", "delay_steps", "delay_ptr", "delay_order", "synapses",
                  "last_spike", "last_spike_inh", "last_update", "ref_steps", "memo_step",
-                 "pending_syn", "pending_due", "pending_next")
+                 "pending_syn", "pending_due", "pending_next", "queue")
 
 
 def _lif_pieces():

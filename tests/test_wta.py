@@ -415,3 +415,28 @@ def test_equals_brian2_twin_near_threshold():
     np.testing.assert_array_equal(ours.spike_steps, twin.spike_steps)
     np.testing.assert_allclose(ours.state["w_final"], twin.state["w_final"], rtol=0,
                                atol=TIERS["T0"]["rtol"])
+
+
+def test_full_delivery_slots_fall_back_to_the_ring_with_the_same_bits():
+    """Few inputs firing at most steps through synapses of 0-6 steps put more blocks in a slot
+    of the delivery queue than it holds (``queue_capacity``): such steps are delivered from
+    the history ring. Spikes, voltages, thresholds and learned weights must still be the
+    naive transcription's, bit for bit."""
+    net = _network(4, n=6, n_in=4, n_steps=200, max_delay=6, w_high=3.0, rate_hz=1500.0)
+    net["spikes"][:, :] = np.random.default_rng(4).random(net["spikes"].shape) < 0.7
+    params, stdp = WTAParams(), STDPParams()
+    state, args, conn = _args(net, params, stdp)
+    half = simulate(wta_advance, net["spikes"][:30], state, *args)
+    assert (half.state.queue[:, 0] == -1).any()    # a slot was full at step 30
+    trace = simulate(wta_advance, net["spikes"], state, *args, record=("v", "theta"))
+    exc, inh, v, theta, w = naive_wta(net["spikes"], net["w0"], net["delay_steps"], params, stdp,
+                                      net["v0"], 20.0)
+    n = exc.shape[1]
+    assert exc.sum() >= 3 and inh.sum() > 0         # the comparison exercises spikes
+    np.testing.assert_array_equal(trace.spikes[:, :n], exc)
+    np.testing.assert_array_equal(trace.spikes[:, n:], inh)
+    np.testing.assert_array_equal(trace["v"], v)
+    np.testing.assert_array_equal(trace["theta"], theta)
+    np.testing.assert_array_equal(dense_weights(trace.state.w, conn, n), w)
+    rest = simulate(wta_advance, net["spikes"][30:], half.state, *args)
+    np.testing.assert_array_equal(np.concatenate([half.spikes, rest.spikes]), trace.spikes)

@@ -32,7 +32,7 @@ from .._jit import njit, py_func
 from .._state import check_finite
 from .._validate import MAX_INT
 from ..rules.stdp import PostIndex
-from .connectivity import SparseConnectivity
+from .connectivity import SparseConnectivity, queue_capacity, queue_expected
 
 __all__ = ["check_connectivity", "check_post_index", "check_queue", "check_lif", "check_pcnn",
            "check_wta", "check_stc", "checked_step"]
@@ -287,8 +287,11 @@ def check_post_index(by_post, conn: SparseConnectivity, n_post: int, *, name: st
 
 def check_queue(state, conn: SparseConnectivity, *, name: str = "state") -> None:
     """The state's spike-history ring ``(max_delay + 1, n_pre)`` must fit ``conn`` (a state
-    made for a connectivity with other delays would deliver on the wrong steps), and pending
-    events (states that have them) must name existing synapses."""
+    made for a connectivity with other delays would deliver on the wrong steps), pending
+    events (states that have them) must name existing synapses, and the delivery queue
+    (states that have one) must be the one the ring implies: it is rebuilt from ``history``,
+    ``step`` and ``conn`` (:func:`~bioplastic.neurons.connectivity.queue_expected`, one pass
+    over the ring) and compared, so its block ranges are safe to index with."""
     history = _array(f"{name}.history", state.history, "b", 2)
     want = (conn.max_delay + 1, conn.n_pre)
     if history.shape != want:
@@ -304,6 +307,31 @@ def check_queue(state, conn: SparseConnectivity, *, name: str = "state") -> None
         _index_range(f"{name}.pending_syn", syn, conn.post.size)
         if not 0 <= nxt[0] <= syn.size:
             raise ValueError(f"{name}.pending_next must lie in [0, {syn.size}], got {nxt[0]}")
+    if "queue" in state._fields:
+        queue = _array(f"{name}.queue", state.queue, "i", 2)
+        _shape(f"{name}.queue", queue, (want[0], 1 + 2 * queue_capacity(conn)))
+        slot = _queue_mismatch(queue, history, state.step, conn)
+        if slot >= 0:
+            raise ValueError(f"{name}.queue does not match {name}.history and conn: slot {slot} "
+                             "does not list the blocks its step is due (the delivery queue is "
+                             "kept by the kernels; build the state with *_init(..., conn) or "
+                             "change_delays, and do not edit it)")
+
+
+@njit
+def _queue_mismatch(queue, history, step, conn):
+    """The first slot of ``queue`` that differs from the queue ``history`` and ``step`` imply
+    (its count, or one of its blocks), or -1."""
+    cap = (queue.shape[1] - 1) // 2
+    want = queue_expected(history, step, conn, cap)
+    for slot in range(queue.shape[0]):
+        count = want[slot, 0]
+        if queue[slot, 0] != count:
+            return slot
+        for c in range(1, 1 + 2 * max(count, 0)):
+            if queue[slot, c] != want[slot, c]:
+                return slot
+    return -1
 
 
 # ------------------------------------------------------------------------- model hooks

@@ -31,6 +31,40 @@ delays. Models keep spikes in a history ring and look back by the current delays
 (``pending_syn``, ``pending_due`` in the model state, delivered first at their step, oldest
 first, as Brian's queue does) and clears the ring.
 
+**The delivery queue** (the state field ``queue``, from :func:`spike_queue`) does what Brian2's
+C++ ``SpikeQueue`` does: when a source spikes at step ``e``, each of its non-empty (source,
+delay ``d``) blocks is pushed, as its range ``(start, stop)`` of ``delay_order`` positions, onto
+the slot of step ``e + d`` (:func:`queue_push`); at step ``t`` the models deliver slot ``t``'s
+blocks in push order and empty it. Pushes happen in time order and, within a step, in source
+order, so a slot lists its blocks exactly in the order above (oldest spike first, then source,
+then the block's synapse order) — the same blocks, in the same order, as scanning the history
+ring (:func:`due_blocks`), without the scan: the work per step is proportional to the spikes and
+the events, and the delivery loop reads ranges written a few steps earlier instead of looking
+``delay_ptr`` up for every (source, delay) pair. A block whose ``delay_order`` range is the
+plain CSR range (:func:`block_is_csr`; every block until delays change) is marked so at push
+time, when its source's row is read anyway, and delivered without touching ``delay_order``.
+
+Without delays (``max_delay == 0``, one slot) every block is due in the step of its spike, and
+the models read that step's spikes straight from the ring (a push and a pop of the same blocks
+cost more than they save there); the queue then stays empty.
+
+``queue`` is int64 ``(max_delay + 1, 1 + 2 * cap)``: row ``t % (max_delay + 1)`` is the slot
+of step ``t``; column 0 its block count, then ``(start, stop)`` pairs, ``stop`` stored as
+``~stop`` (negative) for a block delivered through ``delay_order``. The capacity ``cap``
+(:func:`queue_capacity`) is the number of non-empty (source, delay) blocks of the connectivity
+over the number of slots, rounded up: the queue's memory is fixed at ``*_init``, 16 bytes per
+block of the connectivity (at most 16 bytes per synapse). A slot fills only when, averaged
+over the last ``max_delay + 1`` steps, more than about one source in ``max_delay + 1`` spikes
+per step (e.g. above 476 Hz at 0.1 ms steps with 1-20-step delays). A slot that would
+overflow is marked full (count ``-1``), later pushes to it are dropped, and its step is
+delivered by the history scan instead: the same blocks in the same order, so results never
+depend on the capacity; only the speed does.
+
+The queue is a function of ``history``, ``step`` and the connectivity: ``check_queue`` (run by
+:func:`bioplastic.simulate`) rebuilds it from them (:func:`queue_expected`) and refuses a state
+whose queue differs, so its ranges are safe to index with. :func:`change_delays` empties it
+with the ring.
+
 Delays are whole numbers of steps. Brian's C++ spike queue rounds ``delay/dt`` half up, its
 Python queue half to even; :func:`connectivity` refuses anything that is not a whole step.
 """
@@ -48,7 +82,8 @@ from .._validate import as_float_array, count, finite_float, positive, unitless,
 __all__ = ["SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
            "due_blocks", "block_is_csr", "spike_words", "next_spike", "pending_now", "with_delays",
            "with_weights",
-           "change_delays", "spike_queue", "delay_steps_from_ms"]
+           "change_delays", "spike_queue", "queue_capacity", "queue_push", "queue_expected",
+           "delay_steps_from_ms"]
 
 
 class SparseConnectivity(NamedTuple):
@@ -161,11 +196,26 @@ def with_delays(conn: SparseConnectivity, delay_steps) -> SparseConnectivity:
 
 def spike_queue(conn: SparseConnectivity) -> dict:
     """The spike-queue fields of a model state for ``conn``: an empty history ring
-    ``(max_delay + 1, n_pre)`` and no pending events (``**spike_queue(conn)`` in ``*_init``)."""
+    ``(max_delay + 1, n_pre)``, no pending events and an empty delivery queue
+    ``(max_delay + 1, 1 + 2 * queue_capacity(conn))`` (``**spike_queue(conn)`` in
+    ``*_init``)."""
     return {"history": np.zeros((conn.max_delay + 1, conn.n_pre), dtype=np.bool_),
             "pending_syn": np.zeros(0, dtype=np.int64),
             "pending_due": np.zeros(0, dtype=np.int64),
-            "pending_next": np.zeros(1, dtype=np.int64)}
+            "pending_next": np.zeros(1, dtype=np.int64),
+            "queue": np.zeros((conn.max_delay + 1, 1 + 2 * queue_capacity(conn)),
+                              dtype=np.int64)}
+
+
+def queue_capacity(conn: SparseConnectivity) -> int:
+    """Blocks one slot of the delivery queue holds: the number of non-empty (source, delay)
+    blocks over the number of slots, rounded up (so the whole queue holds as many blocks as
+    ``conn`` has, 16 bytes each; at most ``n_pre`` per slot). A slot overflows only when more
+    than about one source in ``max_delay + 1`` spikes per step, averaged over the last
+    ``max_delay + 1`` steps. (Without delays the one slot is never used.)"""
+    ptr = np.asarray(conn.delay_ptr)
+    blocks = int(np.count_nonzero(ptr[:, 1:] > ptr[:, :-1]))
+    return -(-blocks // (conn.max_delay + 1))
 
 
 def change_delays(state, conn: SparseConnectivity, delay_steps):
@@ -176,7 +226,7 @@ def change_delays(state, conn: SparseConnectivity, delay_steps):
     ----------
     state : NamedTuple
         A model state with the spike-queue fields ``history``, ``pending_syn``,
-        ``pending_due``, ``pending_next`` and ``step`` (LIF, WTA); not modified.
+        ``pending_due``, ``pending_next``, ``queue`` and ``step`` (LIF, WTA); not modified.
     conn : SparseConnectivity
         The connectivity the state was run with.
     delay_steps : int array (n_syn,)
@@ -186,8 +236,8 @@ def change_delays(state, conn: SparseConnectivity, delay_steps):
     -------
     (state, conn)
         A new state whose in-flight events are pending events (delivered at the steps their
-        old delays gave, before any event of a later spike), with an empty history ring sized
-        for the new delays; and ``with_delays(conn, delay_steps)``.
+        old delays gave, before any event of a later spike), with an empty history ring and
+        delivery queue sized for the new delays; and ``with_delays(conn, delay_steps)``.
     """
     new_conn = with_delays(conn, delay_steps)
     step = int(state.step)
@@ -208,10 +258,9 @@ def change_delays(state, conn: SparseConnectivity, delay_steps):
                 syn.append(block)
     due_all, syn_all = np.concatenate(due), np.concatenate(syn)
     order = np.argsort(due_all, kind="stable")   # per due step: existing, then oldest first
-    queue = {"history": np.zeros((new_conn.max_delay + 1, conn.n_pre), dtype=np.bool_),
-             "pending_syn": np.ascontiguousarray(syn_all[order]),
-             "pending_due": np.ascontiguousarray(due_all[order]),
-             "pending_next": np.zeros(1, dtype=np.int64)}
+    queue = spike_queue(new_conn)   # empty ring and delivery queue for the new delays
+    queue.update(pending_syn=np.ascontiguousarray(syn_all[order]),
+                 pending_due=np.ascontiguousarray(due_all[order]))
     return state._replace(**queue), new_conn
 
 
@@ -344,3 +393,68 @@ def due_blocks(history, step, conn):
             n_blocks += 1
             i = next_spike(row, words, i + 1)
     return starts[:n_blocks], stops[:n_blocks]
+
+
+@njit
+def queue_push(queue, spikes, step, conn):
+    """Push the delivery blocks of every source spiking at ``step`` (``spikes`` ``(n_pre,)``
+    bool) onto the slots of their due steps, in source order then delay order (in place).
+
+    Block (i, d) goes to slot ``(step + d) % n_slots`` as ``(start, stop)`` positions of
+    ``conn.delay_order``; ``stop`` is stored as ``~stop`` when the block is not the plain CSR
+    range (:func:`block_is_csr`). Empty blocks are not pushed. A slot already holding its
+    capacity ``(queue.shape[1] - 1) // 2`` of blocks is marked full (count ``-1``) instead, and
+    a full slot takes no more pushes (its step is delivered by :func:`due_blocks`). The
+    models call it only with delays (``max_delay > 0``).
+    """
+    n_slots = queue.shape[0]
+    cap = (queue.shape[1] - 1) // 2
+    last_age = min(n_slots - 1, conn.max_delay)
+    ptr, order = conn.delay_ptr, conn.delay_order
+    n = spikes.size
+    words = spike_words(spikes)
+    i = next_spike(spikes, words, 0)
+    while i < n:
+        _push_source(queue, i, 0, last_age, step, cap, ptr, order)
+        i = next_spike(spikes, words, i + 1)
+
+
+@njit
+def _push_source(queue, i, first_age, last_age, step, cap, ptr, order):
+    """Push source ``i``'s non-empty blocks of delays ``first_age..last_age``, emitted at
+    ``step`` (see :func:`queue_push`)."""
+    n_slots = queue.shape[0]
+    for d in range(first_age, last_age + 1):
+        start, stop = ptr[i, d], ptr[i, d + 1]
+        if stop <= start:
+            continue
+        slot = (step + d) % n_slots
+        c = queue[slot, 0]
+        if c < 0:          # full: this step is delivered from the history ring
+            continue
+        if c >= cap:
+            queue[slot, 0] = -1
+            continue
+        queue[slot, 1 + 2 * c] = start
+        queue[slot, 2 + 2 * c] = stop if block_is_csr(order, start, stop) else ~stop
+        queue[slot, 0] = c + 1
+
+
+@njit
+def queue_expected(history, step, conn, cap):
+    """The delivery queue a state at ``step`` with this ``history`` ring must hold: every
+    block of the spikes in the ring still due at ``step`` or later, pushed in the order the
+    kernels push them (:func:`queue_push`); shape ``(n_slots, 1 + 2 * cap)``. Used by the
+    checks; unused entries are zero."""
+    n_slots, n_pre = history.shape
+    queue = np.zeros((n_slots, 1 + 2 * cap), dtype=np.int64)
+    if conn.post.size == 0 or n_slots == 1:    # the kernels push nothing then
+        return queue
+    last_age = min(n_slots - 1, conn.max_delay)
+    ptr, order = conn.delay_ptr, conn.delay_order
+    for emitted in range(max(0, step - last_age), step):
+        row = history[emitted % n_slots]
+        for i in range(n_pre):
+            if row[i]:
+                _push_source(queue, i, step - emitted, last_age, emitted, cap, ptr, order)
+    return queue

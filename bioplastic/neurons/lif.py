@@ -64,6 +64,7 @@ from .connectivity import (
     due_blocks,
     no_connectivity,
     pending_now,
+    queue_push,
     spike_queue,
 )
 
@@ -116,6 +117,7 @@ class LIFState(NamedTuple):
     pending_syn: np.ndarray   # events in flight across a delay change: synapse ids, int64
     pending_due: np.ndarray   # ... and the step each is due (sorted), int64
     pending_next: np.ndarray  # (1,) int64 cursor: first pending event not yet delivered
+    queue: np.ndarray         # delivery queue: blocks due per step (connectivity), int64
     step: int                 # index of the next step to run
 
 
@@ -265,9 +267,11 @@ def lif_resets(spikes, v, theta, params):
 
 
 @njit
-def _deliver(v, not_refractory, history, pending_syn, pending_due, pending_next, step, conn):
-    """Synapses slot: ``v_post += w`` for every event due now, in Brian2's queue order
-    (events in flight across a delay change first: they are the oldest)."""
+def _deliver(v, not_refractory, spikes, history, queue, pending_syn, pending_due, pending_next,
+             step, conn):
+    """Synapses slot: push this step's spikes onto the delivery queue, then ``v_post += w``
+    for every event due now, in Brian2's queue order (events in flight across a delay change
+    first: they are the oldest; then the slot's blocks in push order)."""
     if pending_next[0] < pending_due.size:
         start, stop = pending_now(pending_due, pending_next, step)
         for q in range(start, stop):
@@ -277,23 +281,59 @@ def _deliver(v, not_refractory, history, pending_syn, pending_due, pending_next,
                 v[j] += conn.weight[k]
     if conn.post.size == 0:
         return
-    starts, stops = due_blocks(history, step, conn)
+    if queue.shape[0] > 1:   # delays: the blocks of every spike go onto the queue
+        queue_push(queue, spikes, step, conn)
+    slot = step % queue.shape[0]
+    n_blocks = queue[slot, 0]
+    if n_blocks < 0 or queue.shape[0] == 1:
+        # a full slot, or no delays (one slot, never used: every block is due at once, and
+        # reading this step's spikes from the ring is faster than a push and a pop): the same
+        # blocks, in the same order, from the ring
+        starts, stops = due_blocks(history, step, conn)
+        order = conn.delay_order
+        for b in range(starts.size):
+            start, stop = starts[b], stops[b]
+            if block_is_csr(order, start, stop):
+                for k in range(start, stop):
+                    j = conn.post[k]
+                    if not_refractory[j]:
+                        v[j] += conn.weight[k]
+            else:
+                for q in range(start, stop):
+                    k = order[q]
+                    j = conn.post[k]
+                    if not_refractory[j]:
+                        v[j] += conn.weight[k]
+    else:
+        for b in range(n_blocks):
+            start, stop = queue[slot, 1 + 2 * b], queue[slot, 2 + 2 * b]
+            if stop >= 0:
+                # marked at push time: the block is synapses start..stop-1 themselves (always
+                # so until delays change), read in order with no indirection
+                for k in range(start, stop):
+                    j = conn.post[k]
+                    if not_refractory[j]:
+                        v[j] += conn.weight[k]
+            else:
+                _deliver_block(v, not_refractory, start, ~stop, conn)
+    queue[slot, 0] = 0
+
+
+@njit
+def _deliver_block(v, not_refractory, start, stop, conn):
+    """``v_post += w`` for the synapses ``conn.delay_order[start:stop]``, in that order."""
     order = conn.delay_order
-    for b in range(starts.size):
-        start, stop = starts[b], stops[b]
-        if block_is_csr(order, start, stop):
-            # the usual case (delays never changed): the block is synapses start..stop-1
-            # themselves, so the synapse arrays are read in order with no indirection
-            for k in range(start, stop):
-                j = conn.post[k]
-                if not_refractory[j]:
-                    v[j] += conn.weight[k]
-        else:
-            for q in range(start, stop):
-                k = order[q]
-                j = conn.post[k]
-                if not_refractory[j]:
-                    v[j] += conn.weight[k]
+    if block_is_csr(order, start, stop):
+        for k in range(start, stop):
+            j = conn.post[k]
+            if not_refractory[j]:
+                v[j] += conn.weight[k]
+    else:
+        for q in range(start, stop):
+            k = order[q]
+            j = conn.post[k]
+            if not_refractory[j]:
+                v[j] += conn.weight[k]
 
 
 @njit
@@ -348,14 +388,14 @@ def lif_advance(x: np.ndarray, state: LIFState, params: LIFKernelParams,
         one = _scalars(params)
         lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, one)
         history[step % history.shape[0]] = spikes
-        _deliver(v, not_refractory, history, state.pending_syn, state.pending_due,
-                 state.pending_next, step, conn)
+        _deliver(v, not_refractory, spikes, history, state.queue, state.pending_syn,
+                 state.pending_due, state.pending_next, step, conn)
         lif_resets(spikes, v, theta, one)
     else:
         lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step, params)
         history[step % history.shape[0]] = spikes
-        _deliver(v, not_refractory, history, state.pending_syn, state.pending_due,
-                 state.pending_next, step, conn)
+        _deliver(v, not_refractory, spikes, history, state.queue, state.pending_syn,
+                 state.pending_due, state.pending_next, step, conn)
         lif_resets(spikes, v, theta, params)
     return spikes, with_step(state, step + 1)
 

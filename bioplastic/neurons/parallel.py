@@ -13,8 +13,10 @@ parts, with the single-core code of each slot applied to the part's own range:
 
 1. groups → thresholds, per neuron (no cross-neuron terms: order-free), and the part's slice of
    the spike-history row;
-2. (serial between the loops: the pending-event cursor and the list of due delivery blocks, in
-   Brian2's queue order, exactly as the single-core kernel builds them) synapses → resets: each
+2. (serial between the loops: the pending-event cursor, the list of due delivery blocks in
+   Brian2's queue order from a scan of the history ring (the same blocks, in the same order, as
+   the single-core kernel's delivery queue lists), and the delivery queue's bookkeeping, so the
+   state's ``queue`` field stays the single-core bits) synapses → resets: each
    part walks **every** due event in queue order and applies those whose target it owns. So every
    target's sum ``v_post += w`` is accumulated by one thread, in the single-core (Brian2 queue)
    order: oldest spikes first, then source, then synapse position.
@@ -63,7 +65,7 @@ from .._state import with_step
 from .._validate import positive_int
 from ..rules.stdp import stdp_decay_factors, stdp_on_pre
 from ._checks import check_connectivity, check_lif, check_wta
-from .connectivity import SparseConnectivity, block_is_csr, pending_now
+from .connectivity import SparseConnectivity, block_is_csr, pending_now, queue_push
 from .lif import (
     LIFKernelParams,
     LIFState,
@@ -296,6 +298,16 @@ def _due_block_ids(history, step, conn):
     return ids[:n_due]
 
 
+@njit
+def _keep_queue(queue, spikes, step, conn):
+    """The single-core kernels' delivery-queue bookkeeping for this step (push the spikes,
+    empty the slot delivered now), so that the state's ``queue`` stays the same bits; the
+    parts find their blocks through the block ids instead."""
+    if queue.shape[0] > 1:   # as the single-core kernels: no delays, no queue
+        queue_push(queue, spikes, step, conn)
+    queue[step % queue.shape[0], 0] = 0
+
+
 # ------------------------------------------------------------------------------------- LIF
 
 
@@ -367,6 +379,7 @@ def _lif_parts(x, state, params, conn, split):
     if conn.post.size == 0:
         due = np.zeros(0, dtype=np.int64)
     else:
+        _keep_queue(state.queue, spikes, step, conn)
         due = _due_block_ids(history, step, conn)
     for part in prange(n_parts):   # synapses (own targets, queue order) -> resets
         lo, hi = bounds[part], bounds[part + 1]
@@ -528,6 +541,8 @@ def _wta_parts(x, st, top, exc, inh, stdp, conn, by_post, split):
                      exc_spikes, inh_spikes, step, top, exc, inh, stdp)
     st.history[step % st.history.shape[0]] = x
     first, stop = pending_now(st.pending_due, st.pending_next, step)
+    if conn.post.size:
+        _keep_queue(st.queue, x, step, conn)
     due = _due_block_ids(st.history, step, conn)
     for part in prange(n_parts):   # synapses (own targets, queue order) -> resets
         _synapses_part(bounds[part], bounds[part + 1], part, exc_spikes, inh_spikes, st, due,

@@ -100,6 +100,7 @@ from .connectivity import (
     connectivity_from_arrays,
     due_blocks,
     pending_now,
+    queue_push,
     spike_queue,
 )
 from .lif import NEVER_SPIKED
@@ -197,6 +198,7 @@ class WTAState(NamedTuple):
     pending_syn: np.ndarray     # input events in flight across a delay change (synapse ids)
     pending_due: np.ndarray     # ... and their due steps (sorted), int64
     pending_next: np.ndarray    # (1,) int64 cursor into the pending events
+    queue: np.ndarray           # delivery queue: input blocks due per step (connectivity)
     memo_step: np.ndarray       # scratch: decay-factor memo, valid where == current step
     memo: np.ndarray            # scratch: (post1, post2, pre) factors per elapsed steps (M, 3)
     step: int                   # index of the next step
@@ -383,9 +385,11 @@ def _factors(elapsed_ok, factors, step, last, t_s, p):
 
 
 @njit
-def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, pending_syn,
-                  pending_due, pending_next, step, t_s, p, conn, elapsed_ok, factors):
-    """input -> exc ``on_pre``: every event due now, in Brian2's spike-queue order.
+def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, x, history, queue,
+                  pending_syn, pending_due, pending_next, step, t_s, p, conn, elapsed_ok,
+                  factors):
+    """input -> exc ``on_pre``: push this step's input spikes ``x`` onto the delivery queue,
+    then every event due now, in Brian2's spike-queue order.
 
     Per event (Brian's pre pathway, :func:`~bioplastic.rules.stdp.stdp_on_pre`): decay the
     synapse's traces, ``ge_post += w`` (old w), bump the pre trace, depression. Consecutive
@@ -402,20 +406,47 @@ def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, history, pending_
             w_old, x_pre[syn], x_post1[syn], x_post2[syn], f1, f2, fp, s)
         last_update[syn] = step
         ge[conn.post[syn]] += w_old
-    starts, stops = due_blocks(history, step, conn)
+    if conn.post.size == 0:
+        return
+    if queue.shape[0] > 1:   # delays: the blocks of every input spike go onto the queue
+        queue_push(queue, x, step, conn)
+    slot = step % queue.shape[0]
+    n_blocks = queue[slot, 0]
+    if n_blocks < 0 or queue.shape[0] == 1:
+        # a full slot, or no delays (one slot, never used): the same blocks, in the same
+        # order, from the ring
+        starts, stops = due_blocks(history, step, conn)
+        for b in range(starts.size):
+            _input_block(starts[b], stops[b], False, ge, w, x_pre, x_post1, x_post2,
+                         last_update, step, t_s, p, conn, elapsed_ok, factors)
+    else:
+        for b in range(n_blocks):
+            start, stop = queue[slot, 1 + 2 * b], queue[slot, 2 + 2 * b]
+            # stop >= 0: marked at push time as the plain CSR range (no delay_order lookup)
+            _input_block(start, stop if stop >= 0 else ~stop, stop >= 0, ge, w, x_pre,
+                         x_post1, x_post2, last_update, step, t_s, p, conn, elapsed_ok,
+                         factors)
+    queue[slot, 0] = 0
+
+
+@njit
+def _input_block(start, stop, csr, ge, w, x_pre, x_post1, x_post2, last_update, step, t_s, p,
+                 conn, elapsed_ok, factors):
+    """``on_pre`` for the synapses ``conn.delay_order[start:stop]`` in that order (``csr``:
+    they are the synapses ``start..stop-1`` themselves)."""
+    s = p.stdp
     order = conn.delay_order
-    for b in range(starts.size):
-        last, f1, f2, fp = -1, 1.0, 1.0, 1.0
-        for q in range(starts[b], stops[b]):
-            syn = order[q]
-            if last_update[syn] != last:
-                last = last_update[syn]
-                f1, f2, fp = _factors(elapsed_ok, factors, step, last, t_s, p)
-            w_old = w[syn]
-            w[syn], x_pre[syn], x_post1[syn], x_post2[syn] = stdp_on_pre(
-                w_old, x_pre[syn], x_post1[syn], x_post2[syn], f1, f2, fp, s)
-            last_update[syn] = step
-            ge[conn.post[syn]] += w_old
+    last, f1, f2, fp = -1, 1.0, 1.0, 1.0
+    for q in range(start, stop):
+        syn = q if csr else order[q]
+        if last_update[syn] != last:
+            last = last_update[syn]
+            f1, f2, fp = _factors(elapsed_ok, factors, step, last, t_s, p)
+        w_old = w[syn]
+        w[syn], x_pre[syn], x_post1[syn], x_post2[syn] = stdp_on_pre(
+            w_old, x_pre[syn], x_post1[syn], x_post2[syn], f1, f2, fp, s)
+        last_update[syn] = step
+        ge[conn.post[syn]] += w_old
 
 
 @njit
@@ -474,9 +505,9 @@ def wta_advance(x: np.ndarray, state: WTAState, params: WTAKernelParams,
                   np.empty(0), inh_spikes)
     st.history[step % st.history.shape[0]] = x
     # synapses: pre pathways (input->exc with STDP, exc->inh, inh->exc), then the post pathway
-    _input_events(st.ge, st.w, st.x_pre, st.x_post1, st.x_post2, st.last_update, st.history,
-                  st.pending_syn, st.pending_due, st.pending_next, step, t_s, p, conn,
-                  st.memo_step, st.memo)
+    _input_events(st.ge, st.w, st.x_pre, st.x_post1, st.x_post2, st.last_update, x,
+                  st.history, st.queue, st.pending_syn, st.pending_due, st.pending_next, step,
+                  t_s, p, conn, st.memo_step, st.memo)
     for k in range(n):
         if exc_spikes[k]:
             st.ge_inh[k] += p.w_ei
