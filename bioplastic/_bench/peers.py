@@ -8,10 +8,7 @@ Workloads (full sizes; ``--quick`` shrinks them to seconds):
   warm-up call). Peers: Brian2 ``numpy``, ``cython`` (runtime targets; set-up and the first
   step, where code is generated and compiled, are excluded) and ``cpp_standalone`` (its main
   loop as timed by the standalone binary; the build is reported separately and excluded from
-  the ratio). The binary times its loop with ``std::clock()``, i.e. in **CPU time**, so the
-  ``cpp_standalone`` rows also give ``ratio_cpu``, our CPU time over it (like with like; on a
-  loaded machine our wall time, in ``ratio``, also counts the time other processes held the
-  core). Brian2 runs with the twin's exactness preferences (float64, loop-invariant
+  the ratio). Brian2 runs with the twin's exactness preferences (float64, loop-invariant
   optimisations off, strict compiler flags), so spikes must be identical; the ``identical``
   column checks it.
   The same network runs again with heterogeneous synaptic delays (``DELAYS``: each synapse
@@ -261,8 +258,6 @@ def _brian_standalone(params, drive, conn, v0) -> tuple[Callable[[], float], dic
     def run() -> float:
         device.run(directory=directory, with_output=False)
         result["spikes"] = spike_pairs(mon, float(dt))
-        # Brian2's Network::run times its loop with std::clock() (without OpenMP): the
-        # binary's CPU time, not wall time (compare it with our CPU time, "ratio_cpu").
         return float(device._last_run_time)
 
     def close() -> None:
@@ -312,12 +307,10 @@ def _network_workload_rows(n, n_steps, heterogeneous, delay, targets, repeats) -
                                            delays=delay)
     state = lif_init(n, params, conn, v0_mv=v0)
     kparams = lif_prepare(params, n)
-    ours: dict = {"cpu_s": []}
+    ours: dict = {}
 
     def kernel():
-        start = time.process_time()
         ours["trace"] = simulate(lif_advance, drive, state, kparams, conn)
-        ours["cpu_s"].append(time.process_time() - start)
 
     workload = _network_workload(n, n_steps, heterogeneous, delay)
     suffix = "" if delay is None else "_delays"
@@ -354,12 +347,6 @@ def _network_workload_rows(n, n_steps, heterogeneous, delay, targets, repeats) -
             "bioplastic_s": med["bioplastic"], "peer_s": med[target],
             "peer_build_s": res.get("build_s"),
             "ratio": med["bioplastic"] / med[target],
-            # our process's CPU time in simulate (warm-up excluded): what cpp_standalone's
-            # main-loop timer measures (std::clock), so ratio_cpu compares like with like;
-            # the runtime targets are timed in wall time, as "ratio" is
-            "bioplastic_cpu_s": statistics.median(ours["cpu_s"][1:]),
-            "ratio_cpu": (statistics.median(ours["cpu_s"][1:]) / med[target]
-                          if target == "cpp_standalone" else None),
             "neuron_steps_per_s": n * n_steps / med["bioplastic"],
             "syn_events_per_s": int(steps.size) * conn.n_synapses / n / med["bioplastic"],
             "load_average": max(loads),
@@ -721,9 +708,6 @@ def ratio_table(rows: list[dict]) -> str:
             extra.append("identical spikes" if row["identical"] else "SPIKES DIFFER")
         if row.get("peer_build_s") is not None:
             extra.append(f"build {row['peer_build_s']:.1f} s (excluded)")
-        if row.get("ratio_cpu") is not None:
-            extra.append(f"CPU time {row['bioplastic_cpu_s']:.4g} s, ratio_cpu "
-                         f"{row['ratio_cpu']:.3g} (the standalone's timer is CPU time)")
         if row.get("load_average") is not None:
             extra.append(f"load {row['load_average']:.1f}")
         lines.append(f"| {row['workload']} | {row.get('neurons', '')} | {peer} | "
