@@ -121,6 +121,23 @@ def _stc_torch() -> None:
 WORKLOADS["stc_torch"] = _stc_torch
 
 
+def _pcnn_torch() -> None:
+    """The torch PCNN conv layer (when torch is installed): one short training step in float32
+    and float64 compiles the elementwise kernels of its whole-sequence path."""
+    try:
+        import torch
+    except ImportError:
+        return
+    from .nn import PCNNConv2d
+
+    for dtype in (torch.float32, torch.float64):
+        layer = PCNNConv2d(1, 2, 3, coupling="inter", dtype=dtype)
+        layer(torch.ones(2, 1, 1, 3, 3, dtype=dtype))[0].sum().backward()
+
+
+WORKLOADS["pcnn_torch"] = _pcnn_torch
+
+
 def _dispatchers() -> dict[str, object]:
     """Every jitted function of the package loaded so far, by qualified name."""
     from numba.core.dispatcher import Dispatcher
