@@ -19,6 +19,8 @@ from bioplastic.nn.functional import (  # noqa: E402
 )
 from bioplastic.nn.surrogate import SURROGATES  # noqa: E402
 
+from .torch_loops import force_path  # noqa: E402
+
 # The tolerance of the float64 PCNN state checks in tests/test_nn_pcnn.py (and of the fused
 # LIF/STC gradient tests): round-off of a different summation order only.
 TOL = dict(rtol=1e-12, atol=1e-12)
@@ -32,15 +34,7 @@ def elementwise(request, monkeypatch):
     end, that every call took it."""
     import bioplastic.nn.functional.pcnn as pcnn_module
 
-    real = pcnn_module._kernel_params
-    calls = []
-
-    def spy(*args):
-        found = None if request.param == "torch_ops" else real(*args)
-        calls.append(found is not None)
-        return found
-
-    monkeypatch.setattr(pcnn_module, "_kernel_params", spy)
+    calls = force_path(monkeypatch, pcnn_module, "_kernel_params", request.param)
     yield request.param
     assert calls and all(used == (request.param == "numba") for used in calls)
 
