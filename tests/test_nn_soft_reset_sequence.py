@@ -203,3 +203,20 @@ def test_warmup_compiles_the_loops():
     for kernel in (_soft_reset_fused.forward_sequence, _soft_reset_fused.backward_sequence):
         dtypes = {str(sig[1].dtype) for sig in kernel.signatures}    # sig[1]: a (T, N) array
         assert {"float32", "float64"} <= dtypes, kernel
+
+
+def test_disabling_the_jit_takes_the_torch_ops():
+    # the environment variable itself, read at import in a fresh process
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch\n"
+            "import bioplastic.nn.functional.stc as m\n"
+            "one = torch.ones(())\n"
+            "print(m._soft_reset_constants(torch.ones(2, 3), torch.zeros(3), one, one, one, 4.0))")
+    env = {**os.environ, "BIOPLASTIC_DISABLE_JIT": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "None"
