@@ -133,6 +133,27 @@ WORKLOADS["stc_torch"] = _stc_torch
 WORKLOADS["pcnn_torch"] = _pcnn_torch
 
 
+def _soft_reset_torch() -> None:
+    """The torch LIF and PLIF conv cells, the STC cells' baselines (when torch is installed):
+    one short training step and one inference call in float32 and float64 compile the
+    whole-sequence loops of their gate-free soft-reset neuron."""
+    try:
+        import torch
+    except ImportError:
+        return
+    from .nn import PLIFConvCell
+
+    for dtype in (torch.float32, torch.float64):
+        cell = PLIFConvCell(1, 4, 3, groups=2, form="fang2021", dtype=dtype)
+        x = torch.ones(2, 1, 1, 3, 3, dtype=dtype)
+        cell(x)[0].sum().backward()
+        with torch.no_grad():
+            cell(x)
+
+
+WORKLOADS["soft_reset_torch"] = _soft_reset_torch
+
+
 def _dispatchers() -> dict[str, object]:
     """Every jitted function of the package loaded so far, by qualified name."""
     from numba.core.dispatcher import Dispatcher
