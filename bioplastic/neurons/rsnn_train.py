@@ -334,7 +334,9 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
         bounds = bounds._replace(stop_ms=-1.0, growth_ms=0.0)
     # the learned pathways (input_exc, exc_exc) are the first synapses of the topology
     hi = int(topo.pathway_ptr[2])
-    d_new, w_new = d.copy(), w.copy()
+    # the fused pass writes every learned element: copy only the static tail
+    d_new, w_new = np.empty_like(d), np.empty_like(w)
+    d_new[hi:], w_new[hi:] = d[hi:], w[hi:]
     fused_update(topo.pre[:hi], topo.post[:hi], d[:hi], w[:hi], *spike_lists(src),
                  *spike_lists(post), positive("dt_ms", finite_float("dt_ms", dt_ms)), rule,
                  r_post, bool(learning.reward_modulated), bool(learning.reward_weights),
