@@ -383,6 +383,8 @@ def present(stimulus, label: int, state: RSNNState, topo: RSNNTopology, learner:
     d_new, w_new, learner = delay_weight_update(topo, trace.state.delay_ms, trace.state.w, src,
                                                 spikes, reward, learner, float(params.dt_ms),
                                                 learning, modulated=modulated)
-    # run_rsnn has just checked trace.state's structure against this topo
-    new_state = rsnn_set_delays(trace.state, topo, params, d_new, weight=w_new, check=False)
+    # run_rsnn has just checked trace.state's structure against this topo; d_new and w_new
+    # are fresh arrays nobody else holds, so the new state takes them without a copy
+    new_state = rsnn_set_delays(trace.state, topo, params, d_new, weight=w_new, check=False,
+                                copy=False)
     return new_state, learner, decision, reward, spikes
