@@ -60,7 +60,7 @@ class Config:
     rate_hz: float = 8000.0         # edge events per second (synthetic)
     spatial_factor: float = 0.125   # 128 -> 16 px
     n_epochs: int = 2
-    n_per_class: int = 8
+    n_per_class: int = 16               # 8 before; 16 chosen on the validation split
     max_delay_ms: float = 20.0
     # learning choices the papers leave open, applied alike to every arm (docs/
     # action_recognition.md); picked on a validation split (seed 20000), never on the test set
@@ -334,13 +334,16 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=None, help="first network seed")
     parser.add_argument("--n-seeds", type=int, default=None)
     parser.add_argument("--n-epochs", type=int, default=None)
+    parser.add_argument("--n-per-class", type=int, default=None,
+                        help="excitatory neurons per class (map size)")
     args = parser.parse_args()
     cfg = quick_config() if args.quick else Config()
     if args.stop_ms is not None:
         cfg.stop_ms = args.stop_ms
     if args.reward_all:
         cfg.reward_decided_only = False
-    for name in ("readout", "assignment_window", "split", "seed", "n_seeds", "n_epochs"):
+    for name in ("readout", "assignment_window", "split", "seed", "n_seeds", "n_epochs",
+                 "n_per_class"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.data:
