@@ -3,8 +3,8 @@
 Question (Nadafian, Mozafari, Masquelier & Ganjtabesh, arXiv 2406.11778, 2024): does learning
 synaptic delays from a reward signal help a recurrent spiking network classify gestures? Three
 arms of the same network (:class:`bioplastic.sklearn.RSNNClassifier`: one map of excitatory
-neurons per class as the readout's class groups, lateral inhibition between maps, weight rule,
-threshold and rate homeostasis in every arm):
+neurons per class, lateral inhibition between maps, weight rule, threshold and rate
+homeostasis in every arm):
 
 * ``rdl``  — delays learn by ``r * Σ G`` (reward +1 / -1 from the readout's decision);
 * ``none`` — delays stay at their random initial values;
