@@ -142,3 +142,30 @@ def test_tiny_diehl_cook_against_bindsnet_when_installed():
     assert row["bioplastic_s"] > 0 and row["peer_s"] > 0
     table = peers.ratio_table(rows)
     assert "| bindsnet |" in table and "- bindsnet_diehl_cook: DiehlAndCook2015" in table
+
+
+def test_cpp_standalone_ratio_is_taken_on_the_binarys_clock():
+    # our wall time 2 s, CPU time 1 s; the binary reported 1 s of CPU time: the ratio compares
+    # CPU with CPU (1.0), the wall ratio (2.0) is kept beside it; other targets stay on wall time
+    row = peers._ratio_fields("cpp_standalone", 2.0, 1.0, 1.0)
+    assert row["ratio"] == 1.0 and row["ratio_wall"] == 2.0 and row["bioplastic_cpu_s"] == 1.0
+    assert peers._ratio_fields("cython", 2.0, 1.0, 1.0) == {"ratio": 2.0}
+    table = peers.ratio_table([{"name": "lif_network_vs_brian2_cpp_standalone",
+                                "workload": "w", "neurons": 10, "bioplastic_s": 2.0,
+                                "peer_s": 1.0, **row}])
+    assert "| w | 10 | brian2_cpp_standalone | 1 | 1 | 1 |" in table
+    assert "CPU time both sides (wall ratio 2)" in table
+
+
+@pytest.mark.brian2
+def test_brian2_standalone_times_its_loop_with_std_clock():
+    # the premise of the CPU-time ratio above: without OpenMP the generated network.cpp takes
+    # the main loop's time from std::clock() (process CPU time), not from a wall clock
+    brian2 = pytest.importorskip("brian2")
+    from pathlib import Path
+    template = (Path(brian2.__file__).parent / "devices" / "cpp_standalone" / "templates"
+                / "network.cpp").read_text()
+    rest = template.split("elapsed_realtime = omp_get_wtime() - start;")[1]
+    no_openmp = rest.split("{% else %}")[1].split("{% endif %}")[0]
+    assert "current = std::clock();" in no_openmp
+    assert "elapsed_realtime = (double)(current - start)" in no_openmp
