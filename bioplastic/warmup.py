@@ -105,9 +105,9 @@ WORKLOADS["events"] = _events
 
 
 def _torch_training_step(module: str, *args, **kwargs) -> None:
-    """One short training step of ``bioplastic.nn.<module>(*args, **kwargs)`` in float32 and
-    float64 when torch is installed: it compiles the elementwise kernels of the module's
-    whole-sequence path."""
+    """One short training step and one inference call of ``bioplastic.nn.<module>(*args,
+    **kwargs)`` in float32 and float64 when torch is installed: they compile the compiled
+    loops of the module's whole-sequence path (the no-grad call takes its own)."""
     try:
         import torch
     except ImportError:
@@ -116,7 +116,10 @@ def _torch_training_step(module: str, *args, **kwargs) -> None:
 
     for dtype in (torch.float32, torch.float64):
         layer = getattr(nn, module)(*args, dtype=dtype, **kwargs)
-        layer(torch.ones(2, 1, 1, 3, 3, dtype=dtype))[0].sum().backward()
+        x = torch.ones(2, 1, 1, 3, 3, dtype=dtype)
+        layer(x)[0].sum().backward()
+        with torch.no_grad():
+            layer(x)
 
 
 def _stc_torch() -> None:
@@ -129,28 +132,14 @@ def _pcnn_torch() -> None:
     _torch_training_step("PCNNConv2d", 1, 2, 3, coupling="inter")
 
 
+def _soft_reset_torch() -> None:
+    """The LIF and PLIF conv cells (the STC cells' baselines): their gate-free soft-reset
+    neuron's whole-sequence loops."""
+    _torch_training_step("PLIFConvCell", 1, 4, 3, groups=2, form="fang2021")
+
+
 WORKLOADS["stc_torch"] = _stc_torch
 WORKLOADS["pcnn_torch"] = _pcnn_torch
-
-
-def _soft_reset_torch() -> None:
-    """The torch LIF and PLIF conv cells, the STC cells' baselines (when torch is installed):
-    one short training step and one inference call in float32 and float64 compile the
-    whole-sequence loops of their gate-free soft-reset neuron."""
-    try:
-        import torch
-    except ImportError:
-        return
-    from .nn import PLIFConvCell
-
-    for dtype in (torch.float32, torch.float64):
-        cell = PLIFConvCell(1, 4, 3, groups=2, form="fang2021", dtype=dtype)
-        x = torch.ones(2, 1, 1, 3, 3, dtype=dtype)
-        cell(x)[0].sum().backward()
-        with torch.no_grad():
-            cell(x)
-
-
 WORKLOADS["soft_reset_torch"] = _soft_reset_torch
 
 

@@ -17,6 +17,7 @@ import bioplastic.nn.functional.stc as stc_module  # noqa: E402
 from bioplastic.neurons.stc import BASES  # noqa: E402
 from bioplastic.nn import PLIFConvCell  # noqa: E402
 from bioplastic.nn import functional as F  # noqa: E402
+from bioplastic.nn.functional import _fused as fused_module  # noqa: E402
 from bioplastic.nn.functional import _soft_reset_fused  # noqa: E402
 
 from .torch_loops import step_loop  # noqa: E402
@@ -168,8 +169,8 @@ def test_fallback_cases_take_the_torch_ops(monkeypatch):
     # an initial membrane larger than a step (the result's shape is the broadcast one)
     assert stc_module._soft_reset_constants(cur, torch.zeros(2, 4), one, one, one,
                                             scale) is None
-    # BIOPLASTIC_DISABLE_JIT=1 (read once, at import, into the module's JIT_DISABLED)
-    monkeypatch.setattr(stc_module, "JIT_DISABLED", True)
+    # BIOPLASTIC_DISABLE_JIT=1 (read once, at import, into the kernels' JIT_DISABLED)
+    monkeypatch.setattr(fused_module, "JIT_DISABLED", True)
     assert stc_module._soft_reset_constants(cur, h0, one, one, one, scale) is None
 
 

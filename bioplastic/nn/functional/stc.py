@@ -344,12 +344,10 @@ def _soft_reset_constants(current, h0, a, b, v_th, scale):
     where its loops do not apply (off the CPU, another dtype, a per-neuron ``a``/``b``/``v_th``,
     an empty sequence or step, Numba disabled with ``BIOPLASTIC_DISABLE_JIT=1``): then the
     torch ops run."""
-    if (JIT_DISABLED or current.device.type != "cpu" or current.dtype not in _KERNEL_DTYPES
-            or current.numel() == 0):
-        return None
     scalars = (a, b, v_th)
-    if any(x.numel() != 1 or x.dtype != current.dtype or x.device != current.device
-           for x in scalars) or h0.dtype != current.dtype or h0.device != current.device:
+    if current.numel() == 0 or not kernels_apply(current, h0, *scalars):
+        return None
+    if any(x.numel() != 1 for x in scalars):
         return None
     try:
         step = torch.broadcast_shapes(current.shape[1:], h0.shape, a.shape, b.shape, v_th.shape)
@@ -357,8 +355,7 @@ def _soft_reset_constants(current, h0, a, b, v_th, scale):
         return None
     if step != current.shape[1:]:
         return None
-    values = [1.0] + [float(x.detach()) for x in scalars] + [scale]
-    return np.array(values, dtype=np.float32 if current.dtype == torch.float32 else np.float64)
+    return constants([1.0, *(float(x.detach()) for x in scalars), scale], current.dtype)
 
 
 def _contiguous_copy(x: torch.Tensor, shape) -> torch.Tensor:
