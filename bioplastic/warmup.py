@@ -104,21 +104,43 @@ def _events() -> None:
 WORKLOADS["events"] = _events
 
 
-def _stc_torch() -> None:
-    """The torch STC conv cells (when torch is installed): one short training step in float32
-    and float64 compiles the elementwise kernels of their whole-sequence path."""
+def _torch_training_step(module: str, *args, **kwargs) -> None:
+    """One short training step and one inference call of ``bioplastic.nn.<module>(*args,
+    **kwargs)`` in float32 and float64 when torch is installed: they compile the compiled
+    loops of the module's whole-sequence path (the no-grad call takes its own)."""
     try:
         import torch
     except ImportError:
         return
-    from .nn import STCLIF
+    from . import nn
 
     for dtype in (torch.float32, torch.float64):
-        cell = STCLIF(1, 4, 3, groups=2, dtype=dtype)
-        cell(torch.ones(2, 1, 1, 3, 3, dtype=dtype))[0].sum().backward()
+        layer = getattr(nn, module)(*args, dtype=dtype, **kwargs)
+        x = torch.ones(2, 1, 1, 3, 3, dtype=dtype)
+        layer(x)[0].sum().backward()
+        with torch.no_grad():
+            layer(x)
+
+
+def _stc_torch() -> None:
+    """The torch STC conv cells' kernels."""
+    _torch_training_step("STCLIF", 1, 4, 3, groups=2)
+
+
+def _pcnn_torch() -> None:
+    """The torch PCNN conv layer's kernels."""
+    _torch_training_step("PCNNConv2d", 1, 2, 3, coupling="inter")
+
+
+def _soft_reset_torch() -> None:
+    """The LIF and PLIF conv cells (the STC cells' baselines): their gate-free soft-reset
+    neuron's whole-sequence loops."""
+    _torch_training_step("PLIFConvCell", 1, 4, 3, groups=2, form="fang2021")
 
 
 WORKLOADS["stc_torch"] = _stc_torch
+WORKLOADS["pcnn_torch"] = _pcnn_torch
+WORKLOADS["soft_reset_torch"] = _soft_reset_torch
 
 
 def _dispatchers() -> dict[str, object]:

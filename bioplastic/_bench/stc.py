@@ -160,7 +160,9 @@ def run_plif_vs_spikingjelly(quick: bool) -> list[dict]:
     what :class:`bioplastic.nn.PLIFConvCell` runs) against SpikingJelly's
     ``ParametricLIFNode`` (soft reset, sigmoid surrogate α = 4) on the STC cell's shape,
     forward + backward (gradients to the input and to ``w``), in SpikingJelly's multi-step
-    mode (its fastest on the CPU) and its single-step mode."""
+    mode (its fastest on the CPU) and its single-step mode, with the load average at the start."""
+    import os
+
     import torch
     from spikingjelly.activation_based import neuron, surrogate
 
@@ -190,6 +192,7 @@ def run_plif_vs_spikingjelly(quick: bool) -> list[dict]:
             out.sum().backward()
         return run
 
+    load = os.getloadavg()[0]
     with _one_thread(torch):
         med = interleaved_medians({"ours": ours, "m": theirs("m"), "s": theirs("s")},
                                   3 if quick else 7)
@@ -199,7 +202,8 @@ def run_plif_vs_spikingjelly(quick: bool) -> list[dict]:
         rows.append({"name": "plif_vs_spikingjelly", "target": "PLIF no slower than "
                      "SpikingJelly's ParametricLIFNode", "shape": "T={} B={} C={} {}x{}"
                      .format(*shape), "spikingjelly_mode": label, "ours_s": med["ours"],
-                     "spikingjelly_s": med[mode], "ratio": ratio, "met": bool(ratio <= 1.0)})
+                     "spikingjelly_s": med[mode], "ratio": ratio,
+                     "loadavg_1min": round(load, 2), "met": bool(ratio <= 1.0)})
     return rows
 
 

@@ -31,7 +31,14 @@ spikes and membrane) without a graph, the backward pass the same chain rule by h
     g_I[t]    = g_hs[t] k_i          (Fang: g_hs[t] σ(w))
 
 (the gradients equal autograd's through the step loop to round-off, tested in float64; the
-backward passes run without a graph, so second derivatives through them are not available).
+backward passes run without a graph, so second derivatives through them are not available:
+they are ``once_differentiable``, and torch raises only where the incoming gradient itself
+requires grad — use the step loop for higher-order work). On the CPU, in float32 / float64 with
+scalar parameters (the cells' case), the whole forward and the whole backward each run as
+**one** compiled Numba loop over all steps (:mod:`._soft_reset_fused`), with the same rounding
+forward; elsewhere (another device or dtype, per-neuron parameters, Numba disabled with
+``BIOPLASTIC_DISABLE_JIT=1``) as torch operations step by step. Both paths are tested against
+the step loop.
 
 Other baselines: :func:`plif_fang_step` (Fang et al. 2021 in SpikingJelly's soft-reset form
 ``H = H + (I - H)·σ(w)``), :func:`tclif_step` (TC-LIF, reset one step late through the
@@ -46,9 +53,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..._jit import JIT_DISABLED
 from ...neurons.stc import BASES, STCParams
+from . import _soft_reset_fused as _fused_soft_reset
 from . import _stc_fused as _kernels
+from ._fused import as_array as _np2
+from ._fused import constants, kernels_apply
 from .lif import _reduce_to
 
 __all__ = ["fire", "rectangular_fire", "numpy_tanh", "STCTensorParams", "STCTensorState",
@@ -330,17 +339,77 @@ def _sigmoid_surrogate(x, scale):
     return scale * s * (1.0 - s)
 
 
+def _soft_reset_constants(current, h0, a, b, v_th, scale):
+    """``(1, a, b, v_th, scale)`` as a NumPy array for :mod:`._soft_reset_fused`, or ``None``
+    where its loops do not apply (off the CPU, another dtype, a per-neuron ``a``/``b``/``v_th``,
+    an empty sequence or step, Numba disabled with ``BIOPLASTIC_DISABLE_JIT=1``): then the
+    torch ops run."""
+    scalars = (a, b, v_th)
+    if current.numel() == 0 or not kernels_apply(current, h0, *scalars):
+        return None
+    if any(x.numel() != 1 for x in scalars):
+        return None
+    try:
+        step = torch.broadcast_shapes(current.shape[1:], h0.shape, a.shape, b.shape, v_th.shape)
+    except RuntimeError:
+        return None
+    if step != current.shape[1:]:
+        return None
+    return constants([1.0, *(float(x.detach()) for x in scalars), scale], current.dtype)
+
+
+def _contiguous_copy(x: torch.Tensor, shape) -> torch.Tensor:
+    """A fresh C-contiguous tensor ``shape`` holding ``x`` broadcast (never a view of ``x``:
+    the loops write into it)."""
+    out = torch.empty(shape, dtype=x.dtype, device=x.device)
+    return out.copy_(x.detach())
+
+
+def _soft_reset_forward_fused(current, h0, form, consts, *, keep: bool):
+    """:func:`_soft_reset_forward` as one Numba loop over all steps (same results, bit for
+    bit). Also returns the contiguous input currents it read (a view of ``current`` when that
+    is contiguous), which the backward loop reads again."""
+    n_steps, step = current.shape[0], current.shape[1:]
+    cur = current.detach().contiguous()
+    n = cur[0].numel()
+    spikes = torch.empty_like(cur)
+    hs_all = torch.empty_like(cur) if keep else cur.new_empty((1,) + step)
+    h = _contiguous_copy(h0, step)
+    _fused_soft_reset.forward_sequence(
+        form == "fang", cur.view(n_steps, n).numpy(), h.view(n).numpy(), consts,
+        hs_all.view(hs_all.shape[0], n).numpy(), spikes.view(n_steps, n).numpy())
+    return spikes, h, (hs_all if keep else None), cur
+
+
+def _spike_gradient_rows(grad_spikes, n_steps, n):
+    """dL/dS as C-contiguous ``(T, N)`` rows for :func:`._soft_reset_fused.backward_sequence`,
+    or one row ``(1, N)`` used at every step where the gradient does not change over time (a
+    stride-0 time axis, e.g. the gradient of ``spikes.sum()``): that saves copying a
+    ``(T, N)`` broadcast."""
+    if n_steps > 1 and grad_spikes.stride(0) == 0:
+        return _contiguous_copy(grad_spikes[0], grad_spikes.shape[1:]).view(1, n).numpy()
+    return grad_spikes.detach().contiguous().view(n_steps, n).numpy()
+
+
 class _SoftResetSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, current, h0, a, b, v_th, form, scale):
-        spikes, h, hs_all = _soft_reset_forward(current, h0, form, a, b, v_th, keep=True)
+        consts = _soft_reset_constants(current, h0, a, b, v_th, scale)
+        if consts is not None:
+            spikes, h, hs_all, current = _soft_reset_forward_fused(current, h0, form, consts,
+                                                                  keep=True)
+        else:
+            spikes, h, hs_all = _soft_reset_forward(current, h0, form, a, b, v_th, keep=True)
         ctx.save_for_backward(current, h0, a, b, v_th, spikes, hs_all)
         ctx.options = (form, scale)
+        ctx.consts = consts
         return spikes, h
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_spikes, grad_h):
+        if ctx.consts is not None:
+            return _soft_reset_backward_fused(ctx, grad_spikes, grad_h)
         current, h0, a, b, v_th, spikes, hs_all = ctx.saved_tensors
         form, scale = ctx.options
         want_i, want_h0, want_a, want_b = ctx.needs_input_grad[:4]
@@ -379,6 +448,34 @@ class _SoftResetSequence(torch.autograd.Function):
                 _reduce_to(acc_b, b.shape) if acc_b is not None else None, None, None, None)
 
 
+def _soft_reset_backward_fused(ctx, grad_spikes, grad_h):
+    """:class:`_SoftResetSequence`'s backward as one Numba loop over all steps (the same
+    chain rule as the torch ops; the surrogate's sigmoid is one torch call over the whole
+    sequence, written into the buffer that the loop turns into dL/dI)."""
+    current, h0, a, b, v_th, spikes, hs_all = ctx.saved_tensors
+    form, scale = ctx.options
+    want_i, want_h0, want_a, want_b = ctx.needs_input_grad[:4]
+    n_steps, step = hs_all.shape[0], hs_all.shape[1:]
+    n = hs_all[0].numel()
+    sig_gi = torch.sub(hs_all, v_th).mul_(scale).sigmoid_()
+    rows = (n_steps, n)
+    if grad_spikes is None:
+        g_s = hs_all.new_zeros((1, n)).numpy()
+    else:
+        g_s = _spike_gradient_rows(grad_spikes, n_steps, n)
+    carry = (hs_all.new_zeros(step) if grad_h is None else _contiguous_copy(grad_h, step))
+    # separate buffers for every array (aliasing would stop LLVM from vectorising the loops)
+    h0_row, zeros, acc_a, acc_b = (_contiguous_copy(h0, step), hs_all.new_zeros(step),
+                                   hs_all.new_zeros(step), hs_all.new_zeros(step))
+    _fused_soft_reset.backward_sequence(
+        form == "fang", sig_gi.view(rows).numpy(), hs_all.view(rows).numpy(),
+        spikes.view(rows).numpy(), current.view(rows).numpy(), h0_row.view(n).numpy(),
+        zeros.view(n).numpy(), g_s, carry.view(n).numpy(), ctx.consts, acc_a.view(n).numpy(),
+        acc_b.view(n).numpy())
+    return (sig_gi if want_i else None, _reduce_to(carry, h0.shape) if want_h0 else None,
+            _reduce_to(acc_a, a.shape) if want_a else None,
+            _reduce_to(acc_b, b.shape) if want_b and form == "stc" else None, None, None, None)
+
 
 def _soft_reset_sequence(current, state, form, a, b, v_th, scale):
     args = (current, state.h, a, b, v_th)
@@ -387,7 +484,12 @@ def _soft_reset_sequence(current, state, form, a, b, v_th, scale):
             raise ValueError("a learned threshold needs the step loop (stc_step)")
         spikes, h = _SoftResetSequence.apply(*args, form, float(scale))
     else:
-        spikes, h, _ = _soft_reset_forward(current, state.h, form, a, b, v_th, keep=False)
+        consts = _soft_reset_constants(current, state.h, a, b, v_th, float(scale))
+        if consts is not None:
+            spikes, h, _, _ = _soft_reset_forward_fused(current, state.h, form, consts,
+                                                        keep=False)
+        else:
+            spikes, h, _ = _soft_reset_forward(current, state.h, form, a, b, v_th, keep=False)
     ones = torch.ones_like(h)
     return spikes, STCTensorState(h, state.d, spikes[-1], ones, ones)
 
@@ -398,7 +500,8 @@ def stc_sequence(current: torch.Tensor, state: STCTensorState, params: STCTensor
     autograd node: ``current`` ``(T, ...)``; bases "lif" and "plif" only (module docstring).
     Returns ``(spikes (T, ...), state after the last step)``; the spikes and the membrane
     equal the step loop bit for bit, the gradients (to ``current``, the initial ``h`` and
-    ``k_h``, ``k_i``) to round-off."""
+    ``k_h``, ``k_i``) to round-off. Scalar ``k_h``, ``k_i``, ``v_th`` of ``current``'s dtype
+    on the CPU take the compiled loops (module docstring); no second derivatives."""
     if params.variant == BASES["lmh"]:
         raise ValueError("stc_sequence covers the 'lif' and 'plif' bases; LM-H needs the step "
                          "loop (stc_step)")
@@ -409,7 +512,9 @@ def stc_sequence(current: torch.Tensor, state: STCTensorState, params: STCTensor
 def plif_fang_sequence(current: torch.Tensor, state: STCTensorState, w: torch.Tensor, *,
                        v_th: float = 1.0, scale: float = 4.0):
     """``T`` steps of :func:`plif_fang_step` as one autograd node (module docstring):
-    bit-identical spikes and membrane, the same gradients to round-off."""
+    bit-identical spikes and membrane, the same gradients to round-off (to ``current``, the
+    initial ``h`` and ``w``). A scalar ``w`` of ``current``'s dtype on the CPU takes the
+    compiled loops; no second derivatives."""
     v_th = torch.as_tensor(v_th, dtype=current.dtype, device=current.device)
     return _soft_reset_sequence(current, state, "fang", torch.sigmoid(w), w.new_zeros(()),
                                 v_th, scale)
@@ -481,27 +586,14 @@ def _backward_elementwise(t, n, hs, ta, tb, hs_all, spikes, h0, current, carry, 
     return carry
 
 
-_KERNEL_DTYPES = (torch.float32, torch.float64)
-
-
 def _kernel_constants(currents, h0, s0, k_h, k_i, v_th, scale):
     """``(1, k_h, k_i, v_th, scale)`` as a NumPy array for :mod:`._stc_fused`, or ``None``
     where its kernels do not apply (off the CPU, another dtype, per-neuron ``k``/``v_th``,
     Numba disabled): then the torch ops run."""
-    if JIT_DISABLED or currents.device.type != "cpu" or currents.dtype not in _KERNEL_DTYPES:
-        return None
     scalars = (k_h, k_i, v_th)
-    if any(x.numel() != 1 or x.dtype != currents.dtype or x.device != currents.device
-           for x in scalars) or any(x.dtype != currents.dtype for x in (h0, s0)):
+    if not kernels_apply(currents, h0, s0, *scalars) or any(x.numel() != 1 for x in scalars):
         return None
-    values = [1.0] + [float(x.detach()) for x in scalars] + [scale]
-    return np.array(values, dtype=np.float32 if currents.dtype == torch.float32 else np.float64)
-
-
-def _np2(x: torch.Tensor, shape) -> np.ndarray:
-    """``x`` as a C-contiguous NumPy array ``shape``: a view of a contiguous tensor (every
-    output is one), else a copy (an input such as a broadcast initial membrane or gradient)."""
-    return x.detach().contiguous().view(shape).numpy()
+    return constants([1.0] + [float(x.detach()) for x in scalars] + [scale], currents.dtype)
 
 
 class _STCConvSequence(torch.autograd.Function):
