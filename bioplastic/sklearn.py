@@ -27,7 +27,8 @@ from .rules.apply import UpdateParams, apply_update
 from .rules.inhibition import soft_wta_kernel, triangle
 from .rules.softhebb import SoftHebbParams, soft_hebb_dw
 
-__all__ = ["SoftHebb", "ACTIVATIONS", "RSNNClassifier", "DELAY_LEARNING"]
+__all__ = ["SoftHebb", "ACTIVATIONS", "RSNNClassifier", "DELAY_LEARNING", "READOUTS",
+           "FINAL_ASSIGNMENTS"]
 
 #: What ``transform`` returns: Triangle features (the SoftHebb forward path), the linear
 #: pre-activations, or the soft-WTA posteriors.
@@ -174,6 +175,13 @@ class SoftHebb(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 #: ``delay_learning`` values of :class:`RSNNClassifier`.
 DELAY_LEARNING = ("rdl", "udl", "none")
 
+#: ``readout`` values of :class:`RSNNClassifier`: fixed class groups (one map per class) or
+#: groups assigned by response (Diehl & Cook 2015).
+READOUTS = ("groups", "assigned")
+
+#: ``final_assignment`` values: a frozen pass over the training set, or the running record.
+FINAL_ASSIGNMENTS = ("pass", "running")
+
 
 class RSNNClassifier(ClassifierMixin, BaseEstimator):
     """Classify spike trains (or event streams) with the delay-learning E/I network.
@@ -189,6 +197,20 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
     ``"udl"`` unsupervised delays, ``"none"`` fixed delays; the weight rule, threshold and
     rate homeostasis act in every arm. ``predict`` runs each sample from rest without learning
     and returns the class whose group spiked most (ties: the first).
+
+    **Readout.** ``readout="groups"`` reads the fixed maps: neuron ``k`` belongs to class
+    ``k // n_per_class``. Since every neuron samples the whole input at random, these groups
+    start with no class preference. ``readout="assigned"`` is the label assignment of Diehl &
+    Cook (2015, *Front. Comput. Neurosci.* 9:99): each excitatory neuron is assigned the class
+    for which its mean spike count over training stimuli is highest (never-spiking neurons
+    are unassigned), and the decision is the class whose assigned neurons have the highest
+    mean count. During training the groups start as the fixed maps and are re-assigned every
+    ``reassign_every`` stimuli from the counts recorded so far (the last
+    ``assignment_window`` stimuli, or all), once every class has occurred; the decision, and
+    so the reward and the neurons it reaches, uses the groups of the earlier stimuli only
+    (Diehl & Cook re-assign from the running responses every 10,000 stimuli). After training
+    the groups are assigned once more: from a pass over the training set with learning off
+    (``final_assignment="pass"``, as in their evaluation) or from the running record.
 
     Parameters
     ----------
@@ -218,7 +240,32 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
         Window of the readout within each stimulus (``stop=None``: to the end).
     learning : LearningParams, optional
         Overrides the rule constants (bounds, homeostasis, kernels) of the chosen arm.
+    readout : {"groups", "assigned"}
+        Fixed class groups, or groups assigned by response (above).
+    readout_statistic : {"sum", "mean"}, optional
+        How a class is scored from its neurons' counts. Default: ``"sum"`` for ``"groups"``
+        (equal-sized groups: the same decisions as ``"mean"``), ``"mean"`` for ``"assigned"``
+        (Diehl & Cook's; the assigned groups differ in size).
+    reassign_every : int
+        Stimuli between re-assignments during training (``readout="assigned"``); 0: only the
+        final assignment (the fixed maps decide during training).
+    assignment_window : int, optional
+        The running re-assignment uses the last ``assignment_window`` stimuli (None: all).
+    final_assignment : {"pass", "running"}
+        After training: re-assign from a pass over the training set with learning off, or
+        from the running record (the last ``assignment_window`` stimuli).
     random_state : int, Generator or None
+
+    Attributes
+    ----------
+    classes_ : (n_classes,)
+    groups_ : int (n_exc,)
+        The fixed maps (class of each excitatory neuron).
+    assignment_ : int (n_exc,)
+        The groups the readout uses: ``groups_``, or the final assignment (``-1``: none).
+    rewards_, decisions_ : (n_epochs * n_samples,)
+        Reward and decision (class index, ``-1`` undecided) of every training stimulus.
+    delay_history_ : (n_epochs * n_samples + 1, n_synapses)
     """
 
     def __init__(self, delay_learning: str = "rdl", n_per_class: int = 8, n_epochs: int = 1,
@@ -226,7 +273,10 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
                  w_recurrent: float = 1.0, max_delay_ms: float = 20.0, w_ei: float = 8.0,
                  w_ie: float = -6.0, theta_plus_mv: float = 0.2, stdp: bool = True,
                  sensor_size=None, decision_window_ms=(0.0, None), learning=None,
-                 dt_ms: float = 1.0, w_max: float | None = None, random_state=None):
+                 dt_ms: float = 1.0, w_max: float | None = None, readout: str = "groups",
+                 readout_statistic: str | None = None, reassign_every: int = 1,
+                 assignment_window: int | None = None, final_assignment: str = "pass",
+                 random_state=None):
         self.delay_learning = delay_learning
         self.n_per_class = n_per_class
         self.n_epochs = n_epochs
@@ -244,6 +294,11 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
         self.learning = learning
         self.dt_ms = dt_ms
         self.w_max = w_max
+        self.readout = readout
+        self.readout_statistic = readout_statistic
+        self.reassign_every = reassign_every
+        self.assignment_window = assignment_window
+        self.final_assignment = final_assignment
         self.random_state = random_state
 
     # -- helpers --------------------------------------------------------------------------
@@ -316,6 +371,36 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
         stdp = DEFAULT_RSNN_STDP._replace(w_max=self._w_max())
         return topo, params, stdp, rsnn_init(topo, params, w, d)
 
+    def _readout(self) -> tuple[bool, str]:
+        """(assigned?, statistic), after checking the readout parameters."""
+        from ._validate import non_negative_int, positive_int
+        from .neurons.rsnn_train import READOUT_STATISTICS
+
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        statistic = self.readout_statistic
+        if statistic is None:
+            statistic = "mean" if self.readout == "assigned" else "sum"
+        if statistic not in READOUT_STATISTICS:
+            raise ValueError(f"readout_statistic must be one of {READOUT_STATISTICS} or None, "
+                             f"got {statistic!r}")
+        non_negative_int("reassign_every", self.reassign_every)
+        if self.assignment_window is not None:
+            positive_int("assignment_window", self.assignment_window)
+        if self.final_assignment not in FINAL_ASSIGNMENTS:
+            raise ValueError(f"final_assignment must be one of {FINAL_ASSIGNMENTS}, got "
+                             f"{self.final_assignment!r}")
+        return self.readout == "assigned", statistic
+
+    def _recent(self, n: int) -> slice:
+        """The running record's rows the re-assignment uses, of ``n`` recorded."""
+        window = self.assignment_window
+        return slice(0 if window is None else max(0, n - int(window)), n)
+
+    def _counts(self, spikes: np.ndarray, n_exc: int) -> np.ndarray:
+        start, stop = self._window()
+        return spikes[start:stop, :n_exc].sum(axis=0)
+
     def _window(self):
         start, stop = self.decision_window_ms
         dt = float(self.dt_ms)
@@ -326,58 +411,92 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, *, progress=None):
         """Train on samples ``X`` (spike rasters (T, n_in) bool, or event arrays) with labels
         ``y``. ``progress``: optional callable ``progress(i, n_total, info)`` per stimulus."""
-        from .neurons.rsnn_train import class_groups, learner_init, present
+        from ._validate import non_negative_int
+        from .neurons.rsnn_train import class_groups, learner_init, present, running_assignment
 
         rasters = self._rasters(X)
         y = np.asarray(y)
         if y.shape != (len(rasters),):
             raise ValueError(f"y must have one label per sample ({len(rasters)}), got {y.shape}")
+        n_epochs = non_negative_int("n_epochs", self.n_epochs)
+        assigned, statistic = self._readout()
         self.classes_, y_idx = np.unique(y, return_inverse=True)
+        n_classes = self.classes_.size
         rng = _generator(self.random_state)
         n_in = rasters[0].shape[1]
         self.n_features_in_ = n_in
-        topo, params, stdp, state = self._build(n_in, self.classes_.size, rng)
+        topo, params, stdp, state = self._build(n_in, n_classes, rng)
         learning = self._arm()
-        groups = class_groups(self.classes_.size, int(self.n_per_class))
+        groups = class_groups(n_classes, int(self.n_per_class))
         learner = learner_init(topo, learning)
         start, stop = self._window()
-        rewards, delays = [], [state.delay_ms.copy()]
-        total = int(self.n_epochs) * len(rasters)
-        for epoch in range(int(self.n_epochs)):
+        total = n_epochs * len(rasters)
+        # running record of (exc counts, label) per training stimulus, for the re-assignment
+        responses, labels = np.zeros((total, topo.n_exc)), np.zeros(total, np.int64)
+        rewards, decisions, delays = [], [], [state.delay_ms.copy()]
+        readout = groups
+        every = int(self.reassign_every)
+        for epoch in range(n_epochs):
             for i in rng.permutation(len(rasters)):
-                state, learner, decision, reward, _ = present(
-                    rasters[i], int(y_idx[i]), state, topo, learner, groups,
-                    self.classes_.size, params, stdp, learning, start_step=start,
-                    stop_step=stop, fresh=True)
+                k = len(rewards)
+                state, learner, decision, reward, spikes = present(
+                    rasters[i], int(y_idx[i]), state, topo, learner, readout, n_classes,
+                    params, stdp, learning, start_step=start, stop_step=stop, fresh=True,
+                    statistic=statistic)
+                responses[k], labels[k] = self._counts(spikes, topo.n_exc), y_idx[i]
                 rewards.append(reward)
+                decisions.append(decision)
                 delays.append(state.delay_ms.copy())
+                if assigned and every > 0 and (k + 1) % every == 0:
+                    rows = self._recent(k + 1)
+                    readout = running_assignment(responses[rows], labels[rows], n_classes,
+                                                 readout)
                 if progress is not None:
-                    progress(len(rewards), total, {"epoch": epoch, "reward": reward})
+                    progress(k + 1, total, {"epoch": epoch, "reward": reward})
         self.topology_, self.params_, self.stdp_, self.state_ = topo, params, stdp, state
         self.groups_ = groups
-        self.rewards_ = np.asarray(rewards)
+        self.rewards_ = np.asarray(rewards, dtype=np.float64)
+        self.decisions_ = np.asarray(decisions, dtype=np.int64)
         self.delay_history_ = np.asarray(delays)
+        if assigned:
+            if self.final_assignment == "pass":
+                responses, labels = self.spike_counts(rasters), y_idx.astype(np.int64)
+            else:
+                rows = self._recent(total)
+                responses, labels = responses[rows], labels[rows]
+            readout = running_assignment(responses, labels, n_classes, readout)
+        self.assignment_ = readout
         return self
 
-    def decision_function(self, X) -> np.ndarray:
-        """Spike count of each class group in the decision window, shape (n_samples,
-        n_classes), each sample run from rest without learning."""
+    def spike_counts(self, X) -> np.ndarray:
+        """Spike count of each excitatory neuron in the decision window, shape (n_samples,
+        n_exc), each sample run from rest without learning (what the readout reads)."""
         from .neurons.rsnn import rsnn_init, run_rsnn
 
         check_is_fitted(self, "state_")
         rasters = self._rasters(X)
-        start, stop = self._window()
-        out = np.zeros((len(rasters), self.classes_.size))
         topo, st = self.topology_, self.state_
+        out = np.zeros((len(rasters), topo.n_exc))
         for k, raster in enumerate(rasters):
             if raster.shape[1] != self.n_features_in_:
                 raise ValueError(f"X has {raster.shape[1]} input units, the fit had "
                                  f"{self.n_features_in_}")
             state = rsnn_init(topo, self.params_, st.w, st.delay_ms)
             spikes = run_rsnn(raster, state, topo, self.params_, self.stdp_).spikes
-            counts = spikes[start:stop, :topo.n_exc].sum(axis=0)
-            out[k] = np.bincount(self.groups_, weights=counts, minlength=self.classes_.size)
+            out[k] = self._counts(spikes, topo.n_exc)
         return out
+
+    def decision_function(self, X) -> np.ndarray:
+        """Score of each class in the decision window, shape (n_samples, n_classes): the
+        spike count (``readout_statistic="sum"``) or the mean count per neuron (``"mean"``)
+        of the class's group in ``assignment_``; each sample run from rest without
+        learning."""
+        from .neurons.rsnn_train import class_scores
+
+        check_is_fitted(self, "assignment_")
+        _, statistic = self._readout()
+        return class_scores(self.spike_counts(X), self.assignment_, self.classes_.size,
+                            statistic=statistic)
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]

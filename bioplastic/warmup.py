@@ -104,21 +104,33 @@ def _events() -> None:
 WORKLOADS["events"] = _events
 
 
-def _stc_torch() -> None:
-    """The torch STC conv cells (when torch is installed): one short training step in float32
-    and float64 compiles the elementwise kernels of their whole-sequence path."""
+def _torch_training_step(module: str, *args, **kwargs) -> None:
+    """One short training step of ``bioplastic.nn.<module>(*args, **kwargs)`` in float32 and
+    float64 when torch is installed: it compiles the elementwise kernels of the module's
+    whole-sequence path."""
     try:
         import torch
     except ImportError:
         return
-    from .nn import STCLIF
+    from . import nn
 
     for dtype in (torch.float32, torch.float64):
-        cell = STCLIF(1, 4, 3, groups=2, dtype=dtype)
-        cell(torch.ones(2, 1, 1, 3, 3, dtype=dtype))[0].sum().backward()
+        layer = getattr(nn, module)(*args, dtype=dtype, **kwargs)
+        layer(torch.ones(2, 1, 1, 3, 3, dtype=dtype))[0].sum().backward()
+
+
+def _stc_torch() -> None:
+    """The torch STC conv cells' kernels."""
+    _torch_training_step("STCLIF", 1, 4, 3, groups=2)
+
+
+def _pcnn_torch() -> None:
+    """The torch PCNN conv layer's kernels."""
+    _torch_training_step("PCNNConv2d", 1, 2, 3, coupling="inter")
 
 
 WORKLOADS["stc_torch"] = _stc_torch
+WORKLOADS["pcnn_torch"] = _pcnn_torch
 
 
 def _soft_reset_torch() -> None:

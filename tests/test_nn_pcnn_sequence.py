@@ -1,6 +1,8 @@
 """bioplastic.nn.functional.pcnn_sequence: the fused whole-sequence PCNN equals a loop of
 pcnn_step — pulses and states bit for bit (float32 and float64), gradients to float64
-round-off — and PCNN / PCNNConv2d use it."""
+round-off — and PCNN / PCNNConv2d use it. Both implementations of its per-step elementwise
+chains are tested (the ``elementwise`` fixture): the Numba kernels (the CPU default) and the
+torch operations (other devices and dtypes, per-neuron parameters, the JIT disabled)."""
 
 import pytest
 
@@ -17,11 +19,24 @@ from bioplastic.nn.functional import (  # noqa: E402
 )
 from bioplastic.nn.surrogate import SURROGATES  # noqa: E402
 
+from .torch_loops import force_path  # noqa: E402
+
 # The tolerance of the float64 PCNN state checks in tests/test_nn_pcnn.py (and of the fused
 # LIF/STC gradient tests): round-off of a different summation order only.
 TOL = dict(rtol=1e-12, atol=1e-12)
 COUPLINGS = ("none", "intra", "inter")
 RESETS = (None, "subtract_f", "zero_f")
+
+
+@pytest.fixture(params=["numba", "torch_ops"])
+def elementwise(request, monkeypatch):
+    """Run pcnn_sequence on one implementation of its elementwise chains and check, at the
+    end, that every call took it."""
+    import bioplastic.nn.functional.pcnn as pcnn_module
+
+    calls = force_path(monkeypatch, pcnn_module, "_kernel_params", request.param)
+    yield request.param
+    assert calls and all(used == (request.param == "numba") for used in calls)
 
 
 def _case(coupling, dtype, *, seed=0, shape=(6, 2, 3, 5, 7), grad=False):
@@ -68,7 +83,7 @@ def _loss(pulses, state, seed=5):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("coupling", COUPLINGS)
-def test_forward_bit_identical_to_step_loop(coupling, reset, dtype):
+def test_forward_bit_identical_to_step_loop(coupling, reset, dtype, elementwise):
     x, state, params, link = _case(coupling, dtype, seed=1)
     ref_pulses, ref_state = _loop(x, state, params, link, reset=reset)
     pulses, final = pcnn_sequence(x, state, params, link, reset=reset)
@@ -81,7 +96,7 @@ def test_forward_bit_identical_to_step_loop(coupling, reset, dtype):
 @pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("coupling", COUPLINGS)
 @pytest.mark.parametrize("surrogate", sorted(SURROGATES))
-def test_gradients_equal_autograd_through_step_loop(surrogate, coupling, reset):
+def test_gradients_equal_autograd_through_step_loop(surrogate, coupling, reset, elementwise):
     options = dict(reset=reset, surrogate=surrogate, surrogate_scale=2.5)
     inputs = _case(coupling, torch.float64, seed=2, grad=True)
     x, state, params, link = inputs
@@ -100,7 +115,7 @@ def test_gradients_equal_autograd_through_step_loop(surrogate, coupling, reset):
     assert want[0].abs().sum() > 0 and want[5].abs().sum() > 0
 
 
-def test_partial_gradients_and_no_grad():
+def test_partial_gradients_and_no_grad(elementwise):
     """Only some inputs require grad; no_grad gives the same forward."""
     x, state, params, link = _case("inter", torch.float64, seed=3)
     w = link.clone().requires_grad_()
@@ -120,7 +135,7 @@ def test_partial_gradients_and_no_grad():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("coupling", ["intra", "inter"])
-def test_conv_layer_run_equals_step_loop(coupling, dtype):
+def test_conv_layer_run_equals_step_loop(coupling, dtype, elementwise):
     """PCNNConv2d (the bench's layer) through the fused node: pulses, state and every
     parameter gradient as the step loop of its neurons."""
     torch.manual_seed(4)
@@ -169,3 +184,54 @@ def test_refuses_what_it_cannot_run():
         pcnn_sequence(x, state, params, link, reset="zero_u")
     with pytest.raises(ValueError, match="surrogate"):
         pcnn_sequence(x, state, params, link, surrogate="relu")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reset", ["subtract_f", "zero_f"])
+@pytest.mark.parametrize("coupling", ["intra", "inter"])
+def test_odd_shapes_and_single_value_parameters(coupling, reset, dtype, elementwise):
+    """Odd maps (1 × 9, 5 channels, batch 3) and parameters mixing one value for every map
+    (shape ()) with one per map: the same pulses and states, bit for bit, in both dtypes, and
+    in float64 the same gradients as autograd through the step loop."""
+    grad = dtype == torch.float64
+    x, state, params, link = _case(coupling, dtype, seed=6, shape=(7, 3, 5, 1, 9), grad=grad)
+    single = {name: getattr(params, name).detach()[0, 0, 0].clone().requires_grad_(grad)
+              for name in ("decay_l", "v_e", "beta")}
+    params = params._replace(**single)
+    assert params.beta.shape == ()
+    options = dict(reset=reset, surrogate_scale=3.0)
+    pulses, final = pcnn_sequence(x, state, params, link, **options)
+    ref_pulses, ref_state = _loop(x, state, params, link, **options)
+    assert torch.equal(pulses, ref_pulses) and 0 < ref_pulses.mean() < 1
+    for got, want in zip(final, ref_state, strict=True):
+        assert torch.equal(got, want)
+    if grad:
+        leaves = [x, *state, *params, link]
+        got = torch.autograd.grad(_loss(pulses, final), leaves)
+        want = torch.autograd.grad(_loss(ref_pulses, ref_state), leaves)
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            torch.testing.assert_close(g, w, **TOL, msg=lambda m, i=i: f"input {i}: {m}")
+
+
+def test_per_neuron_parameters_and_disabled_jit_take_the_torch_ops(monkeypatch):
+    """The Numba kernels read one value per map: per-neuron parameters (C, H, W) run the torch
+    operations, with the step loop's results; so does everything with the JIT disabled."""
+    import bioplastic.nn.functional._fused as fused
+    import bioplastic.nn.functional.pcnn as pcnn_module
+
+    x, state, params, link = _case("inter", torch.float64, seed=7, grad=True)
+    per_neuron = (0.3 + 0.5 * torch.rand(x.shape[2:], dtype=torch.float64)).requires_grad_()
+    params = params._replace(decay_f=per_neuron)
+    assert pcnn_module._kernel_params(x, state, params, link) is None
+    pulses, final = pcnn_sequence(x, state, params, link, reset="subtract_f")
+    ref_pulses, ref_state = _loop(x, state, params, link, reset="subtract_f")
+    assert torch.equal(pulses, ref_pulses)
+    got = torch.autograd.grad(_loss(pulses, final), (x, per_neuron, link))
+    want = torch.autograd.grad(_loss(ref_pulses, ref_state), (x, per_neuron, link))
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, **TOL)
+    _, state32, params32, link32 = _case("inter", torch.float32)
+    x32 = x.detach().float()
+    assert pcnn_module._kernel_params(x32, state32, params32, link32) is not None
+    monkeypatch.setattr(fused, "JIT_DISABLED", True)
+    assert pcnn_module._kernel_params(x32, state32, params32, link32) is None

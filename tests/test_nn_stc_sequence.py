@@ -15,7 +15,7 @@ from bioplastic.neurons.stc import BASES  # noqa: E402
 from bioplastic.nn import LIFConvCell, PLIFConvCell  # noqa: E402
 from bioplastic.nn import functional as F  # noqa: E402
 
-from .torch_loops import step_loop  # noqa: E402
+from .torch_loops import force_path, step_loop  # noqa: E402
 
 TOL = dict(rtol=1e-12, atol=1e-12)
 
@@ -113,15 +113,7 @@ def elementwise(request, monkeypatch):
     kernels (the CPU default) and the torch ops (off the CPU, or with the JIT disabled)."""
     import bioplastic.nn.functional.stc as stc_module
 
-    real = stc_module._kernel_constants
-    calls = []
-
-    def spy(*args):
-        consts = None if request.param == "torch_ops" else real(*args)
-        calls.append(consts is not None)
-        return consts
-
-    monkeypatch.setattr(stc_module, "_kernel_constants", spy)
+    calls = force_path(monkeypatch, stc_module, "_kernel_constants", request.param)
     yield request.param
     assert calls and all(used == (request.param == "numba") for used in calls)
 

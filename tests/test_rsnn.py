@@ -371,3 +371,23 @@ def test_set_delays_refuses_bad_params_and_a_non_finite_state():
         rsnn_set_delays(bad, topo, params, state.delay_ms)
     # a state straight from run_rsnn skips the checks (check=False), as present() does
     rsnn_set_delays(state, topo, params, state.delay_ms, check=False)
+
+
+def test_set_delays_copy_false_takes_the_arrays_and_changes_nothing_else():
+    """``copy=False`` (what ``present`` uses for its fresh arrays) gives the same state as the
+    default, sharing the given float64 arrays instead of copying them."""
+    rng, topo, w, d, params, stdp = _small_network(4)
+    x = rng.random((10, topo.n_in)) < 0.3
+    state = run_rsnn(x, rsnn_init(topo, params, w, d), topo, params, stdp).state
+    d_new = np.minimum(state.delay_ms + 1.0, 6.0)
+    w_new = state.w * 0.5
+    copied = rsnn_set_delays(state, topo, params, d_new, weight=w_new)
+    taken = rsnn_set_delays(state, topo, params, d_new, weight=w_new, check=False, copy=False)
+    assert taken.delay_ms is d_new and taken.w is w_new
+    assert not np.shares_memory(copied.delay_ms, d_new)
+    assert not np.shares_memory(copied.w, w_new)
+    for field in copied._fields:
+        np.testing.assert_array_equal(getattr(taken, field), getattr(copied, field))
+    # a non-float64 or strided array is still converted into a private copy
+    strided = rsnn_set_delays(state, topo, params, np.repeat(d_new, 2)[::2], copy=False)
+    np.testing.assert_array_equal(strided.delay_ms, d_new)

@@ -247,6 +247,108 @@ def test_model_without_batchnorm_runs_under_vmap():
     assert all(float((a - b).abs().max()) <= 1e-9 for a, b in zip(outs, loop_outs, strict=True))
 
 
+# ------------------------------------- the cost work changed no number (frozen reference)
+def mixed_stream(dtype):
+    """Batches of three shapes: noise sizes a multiple of 16 (16×1×8×8), not (5×1×7×7 = 245),
+    and below 16 (2×1×2×3 = 6: the skip makes the real draws); contrasts spread the anchor's
+    confidence across ``ap``."""
+    shapes = [(16, 1, 8, 8), (5, 1, 7, 7), (2, 1, 2, 3)]
+    return [(images(shapes[s % 3], seed=s) * (0.2 + 0.3 * (s % 4) / 3)).to(dtype)
+            for s in range(12)]
+
+
+def middle_confidence(net, xs) -> float:
+    anchor = tta.CoTTA(net).aux["anchor"]
+    with torch.no_grad():
+        conf = sorted(float(anchor(x).softmax(1).max(1).values.mean()) for x in xs)
+    return (conf[len(conf) // 2 - 1] + conf[len(conf) // 2]) / 2
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("options", [
+    {}, {"augment_draws": "when_used"}, {"augment": tta.CoTTAAugment(hflip_p=0.0)},
+    {"n_augment": 3, "augment_chunk": 2}, {"rst": 0.0}])
+def test_cotta_equals_its_frozen_reference_bit_for_bit(dtype, options):
+    """Today's CoTTA against ``tests/cotta_reference.py`` (CoTTA at 46ae4a3, before the cost
+    work: per-tensor EMA and restore, Adam's per-tensor loop, real draws for unused copies):
+    every prediction, every weight of student, teacher and anchor, the optimizer state and
+    the random stream are equal bit for bit, over a stream where both branches are taken."""
+    from . import cotta_reference as reference
+
+    xs = mixed_stream(dtype)
+    ap = middle_confidence(small_net(dtype), xs)
+    options = {"n_augment": 8, "rst": 0.1, "lr": 1e-2, "ap": ap, **options}
+    ref_options = dict(options)
+    if "augment" in options:
+        ref_options["augment"] = reference.CoTTAAugment(hflip_p=options["augment"].hflip_p)
+    new, old = tta.CoTTA(small_net(dtype), **options), reference.CoTTA(small_net(dtype),
+                                                                        **ref_options)
+    for x in xs:
+        assert torch.equal(new(x), old(x))
+    assert 0 < new.augmented_batches < len(xs)             # both branches were taken
+    assert new.augmented_batches == old.augmented_batches
+    assert state_equal(module_tensors(new), module_tensors(old))   # model, teacher, anchor, rng
+    new_opt, old_opt = new.optimizer.state_dict(), old.optimizer.state_dict()
+    assert state_equal(new_opt["state"], old_opt["state"])  # steps, both Adam moments
+    assert new_opt["param_groups"][0]["foreach"] and not old_opt["param_groups"][0]["foreach"]
+
+
+def test_the_fast_skip_is_in_use_and_matches_the_real_draws():
+    """On this torch the skip advances the generator by uniform draws (the exactness check
+    holds), for grey and RGB batches of every noise size class."""
+    from bioplastic.tta import cotta
+
+    assert cotta._uniform_skip_is_exact()
+    aug = tta.CoTTAAugment()
+    for shape in [(64, 1, 8, 8), (7, 3, 5, 5), (1, 1, 4, 4), (1, 1, 3, 3)]:
+        x = torch.zeros(shape)
+        real, fast = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        torch.randn(3, generator=real)   # a spare normal is kept in the state: still equal
+        torch.randn(3, generator=fast)
+        aug.copies(x, real, 4)
+        aug.skip(x, fast, 4)
+        assert same_state(real, fast)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ema_update_equals_the_per_tensor_update(dtype):
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(6, 1, 3, 3), (6,), (), (4, 8), (0, 3)]
+    target = [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
+    source = [torch.randn(s, generator=gen, dtype=dtype, requires_grad=True) for s in shapes]
+    expected = [t.clone() for t in target]
+    for t, s in zip(expected, source, strict=True):
+        t.mul_(0.999).add_(s.detach(), alpha=1.0 - 0.999)
+    tta.ema_update(target, source, 0.999)
+    assert all(torch.equal(a, b) for a, b in zip(target, expected, strict=True))
+    tta.ema_update([], [], 0.5)
+    with pytest.raises(ValueError, match="targets"):
+        tta.ema_update(target, source[:2], 0.5)
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 40])
+def test_stochastic_restore_all_equals_restoring_tensor_by_tensor(chunk, monkeypatch):
+    """One draw over several tensors is the concatenation of their draws; chunk 40 splits the
+    tensors into groups (one tensor larger than a chunk alone)."""
+    from bioplastic.tta import base
+
+    monkeypatch.setattr(base, "RESTORE_CHUNK", chunk)
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(6, 1, 3, 3), (6,), (), (4, 8), (0, 3), (5,)]
+    weights = [nn.Parameter(torch.randn(s, generator=gen)) for s in shapes]
+    sources = [torch.randn(s, generator=gen) for s in shapes]
+    expected = [w.detach().clone() for w in weights]
+    g_ref, g_new = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    for i, (w, src) in enumerate(zip(expected, sources, strict=True)):
+        expected[i] = tta.stochastic_restore(w, src, 0.3, g_ref)
+    tta.stochastic_restore_all(weights, sources, 0.3, g_new)
+    assert all(torch.equal(w, e) for w, e in zip(weights, expected, strict=True))
+    assert same_state(g_ref, g_new)
+    assert any(not torch.equal(w, src) for w, src in zip(weights, sources, strict=True))
+    with pytest.raises(ValueError, match="sources"):
+        tta.stochastic_restore_all(weights, sources[:1], 0.3, g_new)
+
+
 # ------------------------------------------------------------------------ the experiment
 def test_experiment_methods_and_draws_flags():
     from .conftest import load_experiment

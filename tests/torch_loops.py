@@ -13,3 +13,20 @@ def step_loop(step, xs, state=None):
         s, state = step(x_t, state)
         spikes.append(s)
     return torch.stack(spikes), state
+
+
+def force_path(monkeypatch, module, name, path):
+    """Make ``module.<name>`` (the function that returns the Numba kernels' arguments, or
+    ``None`` where they do not apply) take ``path``: ``"numba"`` (unchanged) or ``"torch_ops"``
+    (always ``None``, the torch operations). Returns the list that records, call by call,
+    whether the kernels ran."""
+    real = getattr(module, name)
+    calls = []
+
+    def spy(*args):
+        found = None if path == "torch_ops" else real(*args)
+        calls.append(found is not None)
+        return found
+
+    monkeypatch.setattr(module, name, spy)
+    return calls

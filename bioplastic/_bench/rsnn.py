@@ -96,8 +96,9 @@ def _kernel(data):
 def _update_time(data, trace) -> tuple[float, float, int]:
     """Best times of one between-stimuli update on the first 100 steps' spikes (seconds): as
     :func:`~bioplastic.neurons.rsnn_train.present` does it (the state's structure was checked
-    by the run that produced it), and with :func:`rsnn_set_delays`' own structural check of
-    state and topology on top (its default, for states from elsewhere)."""
+    by the run that produced it, and the new state takes the fresh delay and weight arrays
+    without a copy), and with :func:`rsnn_set_delays`' defaults (structural check of state
+    and topology, copies), for states from elsewhere."""
     topo = data["topo"]
     t = min(100, data["x"].shape[0])
     src = np.concatenate([data["x"][:t], trace.spikes[:t]], axis=1)
@@ -109,7 +110,8 @@ def _update_time(data, trace) -> tuple[float, float, int]:
     def update(check=False):
         d_new, w_new, _ = delay_weight_update(topo, state.delay_ms, state.w, src,
                                               trace.spikes[:t], -1.0, learner, 1.0, learning)
-        return rsnn_set_delays(state, topo, PARAMS, d_new, weight=w_new, check=check)
+        return rsnn_set_delays(state, topo, PARAMS, d_new, weight=w_new, check=check,
+                               copy=check)
 
     # ~ms each: many repeats cost little and keep the best clear of scheduler preemption
     best = best_time(update, repeat=20, warmup=2)

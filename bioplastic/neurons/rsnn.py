@@ -320,9 +320,10 @@ def lateral_inhibition(n_maps: int, n_pos: int, w_ei: float, w_ie: float):
     return {"exc_inh": (k, k, float(w_ei), 0.0), "inh_exc": (pre, post, float(w_ie), 0.0)}
 
 
-def _checked_delays(topo: RSNNTopology, delay_ms, dt_ms: float, ring: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """A private float64 copy of ``delay_ms`` and its step delays, refusing bad delays.
+def _checked_delays(topo: RSNNTopology, delay_ms, dt_ms: float, ring: int, *,
+                    copy: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A private float64 copy of ``delay_ms`` and its step delays, refusing bad delays
+    (``copy=False``: a float64 C array is taken as it is).
 
     One Numba pass checks and rounds (no temporary arrays); the messages are built only on
     the error path.
@@ -330,7 +331,7 @@ def _checked_delays(topo: RSNNTopology, delay_ms, dt_ms: float, ring: int
     d = np.asarray(delay_ms)
     if d.dtype.kind not in "biuf":
         raise TypeError(f"delay_ms must be a real array, got dtype {d.dtype}")
-    d = np.array(d, dtype=np.float64, order="C", copy=True)
+    d = np.array(d, dtype=np.float64, order="C", copy=True if copy else None)
     check_shape("delay_ms", d, (topo.n_synapses,))
     steps = np.empty(d.size, dtype=np.int64)
     code, at = _round_delays(d, float(dt_ms), ring - 1, steps)
@@ -382,12 +383,15 @@ def _all_finite(a):
     return True
 
 
-def _checked_weight(topo: RSNNTopology, weight) -> np.ndarray:
-    """``weight`` as a private float64 ``(n_syn,)`` copy, refusing non-finite values."""
+def _checked_weight(topo: RSNNTopology, weight, *, copy: bool = True) -> np.ndarray:
+    """``weight`` as a private float64 ``(n_syn,)`` copy, refusing non-finite values
+    (``copy=False``: a float64 C array is taken as it is)."""
     w = as_float_array("weight", weight, ndim=1, finite=False)
     check_shape("weight", w, (topo.n_synapses,))
     if not _all_finite(w):
         check_finite("weight", w)
+    if not copy and w.flags.c_contiguous:
+        return w
     return w.copy() if np.shares_memory(w, weight) else w
 
 
@@ -408,7 +412,7 @@ def _counting_sort(row, delay_steps, n_rows, ring):
     for r in range(n_rows):
         for d in range(ring + 1):
             ptr[r, d] = counts[r * ring + d]
-    fill = counts[:-1].copy()
+    fill = counts   # ptr holds the block starts now: the counts fill in place (no copy)
     by_delay = np.empty(row.size, dtype=np.int64)
     for k in range(row.size):
         key = row[k] * ring + delay_steps[k]
@@ -505,7 +509,7 @@ def _hand_over_kernel(spikers, n_spikers, step, by_delay, delay_ptr, pathway, sr
 
 
 def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, delay_ms, *,
-                    weight=None, check: bool = True) -> RSNNState:
+                    weight=None, check: bool = True, copy: bool = True) -> RSNNState:
     """A new state with new delays (and optionally new weights), Brian2's way.
 
     Spikes already queued keep the arrival steps of the delays they were sent with and are
@@ -516,7 +520,9 @@ def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, de
     private copy (:func:`bioplastic.simulate`), so sharing is safe and saves the copies.
     ``check=False`` skips the structural check of ``state`` and ``topo`` (for a state that
     :func:`run_rsnn` has just returned for this very ``topo``); the new delays and weights
-    are always checked.
+    are always checked. ``copy=False`` lets the new state take ``delay_ms`` and ``weight``
+    themselves when they are float64 C arrays (no copy): for arrays the caller has just made
+    and will not touch again, as :func:`~bioplastic.neurons.rsnn_train.present` does.
     """
     if not isinstance(params, RSNNParams):
         raise TypeError(f"params must be RSNNParams, got {type(params).__name__}")
@@ -529,8 +535,8 @@ def rsnn_set_delays(state: RSNNState, topo: RSNNTopology, params: RSNNParams, de
     if ring != ring_size(params):
         raise ValueError(f"params.max_delay_ms gives a ring of {ring_size(params)} rows, the "
                          f"state has {ring}")
-    d, steps = _checked_delays(topo, delay_ms, float(params.dt_ms), ring)
-    w = state.w if weight is None else _checked_weight(topo, weight)
+    d, steps = _checked_delays(topo, delay_ms, float(params.dt_ms), ring, copy=copy)
+    w = state.w if weight is None else _checked_weight(topo, weight, copy=copy)
     pend_syn, pend_step = _hand_over(state, topo)
     by_delay, ptr = _delay_index(topo, steps, ring)
     return state._replace(

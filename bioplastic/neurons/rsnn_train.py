@@ -4,8 +4,9 @@ One stimulus is one :func:`~bioplastic.neurons.rsnn.run_rsnn` (one Brian2 ``run(
 twin). Between stimuli (the schedule of UDL and RDL):
 
 1. **decision** — the readout counts the spikes of each class group (excitatory neurons
-   tagged with a class) inside the decision window; the group with the most spikes is the
-   decision; a tie for the maximum (silence included) is *undecided* (label ``-1``);
+   tagged with a class) inside the decision window; the group with the most spikes (or the
+   highest mean count per neuron, ``statistic="mean"``) is the decision; a tie for the maximum
+   (silence included) is *undecided* (label ``-1``);
 2. **reward** — ``r = +1`` if the decision equals the label, ``-1`` otherwise (undecided is
    wrong);
 3. **update** (:func:`delay_weight_update`) of the learned synapses (pathways ``input_exc``
@@ -14,8 +15,21 @@ twin). Between stimuli (the schedule of UDL and RDL):
    (:mod:`bioplastic.rules.delay_learning`);
 4. the new delays enter the network with :func:`~bioplastic.neurons.rsnn.rsnn_set_delays`.
 
+The class groups are either fixed (:func:`class_groups`: contiguous blocks, one map per
+class) or **assigned by response** (:func:`assign_classes`), the label assignment of Diehl &
+Cook (2015): each excitatory neuron takes the class for which its mean spike count over the
+labelled stimuli is highest, and the decision is the class whose neurons have the highest
+mean count (:func:`class_scores`). :func:`running_assignment` re-assigns from the responses
+recorded so far during training, so the decision that sets the reward always uses groups
+computed from earlier stimuli only.
+
 Nothing here modifies its arguments; an invalid reward or update raises before anything is
 computed, so delays and weights stay as they were.
+
+Reference for the assigned readout: P. U. Diehl, M. Cook, "Unsupervised learning of digit
+recognition using spike-timing-dependent plasticity", *Front. Comput. Neurosci.* 9:99 (2015),
+and its code (``peter-u-diehl/stdp-mnist``: ``get_new_assignments``,
+``get_recognized_number_ranking``).
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ from .._validate import (
     finite_float,
     non_negative_int,
     positive,
+    positive_int,
 )
 from ..rules.delay_learning import (
     DelayBounds,
@@ -58,7 +73,11 @@ from .rsnn import (
 
 __all__ = ["LearningParams", "decide", "reward_for", "class_groups", "learned_synapses",
            "delay_weight_update", "LearnerState", "learner_init", "present",
-           "NO_DELAY_LEARNING", "UDL", "RDL"]
+           "NO_DELAY_LEARNING", "UDL", "RDL", "READOUT_STATISTICS", "assign_classes",
+           "class_scores", "running_assignment"]
+
+#: How the readout scores a class from its neurons' spike counts.
+READOUT_STATISTICS = ("sum", "mean")
 
 
 class LearningParams(NamedTuple):
@@ -107,25 +126,143 @@ def _check_groups(groups, n_exc: int) -> np.ndarray:
     return g.astype(np.int64)
 
 
+def _check_statistic(statistic: str) -> str:
+    if statistic not in READOUT_STATISTICS:
+        raise ValueError(f"statistic must be one of {READOUT_STATISTICS}, got {statistic!r}")
+    return statistic
+
+
+def class_scores(counts, groups, n_classes: int, *, statistic: str = "sum") -> np.ndarray:
+    """Score of each class from per-neuron spike counts: the sum or the mean over its neurons.
+
+    Parameters
+    ----------
+    counts : (n_exc,) or (n_samples, n_exc)
+        Spike count of each excitatory neuron in the decision window.
+    groups : int (n_exc,)
+        Class of each neuron (``-1``: none), from :func:`class_groups` or
+        :func:`assign_classes`.
+    statistic : {"sum", "mean"}
+        ``"mean"`` divides by the number of neurons of the class (Diehl & Cook's readout); a
+        class without neurons scores 0 under both (as in their code).
+
+    Returns
+    -------
+    (n_classes,) or (n_samples, n_classes) float64
+    """
+    _check_statistic(statistic)
+    c = np.asarray(counts, dtype=np.float64)
+    if c.ndim not in (1, 2):
+        raise ValueError(f"counts must be (n_exc,) or (n_samples, n_exc), got {c.shape}")
+    g = _check_groups(groups, c.shape[-1])
+    n_classes = _check_n_classes(n_classes, g)
+    tagged = g >= 0
+    onehot = np.zeros((g.size, n_classes))
+    onehot[np.nonzero(tagged)[0], g[tagged]] = 1.0
+    scores = c @ onehot
+    if statistic == "mean":
+        sizes = onehot.sum(axis=0)
+        scores = np.divide(scores, sizes, out=np.zeros_like(scores), where=sizes > 0)
+    return scores
+
+
+def _check_n_classes(n_classes, groups: np.ndarray) -> int:
+    n = positive_int("n_classes", n_classes)
+    if groups.max() >= n:
+        raise ValueError(f"n_classes must exceed every group label, got {n_classes}")
+    return n
+
+
 def decide(exc_spikes, groups, n_classes: int, *, start_step: int = 0,
-           stop_step: int | None = None) -> int:
+           stop_step: int | None = None, statistic: str = "sum") -> int:
     """Decision of the readout: the class group with the most spikes in the window.
 
-    exc_spikes : bool (T, n_exc); groups : int (n_exc,), class per neuron (-1: none).
-    Returns the class, or ``-1`` when the maximum is shared (silence included).
+    exc_spikes : bool (T, n_exc); groups : int (n_exc,), class per neuron (-1: none);
+    statistic : ``"sum"`` (the group's spike count) or ``"mean"`` (per neuron of the group,
+    see :func:`class_scores`). Returns the class, or ``-1`` when the maximum is shared
+    (silence included).
     """
     spikes = np.asarray(exc_spikes)
     if spikes.ndim != 2:
         raise ValueError(f"exc_spikes must be (T, n_exc), got shape {spikes.shape}")
-    g = _check_groups(groups, spikes.shape[1])
-    if n_classes < 1 or g.max() >= n_classes:
-        raise ValueError(f"n_classes must exceed every group label, got {n_classes}")
-    counts_per_neuron = spikes[start_step:stop_step].sum(axis=0)
-    counts = np.bincount(g[g >= 0], weights=counts_per_neuron[g >= 0], minlength=n_classes)
-    best = counts.max()
-    if np.count_nonzero(counts == best) > 1:
+    scores = class_scores(spikes[start_step:stop_step].sum(axis=0), groups, n_classes,
+                          statistic=statistic)
+    best = scores.max()
+    if np.count_nonzero(scores == best) > 1:
         return -1
-    return int(counts.argmax())
+    return int(scores.argmax())
+
+
+def _check_responses(responses, labels, n_classes) -> tuple[np.ndarray, np.ndarray, int]:
+    r = np.asarray(responses)
+    if r.ndim != 2 or r.dtype.kind not in "iuf":
+        raise ValueError(f"responses must be a real (n_samples, n_neurons) array, got "
+                         f"{r.dtype} {r.shape}")
+    r = r.astype(np.float64)
+    if not np.all(np.isfinite(r)) or np.any(r < 0):
+        raise ValueError("responses must be finite and >= 0 (spike counts)")
+    y = np.asarray(labels)
+    if y.dtype.kind not in "iu" or y.shape != (r.shape[0],):
+        raise ValueError(f"labels must be ints of shape ({r.shape[0]},) (one class index per "
+                         f"row of responses), got {y.dtype} {y.shape}")
+    n = positive_int("n_classes", n_classes)
+    if y.size and (y.min() < 0 or y.max() >= n):
+        raise ValueError(f"labels must be class indices in [0, {n}), got values in "
+                         f"[{y.min()}, {y.max()}]")
+    return r, y.astype(np.int64), n
+
+
+def assign_classes(responses, labels, n_classes: int) -> np.ndarray:
+    """Diehl & Cook's label assignment: each neuron takes the class it responds to most.
+
+    Parameters
+    ----------
+    responses : (n_samples, n_neurons)
+        Spike count of each neuron for each labelled stimulus (>= 0).
+    labels : int (n_samples,)
+        Class index of each stimulus, in ``[0, n_classes)``; every class must occur.
+    n_classes : int
+
+    Returns
+    -------
+    int64 (n_neurons,)
+        The class with the highest **mean** response over its stimuli (means, so a class
+        with more stimuli is not favoured); ties go to the lowest class index; ``-1`` for a
+        neuron that never spiked (Diehl & Cook's evaluation code leaves those unassigned).
+
+    Raises
+    ------
+    ValueError
+        A class with no stimulus (its neurons could not be assigned fairly), labels outside
+        ``[0, n_classes)``, mismatched shapes, or negative / non-finite responses.
+    """
+    r, y, n = _check_responses(responses, labels, n_classes)
+    seen = np.bincount(y, minlength=n)
+    if np.any(seen == 0):
+        raise ValueError(f"every class must have at least one stimulus; class index(es) "
+                         f"{np.nonzero(seen == 0)[0].tolist()} never occur in labels")
+    means = np.zeros((n, r.shape[1]))
+    np.add.at(means, y, r)
+    means /= seen[:, None]
+    out = means.argmax(axis=0).astype(np.int64)     # first maximum: the lowest class
+    out[means.max(axis=0) <= 0.0] = -1
+    return out
+
+
+def running_assignment(responses, labels, n_classes: int, previous) -> np.ndarray:
+    """Re-assignment during training, from the responses recorded so far.
+
+    The same rule as :func:`assign_classes`, but ``previous`` (the groups in force, e.g.
+    :func:`class_groups` before the first re-assignment) is kept, unchanged, when the record
+    cannot assign fairly: a class has no stimulus in it yet, or no neuron spiked at all.
+    """
+    r, y, n = _check_responses(responses, labels, n_classes)
+    prev = _check_groups(previous, r.shape[1])
+    _check_n_classes(n, prev)
+    if np.any(np.bincount(y, minlength=n) == 0):
+        return prev.copy()
+    out = assign_classes(r, y, n)
+    return prev.copy() if not np.any(out >= 0) else out
 
 
 def reward_for(decision: int, label: int) -> float:
@@ -197,7 +334,9 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
         bounds = bounds._replace(stop_ms=-1.0, growth_ms=0.0)
     # the learned pathways (input_exc, exc_exc) are the first synapses of the topology
     hi = int(topo.pathway_ptr[2])
-    d_new, w_new = d.copy(), w.copy()
+    # the fused pass writes every learned element: copy only the static tail
+    d_new, w_new = np.empty_like(d), np.empty_like(w)
+    d_new[hi:], w_new[hi:] = d[hi:], w[hi:]
     fused_update(topo.pre[:hi], topo.post[:hi], d[:hi], w[:hi], *spike_lists(src),
                  *spike_lists(post), positive("dt_ms", finite_float("dt_ms", dt_ms)), rule,
                  r_post, bool(learning.reward_modulated), bool(learning.reward_weights),
@@ -210,8 +349,12 @@ def present(stimulus, label: int, state: RSNNState, topo: RSNNTopology, learner:
             groups, n_classes: int, params: RSNNParams | None = None,
             stdp: STDPParams = DEFAULT_RSNN_STDP, learning: LearningParams = RDL, *,
             start_step: int = 0, stop_step: int | None = None, learn: bool = True,
-            fresh: bool = False):
+            fresh: bool = False, statistic: str = "sum"):
     """One stimulus: run, decide, reward, update (``learn``), set the new delays.
+
+    ``groups`` are the readout's class groups (fixed, or assigned by response); with
+    ``learning.reward_decided_only`` the reward reaches the neurons of the decided class in
+    ``groups``. ``statistic``: how :func:`decide` scores a group.
 
     ``fresh=True`` starts the stimulus from rest (membranes, traces and spike queue cleared,
     weights and delays kept); otherwise the network runs on from ``state`` (spikes still queued
@@ -227,7 +370,7 @@ def present(stimulus, label: int, state: RSNNState, topo: RSNNTopology, learner:
     trace = run_rsnn(stimulus, state, topo, params, stdp)
     spikes = trace.spikes
     decision = decide(spikes[:, :topo.n_exc], groups, n_classes, start_step=start_step,
-                      stop_step=stop_step)
+                      stop_step=stop_step, statistic=statistic)
     reward = reward_for(decision, int(label))
     if not learn:
         return trace.state, learner, decision, reward, spikes
@@ -240,6 +383,8 @@ def present(stimulus, label: int, state: RSNNState, topo: RSNNTopology, learner:
     d_new, w_new, learner = delay_weight_update(topo, trace.state.delay_ms, trace.state.w, src,
                                                 spikes, reward, learner, float(params.dt_ms),
                                                 learning, modulated=modulated)
-    # run_rsnn has just checked trace.state's structure against this topo
-    new_state = rsnn_set_delays(trace.state, topo, params, d_new, weight=w_new, check=False)
+    # run_rsnn has just checked trace.state's structure against this topo; d_new and w_new
+    # are fresh arrays nobody else holds, so the new state takes them without a copy
+    new_state = rsnn_set_delays(trace.state, topo, params, d_new, weight=w_new, check=False,
+                                copy=False)
     return new_state, learner, decision, reward, spikes

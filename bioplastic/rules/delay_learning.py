@@ -340,8 +340,10 @@ def fused_update(pre, post, d, w, pre_ptr, pre_steps, post_ptr, post_steps, dt_m
     Per synapse ``s`` onto ``j``: ``dd = (r_j * Σ G if reward_delays else Σ G) + hd_j``,
     ``dw = (r_j * Σ F if reward_weights else Σ F) + hw_j`` (``Σ F`` replaced by 0 unless
     ``learn_weights``), then :func:`bounded_update`'s clip; post neurons with a delay
-    ``<= b.stop_ms`` keep ``d`` and ``w``; delays are written only if ``learn_delays``.
-    The same arithmetic, in the same order, as the separate functions of this module.
+    ``<= b.stop_ms`` keep ``d`` and ``w``, and delays are kept unless ``learn_delays``.
+    Every element of ``d_out`` and ``w_out`` is written (kept values are copied), so they
+    may start uninitialised. The same arithmetic, in the same order, as the separate
+    functions of this module.
     """
     stop_ms = b.stop_ms
     stop = np.zeros(hd_post.size, dtype=np.bool_)
@@ -362,10 +364,11 @@ def fused_update(pre, post, d, w, pre_ptr, pre_steps, post_ptr, post_steps, dt_m
     a_plus, a_minus, tau_plus, tau_minus = p.a_plus, p.a_minus, p.tau_plus_ms, p.tau_minus_ms
     for k in range(d.size):
         j = post[k]
+        d_k = d[k]
         if stop[j]:
+            d_out[k], w_out[k] = d_k, w[k]
             continue
         i = pre[k]
-        d_k = d[k]
         e_d, e_w = 0.0, 0.0
         if pre_ptr[i] != pre_ptr[i + 1] and post_ptr[j] != post_ptr[j + 1]:
             e_d, e_w = _nearest_walk(i, j, d_k, pre_ptr, pre_steps, post_ptr, post_steps,
@@ -375,8 +378,7 @@ def fused_update(pre, post, d, w, pre_ptr, pre_steps, post_ptr, post_steps, dt_m
         if not learn_weights:
             e_w = 0.0
         dw = (r_post[j] * e_w if reward_weights else e_w) + hw_post[j]
-        if learn_delays:
-            d_out[k] = min(max((d_k + dd) + growth, d_min), d_max)
+        d_out[k] = min(max((d_k + dd) + growth, d_min), d_max) if learn_delays else d_k
         w_out[k] = min(max(w[k] + dw, w_min), w_max)
 
 
@@ -388,6 +390,7 @@ def _fused_all_pairs(pre, post, d, w, pre_ptr, pre_steps, post_ptr, post_steps, 
     for k in range(d.size):
         j = post[k]
         if stop[j]:
+            d_out[k], w_out[k] = d[k], w[k]
             continue
         i = pre[k]
         e_d, e_w = 0.0, 0.0
@@ -398,8 +401,7 @@ def _fused_all_pairs(pre, post, d, w, pre_ptr, pre_steps, post_ptr, post_steps, 
         if not learn_weights:
             e_w = 0.0
         dw = (r_post[j] * e_w if reward_weights else e_w) + hw_post[j]
-        if learn_delays:
-            d_out[k] = min(max((d[k] + dd) + growth, d_min), d_max)
+        d_out[k] = min(max((d[k] + dd) + growth, d_min), d_max) if learn_delays else d[k]
         w_out[k] = min(max(w[k] + dw, w_min), w_max)
 
 

@@ -21,6 +21,7 @@ from .base import (
     snapshot,
     softmax_entropy,
     stochastic_restore,
+    stochastic_restore_all,
 )
 from .bn import BNAdapt, Source
 from .cotta import CoTTA, CoTTAAugment, cotta_augment, cotta_threshold, soft_cross_entropy
@@ -42,7 +43,8 @@ __all__ = [
     "ChannelAffine", "fisher_diagonal", "norm_affine_params", "sam_ascent", "cotta_augment",
     "CoTTAAugment", "cotta_threshold",
     "soft_cross_entropy", "all_weights_and_biases", "reliable", "ema_update",
-    "stochastic_restore", "GeneratorState", "interpolate_toward", "bound_angle",
+    "stochastic_restore", "stochastic_restore_all", "GeneratorState", "interpolate_toward",
+    "bound_angle",
     "softmax_entropy", "bn_affine_params", "no_params", "batchnorm_layers", "configure_model",
     "check_model", "snapshot", "restore", "default_optimizer", "hebbian_conv_dw",
     "soft_hebb_conv_dw_torch",

@@ -24,6 +24,11 @@ them only when the anchor is unconfident. Here the copies and their forwards are
 when used, but their random draws are made on every batch (``augment_draws="always"``), so
 the random stream, and so every result, is that of computing them on every batch;
 ``augment_draws="when_used"`` skips the draws too (cheaper still, another random stream).
+The unused copies' draws advance the generator by as many plain uniform draws (no Box–Muller
+transform; checked once per process against the real draws), and the mean-teacher update,
+the restore masks (one draw over all weights, the concatenation of the per-tensor draws) and
+Adam (``foreach=True``) run without per-tensor Python calls: the same numbers, bit for bit,
+as the per-tensor code (``tests/test_tta_cotta.py`` holds it to a frozen copy).
 :class:`CoTTAAugment` makes the copies of a chunk at once (``copies``: the draws in the order
 of one-by-one calls, the image operations over the stacked copies). The teacher runs once per
 copy, each copy with its own batch statistics; ``teacher_vmap=True`` runs each chunk as one
@@ -36,6 +41,7 @@ the *current* student into a new teacher). Pass ``augment=`` for another augment
 from __future__ import annotations
 
 import copy as copy_module
+import functools
 import math
 from collections.abc import Callable
 from functools import partial
@@ -48,10 +54,10 @@ from .base import (
     Adapter,
     GeneratorState,
     all_weights_and_biases,
+    default_optimizer,
     ema_update,
-    stochastic_restore,
+    stochastic_restore_all,
 )
-from .tent import lr_optimizer
 
 __all__ = ["CoTTA", "CoTTAAugment", "cotta_augment", "cotta_threshold", "soft_cross_entropy"]
 
@@ -107,9 +113,21 @@ class CoTTAAugment:
         return (y + self.noise_std * noise).clamp(0.0, 1.0).contiguous()
 
     def skip(self, x: torch.Tensor, generator: torch.Generator, n: int) -> None:
-        """Make only the random draws of :meth:`copies` (advance ``generator`` as it would)."""
+        """Advance ``generator`` exactly as :meth:`copies` would, without making the copies.
+
+        The copies' draws are uniform float64 scalars and a ``randn`` noise tensor per copy;
+        the generator only needs to end where they leave it, so it is advanced by as many
+        uniform float64 draws (one 64-bit draw each, as the noise's Box–Muller inputs are)
+        without the Box–Muller transform. The count rests on how torch's CPU generator fills
+        a float64 ``randn`` (:func:`_draws_per_copy`); it is checked once per process against
+        the real draws, and the real draws are made wherever it does not hold.
+        """
         _check_images(x)
-        self._draws(x, generator, n)
+        per_copy = _draws_per_copy(x)
+        if per_copy is None or not _uniform_skip_is_exact():
+            self._draws(x, generator, n)
+            return
+        _advance(generator, n * per_copy)
 
     @staticmethod
     def _draws(x: torch.Tensor, generator: torch.Generator, n: int
@@ -133,6 +151,48 @@ class CoTTAAugment:
             scalars.append(s)
             torch.randn(x.shape, generator=generator, dtype=torch.float64, out=noise[i])
         return scalars, noise
+
+
+#: uniform draws per call of :func:`_advance` (bounds its buffer to 8 MB)
+_ADVANCE_CHUNK = 1 << 20
+
+
+def _draws_per_copy(x: torch.Tensor) -> int | None:
+    """Uniform float64 draws that one copy's :meth:`CoTTAAugment._draws` consumes, or ``None``.
+
+    The scalars: one draw each (9, or 10 with saturation for RGB). The noise: torch's CPU
+    float64 ``randn`` of ``k >= 16`` contiguous elements draws ``k`` uniforms, plus 16 more to
+    recompute the last 16 values when ``k`` is not a multiple of 16 (its ``normal_fill``);
+    below 16 it draws pairs and keeps a spare normal in the generator, so ``None`` (the real
+    draws are made).
+    """
+    k = x.numel()
+    if k < 16:
+        return None
+    return (10 if x.shape[1] == 3 else 9) + k + (16 if k % 16 else 0)
+
+
+def _advance(generator: torch.Generator, count: int) -> None:
+    """Make ``count`` uniform float64 draws from ``generator`` and discard them."""
+    buffer = torch.empty(min(count, _ADVANCE_CHUNK), dtype=torch.float64)
+    while count > 0:
+        part = buffer[:min(count, len(buffer))]
+        part.uniform_(generator=generator)
+        count -= len(part)
+
+
+@functools.cache
+def _uniform_skip_is_exact() -> bool:
+    """Whether :func:`_advance` by :func:`_draws_per_copy` leaves a generator where the real
+    draws do (grey and RGB batches, noise sizes a multiple of 16 and not)."""
+    for shape in ((1, 1, 4, 4), (2, 1, 3, 3), (1, 3, 5, 5), (2, 3, 4, 4)):
+        x = torch.zeros(shape)
+        real, fast = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+        CoTTAAugment._draws(x, real, 3)
+        _advance(fast, 3 * _draws_per_copy(x))
+        if not torch.equal(real.get_state(), fast.get_state()):
+            return False
+    return True
 
 
 def _check_images(x) -> None:
@@ -248,7 +308,8 @@ class CoTTA(Adapter):
     Parameters
     ----------
     model : classifier (BatchNorm recommended; every weight and bias is adapted).
-    lr, optimizer_factory : student optimiser (default Adam lr 1e-3).
+    lr, optimizer_factory : student optimiser (default Adam lr 1e-3, betas 0.9/0.999, its
+        ``foreach`` implementation: on the CPU the same numbers as its per-tensor loop).
     mt : teacher EMA momentum.
     rst : stochastic-restore probability per weight element and batch.
     ap : anchor-confidence threshold below which the teacher averages ``n_augment`` copies.
@@ -281,8 +342,10 @@ class CoTTA(Adapter):
                  augment_chunk: int | None = 8, teacher_vmap: bool = False, seed: int = 0,
                  **options) -> None:
         options.setdefault("method", "CoTTA")
-        super().__init__(model, all_weights_and_biases,
-                         optimizer_factory=lr_optimizer(lr, optimizer_factory), **options)
+        if optimizer_factory is None:   # Adam's foreach path: same numbers, fewer calls
+            optimizer_factory = partial(default_optimizer, lr=lr, foreach=True)
+        super().__init__(model, all_weights_and_biases, optimizer_factory=optimizer_factory,
+                         **options)
         for name, value in (("mt", mt), ("rst", rst), ("ap", ap)):
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
@@ -373,9 +436,9 @@ class CoTTA(Adapter):
         student = self._student_params()
         ema_update(self._matching(self.aux["teacher"]), student, self.mt)
         if self.rst > 0.0:
-            with torch.no_grad(), rng.generator() as gen:
-                for p, src in zip(student, self._matching(self.aux["anchor"]), strict=True):
-                    p.copy_(stochastic_restore(p, src, self.rst, gen))
+            with rng.generator() as gen:
+                stochastic_restore_all(student, self._matching(self.aux["anchor"]), self.rst,
+                                       gen)
         return teacher_logits
 
     def _repr_fields(self) -> dict:

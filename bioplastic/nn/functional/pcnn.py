@@ -40,10 +40,21 @@ step from ``t = T-1`` down::
 
 ``σ'`` is the surrogate derivative, ``K^T ⋆`` the linking conv's input gradient; the per-map
 parameters collect their products per step and are summed once at the end, and the linking
-kernel's gradient is one weight-gradient conv over all ``T·B`` frames. The gradients equal
-autograd's through :func:`pcnn_step` to round-off (tested in float64). The backward pass runs
-without a graph: second derivatives through it are not available (use a loop of
-:func:`pcnn_step`).
+kernel's gradient is accumulated step by step (one ``convolution_backward`` call per step
+gives both the input and the weight gradient). The gradients equal autograd's through
+:func:`pcnn_step` to round-off (tested in float64). The backward pass runs without a graph:
+second derivatives through it are not available (use a loop of :func:`pcnn_step`).
+
+On the CPU in float32 / float64, with each of the six parameters one value per map or one for
+all maps (the layers' case), each step's elementwise chain runs as one compiled Numba loop
+forward and one backward on NumPy views of the step's tensors (:mod:`._pcnn_fused`), instead
+of about a dozen torch operations forward and twenty-five backward, each a pass over memory.
+The forward loop does the step's operations in the step's order without fused multiply-adds,
+so the pulses and states stay bit-identical to :func:`pcnn_step`; the backward loop also
+accumulates the per-map parameter gradients over the batch, and ``V_L`` is folded into the
+linking kernel for the conv's input and weight gradients. Elsewhere (another device or dtype,
+per-neuron parameters, ``BIOPLASTIC_DISABLE_JIT=1``) the same steps run as torch operations.
+Both paths are tested against the step loop.
 """
 
 from __future__ import annotations
@@ -58,6 +69,8 @@ from ...neurons.pcnn import PCNNParams
 from ...neurons.pcnn import pcnn_prepare as kernel_pcnn_prepare
 from ..base import resolve_like
 from ..surrogate import spike
+from . import _pcnn_fused as _kernels
+from ._fused import as_array, constants, kernels_apply, numpy_dtype
 from .lif import _reduce_to
 
 __all__ = ["PCNNTensorParams", "PCNNTensorState", "pcnn_prepare", "pcnn_initial_state",
@@ -207,7 +220,7 @@ def _slots(keep: bool, n_steps: int, like: torch.Tensor):
 
 
 def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, keep: bool,
-                           keep_link: bool = False):
+                           keep_link: bool = False, kernel_params=None):
     """The forward loop (no graph). Each step does :func:`pcnn_step`'s operations in its
     order (two additions and one multiplication commuted, which is exact), into buffers
     owned by the call; the products with the 0/1 pulses (``V_E Y``, ``Y E``) are exact, so
@@ -215,9 +228,10 @@ def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, kee
     cannot recompute bit for bit is kept per step (F before the reset, L, E): the gain
     ``1 + beta L``, ``z = U - E[t-1]`` and F after the reset are recomputed from those with
     the same operations (every fresh ``(T, ...)`` tensor costs page faults on the CPU, more
-    than the recomputation). Returns spikes, the kept F, L, E and the linking conv
-    ``K ⋆ Y[t-1]`` (``None`` unless ``keep``; the conv only if ``keep_link``) and the final
-    F, L, E."""
+    than the recomputation). With ``kernel_params`` (:func:`_kernel_params`) the elementwise
+    chain of each step is one Numba pass (:func:`._pcnn_fused.forward_step`, same rounding).
+    Returns spikes, the kept F, L, E and the linking conv ``K ⋆ Y[t-1]`` (``None`` unless
+    ``keep``; the conv only if ``keep_link``) and the final F, L, E."""
     d_f, d_l, d_e, v_l, v_e, beta = params
     n_steps = x.shape[0]
     spikes = torch.empty_like(x)
@@ -230,6 +244,14 @@ def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, kee
     f, l, e, y = f0, l0, e0, y0
     for t in range(n_steps):
         fp, lt, et = f_pre_at(t), l_at(t), e_at(t)
+        if kernel_params is not None:     # the step's elementwise chain in one pass
+            c = None if link_weight is None else link_input(y, link_weight)
+            if c_all is not None:
+                c_all[t].copy_(c)
+            _forward_kernel(x[t], f, l, e, c, kernel_params, reset, fp, lt, spikes[t], et,
+                            f_post_at(t))
+            f, l, e, y = f_post_at(t), lt, et, spikes[t]
+            continue
         torch.mul(d_f, f, out=fp)
         fp.add_(x[t])                                   # F = d_F F + I
         torch.mul(d_l, l, out=lt)
@@ -303,18 +325,153 @@ def _slope(derivative, surrogate: str, z, scale: float, out):
     return out.addcmul_(out, out, value=-1.0), scale
 
 
+
+# ------------------------------------------------- the Numba path of the whole sequence
+def _per_map(p: torch.Tensor, channels: int) -> bool:
+    """Whether ``p`` broadcasts against ``(B, C, H, W)`` as one value or one per map."""
+    if p.ndim > 4:
+        return False
+    return p.numel() == 1 or (1,) * (4 - p.ndim) + tuple(p.shape) == (1, channels, 1, 1)
+
+
+def _kernel_params(x, state, params, link_weight):
+    """``(p, consts)`` for :mod:`._pcnn_fused`: the six per-map parameters ``(8, C)`` (rows 6
+    and 7 the gradient factors ``d_F``, ``d_L``) and ``(1,)``, in ``x``'s dtype; or ``None``
+    where its kernels do not apply (off the CPU, another dtype, per-neuron parameters, Numba
+    disabled with ``BIOPLASTIC_DISABLE_JIT=1``): then the torch operations run."""
+    channels = x.shape[2]
+    if x.shape[0] == 0 or not kernels_apply(x, *state, *params, link_weight) or not all(
+            _per_map(p, channels) for p in params):
+        return None
+    p = np.empty((8, channels), dtype=numpy_dtype(x.dtype))
+    for i, value in enumerate(params):
+        p[i] = value.detach().reshape(-1).numpy()      # one value broadcasts to every map
+    p[6], p[7] = p[0], p[1]
+    return p, constants([1.0], x.dtype)
+
+
+def _rows(t: torch.Tensor) -> tuple[int, int]:
+    """The kernels' 2-D shape ``(B·C, H·W)`` of a step tensor ``(B, C, H, W)``."""
+    return t.shape[0] * t.shape[1], t.shape[2] * t.shape[3]
+
+
+def _forward_kernel(x_t, f, l, e, c, kernel_params, reset, fp, lt, y, et, f_post):
+    """:func:`._pcnn_fused.forward_step` on views of the step's tensors."""
+    p, consts = kernel_params
+    rows = _rows(fp)
+    f, x_t, l, e, fp, lt, y, et, f_post = (as_array(t, rows)
+                                           for t in (f, x_t, l, e, fp, lt, y, et, f_post))
+    _kernels.forward_step(f, x_t, l, l if c is None else as_array(c, rows), e, p, consts,
+                          c is not None, _kernels.RESET_CODES[reset], fp, lt, y, et, f_post)
+
+
+def _fused_backward(saved, grads_out, needs, options, kernel_params):
+    """:class:`_PCNNSequence`'s backward pass with each step's elementwise chain in one Numba
+    pass (:func:`._pcnn_fused.backward_step`). ``V_L`` is folded into the linking kernel for
+    the conv's input gradient (``K^T ⋆ (V_L g) = (V_L K)^T ⋆ g``) and into the kernel's
+    gradient at the end, so the kernel writes ``g_L`` only. Returns the gradients of
+    :meth:`_PCNNSequence.backward`'s inputs up to the linking kernel."""
+    (f0, l0, e0, y0, d_f, d_l, d_e, v_l, v_e, beta, weight, spikes, f_pre, l_all, e_all,
+     c_all) = saved
+    grad_spikes, grad_f, grad_l, grad_e = grads_out
+    reset, surrogate, scale = options
+    p_rest, _ = kernel_params
+    p_last = p_rest.copy()
+    p_last[6:] = 1.0                   # the last step's carries are the loss's own
+    n_steps = spikes.shape[0]
+    rows = _rows(f0)
+
+    def view(t):
+        return as_array(t, rows)
+
+    zeros = torch.zeros_like(f0)
+    grad_f, grad_l, grad_e = (zeros if g is None else g for g in (grad_f, grad_l, grad_e))
+    sigmoid = surrogate == "sigmoid"
+    consts = constants([1.0, reset == "subtract_f", reset == "zero_f", scale if sigmoid else 0.0,
+                        0.0 if sigmoid else 1.0, scale if sigmoid else 1.0, 1.0], f0.dtype)
+    consts_last = consts.copy()
+    consts_last[6] = 0.0
+    acc = torch.zeros((6, f0.shape[1], rows[1]), dtype=f0.dtype)
+    acc_np = acc.numpy()
+    grad_x = torch.empty_like(spikes) if needs[0] else None
+    gx_ring, glt_ring, ge_ring = ((torch.empty_like(f0), torch.empty_like(f0))
+                                  for _ in range(3))
+    s_buf, gs_buf = torch.empty_like(f0), torch.empty_like(f0)
+    grad_w = torch.zeros_like(weight) if weight is not None and needs[11] else None
+    if weight is not None:
+        w_scaled = weight * _kernel_map(v_l, weight.ndim)
+    derivative = None
+    if not sigmoid:
+        from ..surrogate import SURROGATES
+
+        derivative = SURROGATES[surrogate]
+    gx_next, glt_next, g_e, g_y = grad_f, grad_l, grad_e, None
+    for t in range(n_steps - 1, -1, -1):
+        y, fp, lt = spikes[t], f_pre[t], l_all[t]
+        e_prev = e0 if t == 0 else e_all[t - 1]
+        _kernels.spike_argument(view(fp), view(lt), view(e_prev), p_rest, consts, view(s_buf))
+        s_in = s_buf.sigmoid_() if sigmoid else derivative(s_buf, scale)
+        gx = grad_x[t] if grad_x is not None else gx_ring[t % 2]
+        glt, ge_out = glt_ring[t % 2], ge_ring[t % 2]
+        last = t == n_steps - 1
+        _kernels.backward_step(
+            view(y), view(fp), view(lt), view(e_prev), view(s_in),
+            view(zeros if grad_spikes is None else _contiguous(grad_spikes[t], gs_buf)),
+            view(zeros if g_y is None else g_y), view(gx_next), view(glt_next), view(g_e),
+            view(c_all[t] if c_all is not None else lt), p_last if last else p_rest,
+            consts_last if last else consts, view(gx), view(glt), view(ge_out), acc_np)
+        g_y = None
+        if weight is not None:
+            g_y = _conv_backward(glt, y0 if t == 0 else spikes[t - 1], w_scaled,
+                                 t > 0 or needs[4], grad_w)
+        gx_next, glt_next, g_e = gx, glt, ge_out
+    for i, (g, first) in enumerate(((gx_next, f0), (glt_next, l0))):   # the decays at t = 0
+        if needs[5 + i]:
+            acc[i] += torch.mul(g, first).sum(dim=0).view(acc.shape[1:])
+    params = (d_f, d_l, d_e, v_l, v_e, beta)
+    grads = [_sum_to(acc[i], params[i]) if needs[5 + i] else None for i in range(6)]
+    if needs[8] and c_all is None:      # V_L without a linking kernel: no effect
+        grads[3] = torch.zeros_like(v_l)
+    if grad_w is not None:
+        grad_w.mul_(_kernel_map(v_l, weight.ndim))
+    return (grad_x, torch.mul(gx_next, d_f) if needs[1] else None,
+            torch.mul(glt_next, d_l) if needs[2] else None, g_e if needs[3] else None,
+            g_y if needs[4] else None, *grads, grad_w)
+
+
+def _contiguous(t: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+    """``t`` itself if contiguous, else copied into ``buf`` (e.g. the expanded gradient of a
+    ``sum()``: no fresh tensor per step)."""
+    return t if t.is_contiguous() else buf.copy_(t)
+
+
+def _kernel_map(value: torch.Tensor, ndim: int) -> torch.Tensor:
+    """A per-map (or single) parameter shaped to scale the linking kernel's output maps."""
+    return value.reshape(-1, *(1,) * (ndim - 1))
+
+
+def _sum_to(acc: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """A per-map accumulator ``(C, H·W)`` summed to ``param``'s shape (one value or one per
+    map, :func:`_per_map`)."""
+    per_map = acc.sum(dim=1)
+    return (per_map if param.numel() == per_map.numel() else per_map.sum()).reshape(
+        param.shape)
+
+
 class _PCNNSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, f0, l0, e0, y0, d_f, d_l, d_e, v_l, v_e, beta, link_weight, reset,
-                surrogate, scale):
+                surrogate, scale, kernel_params):
         params = (d_f, d_l, d_e, v_l, v_e, beta)
         keep_link = ctx.needs_input_grad[8]
         spikes, saved, final = _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight,
-                                                      reset, keep=True, keep_link=keep_link)
+                                                      reset, keep=True, keep_link=keep_link,
+                                                      kernel_params=kernel_params)
         f_pre, l_all, e_all, c_all = saved
         ctx.save_for_backward(f0, l0, e0, y0, *params, link_weight, spikes, f_pre, l_all,
                               e_all, c_all)
         ctx.options = (reset, surrogate, scale)
+        ctx.kernel_params = kernel_params
         return (spikes, *final)
 
     @staticmethod
@@ -322,6 +479,10 @@ class _PCNNSequence(torch.autograd.Function):
     def backward(ctx, grad_spikes, grad_f, grad_l, grad_e):
         from ..surrogate import SURROGATES
 
+        if ctx.kernel_params is not None:
+            return (*_fused_backward(ctx.saved_tensors, (grad_spikes, grad_f, grad_l, grad_e),
+                                     ctx.needs_input_grad, ctx.options, ctx.kernel_params),
+                    None, None, None, None)
         (f0, l0, e0, y0, d_f, d_l, d_e, v_l, v_e, beta, weight, spikes, f_pre, l_all,
          e_all, c_all) = ctx.saved_tensors
         reset, surrogate, scale = ctx.options
@@ -398,7 +559,7 @@ class _PCNNSequence(torch.autograd.Function):
                  for i in range(5, 11)]
         return (grad_x, g_f if need[1] else None, g_l if need[2] else None,
                 g_e if need[3] else None, g_y if need[4] else None, *grads, grad_w,
-                None, None, None)
+                None, None, None, None)
 
 
 
@@ -439,10 +600,11 @@ def pcnn_sequence(x: torch.Tensor, state: PCNNTensorState, params: PCNNTensorPar
     if not surrogate_scale > 0:
         raise ValueError(f"surrogate_scale must be > 0, got {surrogate_scale!r}")
     inputs = (x, *state, *params, link_weight)
+    kernel_params = _kernel_params(x, state, params, link_weight)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
         spikes, f, l, e = _PCNNSequence.apply(*inputs, reset, surrogate,
-                                              float(surrogate_scale))
+                                              float(surrogate_scale), kernel_params)
     else:
         spikes, _, (f, l, e) = _pcnn_sequence_forward(x, *state, params, link_weight, reset,
-                                                      keep=False)
+                                                      keep=False, kernel_params=kernel_params)
     return spikes, PCNNTensorState(f, l, e, spikes[-1])

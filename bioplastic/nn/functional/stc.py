@@ -53,10 +53,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..._jit import JIT_DISABLED
 from ...neurons.stc import BASES, STCParams
 from . import _soft_reset_fused as _fused_soft_reset
 from . import _stc_fused as _kernels
+from ._fused import as_array as _np2
+from ._fused import constants, kernels_apply
 from .lif import _reduce_to
 
 __all__ = ["fire", "rectangular_fire", "numpy_tanh", "STCTensorParams", "STCTensorState",
@@ -588,27 +589,14 @@ def _backward_elementwise(t, n, hs, ta, tb, hs_all, spikes, h0, current, carry, 
     return carry
 
 
-_KERNEL_DTYPES = (torch.float32, torch.float64)
-
-
 def _kernel_constants(currents, h0, s0, k_h, k_i, v_th, scale):
     """``(1, k_h, k_i, v_th, scale)`` as a NumPy array for :mod:`._stc_fused`, or ``None``
     where its kernels do not apply (off the CPU, another dtype, per-neuron ``k``/``v_th``,
     Numba disabled): then the torch ops run."""
-    if JIT_DISABLED or currents.device.type != "cpu" or currents.dtype not in _KERNEL_DTYPES:
-        return None
     scalars = (k_h, k_i, v_th)
-    if any(x.numel() != 1 or x.dtype != currents.dtype or x.device != currents.device
-           for x in scalars) or any(x.dtype != currents.dtype for x in (h0, s0)):
+    if not kernels_apply(currents, h0, s0, *scalars) or any(x.numel() != 1 for x in scalars):
         return None
-    values = [1.0] + [float(x.detach()) for x in scalars] + [scale]
-    return np.array(values, dtype=np.float32 if currents.dtype == torch.float32 else np.float64)
-
-
-def _np2(x: torch.Tensor, shape) -> np.ndarray:
-    """``x`` as a C-contiguous NumPy array ``shape``: a view of a contiguous tensor (every
-    output is one), else a copy (an input such as a broadcast initial membrane or gradient)."""
-    return x.detach().contiguous().view(shape).numpy()
+    return constants([1.0] + [float(x.detach()) for x in scalars] + [scale], currents.dtype)
 
 
 class _STCConvSequence(torch.autograd.Function):
