@@ -53,6 +53,22 @@ def _args(net, params=None, stdp=None):
 # ---------------------------------------------------------------- kernel = naive transcription
 
 
+def _assert_equals_naive_wta(trace, net, params, stdp, conn):
+    """The trace (recording ``v`` and ``theta``) equals the naive transcription bit for bit:
+    spikes, voltages, thresholds and learned weights; returns the weights (dense)."""
+    exc, inh, v, theta, w = naive_wta(net["spikes"], net["w0"], net["delay_steps"], params, stdp,
+                                      net["v0"], 20.0)
+    n = exc.shape[1]
+    assert exc.sum() >= 3 and inh.sum() > 0         # the comparison exercises spikes
+    np.testing.assert_array_equal(trace.spikes[:, :n], exc)
+    np.testing.assert_array_equal(trace.spikes[:, n:], inh)
+    np.testing.assert_array_equal(trace["v"], v)
+    np.testing.assert_array_equal(trace["theta"], theta)
+    # Both sides call libm exp, in the same order: equal bit for bit.
+    np.testing.assert_array_equal(dense_weights(trace.state.w, conn, n), w)
+    return w
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("variant", ["code", "soft-current"])
 def test_kernel_equals_naive_transcription(seed, variant):
@@ -64,16 +80,7 @@ def test_kernel_equals_naive_transcription(seed, variant):
         stdp = SOFT._replace(w_max=60.0)
     state, args, conn = _args(net, params, stdp)
     trace = simulate(wta_advance, net["spikes"], state, *args, record=("v", "theta"))
-    exc, inh, v, theta, w = naive_wta(net["spikes"], net["w0"], net["delay_steps"], params, stdp,
-                                      net["v0"], 20.0)
-    n = exc.shape[1]
-    assert exc.sum() >= 3 and inh.sum() > 0         # the comparison exercises spikes
-    np.testing.assert_array_equal(trace.spikes[:, :n], exc)
-    np.testing.assert_array_equal(trace.spikes[:, n:], inh)
-    np.testing.assert_array_equal(trace["v"], v)
-    np.testing.assert_array_equal(trace["theta"], theta)
-    # Both sides call libm exp, in the same order: equal bit for bit.
-    np.testing.assert_array_equal(dense_weights(trace.state.w, conn, n), w)
+    w = _assert_equals_naive_wta(trace, net, params, stdp, conn)
     assert np.any(w != net["w0"])
 
 
@@ -429,14 +436,6 @@ def test_full_delivery_slots_fall_back_to_the_ring_with_the_same_bits():
     half = simulate(wta_advance, net["spikes"][:30], state, *args)
     assert (half.state.queue[:, 0] == -1).any()    # a slot was full at step 30
     trace = simulate(wta_advance, net["spikes"], state, *args, record=("v", "theta"))
-    exc, inh, v, theta, w = naive_wta(net["spikes"], net["w0"], net["delay_steps"], params, stdp,
-                                      net["v0"], 20.0)
-    n = exc.shape[1]
-    assert exc.sum() >= 3 and inh.sum() > 0         # the comparison exercises spikes
-    np.testing.assert_array_equal(trace.spikes[:, :n], exc)
-    np.testing.assert_array_equal(trace.spikes[:, n:], inh)
-    np.testing.assert_array_equal(trace["v"], v)
-    np.testing.assert_array_equal(trace["theta"], theta)
-    np.testing.assert_array_equal(dense_weights(trace.state.w, conn, n), w)
+    _assert_equals_naive_wta(trace, net, params, stdp, conn)
     rest = simulate(wta_advance, net["spikes"][30:], half.state, *args)
     np.testing.assert_array_equal(np.concatenate([half.spikes, rest.spikes]), trace.spikes)
