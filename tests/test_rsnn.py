@@ -73,7 +73,7 @@ def test_the_ring_wraps_around_at_the_largest_delay():
     assert jumps.tolist() == [5, 11, 17]
 
 
-def _small_network(seed, n_in=12, n_maps=3, n_pos=4, max_delay=6):
+def _small_network(seed, n_in=12, n_maps=3, n_pos=4, max_delay=6, taus_ms=(10.0, 10.0)):
     rng = np.random.default_rng(seed)
     n_exc = n_maps * n_pos
     syn = {"input_exc": (rng.integers(0, n_in, 80), rng.integers(0, n_exc, 80),
@@ -83,16 +83,20 @@ def _small_network(seed, n_in=12, n_maps=3, n_pos=4, max_delay=6):
     syn.update(lateral_inhibition(n_maps, n_pos, 6.0, -4.0))
     topo, w, d = rsnn_topology(n_in, n_exc, n_exc, syn)
     params = RSNNParams(max_delay_ms=float(max_delay), theta_plus_mv=0.3)
-    stdp = DEFAULT_RSNN_STDP._replace(eta_pre=0.05, eta_post=0.05, w_max=6.0)
+    stdp = DEFAULT_RSNN_STDP._replace(eta_pre=0.05, eta_post=0.05, w_max=6.0,
+                                      tau_pre_ms=taus_ms[0], tau_post_ms=taus_ms[1])
     return rng, topo, w, d, params, stdp
 
 
+# (tau_pre, tau_post) in ms: equal (one shared decay factor per event, the kernel's fast
+# path) and unequal both ways (two factors: the path that must not reuse one for the other)
+@pytest.mark.parametrize("taus_ms", [(10.0, 10.0), (20.0, 7.0), (5.0, 15.0)])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_kernel_equals_naive_spike_queue_across_delay_changes(seed):
+def test_kernel_equals_naive_spike_queue_across_delay_changes(seed, taus_ms):
     """Delays change every 15 steps while spikes are queued (no rest), including events of one
     synapse sent with two delays that land in the same step: the kernel keeps each queued
     spike's old arrival step, in push order, like the naive explicit queue."""
-    rng, topo, w, d, params, stdp = _small_network(seed)
+    rng, topo, w, d, params, stdp = _small_network(seed, taus_ms=taus_ms)
     stimuli = [rng.random((15, topo.n_in)) < 0.3 for _ in range(6)]
     delays = [np.floor(d + 0.5).astype(int)]
     for _ in range(5):

@@ -270,7 +270,8 @@ def run_rsnn_kernel(stimuli, topo, params: RSNNParams, stdp: STDPParams, w0, del
 def random_case(seed: int, *, n_in: int = 40, n_maps: int = 4, n_pos: int = 8,
                 n_presentations: int = 1, steps_per: int = 200, max_delay_steps: int = 15,
                 rate: float = 0.08, theta_plus_mv: float = 0.5, min_gap: int = 0,
-                t_ref_exc_ms: float = 2.0) -> dict:
+                t_ref_exc_ms: float = 2.0, stdp_taus_ms: tuple[float, float] | None = None
+                ) -> dict:
     """A pre-drawn workload: Bernoulli input rasters, random sparse input and recurrent
     synapses with heterogeneous whole-step delays, lateral inhibition between ``n_maps`` maps
     of ``n_pos`` positions, heterogeneous initial potentials, random labels.
@@ -282,6 +283,9 @@ def random_case(seed: int, *, n_in: int = 40, n_maps: int = 4, n_pos: int = 8,
     is processed sequentially by the kernel and by Brian2's compiled targets, but *in one
     vectorised pass* by Brian2's numpy target (both events see the state before the step), so
     numpy-target twins must avoid it.
+
+    ``stdp_taus_ms``: ``(tau_pre, tau_post)`` of the STDP traces (default: both 10 ms, the
+    network's default, under which the kernel computes one decay factor for both).
     """
     rng = np.random.default_rng(seed)
     n_exc = n_maps * n_pos
@@ -290,7 +294,7 @@ def random_case(seed: int, *, n_in: int = 40, n_maps: int = 4, n_pos: int = 8,
     stimuli = rng.random((n_presentations, steps_per, n_in)) < rate
     if min_gap:
         stimuli = _thinned(stimuli.reshape(-1, n_in), min_gap).reshape(stimuli.shape)
-    return {
+    case = {
         "stimuli": stimuli,
         "t_ref_exc_ms": np.float64(t_ref_exc_ms),
         "labels": rng.integers(0, n_maps, n_presentations),
@@ -304,6 +308,9 @@ def random_case(seed: int, *, n_in: int = 40, n_maps: int = 4, n_pos: int = 8,
         "shape": np.array([n_in, n_maps, n_pos, max_delay_steps]),
         "theta_plus_mv": np.float64(theta_plus_mv),
     }
+    if stdp_taus_ms is not None:   # only then: the older cases' inputs (and hashes) stay
+        case["stdp_taus_ms"] = np.asarray(stdp_taus_ms, dtype=np.float64)
+    return case
 
 
 def _thinned(raster: np.ndarray, min_gap: int) -> np.ndarray:
@@ -330,6 +337,9 @@ def unpack(inputs: dict):
                         theta_plus_mv=float(inputs["theta_plus_mv"]),
                         t_ref_exc_ms=float(inputs["t_ref_exc_ms"]))
     stdp = DEFAULT_RSNN_STDP._replace(eta_pre=0.05, eta_post=0.05, w_max=5.0)
+    if "stdp_taus_ms" in inputs:
+        tau_pre, tau_post = (float(t) for t in inputs["stdp_taus_ms"])
+        stdp = stdp._replace(tau_pre_ms=tau_pre, tau_post_ms=tau_post)
     stimuli = list(inputs["stimuli"])
     return topo, params, stdp, w, d, stimuli
 
@@ -374,6 +384,20 @@ CASES = (
         kernel=lambda inputs: _run(inputs, run_rsnn_kernel, False),
         twin=lambda inputs: _run(inputs, run_rsnn_twin, False),
         seed=20261201,
+        n_units=_n_units,
+        n_steps=_n_steps,
+    ),
+    TwinCase(
+        name="rsnn_unequal_taus",
+        model="rsnn",
+        tier="T0",
+        description="the fixed-delay case with STDP time constants tau_pre = 20 ms and "
+                    "tau_post = 7 ms (two decay factors per event; the default equal "
+                    "constants share one)",
+        make=lambda seed: random_case(seed, stdp_taus_ms=(20.0, 7.0)),
+        kernel=lambda inputs: _run(inputs, run_rsnn_kernel, False),
+        twin=lambda inputs: _run(inputs, run_rsnn_twin, False),
+        seed=20261203,
         n_units=_n_units,
         n_steps=_n_steps,
     ),
