@@ -169,3 +169,17 @@ def test_brian2_standalone_times_its_loop_with_std_clock():
     no_openmp = rest.split("{% else %}")[1].split("{% endif %}")[0]
     assert "current = std::clock();" in no_openmp
     assert "elapsed_realtime = (double)(current - start)" in no_openmp
+
+
+@pytest.mark.brian2
+def test_rsnn_bench_ratio_is_on_cpu_time_with_the_wall_ratio_beside_it():
+    # the runtime targets run in this process: their ratio compares process CPU times (a wait
+    # for a core is not the simulator's time), and the wall-clock ratio is reported beside it
+    pytest.importorskip("brian2")
+    from bioplastic._bench import rsnn
+
+    row = next(r for r in rsnn.run(quick=True) if r["name"] == "rsnn_vs_brian2_numpy")
+    assert row["identical_spikes"]
+    assert row["ratio"] == row["brian2_cpu_s"] / row["numba_cpu_s"]
+    assert row["ratio_wall"] == row["brian2_s"] / row["numba_s"]
+    assert 0 < row["numba_cpu_s"] and 0 < row["brian2_cpu_s"]
