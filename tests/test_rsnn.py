@@ -310,6 +310,16 @@ _TOPO4, _STATE4, _KP4 = _pieces(4)
 _X = np.random.default_rng(1).random((5, 5)) < 0.3
 
 
+def _by_post_out_of_order(topo):
+    """``topo`` with two synapses of one neuron swapped in its post-major list (the kernel
+    reads each synapse's pathway from the ascending order)."""
+    indptr, synapses = topo.by_post
+    j = int(np.argmax(np.diff(indptr) >= 2))
+    swapped = synapses.copy()
+    swapped[indptr[j]], swapped[indptr[j] + 1] = synapses[indptr[j] + 1], synapses[indptr[j]]
+    return topo._replace(by_post=type(topo.by_post)(indptr, swapped))
+
+
 @pytest.mark.parametrize("args, match", [
     ((_X, _STATE4, _KP, _TOPO), "state.v must have shape"),           # state for 16 neurons
     ((_X, _STATE, _KP4, _TOPO), "params.lif.decay_m must have shape"),
@@ -323,6 +333,7 @@ _X = np.random.default_rng(1).random((5, 5)) < 0.3
      "pend_syn"),
     ((_X, _STATE, _KP, _TOPO._replace(post=_TOPO.post + 100)), "topo.post"),
     ((_X, _STATE, _KP, _TOPO._replace(n_in=True)), "topo.n_in"),
+    ((_X, _STATE, _KP, _by_post_out_of_order(_TOPO)), "by_post.synapses .* ascending"),
     ((_X, _STATE, _KP._replace(dt_s=float("nan")), _TOPO), "params.dt_s"),
     ((_X, _STATE._replace(v=_STATE.v.astype(np.float32)), _KP, _TOPO), "state.v"),
 ])

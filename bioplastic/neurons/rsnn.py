@@ -617,13 +617,18 @@ def _post_pathways(spikes, st, step, p, topo, same_tau):
     t_s = step * p.dt_s
     dt_s, stdp_on = p.dt_s, p.stdp_on
     w, x_pre, x_post, last_update = st.w, st.x_pre, st.x_post, st.last_update
-    indptr, synapses, pathway = topo.by_post.indptr, topo.by_post.synapses, topo.pathway
+    indptr, synapses, pathway_ptr = topo.by_post.indptr, topo.by_post.synapses, topo.pathway_ptr
     for j in range(spikes.size):
         if not spikes[j]:
             continue
+        q = 0
         for e in range(indptr[j], indptr[j + 1]):
             k = synapses[e]
-            if not stdp_on[pathway[k]]:
+            # a neuron's synapses are listed by ascending id (checked), and the pathways own
+            # consecutive ids: the pathway follows from the ids, without loading pathway[k]
+            while k >= pathway_ptr[q + 1]:
+                q += 1
+            if not stdp_on[q]:
                 continue
             t_last = last_update[k] * dt_s
             f_pre = event_decay(t_s, t_last, s.tau_pre_s)
@@ -818,7 +823,8 @@ _TOPOLOGY_ERRORS = {
     5: "post of synapse {at} must be a neuron index in [0, {n})",
     6: "row of synapse {at} does not match its pathway and pre",
     7: "by_post.indptr must run from 0 to {n_syn}, non-decreasing, one row per neuron",
-    8: "by_post.synapses entry {at} is not a synapse onto its row's neuron",
+    8: "by_post.synapses entry {at} is not a synapse onto its row's neuron, each row in "
+       "ascending order (as post_index builds it)",
 }
 
 
@@ -855,7 +861,8 @@ def _topology_kernel(pre, post, pathway, pathway_ptr, src_offset, src_count, row
             return 7, j
         for e in range(bp_indptr[j], bp_indptr[j + 1]):
             k = bp_synapses[e]
-            if k < 0 or k >= n_syn or post[k] != j:
+            if (k < 0 or k >= n_syn or post[k] != j
+                    or (e > bp_indptr[j] and k <= bp_synapses[e - 1])):
                 return 8, e
     return 0, -1
 
