@@ -103,7 +103,11 @@ def group_norm_backward(dy, x, mean, rstd, gamma, gconsts, dx_cl, grad_gamma, gr
             s_s = zero
             s_b = zero
             for c in range(g * cpg, (g + 1) * cpg):
-                ds, db = _channel_sums(dy[b, c], x[b, c], zero)
+                ds = zero
+                db = zero
+                for p in range(n_p):
+                    ds += dy[b, c, p] * x[b, c, p]
+                    db += dy[b, c, p]
                 grad_gamma[c] += (ds - db * mu) * rs
                 grad_beta[c] += db
                 s_s += ds * gamma[c]
@@ -114,27 +118,3 @@ def group_norm_backward(dy, x, mean, rstd, gamma, gconsts, dx_cl, grad_gamma, gr
                 c1 = rs * gamma[c]
                 for p in range(n_p):
                     dx_cl[b, p, c] = c1 * dy[b, c, p] + c2 * x[b, c, p] + c3
-
-
-@njit
-def _channel_sums(dy, x, zero):
-    """``(Σ dy·x, Σ dy)`` in four interleaved partial sums: one running sum is a serial chain
-    of additions (their latency, not their throughput, sets the pace; reassociating it is
-    what fastmath, off here, would allow)."""
-    s0 = s1 = s2 = s3 = zero
-    b0 = b1 = b2 = b3 = zero
-    n = dy.shape[0]
-    n4 = n - n % 4
-    for p in range(0, n4, 4):
-        s0 += dy[p] * x[p]
-        s1 += dy[p + 1] * x[p + 1]
-        s2 += dy[p + 2] * x[p + 2]
-        s3 += dy[p + 3] * x[p + 3]
-        b0 += dy[p]
-        b1 += dy[p + 1]
-        b2 += dy[p + 2]
-        b3 += dy[p + 3]
-    for p in range(n4, n):
-        s0 += dy[p] * x[p]
-        b0 += dy[p]
-    return (s0 + s1) + (s2 + s3), (b0 + b1) + (b2 + b3)
