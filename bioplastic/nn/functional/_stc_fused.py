@@ -12,10 +12,6 @@ same CPU tensors (no copies). The loops are branch-free, so that LLVM vectorises
   bit (tested in float32 and float64).
 * :func:`backward_step` is the torch-op backward's chain rule (the sigmoid of the surrogate
   comes in from torch); the gradients agree with it to round-off.
-* :func:`group_norm_backward` is ``native_group_norm_backward``'s formula (the same terms,
-  summed in another order: round-off), writing the input gradient straight into the
-  channels-last layout that the weight gradient's convolution wants (torch's returns the
-  default layout, and the copy into channels-last cost more than the GroupNorm itself).
 
 Arrays are 2-D ``(B·groups, C/groups·H·W)`` (C-contiguous rows); the gate-argument gradient
 ``dy`` is ``(B·groups, 2, C/groups·H·W)``, the layout of the interleaved gate tensor (group
@@ -30,7 +26,7 @@ from __future__ import annotations
 
 from ..._jit import njit
 
-__all__ = ["forward_step", "backward_step", "group_norm_backward"]
+__all__ = ["forward_step", "backward_step"]
 
 
 @njit
@@ -82,39 +78,3 @@ def backward_step(sig, h_prev, s_prev, ta, tb, cur, carry, g_s, g_alpha, g_beta,
             acc_ki[r, q] += d_kb * beta
             grad_i[r, q] = ghs * (beta * k_i)
             dy[r, 1, q] = (d_kb * k_i + g_beta[r, q]) * ((q0 + q1 * t_b) * (one - t_b))
-
-
-@njit
-def group_norm_backward(dy, x, mean, rstd, gamma, gconsts, dx_cl, grad_gamma, grad_beta):
-    """GroupNorm's backward for one step: ``dy``, ``x`` ``(B, C, HW)`` (default layout),
-    ``mean``, ``rstd`` ``(B, groups)`` from the forward pass, ``gamma`` ``(C,)``, ``gconsts``
-    ``(1, 1/(C/groups·HW))``. Writes ``dx_cl`` ``(B, HW, C)`` (channels-last) and adds to
-    ``grad_gamma``, ``grad_beta`` ``(C,)``. Per group, as torch: ``dx = c1 dy + c2 x + c3``
-    with ``c1 = rstd γ``, ``c2 = (S_b μ − S_s) rstd³ / N``, ``c3 = −c2 μ − S_b rstd / N``, where
-    ``S_s = Σ_c γ_c Σ dy x``, ``S_b = Σ_c γ_c Σ dy``."""
-    one, inv_n = gconsts[0], gconsts[1]
-    zero = one - one
-    n_b, n_c, n_p = dy.shape
-    n_g = mean.shape[1]
-    cpg = n_c // n_g
-    for b in range(n_b):
-        for g in range(n_g):
-            mu, rs = mean[b, g], rstd[b, g]
-            s_s = zero
-            s_b = zero
-            for c in range(g * cpg, (g + 1) * cpg):
-                ds = zero
-                db = zero
-                for p in range(n_p):
-                    ds += dy[b, c, p] * x[b, c, p]
-                    db += dy[b, c, p]
-                grad_gamma[c] += (ds - db * mu) * rs
-                grad_beta[c] += db
-                s_s += ds * gamma[c]
-                s_b += db * gamma[c]
-            c2 = (s_b * mu - s_s) * rs * rs * rs * inv_n
-            c3 = -c2 * mu - s_b * rs * inv_n
-            for c in range(g * cpg, (g + 1) * cpg):
-                c1 = rs * gamma[c]
-                for p in range(n_p):
-                    dx_cl[b, p, c] = c1 * dy[b, c, p] + c2 * x[b, c, p] + c3

@@ -763,12 +763,6 @@ class _STCConvSequence(torch.autograd.Function):
                     for x in (acc_kh, acc_ki)]
             scratch_i = None if want_i else _np2(torch.empty_like(currents[0]), rows)
             sig, g_s = b1, b2
-            if gamma is not None:        # the kernel's affine gradients (scratch if unwanted)
-                gamma_np = gamma.detach().contiguous().numpy()
-                grad_g_np, grad_b_np = (
-                    (x if x is not None else torch.zeros_like(gamma)).numpy()
-                    for x in (grad_g, grad_b))
-                gconsts = constants([1.0, 1.0 / (c // groups * hw)], currents.dtype)
         for t in range(n - 1, -1, -1):
             hs, ta, tb = hs_all[t], ta_all[t], tb_all[t]
             if consts is not None:      # the elementwise chain in one pass
@@ -799,13 +793,7 @@ class _STCConvSequence(torch.autograd.Function):
             # dL/dz of a silent start feeds only the gradient of s0 (the weight's is zero)
             want_dz = t > 0 or not ctx.silent_start or (want_s0 and not detach)
             dz_t = dy
-            if gamma is not None and consts is not None:    # straight into channels-last
-                _kernels.group_norm_backward(
-                    dy.view(batch, 2 * c, hw).numpy(), z_list[t].view(batch, 2 * c, hw).numpy(),
-                    mean[t].numpy(), rstd[t].numpy(), gamma_np, gconsts,
-                    dz.permute(0, 2, 3, 1).view(batch, hw, 2 * c).numpy(), grad_g_np,
-                    grad_b_np)
-            elif gamma is not None:      # affine gradients summed step by step
+            if gamma is not None:        # affine gradients summed step by step
                 dz_t, g_g, g_b = torch.ops.aten.native_group_norm_backward(
                     dy, z_list[t], mean[t], rstd[t], gamma, batch, 2 * c, hw, 2 * groups,
                     [want_dz, want_g, want_b])
@@ -813,7 +801,7 @@ class _STCConvSequence(torch.autograd.Function):
                     grad_g += g_g
                 if want_b:
                     grad_b += g_b
-            if want_dz and (gamma is None or consts is None):
+            if want_dz:
                 dz.copy_(dz_t)
             g_s_gate = None
             if not detach and (t > 0 or want_s0):
