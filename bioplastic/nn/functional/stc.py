@@ -835,6 +835,12 @@ def stc_conv_sequence(currents: torch.Tensor, state: STCTensorState, params: STC
     step the neuron, the GroupNorm's and the conv's input gradients; the weight and affine
     gradients once, over all ``T·B`` samples. Returns ``(spikes, state)``.
 
+    ``tanh``: how the gates ``1 + tanh(x)`` are evaluated, ``"sigmoid"`` (``2σ(2x)``) or
+    ``"torch"`` (:func:`stc_gates`; the step loop must use the same to agree bit for bit).
+    When ``state.s`` is all zero (the default start) the first step's gate convolution is
+    not run (its output is ±0, which gives the same gates either way), nor are its rows of
+    the weight gradient (they add zero).
+
     On the CPU, in float32 / float64 with scalar ``k_h``, ``k_i``, ``v_th`` (the cells' case),
     each step's elementwise chain after the ``tanh`` (about a dozen operations forward, thirty
     backward) runs as one vectorised Numba loop (:mod:`._stc_fused`), with the same rounding
