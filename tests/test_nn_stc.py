@@ -275,3 +275,11 @@ def test_conv_cell_tanh_forms_agree_to_round_off():
     (sa, fa), (sb, fb) = a(x), b(x)
     torch.testing.assert_close(fa.alpha, fb.alpha, rtol=1e-14, atol=1e-15)
     torch.testing.assert_close(sa, sb, rtol=0, atol=0)
+
+
+def test_bench_target_needs_both_the_wall_and_the_cpu_ratio():
+    from bioplastic._bench.stc import target_met
+
+    assert target_met(1.4, 1.45)
+    assert not target_met(1.20, 1.81)       # a descheduled PLIF call inflates its wall time
+    assert not target_met(1.6, 1.4)
