@@ -8,7 +8,8 @@
 * ``stc_torch_vs_plif``: one :class:`bioplastic.nn.STCLIF` conv cell forward + backward
   against a :class:`bioplastic.nn.PLIFConvCell` of the same shape (same conv and GroupNorm
   front end), interleaved rounds, medians; on one torch thread (wall time, and CPU time as
-  ``ratio_cpu``) and on torch's default thread count. Target: ≤ 1.5× the PLIF time.
+  ``ratio_cpu``) and on torch's default thread count. Target: ≤ 1.5× the PLIF time, by both
+  ratios on one thread (:func:`target_met`).
 * ``plif_vs_spikingjelly``: the PLIF cell's neuron (Fang et al.'s form, the whole-sequence
   path) against SpikingJelly's ``ParametricLIFNode`` in its multi-step and single-step modes on
   the 64-channel cell's shape, forward + backward, interleaved (only when spikingjelly is
@@ -111,10 +112,18 @@ def _interleaved_wall_and_cpu(candidates: dict, repeats: int) -> dict[str, tuple
             for name in candidates}
 
 
+def target_met(ratio_wall: float, ratio_cpu: float, limit: float = 1.5) -> bool:
+    """The STC/PLIF target on one thread: **both** the wall and the CPU-time ratio within
+    ``limit``. On a shared machine either can be off alone: a cell that waits for a core
+    counts the wait in its wall time (a PLIF call descheduled for 60 ms once gave a wall ratio
+    of 1.20 against a CPU ratio of 1.81), and CPU time misses nothing a one-thread call does."""
+    return bool(ratio_wall <= limit and ratio_cpu <= limit)
+
+
 def run_torch_vs_plif(quick: bool) -> list[dict]:
-    """Rows per shape: one torch thread (wall and CPU medians; ``met`` on the wall ratio) and
-    torch's default thread count (wall; for information, ``met`` is ``None``), with the load
-    average at the start of each."""
+    """Rows per shape: one torch thread (wall and CPU medians; ``met`` by
+    :func:`target_met`) and torch's default thread count (wall; for information, ``met`` is
+    ``None``), with the load average at the start of each."""
     import os
 
     import torch
@@ -149,7 +158,7 @@ def run_torch_vs_plif(quick: bool) -> list[dict]:
                 row["ratio_cpu"] = med["stc"][1] / med["plif"][1]
             # the target is judged on one thread; with OpenMP threads on a shared machine
             # the ratio mostly measures spin-waiting for descheduled threads
-            met = bool(ratio <= 1.5) if threads == "1" else None
+            met = target_met(ratio, row["ratio_cpu"]) if threads == "1" else None
             row.update({"loadavg_1min": round(load, 2), "met": met})
             rows.append(row)
     return rows

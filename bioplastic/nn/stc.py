@@ -149,9 +149,12 @@ class STCConvCell(_ConvCell):
     gradient_detach : bool
         Modulators read ``S[t-1].detach()``.
     base : str
-    tanh : "torch" or "numpy"
-        ``"numpy"`` evaluates ``tanh`` as the Numba kernel does (CPU round trip; for exact
-        comparisons only).
+    tanh : "sigmoid", "torch" or "numpy"
+        How the gates ``1 + tanh(x)`` are evaluated (:func:`bioplastic.nn.functional.stc_gates`):
+        ``"sigmoid"`` (default) as the identical ``2σ(2x)``, faster on the CPU and accurate
+        where a gate nears 0; ``"torch"`` literally with torch's ``tanh`` (the paper code's
+        form and the earlier default: the same model, round-off apart); ``"numpy"`` as the
+        Numba kernel does (CPU round trip; for exact comparisons only, step loop).
     surrogate_scale : float
         α of the sigmoid surrogate (4 in the code).
     """
@@ -160,14 +163,14 @@ class STCConvCell(_ConvCell):
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 5, *,
                  groups: int = 16, norm: str | None = "group", gradient_detach: bool = False,
-                 base: str = "lif", tanh: str = "torch", surrogate_scale: float = 4.0,
+                 base: str = "lif", tanh: str = "sigmoid", surrogate_scale: float = 4.0,
                  dtype=torch.float32):
         super().__init__(in_channels, hidden_channels, kernel_size, groups=groups, norm=norm,
                          dtype=dtype)
         if base not in BASES:
             raise ValueError(f"base must be one of {sorted(BASES)}, got {base!r}")
-        if tanh not in ("torch", "numpy"):
-            raise ValueError(f"tanh must be 'torch' or 'numpy', got {tanh!r}")
+        if tanh not in F.TANH_FORMS:
+            raise ValueError(f"tanh must be one of {F.TANH_FORMS}, got {tanh!r}")
         self.base, self.gradient_detach, self.tanh = base, bool(gradient_detach), tanh
         self.surrogate_scale = float(surrogate_scale)
         conv = dict(padding=kernel_size // 2, groups=groups, bias=False, dtype=dtype)
@@ -233,14 +236,14 @@ class STCConvCell(_ConvCell):
         return weight, gamma, beta
 
     def sequence_applies(self) -> bool:
-        return self.base in ("lif", "plif") and self.tanh == "torch"
+        return self.base in ("lif", "plif") and self.tanh in ("torch", "sigmoid")
 
     def sequence(self, currents, state, params):
         weight, gamma, beta = self.fused_gate_parameters()
         return F.stc_conv_sequence(currents, state, params, weight, gamma, beta, self.groups,
                                    eps=self.norm_h.eps if gamma is not None else 1e-5,
                                    gradient_detach=self.gradient_detach,
-                                   scale=self.surrogate_scale)
+                                   scale=self.surrogate_scale, tanh=self.tanh)
 
     def advance(self, x_t, state, params):
         gate_h, gate_v = self.gate_arguments(state.s)

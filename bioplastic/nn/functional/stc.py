@@ -60,8 +60,9 @@ from ._fused import as_array as _np2
 from ._fused import constants, kernels_apply
 from .lif import _reduce_to
 
-__all__ = ["fire", "rectangular_fire", "numpy_tanh", "STCTensorParams", "STCTensorState",
-           "stc_prepare", "stc_gates", "stc_step", "group_conv2d", "stc_dense_gate_arguments",
+__all__ = ["fire", "rectangular_fire", "numpy_tanh", "TANH_FORMS", "STCTensorParams",
+           "STCTensorState", "stc_prepare", "stc_gates", "stc_step", "group_conv2d",
+           "stc_dense_gate_arguments",
            "stc_dense_step", "stc_sequence", "plif_fang_sequence", "stc_conv_sequence",
            "plif_fang_step", "TCLIFTensorState", "tclif_step", "GLIFTensorState", "glif_step"]
 
@@ -211,11 +212,28 @@ def stc_prepare(params: STCParams, n: int, *, dtype=torch.float64,
     return STCTensorParams(kp.variant, *(_tensor(getattr(kp, f), dtype, device) for f in fields))
 
 
+TANH_FORMS = ("torch", "sigmoid", "numpy")
+
+
+def _gate(x, tanh: str):
+    if tanh == "sigmoid":                   # 1 + tanh(x) = 2σ(2x); both doublings are exact
+        return 2.0 * torch.sigmoid(2.0 * x)
+    return 1.0 + (numpy_tanh(x) if tanh == "numpy" else torch.tanh(x))
+
+
 def stc_gates(gate_h, gate_v, *, tanh: str = "torch"):
-    """``alpha = 1 + tanh(gate_h)``, ``beta = 1 + tanh(gate_v)`` (``None`` stays ``None``)."""
-    fn = numpy_tanh if tanh == "numpy" else torch.tanh
-    alpha = None if gate_h is None else 1.0 + fn(gate_h)
-    beta = None if gate_v is None else 1.0 + fn(gate_v)
+    """``alpha = 1 + tanh(gate_h)``, ``beta = 1 + tanh(gate_v)`` (``None`` stays ``None``).
+
+    ``tanh`` says how ``1 + tanh(x)`` is evaluated: ``"torch"`` literally, with torch's
+    ``tanh``; ``"sigmoid"`` as the identical function ``2σ(2x)`` (on the CPU torch's
+    ``sigmoid`` is about 6× faster than its ``tanh``, and it keeps full relative precision
+    where the gate nears 0, which ``1 + tanh`` loses to cancellation: up to 100 % in float32
+    at ``x ≈ −9``); ``"numpy"`` with NumPy's ``tanh`` (the Numba kernel's, for exact
+    comparisons). The three differ in round-off only."""
+    if tanh not in TANH_FORMS:
+        raise ValueError(f"tanh must be one of {TANH_FORMS}, got {tanh!r}")
+    alpha = None if gate_h is None else _gate(gate_h, tanh)
+    beta = None if gate_v is None else _gate(gate_v, tanh)
     return alpha, beta
 
 
@@ -529,19 +547,41 @@ def _gate_views(y, groups):
     return y[:, :, 0], y[:, :, 1]
 
 
-def _gate_argument_grad(d_kgate, k, tanh, grad_last, buf, out, shape):
-    """``out = (d_kgate k + grad_last) (1 - tanh²)``: the gradient of a gate's argument from
-    that of ``k·gate`` (``d_kgate``, overwritten) and the loss on the gate itself."""
+class _GateForm(NamedTuple):
+    """How :class:`_STCConvSequence` evaluates a gate ``1 + tanh(x)`` (:func:`stc_gates`'s
+    ``tanh``): it stores ``u = fn(pre·x)`` per step; the gate is ``u·mul + add`` (exactly
+    :func:`stc_gates`'s ``1 + tanh`` / ``2σ``: ``·1`` and ``·2`` are exact) and its derivative
+    ``(q0 + q1·u)(1 − u)``."""
+
+    pre: float
+    fn: str          # the in-place torch op applied to pre·x
+    mul: float
+    add: float
+    q0: float
+    q1: float
+
+
+GATE_FORMS = {"torch": _GateForm(1.0, "tanh_", 1.0, 1.0, 1.0, 1.0),       # (1 + u)(1 − u)
+              "sigmoid": _GateForm(2.0, "sigmoid_", 2.0, 0.0, 0.0, 4.0)}  # 4u(1 − u)
+
+
+def _gate_value(u, form: _GateForm, out=None):
+    """The gate ``u·mul + add`` from the stored ``u`` (into ``out`` if given)."""
+    return torch.mul(u, form.mul, out=out).add_(form.add)
+
+
+def _gate_argument_grad(d_kgate, k, u, form, grad_last, buf, out, shape):
+    """``out = (d_kgate k + grad_last) (q0 + q1 u)(1 − u)``: the gradient of a gate's argument
+    from that of ``k·gate`` (``d_kgate``, overwritten) and the loss on the gate itself."""
     d_kgate.mul_(k)
     if grad_last is not None:
         d_kgate.add_(grad_last)
-    torch.mul(tanh, tanh, out=buf)
-    buf.neg_().add_(1.0)
+    torch.mul(u, form.q1, out=buf).add_(form.q0).mul_(torch.neg(u).add_(1.0))
     out.copy_(d_kgate.mul_(buf).view(shape))
 
 
 def _backward_elementwise(t, n, hs, ta, tb, hs_all, spikes, h0, current, carry, grad_spikes,
-                          g_s_gate, grad_alpha, grad_beta, k_h, k_i, v_th, scale, dy5,
+                          g_s_gate, grad_alpha, grad_beta, k_h, k_i, v_th, scale, form, dy5,
                           carry_out, grad_i_t, acc_kh, acc_ki, bufs):
     """One step of :class:`_STCConvSequence`'s backward chain as torch ops (the path off the
     CPU or without Numba; :func:`_stc_fused.backward_step` is the same in one pass). Writes the
@@ -566,34 +606,36 @@ def _backward_elementwise(t, n, hs, ta, tb, hs_all, spikes, h0, current, carry, 
     else:
         torch.mul(spikes[t - 1], v_th, out=b3)
         torch.sub(hs_all[t - 1], b3, out=b3).mul_(b2)
-    torch.add(ta, 1.0, out=b4)                       # alpha
+    _gate_value(ta, form, out=b4)                    # alpha
     if acc_kh is not None:
         acc_kh.addcmul_(b3, b4)
     torch.mul(b4, k_h, out=b5)
     carry = torch.mul(b2, b5, out=carry_out)         # dL/dH[t-1]
-    _gate_argument_grad(b3, k_h, ta, grad_alpha if t == n - 1 else None, b4,
+    _gate_argument_grad(b3, k_h, ta, form, grad_alpha if t == n - 1 else None, b4,
                         dy5[:, :, 0], half)
     # spatial gate: d/d(k_i beta) = g_hs I
     torch.mul(b2, current, out=b3)
-    torch.add(tb, 1.0, out=b4)                       # beta
+    _gate_value(tb, form, out=b4)                    # beta
     if acc_ki is not None:
         acc_ki.addcmul_(b3, b4)
     if grad_i_t is not None:
         torch.mul(b4, k_i, out=b5)
         torch.mul(b2, b5, out=grad_i_t)
-    _gate_argument_grad(b3, k_i, tb, grad_beta if t == n - 1 else None, b4,
+    _gate_argument_grad(b3, k_i, tb, form, grad_beta if t == n - 1 else None, b4,
                         dy5[:, :, 1], half)
     return carry
 
 
-def _kernel_constants(currents, h0, s0, k_h, k_i, v_th, scale):
-    """``(1, k_h, k_i, v_th, scale)`` as a NumPy array for :mod:`._stc_fused`, or ``None``
+def _kernel_constants(currents, h0, s0, k_h, k_i, v_th, scale, form):
+    """``(1, k_h, k_i, v_th, scale, mul, add, q0, q1)`` (``form``'s gate constants) as a NumPy
+    array for :mod:`._stc_fused`, or ``None``
     where its kernels do not apply (off the CPU, another dtype, per-neuron ``k``/``v_th``,
     Numba disabled): then the torch ops run."""
     scalars = (k_h, k_i, v_th)
     if not kernels_apply(currents, h0, s0, *scalars) or any(x.numel() != 1 for x in scalars):
         return None
-    return constants([1.0] + [float(x.detach()) for x in scalars] + [scale], currents.dtype)
+    return constants([1.0] + [float(x.detach()) for x in scalars]
+                     + [scale, form.mul, form.add, form.q0, form.q1], currents.dtype)
 
 
 class _STCConvSequence(torch.autograd.Function):
@@ -603,7 +645,7 @@ class _STCConvSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, currents, h0, s0, weight, gamma, beta_gn, k_h, k_i, v_th, options):
-        groups, eps, detach, scale = options
+        groups, eps, detach, scale, form = options
         n_steps, batch, c = currents.shape[:3]
         hw = currents.shape[3] * currents.shape[4]
         grouped = (batch, groups, c // groups) + tuple(currents.shape[3:])
@@ -624,12 +666,18 @@ class _STCConvSequence(torch.autograd.Function):
         z_list, mean, rstd = [], [], []
         h, s = h0, s0
         pad = weight.shape[-1] // 2
-        consts = _kernel_constants(currents, h0, s0, k_h, k_i, v_th, scale)
+        consts = _kernel_constants(currents, h0, s0, k_h, k_i, v_th, scale, form)
         rows = (batch * groups, c // groups * hw)
         if consts is not None:
             h = torch.broadcast_to(h0, currents.shape[1:])
+        # no spike before the sequence (the usual start): the first conv's output is zero, so
+        # it is not computed (a conv of zeros gives ±0, and ±0 gives the same gate either way)
+        ctx.silent_start = not bool(s0.any())
         for t in range(n_steps):
-            z = torch.nn.functional.conv2d(s, weight, padding=pad, groups=groups)
+            if t == 0 and ctx.silent_start:
+                z = currents.new_zeros((batch, 2 * c) + tuple(currents.shape[3:]))
+            else:
+                z = torch.nn.functional.conv2d(s, weight, padding=pad, groups=groups)
             z_list.append(z)
             y = z
             if gamma is not None:
@@ -637,15 +685,15 @@ class _STCConvSequence(torch.autograd.Function):
                                                            2 * groups, eps)
                 mean.append(m)
                 rstd.append(r)
-            # tanh of each contiguous half, as stc_step takes it: torch's CPU tanh computes the
-            # tail of a tensor with the scalar libm tanh and the rest vectorised, so the same
-            # element can differ in its last bit in a tensor of another size
+            # tanh / sigmoid of each contiguous half, as stc_step takes it: torch's CPU kernels
+            # compute the tail of a tensor with the scalar libm function and the rest
+            # vectorised, so the same element can differ in its last bit in a tensor of
+            # another size
             gate_h, gate_v = _gate_views(y, groups)
             ta, tb, hs = ta_all[t], tb_all[t], hs_all[t]
-            ta.view(grouped).copy_(gate_h)
-            tb.view(grouped).copy_(gate_v)
-            ta.tanh_()
-            tb.tanh_()
+            for u, half in ((ta, gate_h), (tb, gate_v)):
+                torch.mul(half, form.pre, out=u.view(grouped))      # exact (·1 or ·2)
+                getattr(u, form.fn)()
             s = spikes[t]
             s_cl = spikes_cl[(t + 1) * batch:(t + 2) * batch]
             if consts is not None:      # the rest of the step in one pass (same rounding)
@@ -657,9 +705,9 @@ class _STCConvSequence(torch.autograd.Function):
                 h = h_next
                 continue
             # stc_step's order: (k_h * alpha) * h + (k_i * beta) * I
-            torch.add(ta, 1.0, out=buf1).mul_(k_h)
+            _gate_value(ta, form, out=buf1).mul_(k_h)
             torch.mul(buf1, h, out=hs)
-            torch.add(tb, 1.0, out=buf2).mul_(k_i).mul_(currents[t])
+            _gate_value(tb, form, out=buf2).mul_(k_i).mul_(currents[t])
             hs.add_(buf2)
             torch.ge(hs, v_th, out=fired)
             s.copy_(fired)
@@ -672,12 +720,12 @@ class _STCConvSequence(torch.autograd.Function):
         ctx.options = options
         ctx.n_steps = n_steps
         ctx.consts = consts
-        return spikes, h, 1.0 + ta_all[-1], 1.0 + tb_all[-1]
+        return spikes, h, _gate_value(ta_all[-1], form), _gate_value(tb_all[-1], form)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_spikes, grad_h, grad_alpha, grad_beta):
-        groups, eps, detach, scale = ctx.options
+        groups, eps, detach, scale, form = ctx.options
         n = ctx.n_steps
         (currents, h0, s0, weight, gamma, beta_gn, k_h, k_i, v_th, spikes_ext, spikes_cl,
          hs_all, ta_all, tb_all, *rest) = ctx.saved_tensors
@@ -738,29 +786,35 @@ class _STCConvSequence(torch.autograd.Function):
             else:
                 carry = _backward_elementwise(
                     t, n, hs, ta, tb, hs_all, spikes, h0, currents[t], carry, grad_spikes,
-                    g_s_gate, grad_alpha, grad_beta, k_h, k_i, v_th, scale, dy5,
+                    g_s_gate, grad_alpha, grad_beta, k_h, k_i, v_th, scale, form, dy5,
                     carries[t % 2], grad_i[t] if want_i else None, acc_kh, acc_ki,
                     (b1, b2, b3, b4, b5))
             dz = dz_all[t * batch:(t + 1) * batch]          # channels-last
+            # dL/dz of a silent start feeds only the gradient of s0 (the weight's is zero)
+            want_dz = t > 0 or not ctx.silent_start or (want_s0 and not detach)
             dz_t = dy
             if gamma is not None:        # affine gradients summed step by step
                 dz_t, g_g, g_b = torch.ops.aten.native_group_norm_backward(
                     dy, z_list[t], mean[t], rstd[t], gamma, batch, 2 * c, hw, 2 * groups,
-                    [True, want_g, want_b])
+                    [want_dz, want_g, want_b])
                 if want_g:
                     grad_g += g_g
                 if want_b:
                     grad_b += g_b
-            dz.copy_(dz_t)
+            if want_dz:
+                dz.copy_(dz_t)
             g_s_gate = None
             if not detach and (t > 0 or want_s0):
                 s_prev = spikes_cl[t * batch:(t + 1) * batch]
                 g_s_gate = _conv_backward(dz, s_prev, weight, groups, [True, False, False])[0]
         grad_s0 = g_s_gate.contiguous() if want_s0 and not detach else None
         grad_w = None
-        if want_w:                       # one weight gradient over all T·B samples
-            grad_w = _conv_backward(dz_all, spikes_cl[:n * batch], weight, groups,
-                                    [False, True, False])[1]
+        first = batch if ctx.silent_start else 0   # a silent start adds nothing
+        if want_w and first == n * batch:
+            grad_w = torch.zeros_like(weight)
+        elif want_w:                     # one weight gradient over all T·B samples
+            grad_w = _conv_backward(dz_all[first:], spikes_cl[first:n * batch], weight,
+                                    groups, [False, True, False])[1]
         return (grad_i, _reduce_to(carry, h0.shape) if want_h0 else None, grad_s0, grad_w,
                 grad_g, grad_b, _reduce_to(acc_kh, k_h.shape) if want_kh else None,
                 _reduce_to(acc_ki, k_i.shape) if want_ki else None, None, None)
@@ -768,7 +822,8 @@ class _STCConvSequence(torch.autograd.Function):
 
 def stc_conv_sequence(currents: torch.Tensor, state: STCTensorState, params: STCTensorParams,
                       gate_weight: torch.Tensor, norm_weight, norm_bias, groups: int, *,
-                      eps: float = 1e-5, gradient_detach: bool = False, scale: float = 4.0):
+                      eps: float = 1e-5, gradient_detach: bool = False, scale: float = 4.0,
+                      tanh: str = "sigmoid"):
     """The STC-LIF / STC-PLIF conv cell's recurrence over a whole sequence, one autograd node.
 
     ``currents`` ``(T, B, C, H, W)`` (the cell's input currents), ``gate_weight``
@@ -779,6 +834,12 @@ def stc_conv_sequence(currents: torch.Tensor, state: STCTensorState, params: STC
     order (bit-identical spikes and membrane). The backward pass is written by hand: per
     step the neuron, the GroupNorm's and the conv's input gradients; the weight and affine
     gradients once, over all ``T·B`` samples. Returns ``(spikes, state)``.
+
+    ``tanh``: how the gates ``1 + tanh(x)`` are evaluated, ``"sigmoid"`` (``2σ(2x)``) or
+    ``"torch"`` (:func:`stc_gates`; the step loop must use the same to agree bit for bit).
+    When ``state.s`` is all zero (the default start) the first step's gate convolution is
+    not run (its output is ±0, which gives the same gates either way), nor are its rows of
+    the weight gradient (they add zero).
 
     On the CPU, in float32 / float64 with scalar ``k_h``, ``k_i``, ``v_th`` (the cells' case),
     each step's elementwise chain after the ``tanh`` (about a dozen operations forward, thirty
@@ -792,6 +853,9 @@ def stc_conv_sequence(currents: torch.Tensor, state: STCTensorState, params: STC
                          "step loop")
     args = (currents, state.h, state.s, gate_weight, norm_weight, norm_bias, params.k_h,
             params.k_i, params.v_th)
+    if tanh not in GATE_FORMS:
+        raise ValueError(f"tanh must be one of {tuple(GATE_FORMS)} here, got {tanh!r}")
     spikes, h, alpha, beta = _STCConvSequence.apply(
-        *args, (int(groups), float(eps), bool(gradient_detach), float(scale)))
+        *args, (int(groups), float(eps), bool(gradient_detach), float(scale),
+                GATE_FORMS[tanh]))
     return spikes, STCTensorState(h, state.d, spikes[-1], alpha, beta)
