@@ -56,6 +56,7 @@ from .base import (
     all_weights_and_biases,
     default_optimizer,
     ema_update,
+    per_copy_batch_norm,
     stochastic_restore_all,
 )
 
@@ -300,6 +301,7 @@ def cotta_threshold(model: nn.Module, x_source: torch.Tensor, *, quantile: float
 
 
 AUGMENT_DRAWS = ("always", "when_used")
+TEACHER_BATCH = ("copies", "loop", "vmap")
 
 
 class CoTTA(Adapter):
@@ -339,7 +341,7 @@ class CoTTA(Adapter):
                  optimizer_factory: Callable | None = None, mt: float = 0.999,
                  rst: float = 0.01, ap: float = 0.92, n_augment: int = 32,
                  augment: Callable | None = None, augment_draws: str = "always",
-                 augment_chunk: int | None = 8, teacher_vmap: bool = False, seed: int = 0,
+                 augment_chunk: int | None = 8, teacher_batch: str = "copies", seed: int = 0,
                  **options) -> None:
         options.setdefault("method", "CoTTA")
         if optimizer_factory is None:   # Adam's foreach path: same numbers, fewer calls
@@ -357,12 +359,15 @@ class CoTTA(Adapter):
         if augment_draws not in AUGMENT_DRAWS:
             raise ValueError(f"augment_draws must be one of {AUGMENT_DRAWS}, "
                              f"got {augment_draws!r}")
+        if teacher_batch not in TEACHER_BATCH:
+            raise ValueError(f"teacher_batch must be one of {TEACHER_BATCH}, "
+                             f"got {teacher_batch!r}")
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be a callable (x, generator) -> x, got {augment!r}")
         self.lr, self.mt, self.rst, self.ap = lr, float(mt), float(rst), float(ap)
         self.n_augment, self.augment_draws = n_augment, augment_draws
         self.augment_chunk = n_augment if augment_chunk is None else augment_chunk
-        self.teacher_vmap = bool(teacher_vmap)
+        self.teacher_batch = teacher_batch
         self.augmented_batches = 0   # batches whose teacher used the augmentations (diagnostic)
         self.augment = _vectorisable(augment)
         teacher, anchor = copy_module.deepcopy(self.model), copy_module.deepcopy(self.model)
@@ -418,9 +423,14 @@ class CoTTA(Adapter):
     def _teacher_many(self, copies: torch.Tensor) -> torch.Tensor:
         """Teacher logits of each copy (n, B, ...) → (n, B, classes), per-copy statistics."""
         teacher = self.aux["teacher"]
-        if self.teacher_vmap:
+        if self.teacher_batch == "loop":
+            return torch.stack([teacher(c) for c in copies])
+        if self.teacher_batch == "vmap":
             return torch.func.vmap(teacher)(copies)
-        return torch.stack([teacher(c) for c in copies])
+        n, b = copies.shape[:2]
+        with per_copy_batch_norm(teacher, n):
+            logits = teacher(copies.flatten(0, 1))
+        return logits.view(n, b, *logits.shape[1:])
 
     def _gradient_step(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         rng = self.aux["rng"]
@@ -446,8 +456,8 @@ class CoTTA(Adapter):
                   "n_augment": self.n_augment}
         if self.augment_draws != "always":
             fields["augment_draws"] = self.augment_draws
-        if self.teacher_vmap:
-            fields["teacher_vmap"] = True
+        if self.teacher_batch != "copies":
+            fields["teacher_batch"] = self.teacher_batch
         return {**fields, **super()._repr_fields()}
 
 
