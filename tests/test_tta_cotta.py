@@ -338,11 +338,17 @@ def assert_close_runs(a, b, tol):
 
 @pytest.mark.parametrize("net", [small_net, group_and_layer_norm_net])
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-9), (torch.float32, 2e-5)])
-def test_stacked_teacher_equals_the_loop_over_a_stream(net, dtype, tol, ap):
-    """teacher_batch="copies" (the default: one forward of the stacked copies, per-copy
-    BatchNorm statistics) against the per-copy loop, over 6 batches with both branches
-    taken: predictions, student and teacher weights and the random stream agree to
-    round-off (float32: a few ulps of values of order 1, through 6 Adam steps)."""
+@pytest.mark.parametrize("fast, exact", [
+    ({"teacher_batch": "copies"}, {"teacher_batch": "loop"}),
+    ({"channels_last": True}, {"channels_last": False}),
+    ({"channels_last": True, "teacher_batch": "loop"}, {"teacher_batch": "loop"})])
+def test_stacked_and_channels_last_teachers_equal_the_loop_over_a_stream(net, dtype, tol,
+                                                                         fast, exact, ap):
+    """teacher_batch="copies" (one forward of the stacked copies, per-copy BatchNorm
+    statistics) against the per-copy loop, and channels-last teacher and anchor forwards
+    against the default layout, over 6 batches with both branches taken: predictions,
+    student and teacher weights and the random stream agree to round-off (float32: a few
+    ulps of values of order 1, through 6 Adam steps)."""
     xs = [x.to(dtype) for x in stream()]
     options = {"n_augment": 6, "augment_chunk": 3, "rst": 0.1, "lr": 1e-2,
                "ap": ap if net is small_net else 1.0}
@@ -350,8 +356,21 @@ def test_stacked_teacher_equals_the_loop_over_a_stream(net, dtype, tol, ap):
     def go(**more):
         adapter = tta.CoTTA(net().to(dtype), **options, **more)
         return [adapter(x) for x in xs], adapter
-    assert tta.CoTTA(small_net()).teacher_batch == "copies"
-    assert_close_runs(go(), go(teacher_batch="loop"), tol)
+    assert_close_runs(go(**fast), go(**exact), tol)
+
+
+def test_channels_last_forward_changes_the_layout_only():
+    net = small_net()
+    x = batch(0)
+    with torch.no_grad():
+        got = tta.channels_last_forward(net, x)
+        assert float((got - net(x)).abs().max()) <= TOL
+        flat = nn.Sequential(nn.Linear(5, 3)).double()
+        v = torch.rand(4, 5, dtype=torch.float64)
+        assert torch.equal(tta.channels_last_forward(flat, v), flat(v))   # not 4-D: plain
+    assert all(p.is_contiguous() for p in net.parameters())            # net unchanged
+    with pytest.raises(ValueError, match="channels_last"):
+        tta.CoTTA(small_net(), channels_last=True, teacher_batch="vmap")
 
 
 def test_stacked_teacher_without_per_copy_statistics_would_differ(monkeypatch):
@@ -490,6 +509,19 @@ def test_experiment_methods_and_draws_flags():
     adapter = experiment.make_adapter("cotta", small_net().float(), config)
     assert adapter.augment_draws == "when_used"
     assert isinstance(adapter.augment, tta.CoTTAAugment) and adapter.augment.hflip_p == 0.0
+    default = experiment.make_adapter("cotta", small_net().float(),
+                                      experiment.parse_args(["--out", "x"]))
+    reference = tta.CoTTA(small_net())
+    assert (default.teacher_batch, default.channels_last) == (reference.teacher_batch,
+                                                              reference.channels_last)
+    other = experiment.parse_args(["--cotta-teacher-batch", "loop", "--no-cotta-channels-last",
+                                   "--out", "x"])
+    adapter = experiment.make_adapter("cotta", small_net().float(), other)
+    assert (adapter.teacher_batch, adapter.channels_last) == ("loop", False)
+    on = experiment.parse_args(["--cotta-channels-last", "--out", "x"])
+    assert experiment.make_adapter("cotta", small_net().float(), on).channels_last
+    with pytest.raises(SystemExit):
+        experiment.parse_args(["--cotta-teacher-batch", "stacked", "--out", "x"])
 
 
 # -------------------------------------------------- ap: the authors' rule, tuned default

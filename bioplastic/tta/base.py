@@ -69,6 +69,7 @@ __all__ = [
     "GeneratorState",
     "BN_STATS",
     "per_copy_batch_norm",
+    "channels_last_forward",
 ]
 
 BN_STATS = ("batch", "source")
@@ -253,6 +254,24 @@ def _per_copy_forward(forward: Callable, copies: int) -> Callable:
                              "its leading (batch) dimension")
         return torch.cat([forward(block) for block in x.chunk(copies)])
     return per_copy
+
+
+def channels_last_forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` computed in channels-last memory format: the same values up to round-off.
+
+    A 4-D ``x`` and ``net``'s 4-D parameters (2-D convolution weights) are passed in
+    ``torch.channels_last`` layout, the parameters through :func:`torch.func.functional_call`
+    (``net`` itself is not changed); the layers then keep that layout, where torch's CPU
+    convolution, batch norm and pooling kernels are faster on small images. Other inputs:
+    plain ``net(x)``. The layout changes the summation order of some kernels (float32
+    round-off, ≈ 1e-6 on logits of order 1).
+    """
+    if x.ndim != 4:
+        return net(x)
+    layout = torch.channels_last
+    params = {name: p.contiguous(memory_format=layout)
+              for name, p in net.named_parameters() if p.ndim == 4}
+    return torch.func.functional_call(net, params, (x.contiguous(memory_format=layout),))
 
 
 class GeneratorState(nn.Module):

@@ -54,6 +54,7 @@ from .base import (
     Adapter,
     GeneratorState,
     all_weights_and_biases,
+    channels_last_forward,
     default_optimizer,
     ema_update,
     per_copy_batch_norm,
@@ -301,7 +302,7 @@ def cotta_threshold(model: nn.Module, x_source: torch.Tensor, *, quantile: float
 
 
 AUGMENT_DRAWS = ("always", "when_used")
-TEACHER_BATCH = ("copies", "loop", "vmap")
+TEACHER_BATCH = ("loop", "copies", "vmap")
 
 
 class CoTTA(Adapter):
@@ -341,7 +342,8 @@ class CoTTA(Adapter):
                  optimizer_factory: Callable | None = None, mt: float = 0.999,
                  rst: float = 0.01, ap: float = 0.92, n_augment: int = 32,
                  augment: Callable | None = None, augment_draws: str = "always",
-                 augment_chunk: int | None = 8, teacher_batch: str = "copies", seed: int = 0,
+                 augment_chunk: int | None = 8, teacher_batch: str = "loop",
+                 channels_last: bool = False, seed: int = 0,
                  **options) -> None:
         options.setdefault("method", "CoTTA")
         if optimizer_factory is None:   # Adam's foreach path: same numbers, fewer calls
@@ -362,12 +364,14 @@ class CoTTA(Adapter):
         if teacher_batch not in TEACHER_BATCH:
             raise ValueError(f"teacher_batch must be one of {TEACHER_BATCH}, "
                              f"got {teacher_batch!r}")
+        if channels_last and teacher_batch == "vmap":
+            raise ValueError("channels_last is not supported with teacher_batch='vmap'")
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be a callable (x, generator) -> x, got {augment!r}")
         self.lr, self.mt, self.rst, self.ap = lr, float(mt), float(rst), float(ap)
         self.n_augment, self.augment_draws = n_augment, augment_draws
         self.augment_chunk = n_augment if augment_chunk is None else augment_chunk
-        self.teacher_batch = teacher_batch
+        self.teacher_batch, self.channels_last = teacher_batch, bool(channels_last)
         self.augmented_batches = 0   # batches whose teacher used the augmentations (diagnostic)
         self.augment = _vectorisable(augment)
         teacher, anchor = copy_module.deepcopy(self.model), copy_module.deepcopy(self.model)
@@ -387,14 +391,14 @@ class CoTTA(Adapter):
     def _teacher_prediction(self, x: torch.Tensor) -> torch.Tensor:
         teacher, anchor = self.aux["teacher"], self.aux["anchor"]
         with torch.no_grad():
-            confidence = anchor(x).softmax(1).max(1).values.mean()
+            confidence = self._forward(anchor, x).softmax(1).max(1).values.mean()
             confident = float(confidence) >= self.ap
             if confident and self.augment_draws == "when_used":
-                return teacher(x)
+                return self._forward(teacher, x)
             with self.aux["rng"].generator() as gen:
                 if confident:   # the authors' unused copies: only their random draws
                     self._skip_copies(x, gen)
-                    return teacher(x)
+                    return self._forward(teacher, x)
                 self.augmented_batches += 1
                 return self._augmented_mean(x, gen)
 
@@ -424,13 +428,17 @@ class CoTTA(Adapter):
         """Teacher logits of each copy (n, B, ...) → (n, B, classes), per-copy statistics."""
         teacher = self.aux["teacher"]
         if self.teacher_batch == "loop":
-            return torch.stack([teacher(c) for c in copies])
+            return torch.stack([self._forward(teacher, c) for c in copies])
         if self.teacher_batch == "vmap":
             return torch.func.vmap(teacher)(copies)
         n, b = copies.shape[:2]
         with per_copy_batch_norm(teacher, n):
-            logits = teacher(copies.flatten(0, 1))
+            logits = self._forward(teacher, copies.flatten(0, 1))
         return logits.view(n, b, *logits.shape[1:])
+
+    def _forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """A forward of the teacher or the anchor (the student's is the wrapper's)."""
+        return channels_last_forward(net, x) if self.channels_last else net(x)
 
     def _gradient_step(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         rng = self.aux["rng"]
@@ -456,8 +464,10 @@ class CoTTA(Adapter):
                   "n_augment": self.n_augment}
         if self.augment_draws != "always":
             fields["augment_draws"] = self.augment_draws
-        if self.teacher_batch != "copies":
+        if self.teacher_batch != "loop":
             fields["teacher_batch"] = self.teacher_batch
+        if self.channels_last:
+            fields["channels_last"] = True
         return {**fields, **super()._repr_fields()}
 
 
