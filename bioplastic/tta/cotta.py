@@ -31,9 +31,14 @@ Adam (``foreach=True``) run without per-tensor Python calls: the same numbers, b
 as the per-tensor code (``tests/test_tta_cotta.py`` holds it to a frozen copy).
 :class:`CoTTAAugment` makes the copies of a chunk at once (``copies``: the draws in the order
 of one-by-one calls, the image operations over the stacked copies). The teacher runs once per
-copy, each copy with its own batch statistics; ``teacher_vmap=True`` runs each chunk as one
-``torch.func.vmap`` forward instead (per-copy statistics kept; slower than the loop on the
-CPU). ``reset()`` also restores teacher, anchor and random state (the authors' reset copies
+copy, each copy with its own batch statistics (``teacher_batch="loop"``, the authors' loop);
+``"copies"`` runs each chunk as one forward of the stacked copies, every BatchNorm with batch
+statistics normalising each copy by its own (:func:`~bioplastic.tta.per_copy_batch_norm`),
+and ``"vmap"`` as one ``torch.func.vmap`` forward; both equal the loop to round-off, and on
+the CPU neither is faster (the forwards' work is per sample; docs/tta.md).
+``channels_last=True`` runs the teacher's and the anchor's forwards in channels-last layout
+(faster CPU kernels; round-off, which Adam then amplifies in the student's weights).
+``reset()`` also restores teacher, anchor and random state (the authors' reset copies
 the *current* student into a new teacher). Pass ``augment=`` for another augmentation (e.g.
 ``CoTTAAugment(hflip_p=0)`` for digits, where a mirrored digit is another digit).
 """
@@ -328,12 +333,23 @@ class CoTTA(Adapter):
         forwards are computed only when used (same results, bit for bit). ``"when_used"``:
         no draws either when the copies are not used — another random stream from the first
         confident batch on (the later augmentations and restore masks differ).
-    augment_chunk : copies augmented (and, with ``teacher_vmap``, forwarded) together; bounds
-        the memory to ``augment_chunk`` × the batch (``None``: all ``n_augment`` at once).
-    teacher_vmap : one ``torch.func.vmap`` teacher forward per chunk of copies instead of a
-        loop over them. Each copy keeps its own batch statistics (a plain stacked batch would
-        mix them across copies); equal to the loop to round-off. On the CPU the loop is faster
-        (docs/tta.md); a model that ``vmap`` cannot run raises when this is on.
+    augment_chunk : copies augmented (and, with ``teacher_batch`` ``"copies"`` or ``"vmap"``,
+        forwarded) together; bounds the memory to ``augment_chunk`` × the batch (``None``: all
+        ``n_augment`` at once).
+    teacher_batch : how the teacher runs the augmented copies, each with its own batch
+        statistics (a plain stacked batch would mix them across copies). ``"loop"`` (default):
+        one forward per copy, as the authors' code. ``"copies"``: one forward of a chunk's
+        stacked copies, each BatchNorm with batch statistics normalising (and updating any
+        running statistics) copy by copy (:func:`~bioplastic.tta.per_copy_batch_norm`; the
+        model must keep the batch as the leading dimension and have no other layer mixing
+        samples). ``"vmap"``: one ``torch.func.vmap`` forward per chunk (a model that
+        ``vmap`` cannot run raises). Both equal the loop to round-off of another batch size;
+        on the CPU neither is faster (docs/tta.md), where launches dominate (a GPU) they may be.
+    channels_last : run the anchor's and the teacher's forwards (never the student's) with
+        4-D inputs and weights in channels-last layout
+        (:func:`~bioplastic.tta.channels_last_forward`): faster CPU convolution, batch norm
+        and pooling kernels, another summation order (float32 round-off in the logits, which
+        Adam's normalised step amplifies in the adapted weights). Not with ``"vmap"``.
     seed : seed of the augmentations and restore masks (reset replays them).
     **options : see :class:`~bioplastic.tta.Adapter`.
     """
