@@ -22,7 +22,7 @@ Usage::
 
     python experiments/tta_digits_c.py [--quick] [--all-severities] [--tune] [--tune-cotta]
         [--out DIR] [--methods tent,cotta] [--cotta-ap 0.72|0.92|rule] [--cotta-n-augment N]
-        [--cotta-augment-draws always|when_used] [--cotta-teacher-batch copies|loop|vmap]
+        [--cotta-augment-draws always|when_used] [--cotta-teacher-batch loop|copies|vmap]
         [--cotta-channels-last]
 
 Writes ``config.json``, ``versions.json``, ``metrics.json``, ``table.md``,

@@ -450,7 +450,7 @@ class CoTTA(Adapter):
         n, b = copies.shape[:2]
         with per_copy_batch_norm(teacher, n):
             logits = self._forward(teacher, copies.flatten(0, 1))
-        return logits.view(n, b, *logits.shape[1:])
+        return logits.unflatten(0, (n, b))
 
     def _forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """A forward of the teacher or the anchor (the student's is the wrapper's)."""
