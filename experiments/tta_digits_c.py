@@ -22,7 +22,8 @@ Usage::
 
     python experiments/tta_digits_c.py [--quick] [--all-severities] [--tune] [--tune-cotta]
         [--out DIR] [--methods tent,cotta] [--cotta-ap 0.72|0.92|rule] [--cotta-n-augment N]
-        [--cotta-augment-draws always|when_used]
+        [--cotta-augment-draws always|when_used] [--cotta-teacher-batch loop|copies|vmap]
+        [--cotta-channels-last]
 
 Writes ``config.json``, ``versions.json``, ``metrics.json``, ``table.md``,
 ``tta_digits_c.png`` (reset, per corruption) and ``tta_continual.png`` (error over the
@@ -47,7 +48,7 @@ from tqdm import tqdm
 import bioplastic.tta as tta
 from bioplastic.data import DIGITS_CORRUPTIONS, DIGITS_HELD_OUT, corrupt_digits, digits_split
 from bioplastic.results import default_out, prepare_results_dir, write_json
-from bioplastic.tta.cotta import AUGMENT_DRAWS
+from bioplastic.tta.cotta import AUGMENT_DRAWS, TEACHER_BATCH
 
 METHODS = ("source", "bn_adapt", "tent", "eata", "sar", "cotta", "nhl", "nhl_anchored")
 #: NHL ablations: (Hebbian step, modulator) x (batch / source BN statistics); "nhl" is both+batch
@@ -108,6 +109,8 @@ class Config:
     cotta_ap: float | str = 0.72
     cotta_hflip_p: float = 0.0
     cotta_augment_draws: str = "always"   # the authors' random stream; "when_used" is cheaper
+    cotta_teacher_batch: str = "loop"     # CoTTA's default; "copies": stacked, per-copy BN
+    cotta_channels_last: bool = False     # CoTTA's default
     tune_seeds: tuple[int, ...] = (0, 1)
     tune_repeats: int = 3               # held-out continual stream: the six shifts x 3
     torch_threads: int = 1            # tiny tensors: threads only add contention
@@ -186,7 +189,9 @@ def make_adapter(method: str, model: nn.Module, config: Config,
             raise ValueError(f"resolve CoTTA's ap first (cotta_ap), got {options['ap']!r}")
         return tta.CoTTA(model, **options,
                          augment=tta.CoTTAAugment(hflip_p=config.cotta_hflip_p),
-                         augment_draws=config.cotta_augment_draws)
+                         augment_draws=config.cotta_augment_draws,
+                         teacher_batch=config.cotta_teacher_batch,
+                         channels_last=config.cotta_channels_last)
     raise ValueError(f"unknown method {method!r}")
 
 
@@ -572,6 +577,13 @@ def parse_args(argv=None) -> Config:
     parser.add_argument("--cotta-augment-draws", default=None, choices=AUGMENT_DRAWS,
                         help="CoTTA: 'always' (the authors' random stream, default) or "
                              "'when_used' (no draws for unused augmentations)")
+    parser.add_argument("--cotta-teacher-batch", default=None, choices=TEACHER_BATCH,
+                        help="CoTTA's augmented teacher forwards: 'copies' (one stacked forward "
+                             "per chunk, per-copy BatchNorm statistics), 'loop' (one per copy) "
+                             f"or 'vmap' (default {Config.cotta_teacher_batch!r})")
+    parser.add_argument("--cotta-channels-last", action=argparse.BooleanOptionalAction,
+                        default=None, help="CoTTA's teacher and anchor forwards in "
+                        f"channels-last layout (default {Config.cotta_channels_last})")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     out = args.out
@@ -589,8 +601,9 @@ def parse_args(argv=None) -> Config:
             parser.error(f"--methods: unknown {unknown or 'empty list'}; choose from "
                          f"{', '.join(METHODS)}")
         config = dataclasses.replace(config, methods=methods, ablations=())
-    if args.cotta_augment_draws is not None:
-        config = dataclasses.replace(config, cotta_augment_draws=args.cotta_augment_draws)
+    for flag in ("cotta_augment_draws", "cotta_teacher_batch", "cotta_channels_last"):
+        if getattr(args, flag) is not None:
+            config = dataclasses.replace(config, **{flag: getattr(args, flag)})
     if args.cotta_ap is not None:
         ap = args.cotta_ap.strip()
         if ap != "rule":

@@ -34,6 +34,9 @@ ADAPTERS = {
     "cotta": lambda m, **k: tta.CoTTA(m, n_augment=2, ap=1.0, rst=0.1, **k),
     # a confident anchor: the copies are not made, only their random draws
     "cotta_confident": lambda m, **k: tta.CoTTA(m, n_augment=2, ap=0.0, rst=0.1, **k),
+    # the cost options: stacked copies (per-copy BatchNorm), channels-last teacher and anchor
+    "cotta_copies_channels_last": lambda m, **k: tta.CoTTA(
+        m, n_augment=2, ap=1.0, rst=0.1, teacher_batch="copies", channels_last=True, **k),
 }
 
 

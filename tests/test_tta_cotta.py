@@ -7,6 +7,7 @@ with the same random draws.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -132,16 +133,76 @@ def test_augment_rejects_bad_arguments():
 
 
 # ------------------------------------------------------------------------- the teacher
-def test_vmap_keeps_per_copy_batch_statistics():
-    """vmap over the copies equals one forward per copy; a stacked batch would not."""
-    teacher = tta.CoTTA(small_net()).aux["teacher"]
-    copies = images((6, 10, 1, 8, 8))
+def strongly_different_copies(n=6, b=10):
+    """Copies whose scales and offsets differ by copy: pooled statistics are far from each
+    copy's own."""
+    scale = torch.linspace(0.2, 3.0, n, dtype=torch.float64).view(n, 1, 1, 1, 1)
+    offset = torch.linspace(-1.0, 2.0, n, dtype=torch.float64).view(n, 1, 1, 1, 1)
+    return images((n, b, 1, 8, 8)) * scale + offset
+
+
+def loop_and_naive(net, copies):
     with torch.no_grad():
-        loop = torch.stack([teacher(c) for c in copies])
-        mapped = torch.func.vmap(teacher)(copies)
-        stacked = teacher(copies.flatten(0, 1)).view(6, 10, -1)
-    assert float((mapped - loop).abs().max()) <= TOL
-    assert float((stacked - loop).abs().max()) > 1e-3   # mixed statistics: another result
+        loop = torch.stack([net(c) for c in copies])
+        naive = net(copies.flatten(0, 1)).view(*copies.shape[:2], -1)
+    assert float((naive - loop).abs().max()) > 1e-2   # pooled statistics: another result
+    return loop
+
+
+@pytest.mark.parametrize("batched", ["vmap", "per_copy_batch_norm"])
+def test_batched_teacher_keeps_per_copy_batch_statistics(batched):
+    """vmap over the copies, and one stacked forward under per_copy_batch_norm, equal one
+    forward per copy; a plain stacked forward would not."""
+    teacher = tta.CoTTA(small_net()).aux["teacher"]
+    copies = strongly_different_copies()
+    loop = loop_and_naive(teacher, copies)
+    with torch.no_grad():
+        if batched == "vmap":
+            got = torch.func.vmap(teacher)(copies)
+        else:
+            with tta.per_copy_batch_norm(teacher, 6):
+                got = teacher(copies.flatten(0, 1)).view(6, 10, -1)
+    assert float((got - loop).abs().max()) <= TOL
+
+
+def test_per_copy_batch_norm_restores_the_layers_even_on_error():
+    net = tta.CoTTA(small_net()).aux["teacher"]
+    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    copies = strongly_different_copies()
+    with pytest.raises(ValueError, match="does not split into 7 copies"), \
+            tta.per_copy_batch_norm(net, 7):   # 60 rows do not split into 7 equal copies
+        assert all("forward" in bn.__dict__ for bn in bns)
+        net(copies.flatten(0, 1))
+    assert all("forward" not in bn.__dict__ for bn in bns)
+    loop = loop_and_naive(net, copies)         # the plain forward is back
+    with torch.no_grad():
+        assert torch.equal(torch.stack([net(c) for c in copies]), loop)
+    with pytest.raises(ValueError, match="copies"):
+        with tta.per_copy_batch_norm(net, 0):
+            pass
+
+
+def test_per_copy_batch_norm_updates_running_statistics_copy_by_copy():
+    """A BatchNorm in training mode with running statistics: the stacked forward updates
+    them once per copy, in order, as separate forwards do (momentum and cumulative mean);
+    BatchNorm with running statistics in eval mode is per-sample and left alone."""
+    copies = strongly_different_copies(4, 5).flatten(2)            # (4, 5, 64): BatchNorm1d
+    for momentum in (0.1, None):
+        torch.manual_seed(0)
+        sep = nn.Sequential(nn.Linear(64, 7), nn.BatchNorm1d(7, momentum=momentum),
+                            nn.Linear(7, 3), nn.BatchNorm1d(3).eval()).double()
+        with torch.no_grad():
+            sep[3].running_mean.uniform_(-1, 1)
+        stacked = copy.deepcopy(sep)
+        with torch.no_grad():
+            loop = torch.stack([sep(c) for c in copies])
+            with tta.per_copy_batch_norm(stacked, 4):
+                assert "forward" not in stacked[3].__dict__   # eval, running statistics
+                got = stacked(copies.flatten(0, 1)).view(4, 5, -1)
+        assert float((got - loop).abs().max()) <= TOL
+        for a, b in zip(sep.state_dict().values(), stacked.state_dict().values(), strict=True):
+            assert float((a.double() - b.double()).abs().max()) <= TOL
+        assert int(stacked[1].num_batches_tracked) == 4
 
 
 # ------------------------------------------------------------------------- the adapter
@@ -199,7 +260,7 @@ def _unconfident(adapter, x, ap) -> bool:
 
 
 @pytest.mark.parametrize("options", [{"augment_chunk": 2}, {"augment_chunk": None},
-                                     {"teacher_vmap": True},
+                                     {"teacher_batch": "vmap"}, {"teacher_batch": "loop"},
                                      {"augment": lambda x, g: reference_augment(x, g)}])
 def test_chunks_vmap_and_plain_callables_give_the_same_result(options):
     outs_default, default = run(tta.CoTTA(small_net(), n_augment=5, ap=1.0, rst=0.1))
@@ -219,7 +280,8 @@ def test_partial_of_cotta_augment_is_vectorised():
 
 @pytest.mark.parametrize("kwargs, error", [
     ({"augment_draws": "never"}, ValueError), ({"augment_chunk": 0}, ValueError),
-    ({"n_augment": 0}, ValueError), ({"augment": 3}, TypeError)])
+    ({"n_augment": 0}, ValueError), ({"augment": 3}, TypeError),
+    ({"teacher_batch": "stacked"}, ValueError)])
 def test_cotta_rejects_bad_options(kwargs, error):
     with pytest.raises(error):
         tta.CoTTA(small_net(), **kwargs)
@@ -242,9 +304,106 @@ def test_skipped_step_leaves_the_random_stream_unchanged():
 
 def test_model_without_batchnorm_runs_under_vmap():
     net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(108, 4)).double()
-    outs, adapter = run(tta.CoTTA(net, n_augment=3, ap=1.0, teacher_vmap=True))
-    loop_outs, _ = run(tta.CoTTA(net, n_augment=3, ap=1.0))
+    outs, adapter = run(tta.CoTTA(net, n_augment=3, ap=1.0, teacher_batch="vmap"))
+    loop_outs, _ = run(tta.CoTTA(net, n_augment=3, ap=1.0, teacher_batch="loop"))
     assert all(float((a - b).abs().max()) <= 1e-9 for a, b in zip(outs, loop_outs, strict=True))
+
+
+def group_and_layer_norm_net() -> nn.Module:
+    """Per-sample normalisation only (nothing for per_copy_batch_norm to change)."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.GroupNorm(2, 6), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(384, 8), nn.LayerNorm(8), nn.ReLU(),
+                         nn.Linear(8, 4)).double()
+
+
+def adapted_state(adapter) -> dict:
+    """Predictions aside, what a batch changes: student, teacher and the random stream."""
+    return {k: v for k, v in module_tensors(adapter).items() if not k.startswith("aux.anchor")}
+
+
+def assert_close_runs(a, b, tol):
+    (outs_a, adapter_a), (outs_b, adapter_b) = a, b
+    assert adapter_a.augmented_batches == adapter_b.augmented_batches > 0
+    for x, y in zip(outs_a, outs_b, strict=True):
+        assert float((x - y).abs().max()) <= tol
+    state_a, state_b = adapted_state(adapter_a), adapted_state(adapter_b)
+    assert state_a.keys() == state_b.keys()
+    for key, value in state_a.items():
+        if value.is_floating_point():
+            assert float((value - state_b[key]).abs().max()) <= tol, key
+        else:
+            assert torch.equal(value, state_b[key]), key   # the random stream
+
+
+def cotta_runs(net, dtype, ap, **more):
+    """Predictions and adapter after the 6-batch stream (both branches taken for small_net)."""
+    xs = [x.to(dtype) for x in stream()]
+    options = {"n_augment": 6, "augment_chunk": 3, "rst": 0.1, "lr": 1e-2,
+               "ap": ap if net is small_net else 1.0}
+    adapter = tta.CoTTA(net().to(dtype), **options, **more)
+    return [adapter(x) for x in xs], adapter
+
+
+@pytest.mark.parametrize("net", [small_net, group_and_layer_norm_net])
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-9), (torch.float32, 2e-5)])
+def test_stacked_teacher_equals_the_loop_over_a_stream(net, dtype, tol, ap):
+    """teacher_batch="copies" (one forward of the stacked copies, per-copy BatchNorm
+    statistics) against the per-copy loop, over 6 batches with both branches taken:
+    predictions, student and teacher weights and the random stream agree to round-off
+    (float32: a few ulps of values of order 1, through 6 Adam steps)."""
+    assert_close_runs(cotta_runs(net, dtype, ap, teacher_batch="copies"),
+                      cotta_runs(net, dtype, ap, teacher_batch="loop"), tol)
+
+
+@pytest.mark.parametrize("teacher_batch", ["loop", "copies"])
+def test_channels_last_teacher_and_anchor_are_close_to_the_default_layout(teacher_batch, ap):
+    """Channels-last teacher and anchor forwards: predictions equal to round-off over the
+    stream (float64). The weights only to 1e-7: the round-off of the teacher's logits moves
+    the gradients by as much, and Adam's step divides by the root of the second moment, so
+    an element whose gradient is near zero takes a different step of up to ``lr``. In
+    float32 the first batch (before any update reaches the prediction) agrees to 1e-5."""
+    fast, exact = (cotta_runs(small_net, torch.float64, ap, teacher_batch=teacher_batch, **cl)
+                   for cl in ({"channels_last": True}, {}))
+    assert_close_runs(fast, exact, 1e-7)
+    assert max(float((a - b).abs().max()) for a, b in zip(fast[0], exact[0],
+                                                            strict=True)) <= 1e-9
+    x = stream()[0].float()
+    first = [tta.CoTTA(small_net().float(), n_augment=6, ap=1.0, channels_last=cl)(x)
+             for cl in (True, False)]
+    assert float((first[0] - first[1]).abs().max()) <= 1e-5
+
+
+def test_channels_last_forward_changes_the_layout_only():
+    net = small_net()
+    x = batch(0)
+    with torch.no_grad():
+        got = tta.channels_last_forward(net, x)
+        assert float((got - net(x)).abs().max()) <= TOL
+        flat = nn.Sequential(nn.Linear(5, 3)).double()
+        v = torch.rand(4, 5, dtype=torch.float64)
+        assert torch.equal(tta.channels_last_forward(flat, v), flat(v))   # not 4-D: plain
+    assert all(p.is_contiguous() for p in net.parameters())            # net unchanged
+    with pytest.raises(ValueError, match="channels_last"):
+        tta.CoTTA(small_net(), channels_last=True, teacher_batch="vmap")
+
+
+def test_stacked_teacher_without_per_copy_statistics_would_differ(monkeypatch):
+    """The adapter-level check has teeth: a naive stacked teacher forward (pooled BatchNorm
+    statistics) gives other predictions on copies that differ strongly."""
+    from bioplastic.tta import cotta
+
+    xs = [x * (1 + 4 * (i % 2)) for i, x in enumerate(stream(4))]
+    options = {"n_augment": 6, "augment_chunk": 6, "ap": 1.0, "teacher_batch": "copies"}
+    loop = tta.CoTTA(small_net(), **{**options, "teacher_batch": "loop"})
+    expected = [loop(x) for x in xs]
+    stacked = tta.CoTTA(small_net(), **options)
+    assert all(float((stacked(x) - e).abs().max()) <= 1e-9 for x, e in zip(xs, expected,
+                                                                             strict=True))
+    monkeypatch.setattr(cotta, "per_copy_batch_norm", lambda net, n: contextlib.nullcontext())
+    naive = tta.CoTTA(small_net(), **options)
+    assert max(float((naive(x) - e).abs().max()) for x, e in zip(xs, expected,
+                                                                 strict=True)) > 1e-3
 
 
 # ------------------------------------- the cost work changed no number (frozen reference)
@@ -279,6 +438,7 @@ def test_cotta_equals_its_frozen_reference_bit_for_bit(dtype, options):
     ap = middle_confidence(small_net(dtype), xs)
     options = {"n_augment": 8, "rst": 0.1, "lr": 1e-2, "ap": ap, **options}
     ref_options = dict(options)
+    options["teacher_batch"] = "loop"   # the exact per-copy path
     if "augment" in options:
         ref_options["augment"] = reference.CoTTAAugment(hflip_p=options["augment"].hflip_p)
     new, old = tta.CoTTA(small_net(dtype), **options), reference.CoTTA(small_net(dtype),
@@ -364,6 +524,19 @@ def test_experiment_methods_and_draws_flags():
     adapter = experiment.make_adapter("cotta", small_net().float(), config)
     assert adapter.augment_draws == "when_used"
     assert isinstance(adapter.augment, tta.CoTTAAugment) and adapter.augment.hflip_p == 0.0
+    default = experiment.make_adapter("cotta", small_net().float(),
+                                      experiment.parse_args(["--out", "x"]))
+    reference = tta.CoTTA(small_net())
+    assert (default.teacher_batch, default.channels_last) == (reference.teacher_batch,
+                                                              reference.channels_last)
+    other = experiment.parse_args(["--cotta-teacher-batch", "loop", "--no-cotta-channels-last",
+                                   "--out", "x"])
+    adapter = experiment.make_adapter("cotta", small_net().float(), other)
+    assert (adapter.teacher_batch, adapter.channels_last) == ("loop", False)
+    on = experiment.parse_args(["--cotta-channels-last", "--out", "x"])
+    assert experiment.make_adapter("cotta", small_net().float(), on).channels_last
+    with pytest.raises(SystemExit):
+        experiment.parse_args(["--cotta-teacher-batch", "stacked", "--out", "x"])
 
 
 # -------------------------------------------------- ap: the authors' rule, tuned default

@@ -41,6 +41,7 @@ detached inputs) and adapts on them together with the new batch, returning only 
 
 from __future__ import annotations
 
+import contextlib
 import copy as copy_module
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -67,6 +68,8 @@ __all__ = [
     "stochastic_restore_all",
     "GeneratorState",
     "BN_STATS",
+    "per_copy_batch_norm",
+    "channels_last_forward",
 ]
 
 BN_STATS = ("batch", "source")
@@ -197,6 +200,78 @@ def _element_groups(sizes: Sequence[int], limit: int) -> list[list[int]]:
         groups[-1].append(i)
         total += n
     return groups
+
+
+def _uses_batch_statistics(bn: nn.modules.batchnorm._BatchNorm) -> bool:
+    """Whether ``bn`` normalises with its input's statistics (torch's own rule)."""
+    return bn.training or (bn.running_mean is None and bn.running_var is None)
+
+
+@contextlib.contextmanager
+def per_copy_batch_norm(model: nn.Module, copies: int):
+    """While active, ``model(x)`` on ``copies`` stacked batches equals one forward per batch.
+
+    ``x`` is ``copies`` batches of equal size stacked along the batch dimension
+    (``(copies·B, ...)``, copy-major). Layers that treat samples one by one (convolution,
+    linear, pooling, activations, GroupNorm, LayerNorm, BatchNorm with running statistics)
+    give each sample what it gets in its own batch, up to float round-off of another batch
+    size. BatchNorm with batch statistics would mix the copies' statistics: while the context
+    is active, each such layer (``BatchNorm1d/2d/3d`` and subclasses) runs its own forward once
+    per copy's block of ``B`` rows and concatenates the results, so every copy is normalised
+    by its own mean and biased variance, and a layer that updates running statistics updates
+    them once per copy, in order, as separate forwards would. The layers' ``forward`` is
+    replaced by an instance attribute and restored on exit, even on error; nothing else of
+    ``model`` changes.
+
+    Assumes the model keeps the batch as the leading dimension of every BatchNorm input (each
+    copy's rows contiguous; a BatchNorm input whose leading size is not a multiple of
+    ``copies`` raises ``ValueError``) and that BatchNorm is its only layer mixing samples.
+    """
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+        raise ValueError(f"copies must be an int >= 1, got {copies!r}")
+    layers = [bn for _, bn in batchnorm_layers(model) if _uses_batch_statistics(bn)]
+    if copies == 1 or not layers:
+        yield model
+        return
+    saved = [bn.__dict__.get("forward") for bn in layers]
+    try:
+        for bn in layers:
+            bn.forward = _per_copy_forward(bn.forward, copies)
+        yield model
+    finally:
+        for bn, own in zip(layers, saved, strict=True):
+            if own is None:
+                del bn.forward
+            else:
+                bn.forward = own
+
+
+def _per_copy_forward(forward: Callable, copies: int) -> Callable:
+    def per_copy(x: torch.Tensor) -> torch.Tensor:
+        if x.ndim < 2 or x.shape[0] % copies:
+            raise ValueError(f"per_copy_batch_norm: a BatchNorm input of shape "
+                             f"{tuple(x.shape)} does not split into {copies} copies along "
+                             "its leading (batch) dimension")
+        return torch.cat([forward(block) for block in x.chunk(copies)])
+    return per_copy
+
+
+def channels_last_forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` computed in channels-last memory format: the same values up to round-off.
+
+    A 4-D ``x`` and ``net``'s 4-D parameters (2-D convolution weights) are passed in
+    ``torch.channels_last`` layout, the parameters through :func:`torch.func.functional_call`
+    (``net`` itself is not changed); the layers then keep that layout, where torch's CPU
+    convolution, batch norm and pooling kernels are faster on small images. Other inputs:
+    plain ``net(x)``. The layout changes the summation order of some kernels (float32
+    round-off, ≈ 1e-6 on logits of order 1).
+    """
+    if x.ndim != 4:
+        return net(x)
+    layout = torch.channels_last
+    params = {name: p.contiguous(memory_format=layout)
+              for name, p in net.named_parameters() if p.ndim == 4}
+    return torch.func.functional_call(net, params, (x.contiguous(memory_format=layout),))
 
 
 class GeneratorState(nn.Module):

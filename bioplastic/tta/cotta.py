@@ -31,9 +31,14 @@ Adam (``foreach=True``) run without per-tensor Python calls: the same numbers, b
 as the per-tensor code (``tests/test_tta_cotta.py`` holds it to a frozen copy).
 :class:`CoTTAAugment` makes the copies of a chunk at once (``copies``: the draws in the order
 of one-by-one calls, the image operations over the stacked copies). The teacher runs once per
-copy, each copy with its own batch statistics; ``teacher_vmap=True`` runs each chunk as one
-``torch.func.vmap`` forward instead (per-copy statistics kept; slower than the loop on the
-CPU). ``reset()`` also restores teacher, anchor and random state (the authors' reset copies
+copy, each copy with its own batch statistics (``teacher_batch="loop"``, the authors' loop);
+``"copies"`` runs each chunk as one forward of the stacked copies, every BatchNorm with batch
+statistics normalising each copy by its own (:func:`~bioplastic.tta.per_copy_batch_norm`),
+and ``"vmap"`` as one ``torch.func.vmap`` forward; both equal the loop to round-off, and on
+the CPU neither is faster (the forwards' work is per sample; docs/tta.md).
+``channels_last=True`` runs the teacher's and the anchor's forwards in channels-last layout
+(faster CPU kernels; round-off, which Adam then amplifies in the student's weights).
+``reset()`` also restores teacher, anchor and random state (the authors' reset copies
 the *current* student into a new teacher). Pass ``augment=`` for another augmentation (e.g.
 ``CoTTAAugment(hflip_p=0)`` for digits, where a mirrored digit is another digit).
 """
@@ -54,8 +59,10 @@ from .base import (
     Adapter,
     GeneratorState,
     all_weights_and_biases,
+    channels_last_forward,
     default_optimizer,
     ema_update,
+    per_copy_batch_norm,
     stochastic_restore_all,
 )
 
@@ -300,6 +307,7 @@ def cotta_threshold(model: nn.Module, x_source: torch.Tensor, *, quantile: float
 
 
 AUGMENT_DRAWS = ("always", "when_used")
+TEACHER_BATCH = ("loop", "copies", "vmap")
 
 
 class CoTTA(Adapter):
@@ -325,12 +333,23 @@ class CoTTA(Adapter):
         forwards are computed only when used (same results, bit for bit). ``"when_used"``:
         no draws either when the copies are not used — another random stream from the first
         confident batch on (the later augmentations and restore masks differ).
-    augment_chunk : copies augmented (and, with ``teacher_vmap``, forwarded) together; bounds
-        the memory to ``augment_chunk`` × the batch (``None``: all ``n_augment`` at once).
-    teacher_vmap : one ``torch.func.vmap`` teacher forward per chunk of copies instead of a
-        loop over them. Each copy keeps its own batch statistics (a plain stacked batch would
-        mix them across copies); equal to the loop to round-off. On the CPU the loop is faster
-        (docs/tta.md); a model that ``vmap`` cannot run raises when this is on.
+    augment_chunk : copies augmented (and, with ``teacher_batch`` ``"copies"`` or ``"vmap"``,
+        forwarded) together; bounds the memory to ``augment_chunk`` × the batch (``None``: all
+        ``n_augment`` at once).
+    teacher_batch : how the teacher runs the augmented copies, each with its own batch
+        statistics (a plain stacked batch would mix them across copies). ``"loop"`` (default):
+        one forward per copy, as the authors' code. ``"copies"``: one forward of a chunk's
+        stacked copies, each BatchNorm with batch statistics normalising (and updating any
+        running statistics) copy by copy (:func:`~bioplastic.tta.per_copy_batch_norm`; the
+        model must keep the batch as the leading dimension and have no other layer mixing
+        samples). ``"vmap"``: one ``torch.func.vmap`` forward per chunk (a model that
+        ``vmap`` cannot run raises). Both equal the loop to round-off of another batch size;
+        on the CPU neither is faster (docs/tta.md), where launches dominate (a GPU) they may be.
+    channels_last : run the anchor's and the teacher's forwards (never the student's) with
+        4-D inputs and weights in channels-last layout
+        (:func:`~bioplastic.tta.channels_last_forward`): faster CPU convolution, batch norm
+        and pooling kernels, another summation order (float32 round-off in the logits, which
+        Adam's normalised step amplifies in the adapted weights). Not with ``"vmap"``.
     seed : seed of the augmentations and restore masks (reset replays them).
     **options : see :class:`~bioplastic.tta.Adapter`.
     """
@@ -339,7 +358,8 @@ class CoTTA(Adapter):
                  optimizer_factory: Callable | None = None, mt: float = 0.999,
                  rst: float = 0.01, ap: float = 0.92, n_augment: int = 32,
                  augment: Callable | None = None, augment_draws: str = "always",
-                 augment_chunk: int | None = 8, teacher_vmap: bool = False, seed: int = 0,
+                 augment_chunk: int | None = 8, teacher_batch: str = "loop",
+                 channels_last: bool = False, seed: int = 0,
                  **options) -> None:
         options.setdefault("method", "CoTTA")
         if optimizer_factory is None:   # Adam's foreach path: same numbers, fewer calls
@@ -357,12 +377,17 @@ class CoTTA(Adapter):
         if augment_draws not in AUGMENT_DRAWS:
             raise ValueError(f"augment_draws must be one of {AUGMENT_DRAWS}, "
                              f"got {augment_draws!r}")
+        if teacher_batch not in TEACHER_BATCH:
+            raise ValueError(f"teacher_batch must be one of {TEACHER_BATCH}, "
+                             f"got {teacher_batch!r}")
+        if channels_last and teacher_batch == "vmap":
+            raise ValueError("channels_last is not supported with teacher_batch='vmap'")
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be a callable (x, generator) -> x, got {augment!r}")
         self.lr, self.mt, self.rst, self.ap = lr, float(mt), float(rst), float(ap)
         self.n_augment, self.augment_draws = n_augment, augment_draws
         self.augment_chunk = n_augment if augment_chunk is None else augment_chunk
-        self.teacher_vmap = bool(teacher_vmap)
+        self.teacher_batch, self.channels_last = teacher_batch, bool(channels_last)
         self.augmented_batches = 0   # batches whose teacher used the augmentations (diagnostic)
         self.augment = _vectorisable(augment)
         teacher, anchor = copy_module.deepcopy(self.model), copy_module.deepcopy(self.model)
@@ -382,14 +407,14 @@ class CoTTA(Adapter):
     def _teacher_prediction(self, x: torch.Tensor) -> torch.Tensor:
         teacher, anchor = self.aux["teacher"], self.aux["anchor"]
         with torch.no_grad():
-            confidence = anchor(x).softmax(1).max(1).values.mean()
+            confidence = self._forward(anchor, x).softmax(1).max(1).values.mean()
             confident = float(confidence) >= self.ap
             if confident and self.augment_draws == "when_used":
-                return teacher(x)
+                return self._forward(teacher, x)
             with self.aux["rng"].generator() as gen:
                 if confident:   # the authors' unused copies: only their random draws
                     self._skip_copies(x, gen)
-                    return teacher(x)
+                    return self._forward(teacher, x)
                 self.augmented_batches += 1
                 return self._augmented_mean(x, gen)
 
@@ -418,9 +443,18 @@ class CoTTA(Adapter):
     def _teacher_many(self, copies: torch.Tensor) -> torch.Tensor:
         """Teacher logits of each copy (n, B, ...) → (n, B, classes), per-copy statistics."""
         teacher = self.aux["teacher"]
-        if self.teacher_vmap:
+        if self.teacher_batch == "loop":
+            return torch.stack([self._forward(teacher, c) for c in copies])
+        if self.teacher_batch == "vmap":
             return torch.func.vmap(teacher)(copies)
-        return torch.stack([teacher(c) for c in copies])
+        n, b = copies.shape[:2]
+        with per_copy_batch_norm(teacher, n):
+            logits = self._forward(teacher, copies.flatten(0, 1))
+        return logits.unflatten(0, (n, b))
+
+    def _forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """A forward of the teacher or the anchor (the student's is the wrapper's)."""
+        return channels_last_forward(net, x) if self.channels_last else net(x)
 
     def _gradient_step(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         rng = self.aux["rng"]
@@ -446,8 +480,10 @@ class CoTTA(Adapter):
                   "n_augment": self.n_augment}
         if self.augment_draws != "always":
             fields["augment_draws"] = self.augment_draws
-        if self.teacher_vmap:
-            fields["teacher_vmap"] = True
+        if self.teacher_batch != "loop":
+            fields["teacher_batch"] = self.teacher_batch
+        if self.channels_last:
+            fields["channels_last"] = True
         return {**fields, **super()._repr_fields()}
 
 
