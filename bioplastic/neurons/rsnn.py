@@ -589,9 +589,10 @@ def _pre_pathways(st, step, p, topo, not_refractory, pend_lo, pend_hi, same_tau)
     for q in range(4):
         plastic = p.stdp_on[q]
         for e in range(pend_lo, pend_hi):
-            if pathway[pend_syn[e]] == q:
-                _arrive(pend_syn[e], step, t_s, plastic, same_tau, v, not_refractory, w, x_pre,
-                        x_post, last_update, post, dt_s, s)
+            k = pend_syn[e]
+            if pathway[k] == q:
+                _arrive(k, step, t_s, plastic, same_tau, v, not_refractory, w, x_pre, x_post,
+                        last_update, post, dt_s, s)
         off, cnt, r0 = src_offset[q], src_count[q], row_offset[q]
         if cnt == 0 or pathway_ptr[q] == pathway_ptr[q + 1]:
             continue
