@@ -16,25 +16,56 @@ import datetime
 import importlib.metadata as md
 import json
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["default_out", "prepare_results_dir", "write_json", "package_versions",
-           "save_figure"]
+           "cpu_description", "save_figure"]
 
 _PACKAGES = ("bioplastic", "numpy", "numba", "scipy", "scikit-learn", "torch", "brian2",
              "tonic", "matplotlib")
 
 
 def package_versions() -> dict:
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    versions = {"python": platform.python_version(), "platform": platform.platform(),
+                "cpu": cpu_description()}
     for name in _PACKAGES:
         try:
             versions[name] = md.version(name)
         except md.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def cpu_description() -> dict:
+    """The CPU and the instruction sets the compiled kernels dispatch to.
+
+    Recorded because float32 results depend on them: oneDNN and ATen pick their kernels (and
+    so their summation orders) by instruction set, and a 40-epoch training amplifies that
+    round-off into different nets; the digits-C table moves by up to 0.3 points between an
+    AVX-512 and an AVX2 dispatch with the same seeds (docs/results.md). ``torch`` is only
+    asked when the run has imported it.
+    """
+    from llvmlite import binding as llvm
+
+    cpu = {"model": _cpu_model(), "llvm_host_cpu": llvm.get_host_cpu_name()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        cpu["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    return cpu
 
 
 def _jsonable(value):

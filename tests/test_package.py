@@ -77,3 +77,22 @@ def test_demo_refuses_to_overwrite_a_run(tmp_path, capsys):
         main(["demo", "--quick", "--out", str(out)])
     assert exit_info.value.code == 2
     assert "already holds files" in capsys.readouterr().err
+
+
+def test_versions_record_the_cpu_the_kernels_dispatch_to():
+    # float32 torch results depend on the instruction set (docs/results.md), so a results
+    # folder must say which one ran; torch is reported only when the run imported it
+    code = ("import sys, json; from bioplastic.results import package_versions; "
+            "v = package_versions(); print(json.dumps(v['cpu'])); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    cpu_line, torch_loaded = out.stdout.strip().splitlines()
+    cpu = json.loads(cpu_line)
+    from llvmlite import binding as llvm
+
+    assert cpu["llvm_host_cpu"] == llvm.get_host_cpu_name()
+    assert "torch_cpu_capability" not in cpu and torch_loaded == "False"
+    torch = pytest.importorskip("torch")
+    from bioplastic.results import package_versions
+
+    assert package_versions()["cpu"]["torch_cpu_capability"] == \
+        torch.backends.cpu.get_cpu_capability()
