@@ -267,7 +267,7 @@ def test_stc_step_with_mismatched_pieces():
         bp.neurons.stc_step(np.ones(3), state8, kp8, mods8)
     with pytest.raises(ValueError, match=r"params\.\w+ must have shape \(8,\)"):
         bp.neurons.stc_step(np.ones(8), state8, stc_prepare(STCParams(), 4), mods8)
-    with pytest.raises(ValueError, match="mods.indptr"):
+    with pytest.raises(ValueError, match="mods.h_indptr"):
         bp.neurons.stc_step(np.ones(8), state8, kp8, stc_modulators(None, None, 4))
 
 
@@ -281,11 +281,16 @@ def test_simulate_stc_with_mismatched_pieces():
     state8, kp8 = stc_init(8), stc_prepare(STCParams(), 8)
     mods8 = stc_modulators(np.eye(8), np.full((8, 8), 0.1), 8)
     drive = np.full((5, 8), 0.6)
-    for mods, name in ((stc_modulators(None, None, 4), "mods.indptr"),
-                       (mods8._replace(post=mods8.post + 1), "mods.post"),
-                       (mods8._replace(w_v=mods8.w_v[:3].copy()), "mods.w_v"),
-                       (mods8._replace(w_h=np.full_like(mods8.w_h, np.nan)), "mods.w_h"),
-                       ((mods8.indptr, mods8.post), "mods")):
+    for mods, name in ((stc_modulators(None, None, 4), "mods.h_indptr"),
+                       (mods8._replace(h_post=mods8.h_post + 1), "mods.h_post"),
+                       (mods8._replace(v_post=mods8.v_post + 1), "mods.v_post"),
+                       (mods8._replace(v_w=mods8.v_w[:3].copy()), "mods.v_w"),
+                       (mods8._replace(h_w=np.full_like(mods8.h_w, np.nan)), "mods.h_w"),
+                       # signed or wider indices, and gates with different index dtypes
+                       (mods8._replace(h_post=mods8.h_post.astype(np.int64)), "mods.h_post"),
+                       (mods8._replace(v_post=mods8.v_post.astype(np.uint32)), "mods.v_post"),
+                       (mods8._replace(v_indptr=mods8.v_indptr[::-1].copy()), "mods.v_indptr"),
+                       ((mods8.h_indptr, mods8.h_post), "mods")):
         with pytest.raises((TypeError, ValueError), match=name):
             bp.simulate(stc_advance, drive, state8, kp8, mods)
     with pytest.raises(ValueError, match=r"params\.\w+ must have shape \(8,\)"):

@@ -124,13 +124,43 @@ def test_step_equals_advance_and_leaves_inputs_alone(rng):
 
 
 def test_modulators_pre_major_order(rng):
-    w = rng.normal(size=(4, 4)) * (rng.random((4, 4)) < 0.5)
-    mods = stc_modulators(w, None, 4)
-    pre = np.repeat(np.arange(4), np.diff(mods.indptr))
-    np.testing.assert_array_equal(np.lexsort((mods.post, pre)), np.arange(pre.size))
-    dense = np.zeros((4, 4))
-    dense[mods.post, pre] = mods.w_h
-    np.testing.assert_array_equal(dense, w)
+    # each gate keeps its own non-zero entries, column by column, posts ascending; -0.0 and
+    # +0.0 are both left out (adding either to a sum that starts at +0.0 changes nothing)
+    w_h = rng.normal(size=(9, 9)) * (rng.random((9, 9)) < 0.5)
+    w_v = rng.normal(size=(9, 9)) * (rng.random((9, 9)) < 0.3)
+    w_h[0, 1], w_h[2, 3] = -0.0, 0.0
+    mods = stc_modulators(w_h, w_v, 9)
+    for indptr, post, weights, w in ((mods.h_indptr, mods.h_post, mods.h_w, w_h),
+                                     (mods.v_indptr, mods.v_post, mods.v_w, w_v)):
+        assert post.dtype == np.uint16 and indptr.dtype == np.int64
+        pre = np.repeat(np.arange(9), np.diff(indptr))
+        np.testing.assert_array_equal(np.lexsort((post, pre)), np.arange(pre.size))
+        assert post.size == np.count_nonzero(w) and np.all(weights != 0.0)
+        dense = np.zeros((9, 9))
+        dense[post, pre] = weights
+        np.testing.assert_array_equal(dense, w)
+    empty = stc_modulators(None, None, 9)
+    assert empty.h_post.size == empty.v_post.size == 0 and not np.any(empty.v_indptr)
+
+
+def test_post_index_dtype_is_the_narrowest_unsigned_that_fits():
+    from bioplastic.neurons.stc import post_dtype
+
+    # uint16 holds the indices 0 .. 65,535 of 65,536 neurons
+    assert [post_dtype(n) for n in (1, 65_536, 65_537, 2**32)] == \
+        [np.uint16, np.uint16, np.uint32, np.uint32]
+
+
+def test_twin_synapses_are_the_union_of_both_gates_in_pre_post_order(rng):
+    from bioplastic.reference.stc import modulator_synapses
+
+    w_h = rng.normal(size=(7, 7)) * (rng.random((7, 7)) < 0.4)
+    w_v = rng.normal(size=(7, 7)) * (rng.random((7, 7)) < 0.4)
+    pre, post, a, b = modulator_synapses(w_h, w_v, 7)
+    np.testing.assert_array_equal(np.lexsort((post, pre)), np.arange(pre.size))
+    assert pre.size == np.count_nonzero((w_h != 0) | (w_v != 0))
+    np.testing.assert_array_equal(a, w_h[post, pre])
+    np.testing.assert_array_equal(b, w_v[post, pre])
 
 
 # ---------------------------------------------------------------------------- bad input

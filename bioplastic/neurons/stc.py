@@ -54,14 +54,14 @@ from numba import objmode
 
 from .._jit import njit
 from .._state import copy_state
-from .._validate import as_float_array, per_unit, positive_int
+from .._validate import as_float_array, check_finite, per_unit, positive_int
 from ..simulate import Trace, simulate
 from ._checks import check_stc as check_consistency  # simulate's hook
 from ._checks import checked_step
 
-__all__ = ["STCParams", "STCKernelParams", "STCState", "STCModulators", "BASES",
-           "stc_prepare", "stc_init", "stc_modulators", "stc_advance", "stc_step", "run_stc",
-           "sigmoid"]
+__all__ = ["STCParams", "STCKernelParams", "STCState", "STCModulators", "BASES", "POST_DTYPES",
+           "stc_prepare", "stc_init", "stc_modulators", "dense_modulators", "post_dtype",
+           "stc_advance", "stc_step", "run_stc", "sigmoid"]
 
 #: Base neurons and their kernel codes.
 BASES = {"lif": 0, "plif": 1, "lmh": 2}
@@ -113,18 +113,28 @@ class STCState(NamedTuple):
 
 
 class STCModulators(NamedTuple):
-    """Modulator weights, pre-major (CSC of the dense ``(n_post, n_pre)`` matrices).
+    """Modulator weights: one pre-major (CSC) list of non-zero entries per gate.
 
-    The union of the non-zero entries of ``A_h`` and ``A_v``; column ``j`` (presynaptic neuron
-    ``j``) owns entries ``indptr[j]:indptr[j+1]``, sorted by postsynaptic index. The Brian2
-    twin creates one synapse per entry, in this order. Active columns are delivered in
-    increasing ``j``, so each neuron sums its terms in increasing presynaptic order.
+    ``h_*`` holds ``A_h`` (the temporal gate), ``v_*`` holds ``A_v`` (the spatial gate). Column
+    ``j`` (presynaptic neuron ``j``) of a gate owns ``post[indptr[j]:indptr[j+1]]`` and the
+    weights beside them, sorted by postsynaptic index. Active columns are delivered in
+    increasing ``j``, so each neuron sums its terms in increasing presynaptic order (the order
+    of the Brian2 twin's summed variables). Each gate keeps only its own non-zero weights, and
+    the postsynaptic indices are unsigned and as narrow as ``n`` allows (``uint16`` up to
+    65,536 neurons, else ``uint32``): the step reads about half the bytes of a shared list of
+    both gates' entries in int64, and an index needs no negative-wraparound test.
     """
 
-    indptr: np.ndarray   # int64 (n + 1,)
-    post: np.ndarray     # int64 (n_entries,)
-    w_h: np.ndarray      # float64 (n_entries,)  A_h[post, pre]
-    w_v: np.ndarray      # float64 (n_entries,)  A_v[post, pre]
+    h_indptr: np.ndarray   # int64 (n + 1,)
+    h_post: np.ndarray     # uint16 or uint32 (n_h,)
+    h_w: np.ndarray        # float64 (n_h,)  A_h[post, pre]
+    v_indptr: np.ndarray   # int64 (n + 1,)
+    v_post: np.ndarray     # uint16 or uint32 (n_v,), the same dtype as h_post
+    v_w: np.ndarray        # float64 (n_v,)  A_v[post, pre]
+
+
+#: The dtypes a gate's postsynaptic indices may have (narrowest first).
+POST_DTYPES = (np.uint16, np.uint32)
 
 
 def sigmoid(x) -> np.ndarray:
@@ -163,26 +173,75 @@ def stc_init(n: int, params: STCParams | None = None) -> STCState:
     return STCState(np.zeros(n), np.zeros(n), np.zeros(n), np.ones(n), np.ones(n))
 
 
-def stc_modulators(w_h, w_v, n: int) -> STCModulators:
-    """Pack dense modulator weights ``A_h``, ``A_v`` (each ``(n, n)`` = ``(n_post, n_pre)``,
-    finite; ``None`` means all zero) into the kernel's pre-major form."""
+def post_dtype(n: int) -> type:
+    """The narrowest unsigned dtype of :data:`POST_DTYPES` that indexes ``n`` neurons."""
+    return next(d for d in POST_DTYPES if n - 1 <= np.iinfo(d).max)
+
+
+def dense_modulators(w_h, w_v, n: int, *, finite: bool = True) -> list:
+    """Validate dense ``A_h``, ``A_v`` (each ``(n, n)`` = ``(n_post, n_pre)``, finite, or
+    ``None`` for all zero) and return them as C-ordered float64 arrays (``None`` kept).
+    ``finite=False`` leaves the finiteness check to the caller's own pass."""
     n = positive_int("n", n)
     dense = []
     for name, w in (("w_h", w_h), ("w_v", w_v)):
-        if w is None:
-            dense.append(np.zeros((n, n)))
-            continue
-        w = as_float_array(name, w, ndim=2)
-        if w.shape != (n, n):
-            raise ValueError(f"{name} must have shape (n, n) = ({n}, {n}) (n_post, n_pre), got "
-                             f"{w.shape}")
+        if w is not None:
+            w = as_float_array(name, w, ndim=2, finite=finite)
+            if w.shape != (n, n):
+                raise ValueError(f"{name} must have shape (n, n) = ({n}, {n}) (n_post, n_pre), "
+                                 f"got {w.shape}")
         dense.append(w)
-    # Column-major scan: entries ordered by (pre, post), the order of Brian2's connect arrays.
-    pre, post = np.nonzero(((dense[0] != 0.0) | (dense[1] != 0.0)).T)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pre, minlength=n), out=indptr[1:])
-    return STCModulators(indptr, post.astype(np.int64), dense[0][post, pre].copy(),
-                         dense[1][post, pre].copy())
+    return dense
+
+
+@njit
+def _csc_from_dense(w, post_dtype_probe):
+    """Pre-major lists of ``w``'s non-zero entries, in one row-major sweep per pass (the
+    matrix is C-ordered: a column scan would stride through it). Returns ``(indptr, post,
+    weights, finite)``; within a column the posts ascend because rows are swept in order."""
+    n_post, n_pre = w.shape
+    counts = np.zeros(n_pre + 1, dtype=np.int64)
+    finite = True
+    for i in range(n_post):
+        for j in range(n_pre):
+            x = w[i, j]
+            if x != 0.0:
+                counts[j + 1] += 1
+            finite &= np.isfinite(x)
+    indptr = np.cumsum(counts)
+    fill = indptr[:-1].copy()
+    post = np.empty(indptr[n_pre], dtype=post_dtype_probe.dtype)
+    weights = np.empty(indptr[n_pre])
+    for i in range(n_post):
+        for j in range(n_pre):
+            x = w[i, j]
+            if x != 0.0:
+                post[fill[j]] = i
+                weights[fill[j]] = x
+                fill[j] += 1
+    return indptr, post, weights, finite
+
+
+def _gate_lists(name: str, w, n: int) -> tuple:
+    probe = np.empty(0, dtype=post_dtype(n))
+    if w is None:
+        return np.zeros(n + 1, dtype=np.int64), probe, np.empty(0)
+    indptr, post, weights, finite = _csc_from_dense(w, probe)
+    if not finite:
+        check_finite(name, w)
+    return indptr, post, weights
+
+
+def stc_modulators(w_h, w_v, n: int) -> STCModulators:
+    """Pack dense modulator weights ``A_h``, ``A_v`` (each ``(n, n)`` = ``(n_post, n_pre)``,
+    finite; ``None`` means all zero) into the kernel's pre-major form (:class:`STCModulators`).
+
+    Zero weights are left out: adding ``±0.0`` to a sum that starts at ``+0.0`` never changes
+    it, so the sums are those of the full matrices bit for bit.
+    """
+    # the finiteness check runs in the packing pass (check_finite names the argument)
+    dense = dense_modulators(w_h, w_v, n, finite=False)
+    return STCModulators(*_gate_lists("w_h", dense[0], n), *_gate_lists("w_v", dense[1], n))
 
 
 def _numpy_tanh_in_place(a: np.ndarray) -> None:
@@ -198,20 +257,23 @@ def tanh_in_place(a):
 
 
 @njit
+def _gate_sum(s, indptr, post, w, bias, out):
+    """``out = A S + bias`` for one gate: each active column adds its weights (sums in
+    increasing presynaptic order, from ``+0.0``), then the bias."""
+    out[:] = 0.0
+    for j in range(s.size):
+        if s[j] > 0.5:
+            for k in range(indptr[j], indptr[j + 1]):
+                out[post[k]] += w[k]
+    for i in range(out.size):
+        out[i] = out[i] + bias[i]
+
+
+@njit
 def _gate_arguments(state, params, mods, gates):
     """``gates[0] = A_h S + a``, ``gates[1] = A_v S + b`` (sums in increasing pre order)."""
-    n = state.h.size
-    gates[0, :] = 0.0
-    gates[1, :] = 0.0
-    for j in range(n):
-        if state.s[j] > 0.5:
-            for k in range(mods.indptr[j], mods.indptr[j + 1]):
-                i = mods.post[k]
-                gates[0, i] += mods.w_h[k]
-                gates[1, i] += mods.w_v[k]
-    for i in range(n):
-        gates[0, i] = gates[0, i] + params.bias_h[i]
-        gates[1, i] = gates[1, i] + params.bias_v[i]
+    _gate_sum(state.s, mods.h_indptr, mods.h_post, mods.h_w, params.bias_h, gates[0])
+    _gate_sum(state.s, mods.v_indptr, mods.v_post, mods.v_w, params.bias_v, gates[1])
 
 
 @njit

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..neurons.stc import STCParams, run_stc, stc_modulators, stc_prepare
+from ..neurons.stc import STCParams, dense_modulators, run_stc, stc_prepare
 from ._brian import exact_prefs, network, recorded, run_network, scheduling_summary, spike_pairs
 from ._cases import TwinCase, TwinResult
 
@@ -89,17 +89,26 @@ def _group(b2, params: STCParams, n: int, dt):
     return group
 
 
+def modulator_synapses(w_h, w_v, n: int):
+    """The twin's synapses: one per pair with a non-zero ``A_h`` or ``A_v`` weight, ordered by
+    ``(pre, post)`` (Brian2's summed variables then add each neuron's terms in increasing
+    presynaptic order, as the kernel does). Returns ``(pre, post, A, B)``."""
+    dense = [np.zeros((n, n)) if w is None else w for w in dense_modulators(w_h, w_v, n)]
+    # column-major scan of the (n_post, n_pre) matrices: entries ordered by (pre, post)
+    pre, post = np.nonzero(((dense[0] != 0.0) | (dense[1] != 0.0)).T)
+    return pre, post, dense[0][post, pre], dense[1][post, pre]
+
+
 def _modulators(b2, group, w_h, w_v, n: int, dt):
-    mods = stc_modulators(w_h, w_v, n)
-    if mods.post.size == 0:
+    pre, post, a, b = modulator_synapses(w_h, w_v, n)
+    if post.size == 0:
         return []
-    pre = np.repeat(np.arange(n, dtype=np.int64), np.diff(mods.indptr))
     syn = b2.Synapses(group, group, "A : 1 (constant)\nB : 1 (constant)\n"
                       "gA_post = A*S_pre : 1 (summed)\ngB_post = B*S_pre : 1 (summed)",
                       dt=dt, name="modulators")
-    syn.connect(i=pre, j=mods.post)
-    syn.A = mods.w_h
-    syn.B = mods.w_v
+    syn.connect(i=pre, j=post)
+    syn.A = a
+    syn.B = b
     return [syn]
 
 
