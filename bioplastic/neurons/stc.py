@@ -257,14 +257,25 @@ def tanh_in_place(a):
 
 
 @njit
-def _gate_sum(s, indptr, post, w, bias, out):
-    """``out = A S + bias`` for one gate: each active column adds its weights (sums in
-    increasing presynaptic order, from ``+0.0``), then the bias."""
-    out[:] = 0.0
+def _active_neurons(s, active):
+    """Write the indices of the neurons with ``s > 0.5`` to ``active`` (ascending); return how
+    many. Branch-free: with about half the neurons firing a branch per neuron mispredicts."""
+    count = 0
     for j in range(s.size):
-        if s[j] > 0.5:
-            for k in range(indptr[j], indptr[j + 1]):
-                out[post[k]] += w[k]
+        active[count] = j
+        count += s[j] > 0.5
+    return count
+
+
+@njit
+def _gate_sum(active, n_active, indptr, post, w, bias, out):
+    """``out = A S + bias`` for one gate: each active column, in increasing order, adds its
+    weights (each neuron's sum from ``+0.0`` in increasing presynaptic order), then the bias."""
+    out[:] = 0.0
+    for a in range(n_active):
+        j = active[a]
+        for k in range(indptr[j], indptr[j + 1]):
+            out[post[k]] += w[k]
     for i in range(out.size):
         out[i] = out[i] + bias[i]
 
@@ -272,8 +283,10 @@ def _gate_sum(s, indptr, post, w, bias, out):
 @njit
 def _gate_arguments(state, params, mods, gates):
     """``gates[0] = A_h S + a``, ``gates[1] = A_v S + b`` (sums in increasing pre order)."""
-    _gate_sum(state.s, mods.h_indptr, mods.h_post, mods.h_w, params.bias_h, gates[0])
-    _gate_sum(state.s, mods.v_indptr, mods.v_post, mods.v_w, params.bias_v, gates[1])
+    active = np.empty(state.s.size, dtype=np.int64)
+    n_active = _active_neurons(state.s, active)
+    _gate_sum(active, n_active, mods.h_indptr, mods.h_post, mods.h_w, params.bias_h, gates[0])
+    _gate_sum(active, n_active, mods.v_indptr, mods.v_post, mods.v_w, params.bias_v, gates[1])
 
 
 @njit
