@@ -450,11 +450,16 @@ def tune(config: Config) -> dict:
     lines = ["| NHL option (held-out) | reset error % | continual error % |", "|---|---|---|"]
     lines += [f"| {k} | {v['reset_mean']:.2f} | {v['continual_mean']:.2f} |"
               for k, v in table.items()]
+    _write_tuning(out, lines, config, tuning=table)
+    return table
+
+
+def _write_tuning(out: Path, lines: list[str], config: Config, **metrics) -> None:
+    """A tuning run's table (``tuning.md``) and ``metrics.json`` with what it ran on."""
     (out / "tuning.md").write_text("\n".join(lines) + "\n")
-    write_json(out / "metrics.json", {"tuning": table, "seeds": list(config.tune_seeds),
+    write_json(out / "metrics.json", {**metrics, "seeds": list(config.tune_seeds),
                                       "held_out": list(config.held_out),
                                       "repeats": config.tune_repeats})
-    return table
 
 
 def tune_cotta(config: Config) -> dict:
@@ -511,13 +516,8 @@ def tune_cotta(config: Config) -> dict:
         lines.append(f"| {k}{mark} | {aps} | {v['reset']:.2f} | {v['continual']:.2f} "
                      f"| {v['score']:.2f} | {100 * v['augmented_frac']:.1f} % "
                      f"| {1e3 * v['cpu_s_per_batch']:.1f} |")
-    (out / "tuning.md").write_text("\n".join(lines) + "\n")
-    write_json(out / "metrics.json", {"tuning": table, "chosen": chosen,
-                                      "tie_points": COTTA_TIE_POINTS,
-                                      "seeds": list(config.tune_seeds),
-                                      "held_out": list(config.held_out),
-                                      "repeats": config.tune_repeats,
-                                      "load_avg": list(os.getloadavg())})
+    _write_tuning(out, lines, config, tuning=table, chosen=chosen,
+                  tie_points=COTTA_TIE_POINTS, load_avg=list(os.getloadavg()))
     return {"tuning": table, "chosen": chosen}
 
 
@@ -551,12 +551,8 @@ def tune_baselines(config: Config) -> dict:
         mark = " **(chosen)**" if k in {f"{m} lr={lr:g}" for m, lr in chosen.items()} else ""
         lines.append(f"| {k}{mark} | {v['reset_mean']:.2f} | {v['continual_mean']:.2f} "
                      f"| {v['score']:.2f} |")
-    (out / "tuning.md").write_text("\n".join(lines) + "\n")
-    write_json(out / "metrics.json", {"tuning": table, "chosen_lr": chosen,
-                                      "tie_points": BASELINE_TIE_POINTS,
-                                      "seeds": list(config.tune_seeds),
-                                      "held_out": list(config.held_out),
-                                      "repeats": config.tune_repeats})
+    _write_tuning(out, lines, config, tuning=table, chosen_lr=chosen,
+                  tie_points=BASELINE_TIE_POINTS)
     return {"tuning": table, "chosen_lr": chosen}
 
 
