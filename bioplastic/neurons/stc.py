@@ -196,9 +196,10 @@ def dense_modulators(w_h, w_v, n: int, *, finite: bool = True) -> list:
 
 @njit
 def _csc_from_dense(w, post_dtype_probe):
-    """Pre-major lists of ``w``'s non-zero entries, in one row-major sweep per pass (the
-    matrix is C-ordered: a column scan would stride through it). Returns ``(indptr, post,
-    weights, finite)``; within a column the posts ascend because rows are swept in order."""
+    """Pre-major lists of ``w``'s non-zero entries, in two sweeps in row order, a count and a
+    fill (the matrix is C-ordered: a column scan would stride through it). Returns ``(indptr,
+    post, weights, finite)``; within a column the posts ascend because rows are swept in
+    order. NaN and infinities compare unequal to 0, so only kept entries need the test."""
     n_post, n_pre = w.shape
     counts = np.zeros(n_pre + 1, dtype=np.int64)
     finite = True
@@ -207,7 +208,7 @@ def _csc_from_dense(w, post_dtype_probe):
             x = w[i, j]
             if x != 0.0:
                 counts[j + 1] += 1
-            finite &= np.isfinite(x)
+                finite &= np.isfinite(x)
     indptr = np.cumsum(counts)
     fill = indptr[:-1].copy()
     post = np.empty(indptr[n_pre], dtype=post_dtype_probe.dtype)
