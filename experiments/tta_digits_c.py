@@ -167,7 +167,7 @@ def train_source(config: Config, x: np.ndarray, y: np.ndarray, seed: int) -> nn.
 
 # ------------------------------------------------------------------------- adaptation
 def make_adapter(method: str, model: nn.Module, config: Config,
-                 fisher_x: torch.Tensor | None = None, **nhl_options) -> tta.Adapter:
+                 fisher_x: torch.Tensor | None = None, **overrides) -> tta.Adapter:
     """The adapter for ``method`` (a name of METHODS or ABLATIONS, or "nhl" + options;
     "cotta" takes ``ap`` and ``n_augment`` overrides the same way, ``ap`` resolved to a
     float by :func:`cotta_ap`; "eata" and "sar" take ``lr``)."""
@@ -182,7 +182,7 @@ def make_adapter(method: str, model: nn.Module, config: Config,
             nhl["eta"] = 0.0
         if method.endswith("source_bn"):
             nhl["bn_stats"] = "source"
-        return tta.NHL(model, **{**nhl, **nhl_options})
+        return tta.NHL(model, **{**nhl, **overrides})
     if method == "source":
         return tta.Source(model)
     if method == "bn_adapt":
@@ -190,12 +190,12 @@ def make_adapter(method: str, model: nn.Module, config: Config,
     if method == "tent":
         return tta.Tent(model, lr=config.tent_lr)
     if method == "eata":
-        return tta.EATA(model, fisher_x=fisher_x, lr=nhl_options.get("lr", config.eata_lr),
+        return tta.EATA(model, fisher_x=fisher_x, lr=overrides.get("lr", config.eata_lr),
                         d_margin=config.eata_d_margin, fisher_alpha=config.eata_fisher_alpha)
     if method == "sar":
-        return tta.SAR(model, lr=nhl_options.get("lr", config.sar_lr))
+        return tta.SAR(model, lr=overrides.get("lr", config.sar_lr))
     if method == "cotta":
-        options = {"ap": config.cotta_ap, "n_augment": config.cotta_n_augment, **nhl_options}
+        options = {"ap": config.cotta_ap, "n_augment": config.cotta_n_augment, **overrides}
         if not isinstance(options["ap"], float | int):
             raise ValueError(f"resolve CoTTA's ap first (cotta_ap), got {options['ap']!r}")
         return tta.CoTTA(model, **options,
