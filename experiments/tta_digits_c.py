@@ -432,26 +432,35 @@ def held_out_errors(fresh, reset_sets: dict, stream: list, y: np.ndarray,
 def tune(config: Config) -> dict:
     """NHL's continual options on the held-out shifts only: reset and continual error."""
     out = prepare_results_dir(config.out, config)
-    split = digits_split(config.split_seed, test_fraction=config.test_fraction)
-    rows = {"tent": [], "mod_only": [], **{_label(o): [] for o in TUNE_GRID}}
-    for seed in tqdm(config.tune_seeds, desc="tune"):
-        model = train_source(config, split.x_train, split.y_train, seed)
-        reset_sets = corrupted_sets(config, split.x_test, seed, config.held_out, 5)
-        stream = held_out_stream(config, split.x_test, seed)
-        candidates = [("tent", "tent", {}), ("mod_only", "mod_only", {})]
-        candidates += [(_label(o), "nhl", o) for o in TUNE_GRID]
-        for label, method, options in candidates:
-            def fresh(method=method, options=options, model=model):
-                return make_adapter(method, model, config, **options)
-            rows[label].append(held_out_errors(fresh, reset_sets, stream, split.y_test,
-                                               config.batch_size))
-    table = {k: {"reset_mean": float(np.mean([r for r, _ in v])),
-                 "continual_mean": float(np.mean([c for _, c in v]))} for k, v in rows.items()}
+    candidates = [("tent", "tent", {}), ("mod_only", "mod_only", {})]
+    candidates += [(_label(o), "nhl", o) for o in TUNE_GRID]
+    table = held_out_table(config, candidates, "tune")
     lines = ["| NHL option (held-out) | reset error % | continual error % |", "|---|---|---|"]
     lines += [f"| {k} | {v['reset_mean']:.2f} | {v['continual_mean']:.2f} |"
               for k, v in table.items()]
     _write_tuning(out, lines, config, tuning=table)
     return table
+
+
+def held_out_table(config: Config, candidates: list, desc: str, *,
+                   with_fisher: bool = False) -> dict:
+    """``{label: {"reset_mean", "continual_mean"}}`` over the tuning seeds for each
+    ``(label, method, options)`` candidate, on the held-out shifts only (one source model per
+    seed, :func:`held_out_errors`); ``with_fisher`` passes EATA its source-like samples."""
+    split = digits_split(config.split_seed, test_fraction=config.test_fraction)
+    fisher_x = fisher_samples(config, split) if with_fisher else None
+    rows: dict = {label: [] for label, _, _ in candidates}
+    for seed in tqdm(config.tune_seeds, desc=desc):
+        model = train_source(config, split.x_train, split.y_train, seed)
+        reset_sets = corrupted_sets(config, split.x_test, seed, config.held_out, 5)
+        stream = held_out_stream(config, split.x_test, seed)
+        for label, method, options in candidates:
+            def fresh(method=method, options=options, model=model):
+                return make_adapter(method, model, config, fisher_x=fisher_x, **options)
+            rows[label].append(held_out_errors(fresh, reset_sets, stream, split.y_test,
+                                               config.batch_size))
+    return {k: {"reset_mean": float(np.mean([r for r, _ in v])),
+                "continual_mean": float(np.mean([c for _, c in v]))} for k, v in rows.items()}
 
 
 def _write_tuning(out: Path, lines: list[str], config: Config, **metrics) -> None:
@@ -525,23 +534,10 @@ def tune_baselines(config: Config) -> dict:
     """EATA's and SAR's learning rates on the held-out shifts only (as :func:`tune`); the
     choice per method by the rule of :data:`BASELINE_TIE_POINTS`."""
     out = prepare_results_dir(config.out, config)
-    split = digits_split(config.split_seed, test_fraction=config.test_fraction)
     candidates = [("tent", "tent", {})] + [(f"{m} lr={lr:g}", m, {"lr": lr})
                                            for m, lrs in BASELINE_TUNE_GRID.items()
                                            for lr in lrs]
-    rows: dict = {label: [] for label, _, _ in candidates}
-    fisher_x = fisher_samples(config, split)
-    for seed in tqdm(config.tune_seeds, desc="tune-baselines"):
-        model = train_source(config, split.x_train, split.y_train, seed)
-        reset_sets = corrupted_sets(config, split.x_test, seed, config.held_out, 5)
-        stream = held_out_stream(config, split.x_test, seed)
-        for label, method, options in candidates:
-            def fresh(method=method, options=options, model=model):
-                return make_adapter(method, model, config, fisher_x=fisher_x, **options)
-            rows[label].append(held_out_errors(fresh, reset_sets, stream, split.y_test,
-                                               config.batch_size))
-    table = {k: {"reset_mean": float(np.mean([r for r, _ in v])),
-                 "continual_mean": float(np.mean([c for _, c in v]))} for k, v in rows.items()}
+    table = held_out_table(config, candidates, "tune-baselines", with_fisher=True)
     for entry in table.values():
         entry["score"] = (entry["reset_mean"] + entry["continual_mean"]) / 2
     chosen = {m: _smallest_tied_lr(table, m, lrs) for m, lrs in BASELINE_TUNE_GRID.items()}
