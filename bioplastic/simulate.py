@@ -42,7 +42,7 @@ from numba.core import types
 from numba.extending import overload
 
 from ._jit import check_threads, njit, py_func, using_threads
-from ._state import check_finite, check_record, copy_state, is_state
+from ._state import check_finite, check_record, copy_into, copy_state, is_state
 
 __all__ = ["Trace", "simulate", "simulate_blocks", "step_once", "check_consistency"]
 
@@ -101,11 +101,11 @@ def _time_loop_template(inputs, state, params, weights, buffers, units):
     # The first step runs outside the loop so the spike buffer can take its shape from it.
     spikes, state = advance(inputs[0], state, params, *weights)  # noqa: F821
     spikes_out = np.zeros((inputs.shape[0],) + spikes.shape, dtype=np.bool_)
-    spikes_out[0] = spikes
+    copy_into(spikes_out[0], spikes)
     _record(state, buffers, units, 0)
     for t in range(1, inputs.shape[0]):
         spikes, state = advance(inputs[t], state, params, *weights)  # noqa: F821
-        spikes_out[t] = spikes
+        copy_into(spikes_out[t], spikes)
         _record(state, buffers, units, t)
     return spikes_out, state
 
@@ -115,13 +115,13 @@ def _block_loop_template(blocks, state, params, weights, buffers, units):
     on_block(state, params, *weights)  # noqa: F821
     spikes, state = advance(blocks[0, 0], state, params, *weights)  # noqa: F821
     spikes_out = np.zeros((blocks.shape[0], blocks.shape[1]) + spikes.shape, dtype=np.bool_)
-    spikes_out[0, 0] = spikes
+    copy_into(spikes_out[0, 0], spikes)
     for b in range(blocks.shape[0]):
         if b > 0:
             on_block(state, params, *weights)  # noqa: F821
         for t in range(1 if b == 0 else 0, blocks.shape[1]):
             spikes, state = advance(blocks[b, t], state, params, *weights)  # noqa: F821
-            spikes_out[b, t] = spikes
+            copy_into(spikes_out[b, t], spikes)
         _record(state, buffers, units, b)
     return spikes_out, state
 
