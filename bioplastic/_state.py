@@ -21,8 +21,10 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
-__all__ = ["copy_state", "copy_into", "with_step", "non_finite_fields", "check_finite", "check_record",
-           "is_state"]
+from ._jit import njit
+
+__all__ = ["copy_state", "copy_into", "with_step", "non_finite_fields", "check_finite",
+           "check_record", "is_state"]
 
 
 def is_state(value) -> bool:
@@ -84,6 +86,13 @@ def copy_into(target, values):
     target[...] = values
 
 
+@njit
+def _check_same_shape(target, values):
+    # no broadcasting: a model whose spikes change shape must fail, not be copied into every row
+    if target.shape != values.shape:
+        raise ValueError("copy_into: target and values differ in shape")
+
+
 @overload(copy_into, jit_options={"fastmath": False})
 def _copy_into_jit(target, values):
     if not (isinstance(target, types.Array) and isinstance(values, types.Array)):
@@ -91,12 +100,12 @@ def _copy_into_jit(target, values):
     if target.layout != "C" or target.ndim != values.ndim:
         # ravel() of a non-C target type would be a copy: the values would be lost
         def general(target, values):
+            _check_same_shape(target, values)
             target[...] = values
         return general
 
     def flat(target, values):
-        if target.shape != values.shape:
-            raise ValueError("copy_into: target and values differ in shape")
+        _check_same_shape(target, values)
         destination, source = target.ravel(), values.ravel()
         for i in range(source.size):
             destination[i] = source[i]

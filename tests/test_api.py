@@ -1,7 +1,9 @@
 """One contract for every model: front-end shapes, argument orders, integer checks, exports."""
 
 import inspect
+from typing import NamedTuple
 
+import numba
 import numpy as np
 import pytest
 
@@ -101,6 +103,44 @@ def test_state_helpers_follow_the_fields():
         assert _state.non_finite_fields(broken) == [name]
     with pytest.raises(ValueError, match="unknown state fields"):
         _state.check_record(state, ("v", "nope"))
+
+
+@pytest.mark.parametrize("jitted", [False, True], ids=["python", "numba"])
+def test_copy_into_copies_same_shapes_and_refuses_others(jitted):
+    copy = numba.njit(lambda target, values: _state.copy_into(target, values)) if jitted \
+        else _state.copy_into
+    values = np.arange(12.0).reshape(3, 4)
+    target = np.zeros((3, 4))
+    copy(target, values)
+    np.testing.assert_array_equal(target, values)
+    # a strided target (the general path in numba) still receives every value, in place
+    wide = np.zeros((3, 8))
+    copy(wide[:, ::2], values)
+    np.testing.assert_array_equal(wide[:, ::2], values)
+    assert not wide[:, 1::2].any()
+    # no broadcasting, same rank or not
+    for wrong in (np.ones(1), np.ones((3, 1)), np.ones((4, 3))):
+        with pytest.raises(ValueError, match="copy_into"):
+            copy(target, wrong)
+
+
+class _ShrinkingState(NamedTuple):
+    v: np.ndarray
+    step: int
+
+
+@numba.njit
+def _shrinking_advance(x, state, params):
+    # a broken user model: two units on the first step, one afterwards
+    units = 2 if state.step == 0 else 1
+    return np.ones(units, dtype=np.bool_), _state.with_step(state, state.step + 1)
+
+
+def test_simulate_refuses_spikes_that_change_shape():
+    # before copy_into the (1,) spikes of step 1 were broadcast into both units of the record
+    state = _ShrinkingState(v=np.zeros(2), step=0)
+    with pytest.raises(ValueError, match="differ in shape"):
+        bp.simulate(_shrinking_advance, np.zeros((3, 2)), state, (), check=False)
 
 
 def test_helpers_users_need_are_exported():

@@ -54,7 +54,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
-from .._state import copy_state, with_step
+from .._state import copy_into, copy_state, with_step
 from .._validate import (
     as_float_array,
     check_finite,
@@ -693,8 +693,8 @@ def rsnn_advance(x, state, params, topo):
                           spikes, step, params.lif)
     slot = step % state.history.shape[0]
     row = state.history[slot]
-    row[:topo.n_in] = x
-    row[topo.n_in:] = spikes
+    copy_into(row[:topo.n_in], x)
+    copy_into(row[topo.n_in:], spikes)
     m = 0
     for src in range(row.size):
         if row[src]:
