@@ -144,14 +144,35 @@ def _record(state, buffers, units, t):
 def _record_overload(state, buffers, units, t):
     # Numba cannot look a field up by a runtime index, so the copy is written out per field at
     # typing time. The generated code lives inside the caller's compiled library: nothing
-    # generated here enters a signature, so the caller stays cacheable.
-    value = "state[{0}]" if isinstance(units, types.NoneType) else "state[{0}].ravel()[units]"
-    lines = [f"    buffers[{i}][t] = {value.format(i)}\n" for i, buffer in enumerate(buffers)
+    # generated here enters a signature, so the caller stays cacheable. Array fields are copied
+    # in loops (copy_into, _gather_into): a slice assignment takes Numba's broadcasting path
+    # and ``ravel()[units]`` allocates a new array every step.
+    every_unit = isinstance(units, types.NoneType)
+    lines = [f"    {_record_line(i, field, every_unit)}\n"
+             for i, (field, buffer) in enumerate(zip(state, buffers, strict=True))
              if not isinstance(buffer, types.NoneType)]
     source = "def record(state, buffers, units, t):\n" + ("".join(lines) or "    pass\n")
-    namespace: dict = {}
+    namespace: dict = {"copy_into": copy_into, "_gather_into": _gather_into}
     exec(compile(source, "<bioplastic record>", "exec"), namespace)
     return namespace["record"]
+
+
+def _record_line(i: int, field, every_unit: bool) -> str:
+    """The generated statement that records field ``i`` (of Numba type ``field``) at ``t``."""
+    if not isinstance(field, types.Array):   # a scalar field, such as the step counter
+        # with units, every one of them is 0 (_check_units): the scalar's only unit
+        return f"buffers[{i}][t] = state[{i}]" if every_unit else f"buffers[{i}][t, :] = state[{i}]"
+    if every_unit:
+        return f"copy_into(buffers[{i}][t], state[{i}])"
+    return f"_gather_into(buffers[{i}][t], state[{i}], units)"
+
+
+@njit
+def _gather_into(target, values, units):
+    """``target[k] = values.ravel()[units[k]]`` (``units`` checked by :func:`_check_units`)."""
+    flat = values.ravel()
+    for k in range(units.size):
+        target[k] = flat[units[k]]
 
 
 def _stable_name(function) -> str:

@@ -10,6 +10,7 @@ import pytest
 import bioplastic as bp
 from bioplastic import _state
 from bioplastic.neurons import LIFParams, PCNNParams, WTAParams
+from bioplastic.reference.lif import random_network, unpack
 
 
 @pytest.mark.parametrize("front_end", [bp.run_lif, bp.run_pcnn, bp.run_wta])
@@ -141,6 +142,23 @@ def test_simulate_refuses_spikes_that_change_shape():
     state = _ShrinkingState(v=np.zeros(2), step=0)
     with pytest.raises(ValueError, match="differ in shape"):
         bp.simulate(_shrinking_advance, np.zeros((3, 2)), state, (), check=False)
+
+
+def test_records_of_units_and_of_the_step_counter():
+    inputs = random_network(7, n=50, n_steps=20, p=0.1, max_delay_steps=0)
+    params, drive, conn = unpack(inputs)
+    state, kernel = bp.lif_init(50, params, conn, v0_mv=inputs["v0_mv"]), bp.lif_prepare(params, 50)
+    full = bp.simulate(bp.lif_advance, drive, state, kernel, conn, record=("v", "step", "history"))
+    units = np.array([3, 1, 3])
+    some = bp.simulate(bp.lif_advance, drive, state, kernel, conn, record=("v", "theta"),
+                       record_units=units)
+    np.testing.assert_array_equal(some.records["v"], full.records["v"][:, units])
+    np.testing.assert_array_equal(full.records["history"][:, 0], full.spikes)
+    np.testing.assert_array_equal(full.records["step"], np.arange(1, 21))
+    # a scalar field has one unit, index 0 (this raised a TypingError before)
+    step = bp.simulate(bp.lif_advance, drive, state, kernel, conn, record="step",
+                       record_units=np.array([0, 0]))
+    np.testing.assert_array_equal(step.records["step"], np.repeat(np.arange(1, 21)[:, None], 2, 1))
 
 
 def test_helpers_users_need_are_exported():
