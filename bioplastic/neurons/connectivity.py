@@ -80,8 +80,8 @@ from .._jit import njit
 from .._validate import as_float_array, count, finite_float, positive, unitless, whole_steps
 
 __all__ = ["SparseConnectivity", "connectivity", "connectivity_from_arrays", "no_connectivity",
-           "due_blocks", "block_is_csr", "spike_words", "next_spike", "pending_now", "with_delays",
-           "with_weights",
+           "due_blocks", "blocks_are_rows", "block_is_csr", "spike_words", "next_spike",
+           "pending_now", "with_delays", "with_weights",
            "change_delays", "spike_queue", "queue_capacity", "queue_push", "queue_expected",
            "delay_steps_from_ms"]
 
@@ -326,6 +326,15 @@ def pending_now(pending_due, pending_next, step):
         stop += 1
     pending_next[0] = stop
     return start, stop
+
+
+@njit
+def blocks_are_rows(conn):
+    """True when every delivery block of ``conn`` is a source's whole CSR row, read in place
+    (``delay_order`` need not be read). So it is without delays: each source then has one
+    block, its row, and ``check_connectivity`` makes a block's ``delay_order`` a strictly
+    increasing permutation of the row's own synapse ids, which is the identity."""
+    return conn.max_delay == 0
 
 
 @njit

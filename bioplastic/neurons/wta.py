@@ -97,6 +97,7 @@ from ._checks import check_connectivity, checked_step
 from ._checks import check_wta as check_consistency  # simulate's hook
 from .connectivity import (
     SparseConnectivity,
+    blocks_are_rows,
     connectivity_from_arrays,
     due_blocks,
     pending_now,
@@ -416,8 +417,9 @@ def _input_events(ge, w, x_pre, x_post1, x_post2, last_update, x, history, queue
         # a full slot, or no delays (one slot, never used): the same blocks, in the same
         # order, from the ring
         starts, stops = due_blocks(history, step, conn)
+        whole_rows = blocks_are_rows(conn)   # no delays: read in place, no delay_order
         for b in range(starts.size):
-            _input_block(starts[b], stops[b], False, ge, w, x_pre, x_post1, x_post2,
+            _input_block(starts[b], stops[b], whole_rows, ge, w, x_pre, x_post1, x_post2,
                          last_update, step, t_s, p, conn, elapsed_ok, factors)
     else:
         for b in range(n_blocks):
