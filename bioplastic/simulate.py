@@ -276,7 +276,8 @@ def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),
     ----------
     advance : numba dispatcher
         A model's jitted in-place advance (e.g. :func:`bioplastic.neurons.lif_advance`),
-        ``advance(x_t, state, params, *weights) -> (spikes, state)``.
+        ``advance(x_t, state, params, *weights) -> (spikes, state)``; ``spikes`` must have
+        the same shape at every step (``ValueError`` otherwise).
     inputs : ndarray, shape (T, ...)
         ``inputs[t]`` is passed to the advance at time ``t``. Not modified.
     state : NamedTuple
