@@ -12,7 +12,17 @@ torch = pytest.importorskip("torch")
 
 import bioplastic as bp  # noqa: E402
 from bioplastic.neurons.pcnn import PCNNParams, run_pcnn  # noqa: E402
-from bioplastic.nn import LIF, PCNN, SpikingModule  # noqa: E402
+from bioplastic.nn import (  # noqa: E402
+    LIF,
+    PCNN,
+    STCLIF,
+    HebbianConv2d,
+    HebbianLinear,
+    PCNNConv2d,
+    PLIFConvCell,
+    SpikingModule,
+    SpikingPredictor,
+)
 from bioplastic.nn import functional as F  # noqa: E402
 
 MODELS = {
@@ -190,3 +200,27 @@ def test_unitless_preset_integrates_like_beta():
     torch.testing.assert_close(v, torch.tensor(expected, dtype=torch.float64), rtol=1e-14,
                                atol=1e-15)
     assert module.params.t_ref_ms == 0.0 and module.params.v_reset_mv == 0.0
+
+
+WEIGHTED = {
+    # (module, input of the wrong dtype, how it is called); each module holds float32 weights
+    "stc_lif": (lambda: STCLIF(3, 16, 3), (2, 1, 3, 6, 6), lambda m, x: m(x)),
+    "plif_cell_step": (lambda: PLIFConvCell(3, 16, 3), (1, 3, 6, 6), lambda m, x: m.step(x)),
+    "pcnn_conv": (lambda: PCNNConv2d(3, 4, 3), (2, 1, 3, 6, 6), lambda m, x: m(x)),
+    "hebbian_conv": (lambda: HebbianConv2d(3, 4, 3), (2, 3, 6, 6), lambda m, x: m(x)),
+    "hebbian_linear": (lambda: HebbianLinear(5, 4), (2, 5), lambda m, x: m(x)),
+    "predictor": (lambda: SpikingPredictor(1, (16,), groups=4), (4, 1, 1, 8, 8),
+                  lambda m, x: m(x, 2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WEIGHTED))
+def test_input_of_another_dtype_than_the_weights_names_the_argument(name):
+    # Before: torch's RuntimeError "expected scalar type Double but found Float" (or
+    # "expected m1 and m2 to have the same dtype"), naming neither the argument nor the fix.
+    make, shape, call = WEIGHTED[name]
+    module, x = make(), torch.rand(shape, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"(x|frames) must have the dtype .* torch\.float32, "
+                                        r"got torch\.float64"):
+        call(module, x)
+    call(module, x.float())          # the same input in the weights' dtype runs

@@ -62,7 +62,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["SpikingModule", "SpikeTrace", "resolve_like", "check_float_tensor", "format_value"]
+__all__ = ["SpikingModule", "SpikeTrace", "resolve_like", "check_float_tensor", "check_like_weight",
+           "format_value"]
 
 
 class SpikeTrace(NamedTuple):
@@ -86,6 +87,18 @@ def check_float_tensor(name: str, x) -> torch.Tensor:
         raise TypeError(f"{name} must be a floating-point tensor (e.g. x.float() or "
                         f"x.double()), got dtype {x.dtype}")
     return x
+
+
+def check_like_weight(name: str, x: torch.Tensor, weight: torch.Tensor, owner: str) -> None:
+    """A clear error where ``x`` differs from a module's ``weight`` in dtype or device: torch's
+    own ("expected scalar type Double but found Float") names neither the argument nor the fix."""
+    if x.dtype != weight.dtype:
+        raise TypeError(f"{name} must have the dtype of the {owner}'s weights, {weight.dtype}, "
+                        f"got {x.dtype} (convert the input with .to({weight.dtype}) or build the "
+                        f"{owner} with dtype={x.dtype})")
+    if x.device != weight.device:
+        raise ValueError(f"{name} must be on the device of the {owner}'s weights, "
+                         f"{weight.device}, got {x.device} (move one with .to(device))")
 
 
 def resolve_like(shape_or_tensor, dtype=None, device=None, *, default_dtype=None,

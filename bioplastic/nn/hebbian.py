@@ -48,6 +48,7 @@ from ..rules.apply import UpdateParams
 from ..rules.hebbian import KrotovParams
 from ..rules.softhebb import SoftHebbParams
 from ..rules.unfold import PADDING_MODES
+from .base import check_like_weight
 from .functional.hebbian import (
     SOFTHEBB_RULE,
     SOFTHEBB_UPDATE,
@@ -192,9 +193,11 @@ class HebbianLinear(_HebbianMixin, torch.nn.Module):
                                else float(bias_lr_factor))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_like_weight("x", x, self.weight, type(self).__name__)
         return F.linear(x, self.weight, self.bias)
 
     def _rows(self, x: torch.Tensor) -> torch.Tensor:
+        check_like_weight("x", x, self.weight, type(self).__name__)
         if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] != self.weight.shape[1]:
             raise ValueError(f"x must have shape (batch >= 1, {self.weight.shape[1]}), got "
                              f"{tuple(x.shape)}")
@@ -240,6 +243,7 @@ class HebbianConv2d(_HebbianMixin, torch.nn.Module):
         if x.ndim != 4 or x.shape[0] == 0 or x.shape[1] != self.weight.shape[1]:
             raise ValueError(f"x must have shape (batch >= 1, {self.weight.shape[1]}, H, W), "
                              f"got {tuple(x.shape)}")
+        check_like_weight("x", x, self.weight, type(self).__name__)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)

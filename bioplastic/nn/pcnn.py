@@ -48,7 +48,7 @@ import torch.nn.functional as fn
 
 from .._validate import finite_float, in_range
 from ..neurons.pcnn import PCNNParams
-from .base import SpikeTrace, SpikingModule, format_value, resolve_like
+from .base import SpikeTrace, SpikingModule, check_like_weight, format_value, resolve_like
 from .functional.pcnn import (
     DPCNN_INIT,
     RESETS,
@@ -370,6 +370,7 @@ class PCNNConv2d(torch.nn.Module):
         """``Norm(Conv_ff(x))`` for all frames at once, ``(T, B, C_out, H', W')``."""
         if x.ndim != 5:
             raise ValueError(f"x must be (T, B, C, H, W), got {tuple(x.shape)}")
+        check_like_weight("x", x, self.conv.weight, type(self).__name__)
         current = self.conv(x.flatten(0, 1)).unflatten(0, x.shape[:2])
         if self.norm_kind == "rftd":
             return self.norm(current, self.neurons.linking_gain())

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as fn
 
+from .base import check_like_weight
 from .stc import CELLS
 
 __all__ = ["SpikingPredictor", "scheduled_sampling_eta", "sampling_mask"]
@@ -93,6 +94,7 @@ class SpikingPredictor(torch.nn.Module):
                              f"{getattr(frames, 'shape', type(frames))}")
         if frames.shape[2] != self.channels:
             raise ValueError(f"frames must have {self.channels} channels, got {frames.shape[2]}")
+        check_like_weight("frames", frames, self.readout.weight, type(self).__name__)
         if frames.shape[-1] % self.patch or frames.shape[-2] % self.patch:
             raise ValueError(f"frame height and width must be multiples of patch={self.patch}")
         if not isinstance(n_in, int) or not 1 <= n_in < frames.shape[0]:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as fn
 
 from ..neurons.stc import BASES, STCParams
-from .base import SpikeTrace, SpikingModule, resolve_like
+from .base import SpikeTrace, SpikingModule, check_like_weight, resolve_like
 from .functional import stc as F
 
 __all__ = ["STCConvCell", "STCLIF", "STCPLIF", "STCLMH", "LIFConvCell", "PLIFConvCell",
@@ -113,6 +113,7 @@ class _ConvCell(SpikingModule):
         if x_t.shape[1] != self.in_channels:
             raise ValueError(f"x_t must have {self.in_channels} channels (B, C, H, W), got "
                              f"shape {tuple(x_t.shape)}")
+        check_like_weight("x", x_t, self.conv_x.weight, type(self).__name__)
 
     def _state_shape(self, shape, dtype, device):
         shape, dtype, device = resolve_like(shape, dtype, device,
