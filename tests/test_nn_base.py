@@ -224,3 +224,51 @@ def test_input_of_another_dtype_than_the_weights_names_the_argument(name):
                                         r"got torch\.float64"):
         call(module, x)
     call(module, x.float())          # the same input in the weights' dtype runs
+
+
+def test_pcnn_state_that_would_broadcast_into_the_linking_conv_is_refused():
+    # Before: Y of shape (C, 1, 1) was taken by conv2d as one unbatched 1×1 image, whose
+    # linking input then broadcast over the map: the run went on and its pulses differed
+    # from those of the same Y expanded to (B, C, H, W) (94 of the 864 pulse values here).
+    layer = PCNN(3, coupling="inter", seed=0)
+    x = torch.rand(4, 2, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    rest = layer.initial_state(x[0])
+    with pytest.raises(ValueError, match=r"state\.y must have the step's state shape "
+                                         r"\(2, 3, 6, 6\), got \(3, 1, 1\)"):
+        layer(x, rest._replace(y=torch.ones(3, 1, 1)))
+    layer(x, rest._replace(y=torch.ones(2, 3, 6, 6)))
+
+
+@pytest.mark.parametrize("path", ["run", "step"])
+def test_a_state_of_another_batch_dtype_or_kind_is_named(path):
+    # Before: torch's RuntimeError ("The size of tensor a (4) must match ..."), an
+    # AttributeError for a plain tuple, or a dtype RuntimeError inside the gate convolution.
+    cell = STCLIF(3, 16, 3)
+    x = torch.rand(3, 2, 3, 6, 6, generator=torch.Generator().manual_seed(1))
+    call = (lambda s: cell(x, s)) if path == "run" else (lambda s: cell.step(x[0], s))
+    rest = cell.initial_state(x[0])
+    with pytest.raises(ValueError, match=r"state\.h must have the step's state shape "
+                                         r"\(2, 16, 6, 6\) or a shape that broadcasts"):
+        call(cell.initial_state(torch.rand(4, 3, 6, 6)))
+    with pytest.raises(TypeError, match="state must be a STCTensorState"):
+        call(tuple(rest))
+    with pytest.raises(TypeError, match=r"state\.h must have dtype torch\.float32"):
+        call(cell.initial_state(x[0].double()))
+    with pytest.raises(ValueError, match=r"state\.s must have the step's state shape"):
+        call(rest._replace(s=torch.zeros(16, 1, 1)))       # feeds the gate convolution
+    call(rest._replace(h=torch.zeros(16, 1, 1)))            # broadcasts: accepted
+
+
+def test_switched_off_fields_and_broadcast_initial_membranes():
+    adapting = LIF(theta_plus_mv=0.5, t_ref_ms=1.0)
+    plain = LIF()
+    x = 20 + 10 * torch.rand(5, 3, 4, generator=torch.Generator().manual_seed(2))
+    with pytest.raises(ValueError, match=r"state\.theta must be None \(switched off"):
+        plain(x, adapting.initial_state(x[0]))
+    with pytest.raises(ValueError, match=r"state\.theta must be a tensor"):
+        adapting(x, plain.initial_state(x[0]))
+    # a learned initial membrane (n,) broadcast over the batch is still a valid state
+    v0 = torch.full((4,), -60.0, requires_grad=True)
+    spikes, _ = plain(x, plain.initial_state(x[0])._replace(v=v0))
+    spikes.sum().backward()
+    assert v0.grad is not None and v0.grad.shape == (4,)

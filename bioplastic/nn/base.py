@@ -52,7 +52,11 @@ Writing a spiking module (the contract a new model follows)
 
 Input checks done once per call by the loop: ``x`` is a floating-point tensor (an integer
 tensor is a ``TypeError``: integer voltages would silently truncate), at least ``(T, ...)``
-with ``T >= 1`` (or exactly ``1 + step_ndim`` axes), and finite.
+with ``T >= 1`` (or exactly ``1 + step_ndim`` axes), and finite. A given state is checked by
+:meth:`SpikingModule.start_state` against the layout of the module's own rest state
+(:func:`check_state`); a module names in ``full_shape_state_fields`` the fields that feed a
+convolution (they may not broadcast) and, if it has weights, returns their dtype from
+``weight_dtype()``.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ import numpy as np
 import torch
 
 __all__ = ["SpikingModule", "SpikeTrace", "resolve_like", "check_float_tensor", "check_like_weight",
-           "format_value"]
+           "check_state", "state_layout", "FieldLayout", "format_value"]
 
 
 class SpikeTrace(NamedTuple):
@@ -119,6 +123,67 @@ def resolve_like(shape_or_tensor, dtype=None, device=None, *, default_dtype=None
     return shape, dtype, device
 
 
+class FieldLayout(NamedTuple):
+    """Shape (batch axis first, of size 0 when the step is batched), dtype and device of one
+    field of a module's rest state; ``None`` stands for a field switched off."""
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    device: torch.device
+
+
+def state_layout(template) -> tuple[type, tuple[FieldLayout | None, ...]]:
+    """The state class and the field layouts of a rest state (what :func:`check_state` reads)."""
+    return type(template), tuple(None if t is None else FieldLayout(tuple(t.shape), t.dtype,
+                                                                     t.device)
+                                 for t in template)
+
+
+def check_state(state, layout, batch: int | None, *, full_shape=(), dtype=None) -> None:
+    """A clear error where a given ``state`` could not have come from the module whose rest
+    state for a step like this one has ``layout`` (:func:`state_layout`; the step's batch size
+    ``batch`` replaces the layout's batch axis unless None). A field may be any shape that
+    broadcasts to the step's state shape (a learned initial membrane ``(n,)``, say) except
+    those named in ``full_shape`` (they feed a convolution); floating fields must be
+    floating, and of ``dtype`` when it is given (a module with weights); integer fields
+    (step counters) of the layout's dtype; every tensor on the layout's device."""
+    kind, fields = layout
+    if not isinstance(state, kind):
+        raise TypeError(f"state must be a {kind.__name__} (from initial_state or a previous "
+                        f"call), got {type(state).__name__}")
+    for name, given, rest in zip(kind._fields, state, fields, strict=True):
+        _check_state_field(f"state.{name}", given, rest, batch, name in full_shape, dtype)
+
+
+def _check_state_field(name, given, rest: FieldLayout | None, batch, full_shape, dtype) -> None:
+    if rest is None or given is None:
+        if rest is not given:
+            what = "None (switched off for these parameters)" if rest is None else "a tensor"
+            raise ValueError(f"{name} must be {what}, got {type(given).__name__}")
+        return
+    if not isinstance(given, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(given).__name__}")
+    shape = rest.shape if batch is None else (batch,) + rest.shape[1:]
+    if given.shape != shape and (full_shape or not _broadcasts_to(given.shape, shape)):
+        how = "" if full_shape else " or a shape that broadcasts to it"
+        raise ValueError(f"{name} must have the step's state shape {shape}{how}, got "
+                         f"{tuple(given.shape)}")
+    floating = rest.dtype.is_floating_point
+    if given.is_floating_point() != floating:
+        raise TypeError(f"{name} must have a dtype like {rest.dtype}, got {given.dtype}")
+    wanted = dtype if floating else rest.dtype
+    if wanted is not None and given.dtype != wanted:
+        raise TypeError(f"{name} must have dtype {wanted}, got {given.dtype}")
+    if given.device != rest.device:
+        raise ValueError(f"{name} must be on {rest.device}, got {given.device}")
+
+
+def _broadcasts_to(shape, target) -> bool:
+    """Whether ``shape`` broadcasts to exactly ``target`` (torch's rules, in Python:
+    ``torch.broadcast_shapes`` costs about 8 µs)."""
+    return len(shape) <= len(target) and all(
+        a in (1, b) for a, b in zip(reversed(shape), reversed(target), strict=False))
+
+
 def format_value(value) -> str:
     """Short text of a parameter for ``repr`` (4 significant digits: time constants are read
     back from float32 decay factors): scalars as numbers, arrays by shape and range."""
@@ -163,7 +228,45 @@ class SpikingModule(torch.nn.Module):
     def check_step(self, x_t: torch.Tensor) -> None:
         """Shape checks of one time step (called once per :meth:`step` / :meth:`run`)."""
 
+    #: State fields that must have the step's full shape (they feed a convolution, which
+    #: does not broadcast); the others may have any shape that broadcasts to it.
+    full_shape_state_fields: tuple[str, ...] = ()
+
+    def weight_dtype(self) -> torch.dtype | None:
+        """The dtype the state's floating fields must have (a module with weights), or None:
+        any floating dtype (torch's promotion decides)."""
+        return None
+
     # -------------------------------------------------------------------- provided
+    def start_state(self, x_t: torch.Tensor, state, params):
+        """The state of the first step of ``x_t`` (``params``: :meth:`step_params` of the
+        call): :meth:`initial_state` when ``state`` is None, else ``state`` itself once
+        checked (:func:`check_state`) against the rest state this module makes for such a
+        step, so that a state of another shape, dtype, device or model is a clear error
+        rather than a silent broadcast or a torch error deep inside the step."""
+        if state is None:
+            return self.initial_state(x_t)
+        batched = x_t.ndim > 0
+        layout = self._state_layout(x_t, batched, params)
+        check_state(state, layout, x_t.shape[0] if batched else None,
+                    full_shape=self.full_shape_state_fields, dtype=self.weight_dtype())
+        return state
+
+    def _state_layout(self, x_t: torch.Tensor, batched: bool, params):
+        """The rest state's layout for steps like ``x_t``, made once per kind of step (a rest
+        state costs 10-20 µs to make, a step of a small layer about 50 µs). Which fields are
+        switched off (None) follows which prepared parameters are (LIF's adaptation and
+        refractory period), so that pattern is part of the key."""
+        switched_off = tuple(p is None for p in params) if isinstance(params, tuple) else ()
+        key = (x_t.shape[1:] if batched else (), batched, x_t.dtype, x_t.device,
+               self.weight_dtype(), switched_off)
+        cache = self.__dict__.setdefault("_state_layouts", {})
+        if key not in cache:
+            if len(cache) >= 16:
+                cache.clear()
+            cache[key] = state_layout(self.initial_state(x_t[:0] if batched else x_t))
+        return cache[key]
+
     def step(self, x_t: torch.Tensor, state=None):
         """One time step with explicit state. Returns ``(spikes_t, new_state)``."""
         check_float_tensor("x_t", x_t)
@@ -171,9 +274,8 @@ class SpikingModule(torch.nn.Module):
             raise ValueError(f"x_t must have {self.step_ndim} axes (one time step), got shape "
                              f"{tuple(x_t.shape)}")
         self.check_step(x_t)
-        if state is None:
-            state = self.initial_state(x_t)
-        return self.advance(x_t, state, self.step_params())
+        params = self.step_params()
+        return self.advance(x_t, self.start_state(x_t, state, params), params)
 
     def run(self, x: torch.Tensor, state=None, *, record=()) -> SpikeTrace:
         """The time loop: ``x (T, B, ...)`` → :class:`SpikeTrace` (spikes, records, state).
@@ -184,13 +286,12 @@ class SpikingModule(torch.nn.Module):
         x = self._check_sequence(x)
         record = self._check_record(record)
         self.check_step(x[0])
-        if state is None:
-            state = self.initial_state(x[0])
+        params = self.step_params()
+        state = self.start_state(x[0], state, params)
         switched_off = [name for name in record if getattr(state, name) is None]
         if switched_off:
             raise ValueError(f"cannot record {switched_off}: switched off for these "
                              "parameters (the state holds None there)")
-        params = self.step_params()
         spikes, records = [], {name: [] for name in record}
         for x_t in x:
             s, state = self.advance(x_t, state, params)

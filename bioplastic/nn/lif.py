@@ -192,16 +192,12 @@ class LIF(SpikingModule):
         record = self._check_record(record)
         if record or self.n_recurrent is not None:
             return super().run(x, state, record=record)
+        x = self._check_sequence(x)
+        self.check_step(x[0])
         params = self.step_params()
-        if state is None and lif_sequence_applies(params, LIFTensorState(None, None, None)):
-            x = self._check_sequence(x)
-            self.check_step(x[0])
-            state = self.initial_state(x[0])
-        elif state is None or not lif_sequence_applies(params, state):
+        state = self.start_state(x[0], state, params)
+        if not lif_sequence_applies(params, state):
             return super().run(x, state, record=record)
-        else:
-            x = self._check_sequence(x)
-            self.check_step(x[0])
         spikes, state = lif_sequence(x, state, params, surrogate=self.surrogate,
                                      surrogate_scale=self.surrogate_scale,
                                      detach_reset=self.detach_reset)

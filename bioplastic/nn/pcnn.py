@@ -140,6 +140,7 @@ class PCNN(SpikingModule):
 
     state_type = PCNNTensorState
     step_ndim = 4
+    full_shape_state_fields = ("y",)        # the linking convolution reads Y[t-1]
     repr_fields = ("channels", "coupling", "kernel_size", "learnable", "reset", "surrogate",
                    "surrogate_scale")
 
@@ -264,10 +265,15 @@ class PCNN(SpikingModule):
     def step_params(self) -> PCNNTensorParams:
         return PCNNTensorParams(*(self.value(name) for name in PCNNTensorParams._fields))
 
+    def weight_dtype(self) -> torch.dtype | None:
+        return None if self.coupling == "none" else self.link_weight.dtype
+
     def check_step(self, x_t: torch.Tensor) -> None:
         if x_t.shape[1] != self.channels:
             raise ValueError(f"x must have shape (B, {self.channels}, H, W) per step, got "
                              f"{tuple(x_t.shape)}")
+        if self.coupling != "none":
+            check_like_weight("x", x_t, self.link_weight, type(self).__name__)
 
     def run(self, x: torch.Tensor, state: PCNNTensorState | None = None, *,
             record=()) -> SpikeTrace:
@@ -280,9 +286,8 @@ class PCNN(SpikingModule):
             return super().run(x, state, record=record)
         x = self._check_sequence(x)
         self.check_step(x[0])
-        if state is None:
-            state = self.initial_state(x[0])
         params = self.step_params()
+        state = self.start_state(x[0], state, params)
         link = None if self.coupling == "none" else self.link_weight
         if not pcnn_sequence_applies(x, state, params, link):
             return super().run(x, state, record=record)

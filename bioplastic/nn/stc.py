@@ -104,9 +104,9 @@ class _ConvCell(SpikingModule):
             return super().run(x, state, record=record)
         x = self._check_sequence(x)
         self.check_step(x[0])
-        if state is None:
-            state = self.initial_state(x[0])
-        spikes, state = self.sequence(self.input_currents(x), state, self.step_params())
+        params = self.step_params()
+        state = self.start_state(x[0], state, params)
+        spikes, state = self.sequence(self.input_currents(x), state, params)
         return SpikeTrace(spikes, {}, state)
 
     def check_step(self, x_t: torch.Tensor) -> None:
@@ -114,6 +114,9 @@ class _ConvCell(SpikingModule):
             raise ValueError(f"x_t must have {self.in_channels} channels (B, C, H, W), got "
                              f"shape {tuple(x_t.shape)}")
         check_like_weight("x", x_t, self.conv_x.weight, type(self).__name__)
+
+    def weight_dtype(self) -> torch.dtype:
+        return self.conv_x.weight.dtype
 
     def _state_shape(self, shape, dtype, device):
         shape, dtype, device = resolve_like(shape, dtype, device,
@@ -161,6 +164,7 @@ class STCConvCell(_ConvCell):
     """
 
     repr_fields = _ConvCell.repr_fields + ("base", "gradient_detach")
+    full_shape_state_fields = ("s",)        # the gate convolution reads S[t-1]
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 5, *,
                  groups: int = 16, norm: str | None = "group", gradient_detach: bool = False,
@@ -428,6 +432,9 @@ class STCDense(SpikingModule):
             with torch.no_grad():
                 getattr(self, name).copy_(value)
         return self
+
+    def weight_dtype(self) -> torch.dtype:
+        return self.w_h.dtype
 
     def check_step(self, x_t):
         if x_t.shape[-1] != self.n:
