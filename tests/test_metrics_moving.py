@@ -85,3 +85,17 @@ def test_load_moving_mnist_layout(tmp_path):
         load_moving_mnist(tmp_path / "bad.npy")
     with pytest.raises(FileNotFoundError):
         load_moving_mnist(tmp_path / "missing.npy")
+
+
+def test_load_moving_mnist_refuses_a_broken_file_or_too_many_sequences(tmp_path):
+    # Before: a truncated file gave numpy's bare "mmap length is greater than file size"
+    # (no path), and n_sequences=10 on a file of 3 silently returned 3 sequences.
+    path = tmp_path / "mnist_test_seq.npy"
+    np.save(path, np.zeros((20, 3, 64, 64), np.uint8))
+    with pytest.raises(ValueError, match="n_sequences must be at most the 3 sequences"):
+        load_moving_mnist(path, n_sequences=10)
+    assert load_moving_mnist(path, n_sequences=3).shape == (20, 3, 1, 64, 64)
+    truncated = tmp_path / "truncated.npy"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="truncated.npy is not a readable .npy array file"):
+        load_moving_mnist(truncated)

@@ -99,15 +99,23 @@ def load_moving_mnist(path, *, n_sequences: int | None = None) -> np.ndarray:
     """Moving MNIST from ``mnist_test_seq.npy`` as float64 ``(20, N, 1, 64, 64)`` in [0, 1].
 
     ``path``: the ``.npy`` file (uint8, time-major ``(T, N, H, W)``); ``n_sequences``: read only
-    the first ``n`` sequences (the file is memory-mapped, so this reads only those).
+    the first ``n`` sequences (the file is memory-mapped, so this reads only those); asking for
+    more than the file holds is a ``ValueError`` (not a silently shorter set).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path must be the Moving MNIST .npy file, {path} does not exist")
-    raw = np.load(path, mmap_mode="r")
+    try:
+        raw = np.load(path, mmap_mode="r")
+    except ValueError as error:     # truncated, not .npy, or an object array
+        raise ValueError(f"{path} is not a readable .npy array file ({error})") from error
     if raw.ndim != 4 or raw.dtype != np.uint8:
         raise ValueError(f"{path} must hold a uint8 array (T, N, H, W), got {raw.dtype} with "
                          f"shape {raw.shape}")
     if n_sequences is not None:
-        raw = raw[:, :_positive_int("n_sequences", n_sequences)]
+        n = _positive_int("n_sequences", n_sequences)
+        if n > raw.shape[1]:
+            raise ValueError(f"n_sequences must be at most the {raw.shape[1]} sequences of "
+                             f"{path}, got {n}")
+        raw = raw[:, :n]
     return (np.asarray(raw, dtype=np.float64) / 255.0)[:, :, None]
