@@ -143,6 +143,29 @@ def test_modulators_pre_major_order(rng):
     assert empty.h_post.size == empty.v_post.size == 0 and not np.any(empty.v_indptr)
 
 
+@pytest.mark.parametrize("n, density", [(100, 0.02), (100, 1.0), (64, 0.3), (33, 0.0)])
+def test_modulators_of_larger_layers_equal_a_column_scan(rng, n, density):
+    # the packing counts blocks of 32 entries before it scans them and appends to a growing
+    # list (1.0 dense: 10,000 entries, past the first capacity of 1,024); 100 = 3 blocks + 4
+    w = rng.normal(size=(n, n)) * (rng.random((n, n)) < density)
+    w[rng.integers(n), rng.integers(n)] = -0.0
+    mods = stc_modulators(w, None, n)
+    pre, post = np.nonzero(w.T)              # column by column, posts ascending
+    np.testing.assert_array_equal(mods.h_indptr, np.r_[0, np.cumsum(np.count_nonzero(w, 0))])
+    np.testing.assert_array_equal(mods.h_post, post)
+    np.testing.assert_array_equal(mods.h_w, w[post, pre])
+
+
+def test_a_non_finite_modulator_weight_past_the_first_block_is_named(rng):
+    w = rng.normal(size=(70, 70)) * (rng.random((70, 70)) < 0.05)
+    w[50, 66] = np.inf                       # in the tail of a row after two blocks
+    with pytest.raises(ValueError, match="w_v"):
+        stc_modulators(None, w, 70)
+    w[50, 66], w[3, 40] = 0.0, np.nan        # in a block
+    with pytest.raises(ValueError, match="w_v"):
+        stc_modulators(None, w, 70)
+
+
 def test_post_index_dtype_is_the_narrowest_unsigned_that_fits():
     from bioplastic.neurons.stc import post_dtype
 
