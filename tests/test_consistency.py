@@ -267,7 +267,7 @@ def test_stc_step_with_mismatched_pieces():
         bp.neurons.stc_step(np.ones(3), state8, kp8, mods8)
     with pytest.raises(ValueError, match=r"params\.\w+ must have shape \(8,\)"):
         bp.neurons.stc_step(np.ones(8), state8, stc_prepare(STCParams(), 4), mods8)
-    with pytest.raises(ValueError, match="mods.h_indptr"):
+    with pytest.raises(ValueError, match="mods.indptr"):
         bp.neurons.stc_step(np.ones(8), state8, kp8, stc_modulators(None, None, 4))
 
 
@@ -275,22 +275,20 @@ def test_stc_step_with_mismatched_pieces():
 
 def test_simulate_stc_with_mismatched_pieces():
     # Modulators for 4 neurons with a state for 8 read mods.indptr past its end (garbage
-    # gates); a post index of 9 wrote gates[0, 9] past the (2, 8) buffer.
+    # gates); a row index of 16 would write past the flat (2, 8) gate arguments.
     from bioplastic.neurons import STCParams, stc_advance, stc_init, stc_modulators, stc_prepare
 
     state8, kp8 = stc_init(8), stc_prepare(STCParams(), 8)
     mods8 = stc_modulators(np.eye(8), np.full((8, 8), 0.1), 8)
     drive = np.full((5, 8), 0.6)
-    for mods, name in ((stc_modulators(None, None, 4), "mods.h_indptr"),
-                       (mods8._replace(h_post=mods8.h_post + 1), "mods.h_post"),
-                       (mods8._replace(v_post=mods8.v_post + 1), "mods.v_post"),
-                       (mods8._replace(v_w=mods8.v_w[:3].copy()), "mods.v_w"),
-                       (mods8._replace(h_w=np.full_like(mods8.h_w, np.nan)), "mods.h_w"),
-                       # signed or wider indices, and gates with different index dtypes
-                       (mods8._replace(h_post=mods8.h_post.astype(np.int64)), "mods.h_post"),
-                       (mods8._replace(v_post=mods8.v_post.astype(np.uint32)), "mods.v_post"),
-                       (mods8._replace(v_indptr=mods8.v_indptr[::-1].copy()), "mods.v_indptr"),
-                       ((mods8.h_indptr, mods8.h_post), "mods")):
+    for mods, name in ((stc_modulators(None, None, 4), "mods.indptr"),
+                       (mods8._replace(post=mods8.post + 1), "mods.post"),   # 15 -> 16
+                       (mods8._replace(w=mods8.w[:3].copy()), "mods.w"),
+                       (mods8._replace(w=np.full_like(mods8.w, np.nan)), "mods.w"),
+                       # signed or wider indices
+                       (mods8._replace(post=mods8.post.astype(np.int64)), "mods.post"),
+                       (mods8._replace(indptr=mods8.indptr[::-1].copy()), "mods.indptr"),
+                       ((mods8.indptr, mods8.post), "mods")):
         with pytest.raises((TypeError, ValueError), match=name):
             bp.simulate(stc_advance, drive, state8, kp8, mods)
     with pytest.raises(ValueError, match=r"params\.\w+ must have shape \(8,\)"):

@@ -123,37 +123,47 @@ def test_step_equals_advance_and_leaves_inputs_alone(rng):
         np.testing.assert_array_equal(a, b)
 
 
+def _stacked_column_scan(w_h, w_v):
+    """The expected lists: the non-zero entries of [A_h; A_v] column by column, rows
+    ascending (NumPy's nonzero on the transpose, a different algorithm from the packing)."""
+    stacked = np.vstack([w_h, w_v])
+    pre, row = np.nonzero(stacked.T)
+    indptr = np.r_[0, np.cumsum(np.count_nonzero(stacked, axis=0))]
+    return indptr, row, stacked[row, pre]
+
+
 def test_modulators_pre_major_order(rng):
-    # each gate keeps its own non-zero entries, column by column, posts ascending; -0.0 and
-    # +0.0 are both left out (adding either to a sum that starts at +0.0 changes nothing)
+    # both gates in one list of the stacked matrix, column by column, rows ascending (so A_h's
+    # entries first); -0.0 and +0.0 are both left out (adding either to a sum that starts at
+    # +0.0 changes nothing)
     w_h = rng.normal(size=(9, 9)) * (rng.random((9, 9)) < 0.5)
     w_v = rng.normal(size=(9, 9)) * (rng.random((9, 9)) < 0.3)
     w_h[0, 1], w_h[2, 3] = -0.0, 0.0
     mods = stc_modulators(w_h, w_v, 9)
-    for indptr, post, weights, w in ((mods.h_indptr, mods.h_post, mods.h_w, w_h),
-                                     (mods.v_indptr, mods.v_post, mods.v_w, w_v)):
-        assert post.dtype == np.uint16 and indptr.dtype == np.int64
-        pre = np.repeat(np.arange(9), np.diff(indptr))
-        np.testing.assert_array_equal(np.lexsort((post, pre)), np.arange(pre.size))
-        assert post.size == np.count_nonzero(w) and np.all(weights != 0.0)
-        dense = np.zeros((9, 9))
-        dense[post, pre] = weights
-        np.testing.assert_array_equal(dense, w)
+    assert mods.post.dtype == np.uint16 and mods.indptr.dtype == np.int64
+    pre = np.repeat(np.arange(9), np.diff(mods.indptr))
+    np.testing.assert_array_equal(np.lexsort((mods.post, pre)), np.arange(pre.size))
+    assert mods.post.size == np.count_nonzero(w_h) + np.count_nonzero(w_v)
+    assert np.all(mods.w != 0.0)
+    dense = np.zeros((18, 9))
+    dense[mods.post, pre] = mods.w
+    np.testing.assert_array_equal(dense, np.vstack([w_h, w_v]))
     empty = stc_modulators(None, None, 9)
-    assert empty.h_post.size == empty.v_post.size == 0 and not np.any(empty.v_indptr)
+    assert empty.post.size == 0 and not np.any(empty.indptr)
+    only_v = stc_modulators(None, w_v, 9)
+    assert only_v.post.min() >= 9                          # rows n + i: the spatial gate
 
 
 @pytest.mark.parametrize("n, density", [(100, 0.02), (100, 1.0), (64, 0.3), (33, 0.0)])
 def test_modulators_of_larger_layers_equal_a_column_scan(rng, n, density):
     # the packing counts blocks of 32 entries before it scans them and appends to a growing
     # list (1.0 dense: 10,000 entries, past the first capacity of 1,024); 100 = 3 blocks + 4
-    w = rng.normal(size=(n, n)) * (rng.random((n, n)) < density)
-    w[rng.integers(n), rng.integers(n)] = -0.0
-    mods = stc_modulators(w, None, n)
-    pre, post = np.nonzero(w.T)              # column by column, posts ascending
-    np.testing.assert_array_equal(mods.h_indptr, np.r_[0, np.cumsum(np.count_nonzero(w, 0))])
-    np.testing.assert_array_equal(mods.h_post, post)
-    np.testing.assert_array_equal(mods.h_w, w[post, pre])
+    w_h = rng.normal(size=(n, n)) * (rng.random((n, n)) < density)
+    w_v = rng.normal(size=(n, n)) * (rng.random((n, n)) < density / 2)
+    w_h[rng.integers(n), rng.integers(n)] = -0.0
+    mods = stc_modulators(w_h, w_v, n)
+    for got, expected in zip(mods, _stacked_column_scan(w_h, w_v), strict=True):
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_a_non_finite_modulator_weight_past_the_first_block_is_named(rng):
@@ -169,7 +179,8 @@ def test_a_non_finite_modulator_weight_past_the_first_block_is_named(rng):
 def test_post_index_dtype_is_the_narrowest_unsigned_that_fits():
     from bioplastic.neurons.stc import post_dtype
 
-    # uint16 holds the indices 0 .. 65,535 of 65,536 neurons
+    # uint16 holds the indices 0 .. 65,535 of 65,536 rows (stc_modulators asks for 2n rows:
+    # uint16 up to 32,768 neurons)
     assert [post_dtype(n) for n in (1, 65_536, 65_537, 2**32)] == \
         [np.uint16, np.uint16, np.uint32, np.uint32]
 

@@ -499,33 +499,29 @@ def check_wta(inputs, state, params, conn, by_post, *, name: str = "inputs") -> 
     _inputs(inputs, (conn.n_pre,), f"{conn.n_pre} inputs", name, kind="b")
 
 
-def _stc_gate(mods, gate: str, n: int, post_dtype):
-    """One gate's pre-major lists: ``indptr`` ``(n + 1,)`` monotone, ``post`` unsigned
-    (uint16/uint32, the other gate's dtype) in ``[0, n)``, finite weights, one per entry.
-    Returns the dtype of ``post``."""
+def _stc_lists(mods, n: int) -> None:
+    """The modulators' pre-major lists of ``[A_h; A_v]``: ``indptr`` ``(n + 1,)`` monotone,
+    ``post`` unsigned (uint16/uint32) in ``[0, 2n)`` (the flat gate arguments), finite
+    weights, one per entry."""
     from .stc import POST_DTYPES
 
-    indptr = _array(f"mods.{gate}_indptr", getattr(mods, f"{gate}_indptr"), "i", 1)
-    post = getattr(mods, f"{gate}_post")
+    indptr = _array("mods.indptr", mods.indptr, "i", 1)
+    post = mods.post
     if not isinstance(post, np.ndarray) or post.dtype not in POST_DTYPES or post.ndim != 1:
-        raise TypeError(f"mods.{gate}_post must be a 1-dimensional uint16 or uint32 array "
+        raise TypeError(f"mods.post must be a 1-dimensional uint16 or uint32 array "
                         f"(stc_modulators chooses), got {getattr(post, 'dtype', type(post))}")
-    if post_dtype is not None and post.dtype != post_dtype:
-        raise TypeError(f"mods.{gate}_post must have the dtype of mods.h_post ({post_dtype}), "
-                        f"got {post.dtype}")
-    w = _array(f"mods.{gate}_w", getattr(mods, f"{gate}_w"), "f", 1)
-    _shape(f"mods.{gate}_w", w, post.shape)
+    w = _array("mods.w", mods.w, "f", 1)
+    _shape("mods.w", w, post.shape)
     if not np.all(np.isfinite(w)):
-        raise ValueError(f"mods.{gate}_w must be finite")
-    _shape(f"mods.{gate}_indptr", indptr, (n + 1,))
-    _pointers(f"mods.{gate}_indptr", indptr, post.size)
-    _index_range(f"mods.{gate}_post", post, n)
-    return post.dtype
+        raise ValueError("mods.w must be finite")
+    _shape("mods.indptr", indptr, (n + 1,))
+    _pointers("mods.indptr", indptr, post.size)
+    _index_range("mods.post", post, 2 * n)
 
 
 def check_stc(inputs, state, params, mods, *, name: str = "inputs") -> None:
     """``simulate``'s check for the STC layer: state and parameter arrays ``(n,)``, the
-    modulators pre-major lists over the same ``n`` neurons, one per gate (:func:`_stc_gate`),
+    modulators' pre-major lists over the same ``n`` neurons (:func:`_stc_lists`),
     and inputs ``(T, n)``."""
     from .stc import STCKernelParams, STCModulators, STCState
 
@@ -539,7 +535,5 @@ def check_stc(inputs, state, params, mods, *, name: str = "inputs") -> None:
     if not isinstance(mods, STCModulators):
         raise TypeError(f"mods must be STCModulators (stc_modulators), got "
                         f"{type(mods).__name__}")
-    post_dtype = None
-    for gate in ("h", "v"):
-        post_dtype = _stc_gate(mods, gate, n, post_dtype)
+    _stc_lists(mods, n)
     _inputs(inputs, (n,), f"{n} neurons", name)
