@@ -227,3 +227,17 @@ def test_eata_skipped_step_keeps_no_mean_prediction():
         adapter(batch(0))
     assert adapter.skipped == {"non-finite loss": 1}
     assert adapter.model_probs is None and adapter.n_reliable == adapter.n_selected == 0
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_a_model_without_class_logits_is_named_and_left_unchanged(name):
+    # Before: an IndexError from the loss's softmax over axis 1 ("Dimension out of range",
+    # SAR: "tuple index out of range"); now a ValueError naming the method and the shape.
+    base = small_net()
+    score = nn.Linear(4, 1).to(next(base.parameters()).dtype)
+    net = nn.Sequential(base, score, nn.Flatten(0))                     # scores (B,)
+    reference = copy.deepcopy(net.state_dict())
+    with pytest.raises(ValueError, match=r"must return logits \(B, n_classes\).*got \(\d+,\)"):
+        adapter = ADAPTERS[name](net)
+        adapter(batch(0))
+    assert all(torch.equal(v, reference[k]) for k, v in net.state_dict().items())

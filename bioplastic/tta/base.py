@@ -82,6 +82,16 @@ def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
 
 
+def _check_logits(method: str, logits, batch: int) -> None:
+    """The adapted losses take softmaxes over axis 1 of per-sample logits: anything else (a
+    tuple, a (B,) score, another batch size) is a ``ValueError`` here, not an IndexError in
+    the loss."""
+    if not isinstance(logits, torch.Tensor) or logits.ndim < 2 or logits.shape[0] != batch:
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"{method}: the model must return logits (B, n_classes) for its "
+                         f"loss, B = {batch}; got {got}")
+
+
 # -------------------------------------------------------------------- select params
 def batchnorm_layers(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
     """Every BatchNorm1d/2d/3d of ``model`` with its name."""
@@ -624,6 +634,8 @@ class Adapter(nn.Module):
         return logits[-n_new:].detach()
 
     def _forward_checked(self, x: torch.Tensor) -> torch.Tensor:
+        """``self.model(x)``; a model that refuses the input is a ``ValueError`` naming the
+        method and the input's shape."""
         try:
             return self.model(x)
         except (RuntimeError, ValueError) as err:
@@ -669,6 +681,7 @@ class Adapter(nn.Module):
             for h in hooks:
                 h.remove()
         if self.loss is not None:
+            _check_logits(self.method, logits, x.shape[0])
             prediction = self._gradient_step(logits, x)
             logits = logits if prediction is None else prediction
         if not self.hebb_first:
