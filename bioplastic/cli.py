@@ -22,6 +22,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import __version__
 from ._optional import import_problem
 
 __all__ = ["main"]
@@ -187,6 +188,7 @@ def cmd_warmup(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bioplastic", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     val = sub.add_parser("validate", help="run every Brian2 twin against its kernel")
     val.add_argument("--json", action="store_true")

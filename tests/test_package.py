@@ -96,3 +96,14 @@ def test_versions_record_the_cpu_the_kernels_dispatch_to():
 
     assert package_versions()["cpu"]["torch_cpu_capability"] == \
         torch.backends.cpu.get_cpu_capability()
+
+
+def test_cli_prints_its_version(capsys):
+    # Before: "the following arguments are required: command" (exit 2) for --version.
+    from bioplastic import __version__
+    from bioplastic.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"bioplastic {__version__}"
