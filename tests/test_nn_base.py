@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 import bioplastic as bp  # noqa: E402
 from bioplastic.neurons.pcnn import PCNNParams, run_pcnn  # noqa: E402
 from bioplastic.nn import (  # noqa: E402
+    CELLS,
     LIF,
     PCNN,
     STCLIF,
@@ -22,6 +23,7 @@ from bioplastic.nn import (  # noqa: E402
     PLIFConvCell,
     SpikingModule,
     SpikingPredictor,
+    STCDense,
 )
 from bioplastic.nn import functional as F  # noqa: E402
 
@@ -272,3 +274,31 @@ def test_switched_off_fields_and_broadcast_initial_membranes():
     spikes, _ = plain(x, plain.initial_state(x[0])._replace(v=v0))
     spikes.sum().backward()
     assert v0.grad is not None and v0.grad.shape == (4,)
+
+
+EVERY_MODULE = {
+    # (module, one step of input (B, ...)); B = 2 everywhere
+    "lif": (lambda: LIF(t_ref_ms=1.0, theta_plus_mv=0.2), (2, 5)),
+    "pcnn": (lambda: PCNN(3, coupling="inter", seed=0), (2, 3, 6, 6)),
+    "stc_dense": (lambda: STCDense(5), (2, 5)),
+    **{f"cell_{name}": (lambda cls=cls: cls(3, 16, 3), (2, 3, 6, 6))
+       for name, cls in CELLS.items()},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EVERY_MODULE))
+def test_every_module_checks_a_state_passed_back_in(name):
+    make, shape = EVERY_MODULE[name]
+    module = make()
+    dtype = torch.float64 if name == "stc_dense" else torch.float32
+    x_t = torch.rand(shape, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    x = torch.stack([x_t, x_t])
+    rest = module.initial_state(x_t)
+    module.step(x_t, rest)                                     # its own state: accepted
+    module(x, rest)
+    wider = module.initial_state(torch.cat([x_t, x_t]))        # a batch of 4
+    for call in (lambda s: module.step(x_t, s), lambda s: module(x, s)):
+        with pytest.raises(ValueError, match=r"state\.\w+ must have the step's state shape"):
+            call(wider)
+        with pytest.raises(TypeError, match=f"state must be a {type(rest).__name__}"):
+            call(tuple(rest))
