@@ -192,12 +192,14 @@ class LIF(SpikingModule):
         record = self._check_record(record)
         if record or self.n_recurrent is not None:
             return super().run(x, state, record=record)
+        params = self.step_params()
+        # decided before the input and state checks, which the general loop runs itself
+        probe = LIFTensorState(None, None, None) if state is None else state
+        if not isinstance(probe, LIFTensorState) or not lif_sequence_applies(params, probe):
+            return super().run(x, state, record=record)
         x = self._check_sequence(x)
         self.check_step(x[0])
-        params = self.step_params()
         state = self.start_state(x[0], state, params)
-        if not lif_sequence_applies(params, state):
-            return super().run(x, state, record=record)
         spikes, state = lif_sequence(x, state, params, surrogate=self.surrogate,
                                      surrogate_scale=self.surrogate_scale,
                                      detach_reset=self.detach_reset)

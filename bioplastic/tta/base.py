@@ -57,6 +57,7 @@ __all__ = [
     "batchnorm_layers",
     "configure_model",
     "check_model",
+    "check_logits",
     "snapshot",
     "restore",
     "default_optimizer",
@@ -82,7 +83,7 @@ def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
 
 
-def _check_logits(method: str, logits, batch: int) -> None:
+def check_logits(method: str, logits, batch: int) -> None:
     """The adapted losses take softmaxes over axis 1 of per-sample logits: anything else (a
     tuple, a (B,) score, another batch size) is a ``ValueError`` here, not an IndexError in
     the loss."""
@@ -681,7 +682,7 @@ class Adapter(nn.Module):
             for h in hooks:
                 h.remove()
         if self.loss is not None:
-            _check_logits(self.method, logits, x.shape[0])
+            check_logits(self.method, logits, x.shape[0])
             prediction = self._gradient_step(logits, x)
             logits = logits if prediction is None else prediction
         if not self.hebb_first:

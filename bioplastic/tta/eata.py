@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Adapter, _check_logits, bn_affine_params, reliable, softmax_entropy
+from .base import Adapter, bn_affine_params, check_logits, reliable, softmax_entropy
 
 __all__ = ["EATA", "fisher_diagonal", "sgd_optimizer"]
 
@@ -62,7 +62,7 @@ def fisher_diagonal(model: nn.Module, params: list[nn.Parameter], x: torch.Tenso
     with torch.enable_grad():
         for chunk in chunks:
             logits = model(chunk)
-            _check_logits("fisher_diagonal", logits, chunk.shape[0])
+            check_logits("fisher_diagonal", logits, chunk.shape[0])
             loss = F.cross_entropy(logits, logits.argmax(1))
             grads = torch.autograd.grad(loss, params, allow_unused=True)
             for f, g in zip(fisher, grads, strict=True):
