@@ -302,3 +302,25 @@ def test_every_module_checks_a_state_passed_back_in(name):
             call(wider)
         with pytest.raises(TypeError, match=f"state must be a {type(rest).__name__}"):
             call(tuple(rest))
+
+
+@pytest.mark.parametrize("record", [False, True])
+@pytest.mark.parametrize("name", sorted(EVERY_MODULE))
+def test_run_checks_the_input_and_state_once_on_every_path(name, record, monkeypatch):
+    # the whole-sequence paths fall back to the step loop (records, refractory LIF, a
+    # broadcast PCNN state); before _prepare_run the fallback ran every check a second time
+    make, shape = EVERY_MODULE[name]
+    module = make()
+    dtype = torch.float64 if name == "stc_dense" else torch.float32
+    x = torch.rand((3, *shape), generator=torch.Generator().manual_seed(4), dtype=dtype)
+    calls = []
+    for method in ("_check_sequence", "check_step", "start_state"):
+        original = getattr(module, method)
+        monkeypatch.setattr(module, method,
+                            lambda *a, _f=original, _m=method, **k: calls.append(_m) or _f(*a, **k))
+    state = module.initial_state(x[0])
+    module.run(x, record=state._fields[:1] if record else ())
+    if name == "pcnn":   # a membrane shared by the batch: PCNN's step loop, not its sequence
+        calls.clear()
+        module.run(x, state._replace(f=state.f[:1]))
+    assert sorted(calls) == ["_check_sequence", "check_step", "start_state"]

@@ -283,11 +283,21 @@ class SpikingModule(torch.nn.Module):
         ``record``: names of state fields to stack over time (e.g. ``("v",)``); nothing is
         stacked unless asked for.
         """
-        x = self._check_sequence(x)
         record = self._check_record(record)
+        x, state, params = self._prepare_run(x, state)
+        return self._time_loop(x, state, params, record)
+
+    def _prepare_run(self, x, state):
+        """The checked sequence, start state and parameters of a :meth:`run` (subclasses with
+        a whole-sequence path call it once, then that path or :meth:`_time_loop`)."""
+        x = self._check_sequence(x)
         self.check_step(x[0])
         params = self.step_params()
-        state = self.start_state(x[0], state, params)
+        return x, self.start_state(x[0], state, params), params
+
+    def _time_loop(self, x: torch.Tensor, state, params, record: tuple[str, ...]
+                   ) -> SpikeTrace:
+        """The step loop over checked input and state (see :meth:`_prepare_run`)."""
         switched_off = [name for name in record if getattr(state, name) is None]
         if switched_off:
             raise ValueError(f"cannot record {switched_off}: switched off for these "

@@ -190,16 +190,9 @@ class LIF(SpikingModule):
         :func:`~bioplastic.nn.functional.lif_sequence` call: the same spikes and state, the
         same gradients, in a fraction of the time."""
         record = self._check_record(record)
-        if record or self.n_recurrent is not None:
-            return super().run(x, state, record=record)
-        params = self.step_params()
-        # decided before the input and state checks, which the general loop runs itself
-        probe = LIFTensorState(None, None, None) if state is None else state
-        if not isinstance(probe, LIFTensorState) or not lif_sequence_applies(params, probe):
-            return super().run(x, state, record=record)
-        x = self._check_sequence(x)
-        self.check_step(x[0])
-        state = self.start_state(x[0], state, params)
+        x, state, params = self._prepare_run(x, state)
+        if record or self.n_recurrent is not None or not lif_sequence_applies(params, state):
+            return self._time_loop(x, state, params, record)
         spikes, state = lif_sequence(x, state, params, surrogate=self.surrogate,
                                      surrogate_scale=self.surrogate_scale,
                                      detach_reset=self.detach_reset)

@@ -282,15 +282,10 @@ class PCNN(SpikingModule):
         :func:`~bioplastic.nn.functional.pcnn_sequence` call: the same pulses and state, the
         same gradients, in a fraction of the time."""
         record = self._check_record(record)
-        if record:
-            return super().run(x, state, record=record)
-        x = self._check_sequence(x)
-        self.check_step(x[0])
-        params = self.step_params()
-        state = self.start_state(x[0], state, params)
+        x, state, params = self._prepare_run(x, state)
         link = None if self.coupling == "none" else self.link_weight
-        if not pcnn_sequence_applies(x, state, params, link):
-            return super().run(x, state, record=record)
+        if record or not pcnn_sequence_applies(x, state, params, link):
+            return self._time_loop(x, state, params, record)
         spikes, state = pcnn_sequence(x, state, params, link, reset=self.reset,
                                       surrogate=self.surrogate,
                                       surrogate_scale=self.surrogate_scale)

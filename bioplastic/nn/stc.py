@@ -100,12 +100,9 @@ class _ConvCell(SpikingModule):
         the whole sequence in one call when nothing is recorded (same spikes and state,
         same gradients to round-off)."""
         record = self._check_record(record)
+        x, state, params = self._prepare_run(x, state)
         if record or not self.sequence_applies():
-            return super().run(x, state, record=record)
-        x = self._check_sequence(x)
-        self.check_step(x[0])
-        params = self.step_params()
-        state = self.start_state(x[0], state, params)
+            return self._time_loop(x, state, params, record)
         spikes, state = self.sequence(self.input_currents(x), state, params)
         return SpikeTrace(spikes, {}, state)
 
