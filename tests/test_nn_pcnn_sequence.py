@@ -39,9 +39,11 @@ def elementwise(request, monkeypatch):
     assert calls and all(used == (request.param == "numba") for used in calls)
 
 
-def _case(coupling, dtype, *, seed=0, shape=(6, 2, 3, 5, 7), grad=False):
+def _case(coupling, dtype, *, seed=0, shape=(6, 2, 3, 5, 7), grad=False, silent=False):
     """A drive, initial state, per-map parameters and linking kernel (signed drive and a
-    busy initial state, so pulses, resets and surrogate slopes all occur)."""
+    busy initial state, so pulses, resets and surrogate slopes all occur; ``silent``: no
+    pulse in the initial state, the rest state's case, where the first linking conv is
+    skipped)."""
     gen = torch.Generator().manual_seed(seed)
     t, b, c, h, w = shape
 
@@ -51,7 +53,8 @@ def _case(coupling, dtype, *, seed=0, shape=(6, 2, 3, 5, 7), grad=False):
 
     x = (0.3 + 0.6 * torch.randn(shape, generator=gen, dtype=torch.float64)).to(dtype)
     x.requires_grad_(grad)
-    y0 = (torch.rand((b, c, h, w), generator=gen) < 0.3).to(dtype).requires_grad_(grad)
+    y0 = (torch.rand((b, c, h, w), generator=gen) < (0.0 if silent else 0.3)).to(dtype)
+    y0.requires_grad_(grad)
     state = PCNNTensorState(rand(b, c, h, w, high=0.5), rand(b, c, h, w, high=0.5),
                             rand(b, c, h, w, low=0.3, high=1.0), y0)
     params = PCNNTensorParams(rand(c, 1, 1, low=0.3, high=0.9), rand(c, 1, 1, low=0.3, high=0.9),
@@ -80,11 +83,12 @@ def _loss(pulses, state, seed=5):
     return total
 
 
+@pytest.mark.parametrize("silent", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("coupling", COUPLINGS)
-def test_forward_bit_identical_to_step_loop(coupling, reset, dtype, elementwise):
-    x, state, params, link = _case(coupling, dtype, seed=1)
+def test_forward_bit_identical_to_step_loop(coupling, reset, dtype, silent, elementwise):
+    x, state, params, link = _case(coupling, dtype, seed=1, silent=silent)
     ref_pulses, ref_state = _loop(x, state, params, link, reset=reset)
     pulses, final = pcnn_sequence(x, state, params, link, reset=reset)
     assert torch.equal(pulses, ref_pulses)
@@ -93,12 +97,14 @@ def test_forward_bit_identical_to_step_loop(coupling, reset, dtype, elementwise)
     assert 0 < ref_pulses.mean() < 1
 
 
+@pytest.mark.parametrize("silent", [False, True])
 @pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("coupling", COUPLINGS)
 @pytest.mark.parametrize("surrogate", sorted(SURROGATES))
-def test_gradients_equal_autograd_through_step_loop(surrogate, coupling, reset, elementwise):
+def test_gradients_equal_autograd_through_step_loop(surrogate, coupling, reset, silent,
+                                                     elementwise):
     options = dict(reset=reset, surrogate=surrogate, surrogate_scale=2.5)
-    inputs = _case(coupling, torch.float64, seed=2, grad=True)
+    inputs = _case(coupling, torch.float64, seed=2, grad=True, silent=silent)
     x, state, params, link = inputs
     leaves = [x, *state, *params] + ([] if link is None else [link])
     pulses, final = pcnn_sequence(x, state, params, link, **options)

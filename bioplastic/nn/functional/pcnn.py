@@ -41,7 +41,9 @@ step from ``t = T-1`` down::
 ``σ'`` is the surrogate derivative, ``K^T ⋆`` the linking conv's input gradient; the per-map
 parameters collect their products per step and are summed once at the end, and the linking
 kernel's gradient is accumulated step by step (one ``convolution_backward`` call per step
-gives both the input and the weight gradient). The gradients equal autograd's through
+gives both the input and the weight gradient; a sequence starting without pulses, as from
+the rest state, skips the first step's linking conv and its weight gradient, both zero). The
+gradients equal autograd's through
 :func:`pcnn_step` to round-off (tested in float64). The backward pass runs without a graph:
 second derivatives through it are not available (use a loop of :func:`pcnn_step`).
 
@@ -242,10 +244,17 @@ def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, kee
     c_all = torch.empty_like(x) if keep_link and link_weight is not None else None
     gain, z = torch.empty_like(f0), torch.empty_like(f0)
     f, l, e, y = f0, l0, e0, y0
+    silent = silent_start(y0, link_weight)
+
+    def link(t, y):
+        # no pulse before the sequence (the usual start): the first conv is +0 everywhere,
+        # as oneDNN's conv of zeros gives, so it is not computed
+        return torch.zeros_like(y0) if t == 0 and silent else link_input(y, link_weight)
+
     for t in range(n_steps):
         fp, lt, et = f_pre_at(t), l_at(t), e_at(t)
         if kernel_params is not None:     # the step's elementwise chain in one pass
-            c = None if link_weight is None else link_input(y, link_weight)
+            c = None if link_weight is None else link(t, y)
             if c_all is not None:
                 c_all[t].copy_(c)
             _forward_kernel(x[t], f, l, e, c, kernel_params, reset, fp, lt, spikes[t], et,
@@ -256,7 +265,7 @@ def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, kee
         fp.add_(x[t])                                   # F = d_F F + I
         torch.mul(d_l, l, out=lt)
         if link_weight is not None:
-            c = link_input(y, link_weight)
+            c = link(t, y)
             if c_all is not None:
                 c_all[t].copy_(c)
             lt.add_(c.mul_(v_l))                         # L = d_L L + V_L (K ⋆ Y)
@@ -273,6 +282,14 @@ def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, kee
         f = f.clone() if reset is None else f   # a reset's F is already a buffer of its own
         l, e = l.clone(), e.clone()
     return spikes, (f_pre, l_all, e_all, c_all), (f, l, e)
+
+
+def silent_start(y0: torch.Tensor, link_weight: torch.Tensor | None) -> bool:
+    """Whether the first linking conv may be skipped: a kernel whose output has ``y0``'s
+    shape (odd sizes) and no pulse in ``y0``. Its output is then zero, and so is its part
+    of the kernel's gradient (one fewer conv forward and weight gradient per sequence)."""
+    return (link_weight is not None and all(k % 2 for k in link_weight.shape[2:])
+            and not bool(y0.any()))
 
 
 def _gain(beta, lt, out):
@@ -398,6 +415,7 @@ def _fused_backward(saved, grads_out, needs, options, kernel_params):
                                   for _ in range(3))
     s_buf, gs_buf = torch.empty_like(f0), torch.empty_like(f0)
     grad_w = torch.zeros_like(weight) if weight is not None and needs[11] else None
+    silent = silent_start(y0, weight)   # the first step adds nothing to the kernel's gradient
     if weight is not None:
         w_scaled = weight * _kernel_map(v_l, weight.ndim)
     derivative = None
@@ -423,7 +441,7 @@ def _fused_backward(saved, grads_out, needs, options, kernel_params):
         g_y = None
         if weight is not None:
             g_y = _conv_backward(glt, y0 if t == 0 else spikes[t - 1], w_scaled,
-                                 t > 0 or needs[4], grad_w)
+                                 t > 0 or needs[4], None if t == 0 and silent else grad_w)
         gx_next, glt_next, g_e = gx, glt, ge_out
     for i, (g, first) in enumerate(((gx_next, f0), (glt_next, l0))):   # the decays at t = 0
         if needs[5 + i]:
@@ -495,6 +513,7 @@ class _PCNNSequence(torch.autograd.Function):
         # carries: gradients at the state after step t (two buffers each, used in turn)
         g_f, g_l, g_e = grad_f.clone(), grad_l.clone(), grad_e.clone()
         g_y = None                                    # from the next step's linking conv
+        silent = silent_start(y0, weight)   # the first step adds nothing to the kernel's gradient
         g_fp_buf = None if need[0] else (torch.empty_like(f0), torch.empty_like(f0))
         spare = {name: torch.empty_like(f0) for name in ("f", "l", "e")}
         g_y_now, g_u, g_lt, gain, slope = (torch.empty_like(f0) for _ in range(5))
@@ -548,7 +567,7 @@ class _PCNNSequence(torch.autograd.Function):
                 if 8 in acc:
                     acc[8].addcmul_(g_lt, c_all[t])
                 g_y = _conv_backward(g_c, y0 if t == 0 else spikes[t - 1], weight,
-                                     t > 0 or need[4], grad_w)
+                                     t > 0 or need[4], None if t == 0 and silent else grad_w)
             g_f_prev = torch.mul(g_fp, d_f, out=spare["f"])   # F~ = d_F F[t-1] + I
             if 5 in acc:
                 acc[5].addcmul_(g_fp, f_prev)
