@@ -599,3 +599,90 @@ def test_experiment_cotta_ap_flags_and_bench_constant():
     assert (adapter.ap, adapter.n_augment) == (0.5, 2)
     with pytest.raises(ValueError, match="resolve"):
         experiment.make_adapter("cotta", net, dataclasses.replace(default, cotta_ap="rule"))
+
+
+# ------------------------------------------- channels-last max pooling (same bits, faster)
+def bits(t: torch.Tensor) -> torch.Tensor:
+    """The IEEE bit patterns (NaN payloads and the sign of zero included)."""
+    return t.contiguous().view(torch.int64 if t.dtype == torch.float64 else torch.int32)
+
+
+POOLS = [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+         dict(kernel_size=2, stride=1, ceil_mode=True),
+         dict(kernel_size=3, stride=3, padding=1, dilation=2, ceil_mode=True)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("pool", POOLS)
+def test_channels_last_max_pool_gives_the_same_bits(pool, dtype):
+    # values with ties of +0 and -0, NaN and infinities, where a kernel could differ
+    gen = torch.Generator().manual_seed(7)
+    special = torch.tensor([0.0, -0.0, 1.0, -1.0, math.nan, math.inf, -math.inf, 0.5],
+                           dtype=dtype)
+    layer = nn.MaxPool2d(**pool)
+    for shape in [(3, 8, 9, 7), (2, 16, 4, 5), (1, 64, 6, 6), (4, 3, 8, 8)]:
+        for x in (special[torch.randint(0, 8, shape, generator=gen)],
+                  torch.randn(shape, generator=gen, dtype=dtype).round() * 0.0):   # ±0 only
+            with torch.no_grad():
+                plain = layer(x)
+                with tta.max_pool_channels_last(layer):
+                    assert "forward" in layer.__dict__
+                    fast = layer(x)
+            assert fast.is_contiguous() and torch.equal(bits(fast), bits(plain)), shape
+    assert "forward" not in layer.__dict__
+
+
+def test_channels_last_max_pool_is_used_and_leaves_tracked_inputs_alone(monkeypatch):
+    layouts = []
+    pool2d = F.max_pool2d
+
+    def spy(x, *args, **kwargs):
+        layouts.append(x.is_contiguous(memory_format=torch.channels_last) and
+                       not x.is_contiguous())
+        return pool2d(x, *args, **kwargs)
+    monkeypatch.setattr(F, "max_pool2d", spy)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.MaxPool2d(2), nn.Flatten())
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with tta.max_pool_channels_last(net):
+        with torch.no_grad():
+            net(x)                           # no gradient: channels-last
+        out = net(x)                         # autograd tracking: torch's own path
+        out.sum().backward()
+        thin = nn.MaxPool2d(2)(torch.rand(4, 4, 8, 8))   # not inside the context
+    assert layouts == [True, False, False]
+    assert net[0].weight.grad is not None and thin.shape == (4, 4, 4, 4)
+    with pytest.raises(RuntimeError, match="boom"), tta.max_pool_channels_last(net):
+        raise RuntimeError("boom")
+    assert "forward" not in net[1].__dict__  # restored, even on error
+    indices = nn.MaxPool2d(2, return_indices=True)
+    with tta.max_pool_channels_last(indices):
+        assert "forward" not in indices.__dict__   # asked for indices: left alone
+
+
+def pool_net(dtype=torch.float64) -> nn.Module:
+    """small_net with a max pool over 8 channels (the channels-last pooling's case)."""
+    net = small_net(dtype)
+    return nn.Sequential(*net[:6], nn.MaxPool2d(2), *net[6:])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cotta_with_channels_last_pooling_changes_no_number(dtype, monkeypatch):
+    xs = mixed_stream(dtype)[:6]
+    xs = [x for x in xs if x.shape[-1] >= 4]      # poolable maps
+    options = {"n_augment": 4, "rst": 0.1, "lr": 1e-2,
+               "ap": middle_confidence(pool_net(dtype), xs)}
+    fast_pools = []
+    pool2d = F.max_pool2d
+
+    def spy(x, *args, **kwargs):
+        fast_pools.append(not x.is_contiguous())
+        return pool2d(x, *args, **kwargs)
+    monkeypatch.setattr(F, "max_pool2d", spy)
+    fast = tta.CoTTA(pool_net(dtype), **options)
+    plain = tta.CoTTA(pool_net(dtype), max_pool_channels_last=False, **options)
+    assert "max_pool_channels_last=False" in repr(plain)
+    for x in xs:
+        assert torch.equal(fast(x), plain(x))
+    assert 0 < fast.augmented_batches < len(xs)
+    assert state_equal(module_tensors(fast), module_tensors(plain))
+    assert any(fast_pools) and not all(fast_pools)   # the teacher's and anchor's, not the rest

@@ -58,6 +58,8 @@ __all__ = [
     "configure_model",
     "check_model",
     "check_logits",
+    "max_pool_channels_last",
+    "MAX_POOL_CHANNELS_LAST_MIN",
     "snapshot",
     "restore",
     "default_optimizer",
@@ -241,20 +243,63 @@ def per_copy_batch_norm(model: nn.Module, copies: int):
     if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
         raise ValueError(f"copies must be an int >= 1, got {copies!r}")
     layers = [bn for _, bn in batchnorm_layers(model) if _uses_batch_statistics(bn)]
-    if copies == 1 or not layers:
+    if copies == 1:
+        layers = []
+    with _replaced_forwards(layers, lambda bn: _per_copy_forward(bn.forward, copies)):
         yield model
-        return
-    saved = [bn.__dict__.get("forward") for bn in layers]
+
+
+@contextlib.contextmanager
+def _replaced_forwards(layers: Sequence[nn.Module], make: Callable):
+    """While active, each layer's ``forward`` is ``make(layer)`` (an instance attribute,
+    restored on exit, even on error)."""
+    saved = [layer.__dict__.get("forward") for layer in layers]
     try:
-        for bn in layers:
-            bn.forward = _per_copy_forward(bn.forward, copies)
-        yield model
+        for layer in layers:
+            layer.forward = make(layer)
+        yield
     finally:
-        for bn, own in zip(layers, saved, strict=True):
+        for layer, own in zip(layers, saved, strict=True):
             if own is None:
-                del bn.forward
+                del layer.forward
             else:
-                bn.forward = own
+                layer.forward = own
+
+
+#: Fewest channels at which torch's channels-last CPU max-pooling kernel, layout copies
+#: included, beats its default-layout one (torch 2.13, one thread, 8×8 to 112×112 maps:
+#: 0.7× at 2 channels, 1.7–2.0× at 4, 3.5–4.2× at 8, up to 5.9× at 64; docs/tta.md).
+MAX_POOL_CHANNELS_LAST_MIN = 8
+
+
+@contextlib.contextmanager
+def max_pool_channels_last(model: nn.Module):
+    """While active, ``model``'s ``nn.MaxPool2d`` layers pool a default-layout 4-D input of
+    at least :data:`MAX_POOL_CHANNELS_LAST_MIN` channels in channels-last layout and return
+    it in the default layout again: the same values bit for bit (a maximum involves no
+    rounding; NaN and the sign of zero are kept, tested), 3–6× faster on the CPU, where
+    torch's default-layout kernel also computes the indices. Only where no gradient flows
+    (CoTTA's teacher and anchor forwards): with autograd, which of tied inputs
+    receives the gradient is the kernel's choice. Layers asked for indices, other inputs, and
+    an input that autograd is tracking run as before.
+    """
+    layers = [m for m in model.modules() if isinstance(m, nn.MaxPool2d) and not m.return_indices]
+    with _replaced_forwards(layers, _channels_last_pool):
+        yield model
+
+
+def _channels_last_pool(layer: nn.MaxPool2d) -> Callable:
+    plain = layer.forward
+
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        if ((torch.is_grad_enabled() and x.requires_grad) or x.ndim != 4 or x.shape[1] < MAX_POOL_CHANNELS_LAST_MIN
+                or not x.is_contiguous() or x.device.type != "cpu"):
+            return plain(x)
+        y = torch.nn.functional.max_pool2d(
+            x.contiguous(memory_format=torch.channels_last), layer.kernel_size, layer.stride,
+            layer.padding, layer.dilation, ceil_mode=layer.ceil_mode)
+        return y.contiguous()
+    return pool
 
 
 def _per_copy_forward(forward: Callable, copies: int) -> Callable:
