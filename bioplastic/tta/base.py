@@ -292,7 +292,8 @@ def _channels_last_pool(layer: nn.MaxPool2d) -> Callable:
     plain = layer.forward
 
     def pool(x: torch.Tensor) -> torch.Tensor:
-        if ((torch.is_grad_enabled() and x.requires_grad) or x.ndim != 4 or x.shape[1] < MAX_POOL_CHANNELS_LAST_MIN
+        tracked = torch.is_grad_enabled() and x.requires_grad
+        if (tracked or x.ndim != 4 or x.shape[1] < MAX_POOL_CHANNELS_LAST_MIN
                 or not x.is_contiguous() or x.device.type != "cpu"):
             return plain(x)
         y = torch.nn.functional.max_pool2d(
