@@ -655,8 +655,14 @@ def test_channels_last_max_pool_is_used_and_leaves_tracked_inputs_alone(monkeypa
         raise RuntimeError("boom")
     assert "forward" not in net[1].__dict__  # restored, even on error
     indices = nn.MaxPool2d(2, return_indices=True)
-    with tta.max_pool_channels_last(indices):
+
+    class OwnPool(nn.MaxPool2d):
+        def forward(self, x):
+            return super().forward(x) + 1.0
+    own = OwnPool(2)
+    with tta.max_pool_channels_last(indices), tta.max_pool_channels_last(own):
         assert "forward" not in indices.__dict__   # asked for indices: left alone
+        assert "forward" not in own.__dict__       # a subclass's own forward: left alone
 
 
 def pool_net(dtype=torch.float64) -> nn.Module:
@@ -686,3 +692,23 @@ def test_cotta_with_channels_last_pooling_changes_no_number(dtype, monkeypatch):
     assert 0 < fast.augmented_batches < len(xs)
     assert state_equal(module_tensors(fast), module_tensors(plain))
     assert any(fast_pools) and not all(fast_pools)   # the teacher's and anchor's, not the rest
+
+
+@pytest.mark.parametrize("method", ["nhl", "bn_adapt", "tent_in_place"])
+def test_adapters_with_channels_last_pooling_change_no_number(method):
+    """Every adapter's forwards without autograd pool channels-last (same numbers); an
+    adapter of the caller's own model (``copy=False``) leaves no trace on its layers."""
+    def build(net, **options):
+        if method == "nhl":
+            return tta.NHL(net, predict_after_update=True, **options)
+        if method == "bn_adapt":
+            return tta.BNAdapt(net, **options)
+        return tta.Tent(net, copy=False, predict_after_update=True, **options)
+    xs = [x for x in mixed_stream(torch.float64)[:6] if x.shape[-1] >= 4]
+    nets = pool_net(), pool_net()
+    fast, plain = build(nets[0]), build(nets[1], max_pool_channels_last=False)
+    for x in xs:
+        assert torch.equal(fast(x), plain(x))
+        assert torch.equal(fast.predict(x), plain.predict(x))
+    assert state_equal(module_tensors(fast), module_tensors(plain))
+    assert all("forward" not in m.__dict__ for m in nets[0].modules())

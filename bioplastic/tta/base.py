@@ -274,16 +274,18 @@ MAX_POOL_CHANNELS_LAST_MIN = 8
 
 @contextlib.contextmanager
 def max_pool_channels_last(model: nn.Module):
-    """While active, ``model``'s ``nn.MaxPool2d`` layers pool a default-layout 4-D input of
-    at least :data:`MAX_POOL_CHANNELS_LAST_MIN` channels in channels-last layout and return
-    it in the default layout again: the same values bit for bit (a maximum involves no
-    rounding; NaN and the sign of zero are kept, tested), 3–6× faster on the CPU, where
-    torch's default-layout kernel also computes the indices. Only where no gradient flows
-    (CoTTA's teacher and anchor forwards): with autograd, which of tied inputs
-    receives the gradient is the kernel's choice. Layers asked for indices, other inputs, and
-    an input that autograd is tracking run as before.
+    """While active, ``model``'s ``nn.MaxPool2d`` layers (that class, not subclasses) pool
+    a default-layout 4-D input of at least :data:`MAX_POOL_CHANNELS_LAST_MIN` channels in
+    channels-last layout and return it in the default layout again: the same values bit for
+    bit (a maximum involves no rounding; NaN and the sign of zero are kept, tested), 3–6×
+    faster on the CPU, where torch's default-layout kernel also computes the indices. Only
+    where no gradient flows (every adapter's forwards under ``no_grad``, CoTTA's teacher and
+    anchor): with autograd, which of tied inputs receives the gradient is the kernel's
+    choice. Layers asked for indices, other inputs, and an input that autograd is tracking
+    run as before.
     """
-    layers = [m for m in model.modules() if isinstance(m, nn.MaxPool2d) and not m.return_indices]
+    layers = [m for m in model.modules()   # a subclass may have a forward of its own
+              if type(m) is nn.MaxPool2d and not m.return_indices]
     with _replaced_forwards(layers, _channels_last_pool):
         yield model
 
@@ -458,6 +460,10 @@ class Adapter(nn.Module):
     aux_modules : modules that are part of the state (snapshotted, saved, reset) but not
         adapted by the optimizer (e.g. CoTTA's EMA teacher and source anchor).
     copy : deep-copy ``model`` (default); ``False`` adapts the caller's model in place.
+    max_pool_channels_last : the adapter's forwards without autograd (predictions after the
+        update, BN adaptation, CoTTA's teacher and anchor) pool through
+        :func:`max_pool_channels_last`: the same numbers bit for bit, faster on the CPU
+        (default True; ``False`` keeps torch's default-layout pooling, for comparison).
     method : name used in messages.
     """
 
@@ -469,7 +475,7 @@ class Adapter(nn.Module):
                  single_sample_window: int | None = None, local_updates: Sequence = (),
                  hebb_first: bool = True, extra_modules: dict[str, nn.Module] | None = None,
                  aux_modules: dict[str, nn.Module] | None = None, copy: bool = True,
-                 method: str = "Adapter") -> None:
+                 max_pool_channels_last: bool = True, method: str = "Adapter") -> None:
         super().__init__()
         check_model(model, [], needs_params=False, method=method)
         self.method = method
@@ -481,6 +487,7 @@ class Adapter(nn.Module):
         self.predict_after_update = bool(predict_after_update)
         self.hebb_first = bool(hebb_first)
         self.bn_stats = bn_stats
+        self.max_pool_channels_last = bool(max_pool_channels_last)
         self.loss = self._check_loss(loss)
         self.model = copy_module.deepcopy(model) if copy else model
         self.extra = nn.ModuleDict(extra_modules or {})
@@ -595,6 +602,8 @@ class Adapter(nn.Module):
         fields.update(bn_stats=self.bn_stats, predict_after_update=self.predict_after_update)
         if self.single_sample_window is not None:
             fields["single_sample_window"] = self.single_sample_window
+        if not self.max_pool_channels_last:
+            fields["max_pool_channels_last"] = False
         fields["updates"] = self.updates
         return fields
 
@@ -680,11 +689,18 @@ class Adapter(nn.Module):
                 logits = self._forward_checked(x_adapt)
         return logits[-n_new:].detach()
 
+    def _pooling(self, net: nn.Module):
+        """:func:`max_pool_channels_last` of ``net`` if the option is on: the same numbers,
+        faster for the forwards without autograd (the others run as before)."""
+        return (max_pool_channels_last(net) if self.max_pool_channels_last
+                else contextlib.nullcontext())
+
     def _forward_checked(self, x: torch.Tensor) -> torch.Tensor:
         """``self.model(x)``; a model that refuses the input is a ``ValueError`` naming the
         method and the input's shape."""
         try:
-            return self.model(x)
+            with self._pooling(self.model):
+                return self.model(x)
         except (RuntimeError, ValueError) as err:
             raise ValueError(f"{self.method}: the model rejected input of shape "
                              f"{tuple(x.shape)}: {err}") from err

@@ -45,7 +45,6 @@ the *current* student into a new teacher). Pass ``augment=`` for another augment
 
 from __future__ import annotations
 
-import contextlib
 import copy as copy_module
 import functools
 import math
@@ -63,7 +62,6 @@ from .base import (
     channels_last_forward,
     default_optimizer,
     ema_update,
-    max_pool_channels_last,
     per_copy_batch_norm,
     stochastic_restore_all,
 )
@@ -352,10 +350,6 @@ class CoTTA(Adapter):
         (:func:`~bioplastic.tta.channels_last_forward`): faster CPU convolution, batch norm
         and pooling kernels, another summation order (float32 round-off in the logits, which
         Adam's normalised step amplifies in the adapted weights). Not with ``"vmap"``.
-    max_pool_channels_last : run the anchor's and the teacher's ``nn.MaxPool2d`` layers in
-        channels-last layout (:func:`~bioplastic.tta.max_pool_channels_last`; default True):
-        the same numbers bit for bit, 3–6× faster pooling on the CPU for 8 channels or more.
-        ``False`` keeps torch's default-layout pooling (for comparison).
     seed : seed of the augmentations and restore masks (reset replays them).
     **options : see :class:`~bioplastic.tta.Adapter`.
     """
@@ -365,8 +359,7 @@ class CoTTA(Adapter):
                  rst: float = 0.01, ap: float = 0.92, n_augment: int = 32,
                  augment: Callable | None = None, augment_draws: str = "always",
                  augment_chunk: int | None = 8, teacher_batch: str = "loop",
-                 channels_last: bool = False, max_pool_channels_last: bool = True,
-                 seed: int = 0, **options) -> None:
+                 channels_last: bool = False, seed: int = 0, **options) -> None:
         options.setdefault("method", "CoTTA")
         if optimizer_factory is None:   # Adam's foreach path: same numbers, fewer calls
             optimizer_factory = partial(default_optimizer, lr=lr, foreach=True)
@@ -394,7 +387,6 @@ class CoTTA(Adapter):
         self.n_augment, self.augment_draws = n_augment, augment_draws
         self.augment_chunk = n_augment if augment_chunk is None else augment_chunk
         self.teacher_batch, self.channels_last = teacher_batch, bool(channels_last)
-        self.max_pool_channels_last = bool(max_pool_channels_last)
         self.augmented_batches = 0   # batches whose teacher used the augmentations (diagnostic)
         self.augment = _vectorisable(augment)
         teacher, anchor = copy_module.deepcopy(self.model), copy_module.deepcopy(self.model)
@@ -461,9 +453,7 @@ class CoTTA(Adapter):
 
     def _forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """A forward of the teacher or the anchor (the student's is the wrapper's)."""
-        pooling = (max_pool_channels_last(net) if self.max_pool_channels_last
-                   else contextlib.nullcontext())
-        with pooling:
+        with self._pooling(net):   # the options' max_pool_channels_last
             return channels_last_forward(net, x) if self.channels_last else net(x)
 
     def _gradient_step(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -494,8 +484,6 @@ class CoTTA(Adapter):
             fields["teacher_batch"] = self.teacher_batch
         if self.channels_last:
             fields["channels_last"] = True
-        if not self.max_pool_channels_last:
-            fields["max_pool_channels_last"] = False
         return {**fields, **super()._repr_fields()}
 
 
