@@ -671,11 +671,12 @@ def pool_net(dtype=torch.float64) -> nn.Module:
     return nn.Sequential(*net[:6], nn.MaxPool2d(2), *net[6:])
 
 
+@pytest.mark.parametrize("teacher_batch", ["loop", "copies"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_cotta_with_channels_last_pooling_changes_no_number(dtype, monkeypatch):
+def test_cotta_with_channels_last_pooling_changes_no_number(dtype, teacher_batch, monkeypatch):
     xs = mixed_stream(dtype)[:6]
     xs = [x for x in xs if x.shape[-1] >= 4]      # poolable maps
-    options = {"n_augment": 4, "rst": 0.1, "lr": 1e-2,
+    options = {"n_augment": 4, "rst": 0.1, "lr": 1e-2, "teacher_batch": teacher_batch,
                "ap": middle_confidence(pool_net(dtype), xs)}
     fast_pools = []
     pool2d = F.max_pool2d
