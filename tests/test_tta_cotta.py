@@ -660,9 +660,17 @@ def test_channels_last_max_pool_is_used_and_leaves_tracked_inputs_alone(monkeypa
         def forward(self, x):
             return super().forward(x) + 1.0
     own = OwnPool(2)
-    with tta.max_pool_channels_last(indices), tta.max_pool_channels_last(own):
+    shared = nn.MaxPool2d(2)                       # one layer in two places: replaced once
+    twice = nn.Sequential(shared, nn.Sequential(shared))
+    compiled = nn.Sequential(nn.MaxPool2d(2))
+    compiled._orig_mod = compiled[0]               # as torch.compile's wrapper holds a model
+    with tta.max_pool_channels_last(indices), tta.max_pool_channels_last(own), \
+            tta.max_pool_channels_last(twice), tta.max_pool_channels_last(compiled):
         assert "forward" not in indices.__dict__   # asked for indices: left alone
         assert "forward" not in own.__dict__       # a subclass's own forward: left alone
+        assert "forward" in shared.__dict__
+        assert "forward" not in compiled[0].__dict__   # compiled code guards on its modules
+    assert "forward" not in shared.__dict__
 
 
 def pool_net(dtype=torch.float64) -> nn.Module:

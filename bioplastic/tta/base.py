@@ -284,10 +284,26 @@ def max_pool_channels_last(model: nn.Module):
     choice. Layers asked for indices, other inputs, and an input that autograd is tracking
     run as before.
     """
-    layers = [m for m in model.modules()   # a subclass may have a forward of its own
-              if type(m) is nn.MaxPool2d and not m.return_indices]
-    with _replaced_forwards(layers, _channels_last_pool):
+    with _replaced_forwards(_plain_max_pools(model), _channels_last_pool):
         yield model
+
+
+def _plain_max_pools(model: nn.Module) -> list[nn.MaxPool2d]:
+    """``model``'s ``nn.MaxPool2d`` layers without indices, each once; not a subclass (its
+    forward may be its own) nor inside a ``torch.compile``d module (whose compiled code
+    guards on its modules: a replaced forward would recompile it)."""
+    found: list[nn.MaxPool2d] = []
+    seen: set[int] = set()
+    stack = [model]
+    while stack:
+        module = stack.pop()
+        if id(module) in seen or getattr(module, "_orig_mod", None) is not None:
+            continue
+        seen.add(id(module))
+        if type(module) is nn.MaxPool2d and not module.return_indices:
+            found.append(module)
+        stack.extend(module.children())
+    return found
 
 
 def _channels_last_pool(layer: nn.MaxPool2d) -> Callable:
