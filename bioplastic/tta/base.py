@@ -312,7 +312,7 @@ def _channels_last_pool(layer: nn.MaxPool2d) -> Callable:
     def pool(x: torch.Tensor) -> torch.Tensor:
         tracked = torch.is_grad_enabled() and x.requires_grad
         if (tracked or x.ndim != 4 or x.shape[1] < MAX_POOL_CHANNELS_LAST_MIN
-                or not x.is_contiguous() or x.device.type != "cpu"):
+                or not x.is_contiguous() or x.device.type != "cpu" or not x.is_floating_point()):
             return plain(x)
         y = torch.nn.functional.max_pool2d(
             x.contiguous(memory_format=torch.channels_last), layer.kernel_size, layer.stride,
