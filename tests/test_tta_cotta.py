@@ -721,3 +721,19 @@ def test_adapters_with_channels_last_pooling_change_no_number(method):
         assert torch.equal(fast.predict(x), plain.predict(x))
     assert state_equal(module_tensors(fast), module_tensors(plain))
     assert all("forward" not in m.__dict__ for m in nets[0].modules())
+
+
+@pytest.mark.parametrize("call", [
+    lambda: tta.max_pool_channels_last(5), lambda: tta.per_copy_batch_norm("net", 2),
+    lambda: tta.channels_last_forward(None, torch.zeros(1, 1, 2, 2))])
+def test_the_layout_helpers_name_an_argument_that_is_not_a_module(call):
+    with pytest.raises(TypeError, match=r"(model|net) must be a torch.nn.Module"):
+        with contextlib.ExitStack() as stack:
+            made = call()
+            if hasattr(made, "__enter__"):
+                stack.enter_context(made)
+
+
+def test_channels_last_forward_names_an_input_that_is_not_a_tensor():
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        tta.channels_last_forward(nn.Identity(), [[1.0]])

@@ -240,6 +240,7 @@ def per_copy_batch_norm(model: nn.Module, copies: int):
     copy's rows contiguous; a BatchNorm input whose leading size is not a multiple of
     ``copies`` raises ``ValueError``) and that BatchNorm is its only layer mixing samples.
     """
+    check_module("model", model)
     if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
         raise ValueError(f"copies must be an int >= 1, got {copies!r}")
     layers = [bn for _, bn in batchnorm_layers(model) if _uses_batch_statistics(bn)]
@@ -284,6 +285,7 @@ def max_pool_channels_last(model: nn.Module):
     choice. Layers asked for indices, other inputs, and an input that autograd is tracking
     run as before.
     """
+    check_module("model", model)
     with _replaced_forwards(_plain_max_pools(model), _channels_last_pool):
         yield model
 
@@ -341,6 +343,9 @@ def channels_last_forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     plain ``net(x)``. The layout changes the summation order of some kernels (float32
     round-off, ≈ 1e-6 on logits of order 1).
     """
+    check_module("net", net)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 4:
         return net(x)
     layout = torch.channels_last
@@ -396,11 +401,16 @@ def configure_model(model: nn.Module, selected: Sequence[nn.Parameter], bn_stats
 
 
 # ---------------------------------------------------------------------------- check
+def check_module(name: str, value) -> None:
+    """A ``TypeError`` naming the argument unless ``value`` is a ``torch.nn.Module``."""
+    if not isinstance(value, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
+
+
 def check_model(model: nn.Module, selected: Sequence[nn.Parameter], *, needs_params: bool,
                 method: str) -> None:
     """Raise ``ValueError`` when ``model`` lacks what ``method`` adapts."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module("model", model)
     if needs_params and not selected:
         raise ValueError(f"{method}: the parameter selector found no parameters to adapt in "
                          f"{type(model).__name__} (Tent needs affine BatchNorm layers)")
