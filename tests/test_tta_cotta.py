@@ -482,7 +482,7 @@ def test_ema_update_equals_the_per_tensor_update(dtype):
     tta.ema_update(target, source, 0.999)
     assert all(torch.equal(a, b) for a, b in zip(target, expected, strict=True))
     tta.ema_update([], [], 0.5)
-    with pytest.raises(ValueError, match="targets"):
+    with pytest.raises(ValueError, match="target has 5 tensors but source 2"):
         tta.ema_update(target, source[:2], 0.5)
 
 
@@ -737,3 +737,64 @@ def test_the_layout_helpers_name_an_argument_that_is_not_a_module(call):
 def test_channels_last_forward_names_an_input_that_is_not_a_tensor():
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         tta.channels_last_forward(nn.Identity(), [[1.0]])
+
+
+def _bad_helper_calls():
+    """Odd arguments to the composable helpers (each was an AttributeError, IndexError or
+    a bare RuntimeError from inside torch before their checks), with the error expected."""
+    w, g = torch.zeros(2, 3), torch.Generator()
+    net = small_net()
+    return [
+        (lambda: tta.softmax_entropy(None), TypeError, "logits must be a floating-point"),
+        (lambda: tta.softmax_entropy(torch.zeros(4)), ValueError, r"logits must have shape"),
+        (lambda: tta.soft_cross_entropy(w, torch.zeros(2, 4)), ValueError,
+         r"teacher must have the shape \(2, 3\)"),
+        (lambda: tta.reliable([0.1], 0.4), TypeError, "entropy must be a torch.Tensor"),
+        (lambda: tta.ema_update("ab", "cd", 0.5), TypeError, "target must be a sequence"),
+        (lambda: tta.ema_update([1], [w], 0.5), TypeError, r"target\[0\] must be a torch"),
+        (lambda: tta.ema_update([w], [torch.zeros(3)], 0.5), ValueError,
+         r"target\[0\] has shape \(2, 3\) but source\[0\] \(3,\)"),
+        (lambda: tta.stochastic_restore(torch.zeros(0), w, 0.1, g), ValueError, "w_src"),
+        (lambda: tta.stochastic_restore_all(w, w, 0.1, g), TypeError,
+         "weights must be a sequence of tensors"),
+        (lambda: tta.interpolate_toward(1, w, 0.5), TypeError, "w must be a torch.Tensor"),
+        (lambda: tta.bound_angle(torch.zeros(3), torch.zeros(3), 0.1), ValueError,
+         "w must be floating-point filters"),
+        (lambda: tta.bn_affine_params(None), TypeError, "model must be a torch.nn.Module"),
+        (lambda: tta.all_weights_and_biases(None), TypeError, "model must be"),
+        (lambda: tta.norm_affine_params(None), TypeError, "model must be"),
+        (lambda: tta.batchnorm_layers(None), TypeError, "model must be"),
+        (lambda: tta.snapshot(None, None), TypeError, "modules must be"),
+        (lambda: tta.restore(net, None, torch.zeros(1)), TypeError, "saved must be the dict"),
+        (lambda: tta.configure_model(None, [], "batch"), TypeError, "model must be"),
+        (lambda: tta.cotta_threshold(None, torch.zeros(2, 1, 8, 8)), TypeError, "model must"),
+        (lambda: tta.cotta_threshold(net, torch.zeros(2, 3, 8, 8)), ValueError,
+         "cotta_threshold: the model rejected input of shape"),
+        (lambda: tta.fisher_diagonal(net, [], [1.0]), ValueError, "x must be a tensor"),
+        (lambda: tta.fisher_diagonal(net, [torch.zeros(1)], torch.zeros(2, 1, 8, 8)),
+         ValueError, "params must be a list of tensors that require grad"),
+        (lambda: tta.ema_update([w], [w], float("nan")), ValueError, "momentum must be in"),
+        (lambda: tta.stochastic_restore(w, w, w, g), TypeError, "prob must be a number"),
+        (lambda: tta.stochastic_restore(w, w, 1.5, g), ValueError, r"prob must be in \[0.0"),
+        (lambda: tta.stochastic_restore_all([w], [w], 0.1, 0), TypeError,
+         "generator must be a torch.Generator"),
+        (lambda: tta.interpolate_toward(w, w, -0.1), ValueError, "strength must be in"),
+        (lambda: tta.bound_angle(w, w, w), TypeError, "max_rad must be a number"),
+        (lambda: tta.reliable(torch.zeros(3), "0.4"), TypeError, "margin must be a number"),
+        (lambda: tta.sam_ascent("w", 0.05), TypeError, "params must be a list of tensors"),
+        (lambda: tta.sam_ascent([w], -1.0), ValueError, "rho must be in"),
+        (lambda: tta.snapshot(net, 3), TypeError, "optimizer must be a torch.optim.Optimizer"),
+        (lambda: tta.soft_hebb_conv_dw_torch(torch.zeros(0), w), ValueError,
+         "x must be a floating-point 4-D tensor"),
+        (lambda: tta.soft_hebb_conv_dw_torch(torch.zeros(1, 2, 5, 5), torch.zeros(3, 1, 3, 3)),
+         ValueError, "x has 2 channels but w expects 1"),
+        (lambda: tta.channels_last_forward(net, torch.zeros(3)), ValueError,
+         "channels_last_forward: the model rejected input"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_bad_helper_calls())))
+def test_the_composable_helpers_name_a_bad_argument(case):
+    call, error, message = _bad_helper_calls()[case]
+    with pytest.raises(error, match=message):
+        call()

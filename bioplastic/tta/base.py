@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import contextlib
 import copy as copy_module
+import math
+import numbers
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 
@@ -82,7 +84,65 @@ ParamsSelector = Callable[[nn.Module], Iterable[tuple[str, nn.Parameter]]]
 # ----------------------------------------------------------------------------- loss
 def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Per-sample entropy ``−Σ_c softmax(x)_c · log_softmax(x)_c`` of logits (B, C) → (B,)."""
+    check_class_scores("logits", logits)
     return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
+
+
+def check_class_scores(name: str, value, like: torch.Tensor | None = None) -> None:
+    """A clear error unless ``value`` is a floating tensor ``(B, C, ...)`` (classes on axis
+    1, where the losses take their softmaxes), of ``like``'s shape when given."""
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point torch.Tensor (B, n_classes), got "
+                        f"{getattr(value, 'dtype', type(value).__name__)}")
+    if value.ndim < 2:
+        raise ValueError(f"{name} must have shape (B, n_classes, ...), got {tuple(value.shape)}")
+    if like is not None and value.shape != like.shape:
+        raise ValueError(f"{name} must have the shape {tuple(like.shape)} of the other logits, "
+                         f"got {tuple(value.shape)}")
+
+
+def check_number(name: str, value, low: float = -math.inf, high: float = math.inf) -> float:
+    """``value`` as a float in ``[low, high]`` (a Python or NumPy number, or a one-element
+    tensor), or a clear error naming the argument."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not low <= value <= high:   # NaN fails too
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+    return value
+
+
+def check_generator(generator) -> None:
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+
+
+def check_same_shape(names: tuple[str, str], first, second) -> None:
+    """Two tensors of one shape (a clear error naming the argument otherwise)."""
+    for name, t in zip(names, (first, second), strict=True):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if first.shape != second.shape:
+        raise ValueError(f"{names[0]} has shape {tuple(first.shape)} but {names[1]} "
+                         f"{tuple(second.shape)}")
+
+
+def check_tensor_pairs(names: tuple[str, str], first, second) -> tuple[list, list]:
+    """Two equally long sequences of tensors of pairwise equal shapes, as lists (a clear
+    error naming the argument otherwise)."""
+    pairs = []
+    for name, seq in zip(names, (first, second), strict=True):
+        if isinstance(seq, torch.Tensor | str) or not isinstance(seq, Iterable):
+            raise TypeError(f"{name} must be a sequence of tensors, got {type(seq).__name__}")
+        pairs.append(list(seq))
+    first, second = pairs
+    if len(first) != len(second):
+        raise ValueError(f"{names[0]} has {len(first)} tensors but {names[1]} {len(second)}")
+    for i, (a, b) in enumerate(zip(first, second, strict=True)):
+        check_same_shape((f"{names[0]}[{i}]", f"{names[1]}[{i}]"), a, b)
+    return first, second
 
 
 def check_logits(method: str, logits, batch: int) -> None:
@@ -98,6 +158,7 @@ def check_logits(method: str, logits, batch: int) -> None:
 # -------------------------------------------------------------------- select params
 def batchnorm_layers(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
     """Every BatchNorm1d/2d/3d of ``model`` with its name."""
+    check_module("model", model)
     return [(n, m) for n, m in model.named_modules()
             if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
@@ -130,13 +191,16 @@ def default_optimizer(params: Sequence[nn.Parameter], lr: float = 1e-3, *,
 
 def all_weights_and_biases(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """Every ``weight`` and ``bias`` of every module (CoTTA's ``collect_params``)."""
+    check_module("model", model)
     return [(f"{name}.{pname}" if name else pname, p) for name, m in model.named_modules()
             for pname, p in m.named_parameters(recurse=False) if pname in ("weight", "bias")]
 
 
 def reliable(entropy: torch.Tensor, margin: float) -> torch.Tensor:
     """Boolean mask (B,) of the samples whose entropy is below ``margin`` (EATA, SAR)."""
-    return entropy < margin
+    if not isinstance(entropy, torch.Tensor):
+        raise TypeError(f"entropy must be a torch.Tensor (B,), got {type(entropy).__name__}")
+    return entropy < check_number("margin", margin)
 
 
 def ema_update(target: Sequence[torch.Tensor], source: Sequence[torch.Tensor],
@@ -149,9 +213,8 @@ def ema_update(target: Sequence[torch.Tensor], source: Sequence[torch.Tensor],
     tested), with one dispatch each instead of one per tensor. Elsewhere (a GPU's fused
     ``_foreach`` kernels are not known to round the same way) the tensors go one by one.
     """
-    target, source = list(target), list(source)
-    if len(target) != len(source):
-        raise ValueError(f"ema_update: {len(target)} targets but {len(source)} sources")
+    target, source = check_tensor_pairs(("target", "source"), target, source)
+    momentum = check_number("momentum", momentum, 0.0, 1.0)
     if not target:
         return
     with torch.no_grad():
@@ -170,6 +233,9 @@ def stochastic_restore(w: torch.Tensor, w_src: torch.Tensor, prob: float,
 
     The mask is drawn on the CPU from ``generator`` (reproducible on every device).
     """
+    check_same_shape(("w", "w_src"), w, w_src)
+    prob = check_number("prob", prob, 0.0, 1.0)
+    check_generator(generator)
     mask = torch.rand(w.shape, generator=generator, dtype=torch.float64) < prob
     return torch.where(mask.to(w.device), w_src, w)
 
@@ -189,10 +255,9 @@ def stochastic_restore_all(weights: Sequence[torch.Tensor], sources: Sequence[to
     call draws at most :data:`RESTORE_CHUNK` elements (or one tensor, if larger), and each
     tensor is restored in place (``torch.where(..., out=w)``), without a temporary copy.
     """
-    weights, sources = list(weights), list(sources)
-    if len(weights) != len(sources):
-        raise ValueError(f"stochastic_restore_all: {len(weights)} weights but "
-                         f"{len(sources)} sources")
+    weights, sources = check_tensor_pairs(("weights", "sources"), weights, sources)
+    prob = check_number("prob", prob, 0.0, 1.0)
+    check_generator(generator)
     with torch.no_grad():
         for group in _element_groups([w.numel() for w in weights], RESTORE_CHUNK):
             sizes = [weights[i].numel() for i in group]
@@ -347,7 +412,7 @@ def channels_last_forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 4:
-        return net(x)
+        return checked_forward("channels_last_forward", net, x)
     layout = torch.channels_last
     params = {name: p.contiguous(memory_format=layout)
               for name, p in net.named_parameters() if p.ndim == 4}
@@ -387,6 +452,7 @@ class _GeneratorContext:
 # ------------------------------------------------------------------------ configure
 def configure_model(model: nn.Module, selected: Sequence[nn.Parameter], bn_stats: str) -> None:
     """Freeze all but ``selected``, eval mode, and BatchNorm statistics per ``bn_stats``."""
+    check_module("model", model)
     if bn_stats not in BN_STATS:
         raise ValueError(f"bn_stats must be one of {BN_STATS}, got {bn_stats!r}")
     model.eval()
@@ -401,10 +467,26 @@ def configure_model(model: nn.Module, selected: Sequence[nn.Parameter], bn_stats
 
 
 # ---------------------------------------------------------------------------- check
+def checked_forward(method: str, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)``; a model that refuses the input is a ``ValueError`` naming ``method`` and
+    the input's shape."""
+    try:
+        return model(x)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"{method}: the model rejected input of shape {tuple(x.shape)}: "
+                         f"{err}") from err
+
+
 def check_module(name: str, value) -> None:
     """A ``TypeError`` naming the argument unless ``value`` is a ``torch.nn.Module``."""
     if not isinstance(value, nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
+
+
+def check_optimizer(optimizer) -> None:
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got "
+                        f"{type(optimizer).__name__}")
 
 
 def check_model(model: nn.Module, selected: Sequence[nn.Parameter], *, needs_params: bool,
@@ -421,6 +503,8 @@ def check_model(model: nn.Module, selected: Sequence[nn.Parameter], *, needs_par
 # ------------------------------------------------------------------ snapshot/restore
 def snapshot(modules: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict:
     """Deep copy of every parameter, buffer and the optimizer state (for bit-exact reset)."""
+    check_module("modules", modules)
+    check_optimizer(optimizer)
     return {"modules": copy_module.deepcopy(modules.state_dict()),
             "optimizer": None if optimizer is None else copy_module.deepcopy(
                 optimizer.state_dict())}
@@ -428,6 +512,10 @@ def snapshot(modules: nn.Module, optimizer: torch.optim.Optimizer | None) -> dic
 
 def restore(modules: nn.Module, optimizer: torch.optim.Optimizer | None, saved: dict) -> None:
     """Copy a :func:`snapshot` back in place (``strict=True``)."""
+    check_module("modules", modules)
+    check_optimizer(optimizer)
+    if not isinstance(saved, dict) or not {"modules", "optimizer"} <= saved.keys():
+        raise TypeError("saved must be the dict snapshot() returned")
     modules.load_state_dict(saved["modules"], strict=True)
     if optimizer is not None:
         optimizer.load_state_dict(copy_module.deepcopy(saved["optimizer"]))
@@ -724,12 +812,8 @@ class Adapter(nn.Module):
     def _forward_checked(self, x: torch.Tensor) -> torch.Tensor:
         """``self.model(x)``; a model that refuses the input is a ``ValueError`` naming the
         method and the input's shape."""
-        try:
-            with self._pooling(self.model):
-                return self.model(x)
-        except (RuntimeError, ValueError) as err:
-            raise ValueError(f"{self.method}: the model rejected input of shape "
-                             f"{tuple(x.shape)}: {err}") from err
+        with self._pooling(self.model):
+            return checked_forward(self.method, self.model, x)
 
     def _transactional_step(self, x: torch.Tensor) -> torch.Tensor | None:  # None: no logits
         """One step; on any failure the local updates of this step are rolled back.

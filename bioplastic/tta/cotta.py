@@ -60,6 +60,10 @@ from .base import (
     GeneratorState,
     all_weights_and_biases,
     channels_last_forward,
+    check_class_scores,
+    check_logits,
+    check_module,
+    checked_forward,
     default_optimizer,
     ema_update,
     per_copy_batch_norm,
@@ -71,6 +75,8 @@ __all__ = ["CoTTA", "CoTTAAugment", "cotta_augment", "cotta_threshold", "soft_cr
 
 def soft_cross_entropy(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """Per-sample ``−Σ_c softmax(teacher)_c · log_softmax(student)_c``, (B, C) → (B,)."""
+    check_class_scores("student", student)
+    check_class_scores("teacher", teacher, student)
     return -(teacher.softmax(1) * student.log_softmax(1)).sum(1)
 
 
@@ -287,6 +293,7 @@ def cotta_threshold(model: nn.Module, x_source: torch.Tensor, *, quantile: float
     -------
     float — clipped to [0, 1].
     """
+    check_module("model", model)
     if not isinstance(x_source, torch.Tensor) or x_source.ndim < 2 or len(x_source) < 1:
         raise ValueError("x_source must be a tensor (N, ...) with N >= 1, got "
                          f"{getattr(x_source, 'shape', type(x_source).__name__)}")
@@ -297,9 +304,14 @@ def cotta_threshold(model: nn.Module, x_source: torch.Tensor, *, quantile: float
     was_training = model.training
     model.eval()
     try:
+        confidences = []
         with torch.no_grad():
-            conf = torch.cat([model(x_source[i:i + batch_size]).softmax(1).max(1).values
-                              for i in range(0, len(x_source), batch_size)])
+            for i in range(0, len(x_source), batch_size):
+                chunk = x_source[i:i + batch_size]
+                logits = checked_forward("cotta_threshold", model, chunk)
+                check_logits("cotta_threshold", logits, len(chunk))
+                confidences.append(logits.softmax(1).max(1).values)
+        conf = torch.cat(confidences)
     finally:
         model.train(was_training)
     s = float(torch.quantile(conf.double(), float(quantile)))

@@ -37,7 +37,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Adapter, bn_affine_params, check_logits, reliable, softmax_entropy
+from .base import (
+    Adapter,
+    bn_affine_params,
+    check_logits,
+    check_module,
+    checked_forward,
+    reliable,
+    softmax_entropy,
+)
 
 __all__ = ["EATA", "fisher_diagonal", "sgd_optimizer"]
 
@@ -56,12 +64,20 @@ def fisher_diagonal(model: nn.Module, params: list[nn.Parameter], x: torch.Tenso
 
     ``x`` (N, ...) source-like samples; returns one tensor per parameter, same shapes.
     """
+    check_module("model", model)
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or len(x) < 1:
+        raise ValueError("x must be a tensor (N, ...) with N >= 1, got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if not isinstance(params, list | tuple) or not all(
+            isinstance(p, torch.Tensor) and p.requires_grad for p in params):
+        raise ValueError("params must be a list of tensors that require grad (the model's "
+                         "adapted parameters)")
     fisher = [torch.zeros_like(p) for p in params]
     chunks = [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
     chunks = [c for c in chunks if len(c) >= 2] or chunks   # BN batch statistics need 2
     with torch.enable_grad():
         for chunk in chunks:
-            logits = model(chunk)
+            logits = checked_forward("fisher_diagonal", model, chunk)
             check_logits("fisher_diagonal", logits, chunk.shape[0])
             loss = F.cross_entropy(logits, logits.argmax(1))
             grads = torch.autograd.grad(loss, params, allow_unused=True)

@@ -57,7 +57,7 @@ from torch import nn
 from .._validate import non_negative, positive
 from ..nn.functional import hebbian
 from ..rules.softhebb import SoftHebbParams
-from .base import Adapter, no_params, stochastic_restore
+from .base import Adapter, check_number, check_same_shape, no_params, stochastic_restore
 
 __all__ = ["NHL", "HebbianConv1", "ChannelAffine", "soft_hebb_conv_dw_torch",
            "hebbian_conv_dw", "interpolate_toward", "stochastic_restore", "bound_angle",
@@ -91,6 +91,12 @@ def soft_hebb_conv_dw_torch(x: torch.Tensor, w: torch.Tensor, temperature: float
     positions, in the dtype and on the device of ``w``. The maths is
     :func:`bioplastic.nn.functional.soft_hebb_conv_dw` (shared with ``bioplastic.nn``).
     """
+    for name, t in (("x", x), ("w", w)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4 or not t.is_floating_point():
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be a floating-point 4-D tensor, got {got}")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"x has {x.shape[1]} channels but w expects {w.shape[1]}")
     params = SoftHebbParams(temperature=float(temperature), anti_hebbian=bool(anti_hebbian))
     return hebbian.soft_hebb_conv_dw(x, w, params, stride=stride, padding=padding,
                                      dilation=dilation, padding_mode=padding_mode)
@@ -263,6 +269,8 @@ class HebbianConv1(nn.Module):
 # ------------------------------------------------------------ anchors for continual use
 def interpolate_toward(w: torch.Tensor, w_src: torch.Tensor, strength: float) -> torch.Tensor:
     """``w + strength·(w_src − w)``: a step of size ``strength`` ∈ [0, 1] back to the source."""
+    check_same_shape(("w", "w_src"), w, w_src)
+    strength = check_number("strength", strength, 0.0, 1.0)
     return w + strength * (w_src - w)
 
 
@@ -272,6 +280,11 @@ def bound_angle(w: torch.Tensor, w_src: torch.Tensor, max_rad: float) -> torch.T
     The rotation stays in the plane of the two filters and keeps ``‖w[k]‖``. Shapes
     ``(O, ...)``; zero filters are kept.
     """
+    check_same_shape(("w", "w_src"), w, w_src)
+    if w.ndim < 2 or not w.is_floating_point():
+        raise ValueError(f"w must be floating-point filters (O, ...), got {w.dtype} "
+                         f"{tuple(w.shape)}")
+    max_rad = check_number("max_rad", max_rad, 0.0)
     flat, src = w.flatten(1), w_src.flatten(1)                    # (O, n)
     norm, src_norm = flat.norm(dim=1, keepdim=True), src.norm(dim=1, keepdim=True)
     tiny = torch.finfo(w.dtype).tiny

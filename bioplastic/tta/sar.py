@@ -32,7 +32,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .base import Adapter, reliable, softmax_entropy
+from .base import Adapter, check_module, check_number, reliable, softmax_entropy
 from .eata import sgd_optimizer
 
 __all__ = ["SAR", "norm_affine_params", "sam_ascent"]
@@ -42,6 +42,7 @@ NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
 def norm_affine_params(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """Weight and bias of every BatchNorm, GroupNorm and LayerNorm (SAR's parameters)."""
+    check_module("model", model)
     return [(f"{name}.{pname}", p) for name, m in model.named_modules() if isinstance(m, NORMS)
             for pname, p in m.named_parameters(recurse=False)]
 
@@ -51,6 +52,12 @@ def sam_ascent(params: list[nn.Parameter], rho: float) -> list[torch.Tensor]:
 
     Returns copies of the original values: ``p.copy_(old)`` undoes the move exactly.
     """
+    params = list(params) if isinstance(params, list | tuple) else params
+    if not isinstance(params, list) or not all(isinstance(p, torch.Tensor) for p in params):
+        raise TypeError("params must be a list of tensors (the adapted parameters)")
+    rho = check_number("rho", rho, 0.0)
+    if not params:
+        return []
     with torch.no_grad():
         old = [p.detach().clone() for p in params]
         grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
