@@ -477,6 +477,14 @@ def checked_forward(method: str, model: nn.Module, x: torch.Tensor) -> torch.Ten
                          f"{err}") from err
 
 
+def check_samples(name: str, x) -> None:
+    """A ``ValueError`` naming the argument unless ``x`` is a batch tensor ``(N, ...)``,
+    ``N >= 1`` (source-like samples for a statistic)."""
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or len(x) < 1:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a tensor (N, ...) with N >= 1, got {got}")
+
+
 def check_module(name: str, value) -> None:
     """A ``TypeError`` naming the argument unless ``value`` is a ``torch.nn.Module``."""
     if not isinstance(value, nn.Module):

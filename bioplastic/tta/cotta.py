@@ -63,6 +63,7 @@ from .base import (
     check_class_scores,
     check_logits,
     check_module,
+    check_samples,
     checked_forward,
     default_optimizer,
     ema_update,
@@ -294,9 +295,7 @@ def cotta_threshold(model: nn.Module, x_source: torch.Tensor, *, quantile: float
     float — clipped to [0, 1].
     """
     check_module("model", model)
-    if not isinstance(x_source, torch.Tensor) or x_source.ndim < 2 or len(x_source) < 1:
-        raise ValueError("x_source must be a tensor (N, ...) with N >= 1, got "
-                         f"{getattr(x_source, 'shape', type(x_source).__name__)}")
+    check_samples("x_source", x_source)
     if not 0.0 <= float(quantile) <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {quantile!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

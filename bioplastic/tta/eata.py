@@ -42,6 +42,7 @@ from .base import (
     bn_affine_params,
     check_logits,
     check_module,
+    check_samples,
     checked_forward,
     reliable,
     softmax_entropy,
@@ -65,9 +66,7 @@ def fisher_diagonal(model: nn.Module, params: list[nn.Parameter], x: torch.Tenso
     ``x`` (N, ...) source-like samples; returns one tensor per parameter, same shapes.
     """
     check_module("model", model)
-    if not isinstance(x, torch.Tensor) or x.ndim < 2 or len(x) < 1:
-        raise ValueError("x must be a tensor (N, ...) with N >= 1, got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    check_samples("x", x)
     if not isinstance(params, list | tuple) or not all(
             isinstance(p, torch.Tensor) and p.requires_grad for p in params):
         raise ValueError("params must be a list of tensors that require grad (the model's "
