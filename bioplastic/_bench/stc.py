@@ -123,7 +123,9 @@ def target_met(ratio_wall: float, ratio_cpu: float, limit: float = 1.5) -> bool:
 def run_torch_vs_plif(quick: bool) -> list[dict]:
     """Rows per shape: one torch thread (wall and CPU medians; ``met`` by
     :func:`target_met`) and torch's default thread count (wall; for information, ``met`` is
-    ``None``), with the load average at the start of each."""
+    ``None``), with the load average at the start of each; and, on one thread, for
+    information, the cell with ``gradient_detach=True`` (the authors' KTH and TaxiBJ
+    configs; their Moving MNIST configs, the default here, keep the gradient)."""
     import os
 
     import torch
@@ -140,9 +142,13 @@ def run_torch_vs_plif(quick: bool) -> list[dict]:
 
         torch.manual_seed(0)
         plif, stc = PLIFConvCell(c_in, c, 5, groups=16), STCLIF(c_in, c, 5, groups=16)
+        detached = STCLIF(c_in, c, 5, groups=16, gradient_detach=True)
+        detached.load_state_dict(stc.state_dict())
         for threads in ("1", "default"):
             load = os.getloadavg()[0]
             candidates = {"plif": train(plif), "stc": train(stc)}
+            if threads == "1":
+                candidates["detached"] = train(detached)
             repeats = 3 if quick else 7
             if threads == "1":
                 with _one_thread(torch):
@@ -161,6 +167,15 @@ def run_torch_vs_plif(quick: bool) -> list[dict]:
             met = target_met(ratio, row["ratio_cpu"]) if threads == "1" else None
             row.update({"loadavg_1min": round(load, 2), "met": met})
             rows.append(row)
+            if threads == "1":
+                rows.append({
+                    "name": "stc_torch_vs_plif[gradient_detach=True]",
+                    "target": "report: the same cell with gradient_detach=True (the authors' "
+                              "KTH / TaxiBJ configs)", "shape": shape, "threads": "1",
+                    "stc_s": med["detached"][0], "plif_s": med["plif"][0],
+                    "ratio": med["detached"][0] / med["plif"][0],
+                    "ratio_cpu": med["detached"][1] / med["plif"][1],
+                    "loadavg_1min": round(load, 2), "met": None})
     return rows
 
 
