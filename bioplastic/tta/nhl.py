@@ -91,12 +91,6 @@ def soft_hebb_conv_dw_torch(x: torch.Tensor, w: torch.Tensor, temperature: float
     positions, in the dtype and on the device of ``w``. The maths is
     :func:`bioplastic.nn.functional.soft_hebb_conv_dw` (shared with ``bioplastic.nn``).
     """
-    for name, t in (("x", x), ("w", w)):
-        if not isinstance(t, torch.Tensor) or t.ndim != 4 or not t.is_floating_point():
-            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"{name} must be a floating-point 4-D tensor, got {got}")
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(f"x has {x.shape[1]} channels but w expects {w.shape[1]}")
     params = SoftHebbParams(temperature=float(temperature), anti_hebbian=bool(anti_hebbian))
     return hebbian.soft_hebb_conv_dw(x, w, params, stride=stride, padding=padding,
                                      dilation=dilation, padding_mode=padding_mode)

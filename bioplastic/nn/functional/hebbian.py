@@ -128,6 +128,12 @@ def soft_hebb_conv_dw(x: torch.Tensor, w: torch.Tensor, params: SoftHebbParams, 
     ``x`` (B, C, H, W), ``w`` (O, C, kh, kw), optional ``bias`` (O,) added to ``u`` →
     ``dw`` (O, C, kh, kw) in ``w``'s dtype.
     """
+    for name, t in (("x", x), ("w", w)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4 or not t.is_floating_point():
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be a floating-point 4-D tensor, got {got}")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"x has {x.shape[1]} channels but w expects {w.shape[1]}")
     rows = conv_rows(x.to(w.dtype), w.shape[2:], stride=stride, padding=padding,
                      dilation=dilation, padding_mode=padding_mode)
     w2d = w.reshape(w.shape[0], -1)

@@ -222,7 +222,7 @@ def _slots(keep: bool, n_steps: int, like: torch.Tensor):
 
 
 def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, keep: bool,
-                           keep_link: bool = False, kernel_params=None):
+                           keep_link: bool = False, kernel_params=None, silent=None):
     """The forward loop (no graph). Each step does :func:`pcnn_step`'s operations in its
     order (two additions and one multiplication commuted, which is exact), into buffers
     owned by the call; the products with the 0/1 pulses (``V_E Y``, ``Y E``) are exact, so
@@ -244,7 +244,7 @@ def _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight, reset, *, kee
     c_all = torch.empty_like(x) if keep_link and link_weight is not None else None
     gain, z = torch.empty_like(f0), torch.empty_like(f0)
     f, l, e, y = f0, l0, e0, y0
-    silent = silent_start(y0, link_weight)
+    silent = silent_start(y0, link_weight) if silent is None else silent
 
     def link(t, y):
         # no pulse before the sequence (the usual start): the first conv is +0 everywhere,
@@ -382,7 +382,7 @@ def _forward_kernel(x_t, f, l, e, c, kernel_params, reset, fp, lt, y, et, f_post
                           c is not None, _kernels.RESET_CODES[reset], fp, lt, y, et, f_post)
 
 
-def _fused_backward(saved, grads_out, needs, options, kernel_params):
+def _fused_backward(saved, grads_out, needs, options, kernel_params, silent: bool):
     """:class:`_PCNNSequence`'s backward pass with each step's elementwise chain in one Numba
     pass (:func:`._pcnn_fused.backward_step`). ``V_L`` is folded into the linking kernel for
     the conv's input gradient (``K^T ⋆ (V_L g) = (V_L K)^T ⋆ g``) and into the kernel's
@@ -415,7 +415,6 @@ def _fused_backward(saved, grads_out, needs, options, kernel_params):
                                   for _ in range(3))
     s_buf, gs_buf = torch.empty_like(f0), torch.empty_like(f0)
     grad_w = torch.zeros_like(weight) if weight is not None and needs[11] else None
-    silent = silent_start(y0, weight)   # the first step adds nothing to the kernel's gradient
     if weight is not None:
         w_scaled = weight * _kernel_map(v_l, weight.ndim)
     derivative = None
@@ -440,6 +439,7 @@ def _fused_backward(saved, grads_out, needs, options, kernel_params):
             consts_last if last else consts, view(gx), view(glt), view(ge_out), acc_np)
         g_y = None
         if weight is not None:
+            # a silent start adds nothing to the kernel's gradient
             g_y = _conv_backward(glt, y0 if t == 0 else spikes[t - 1], w_scaled,
                                  t > 0 or needs[4], None if t == 0 and silent else grad_w)
         gx_next, glt_next, g_e = gx, glt, ge_out
@@ -482,9 +482,11 @@ class _PCNNSequence(torch.autograd.Function):
                 surrogate, scale, kernel_params):
         params = (d_f, d_l, d_e, v_l, v_e, beta)
         keep_link = ctx.needs_input_grad[8]
+        ctx.silent_start = silent_start(y0, link_weight)   # decided once, for both passes
         spikes, saved, final = _pcnn_sequence_forward(x, f0, l0, e0, y0, params, link_weight,
                                                       reset, keep=True, keep_link=keep_link,
-                                                      kernel_params=kernel_params)
+                                                      kernel_params=kernel_params,
+                                                      silent=ctx.silent_start)
         f_pre, l_all, e_all, c_all = saved
         ctx.save_for_backward(f0, l0, e0, y0, *params, link_weight, spikes, f_pre, l_all,
                               e_all, c_all)
@@ -499,7 +501,8 @@ class _PCNNSequence(torch.autograd.Function):
 
         if ctx.kernel_params is not None:
             return (*_fused_backward(ctx.saved_tensors, (grad_spikes, grad_f, grad_l, grad_e),
-                                     ctx.needs_input_grad, ctx.options, ctx.kernel_params),
+                                     ctx.needs_input_grad, ctx.options, ctx.kernel_params,
+                                     ctx.silent_start),
                     None, None, None, None)
         (f0, l0, e0, y0, d_f, d_l, d_e, v_l, v_e, beta, weight, spikes, f_pre, l_all,
          e_all, c_all) = ctx.saved_tensors
@@ -513,7 +516,7 @@ class _PCNNSequence(torch.autograd.Function):
         # carries: gradients at the state after step t (two buffers each, used in turn)
         g_f, g_l, g_e = grad_f.clone(), grad_l.clone(), grad_e.clone()
         g_y = None                                    # from the next step's linking conv
-        silent = silent_start(y0, weight)   # the first step adds nothing to the kernel's gradient
+        silent = ctx.silent_start   # then the first step adds nothing to the kernel's gradient
         g_fp_buf = None if need[0] else (torch.empty_like(f0), torch.empty_like(f0))
         spare = {name: torch.empty_like(f0) for name in ("f", "l", "e")}
         g_y_now, g_u, g_lt, gain, slope = (torch.empty_like(f0) for _ in range(5))
