@@ -28,9 +28,10 @@ from ._cases import (
     all_cases,
     compare,
     inputs_digest,
+    same_bits,
     same_spikes,
 )
 
 __all__ = ["Comparison", "TwinCase", "TwinResult", "TIERS", "all_cases", "compare",
-           "same_spikes", "inputs_digest", "exact_prefs", "network", "run_network",
+           "same_spikes", "same_bits", "inputs_digest", "exact_prefs", "network", "run_network",
            "spike_pairs", "recorded", "scheduling_summary", "require_brian2"]

@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["TwinCase", "TwinResult", "Comparison", "compare", "same_spikes", "all_cases",
-           "inputs_digest", "TIERS"]
+__all__ = ["TwinCase", "TwinResult", "Comparison", "compare", "same_spikes", "same_bits",
+           "all_cases", "inputs_digest", "TIERS"]
 
 #: Acceptance per tier (docs/twins.md, "Tiers"). T0: identical spikes and state equal up
 #: to a few ulp; "rtol" is a multiple of float64 eps, scaled by each field's magnitude.
@@ -82,6 +82,13 @@ class Comparison(NamedTuple):
 def same_spikes(steps: np.ndarray, index: np.ndarray, twin: TwinResult) -> bool:
     """Identical sorted ``(step, index)`` spike pairs."""
     return bool(np.array_equal(steps, twin.spike_steps) and np.array_equal(index, twin.spike_index))
+
+
+def same_bits(ours: TwinResult, twin: TwinResult) -> bool:
+    """Identical spikes and every state array equal bit for bit (the same fields)."""
+    return (same_spikes(ours.spike_steps, ours.spike_index, twin)
+            and set(ours.state) == set(twin.state)
+            and all(np.array_equal(ours.state[key], twin.state[key]) for key in ours.state))
 
 
 def compare(case: TwinCase, inputs: dict, ours: TwinResult, twin: TwinResult) -> Comparison:

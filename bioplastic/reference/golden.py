@@ -6,10 +6,24 @@ tier, the twin's spikes and the twin's state arrays. :func:`check_golden` re-run
 checked even where Brian2 is not installed (an installed wheel included: the files are read
 through :mod:`importlib.resources`). Files are (re)written by ``python -m
 bioplastic.reference.regenerate`` from a source checkout, which also writes ``PROVENANCE.md``.
+
+**Variants by NumPy math.** The twins run on Brian2's numpy target, so their last bits depend
+on NumPy's float64 ``exp``, ``tanh``, ``log`` and ``power``, which depend on the CPU: NumPy runs
+them through Intel's SVML on AVX-512 machines, ``tanh`` through its own code on AVX2 machines
+(29 % of the fingerprint's arguments differ from the C library there) and the rest through
+the C library. The kernels call the same NumPy functions, so kernel and twin agree on each
+machine; but over 1,000 steps of a recurrent network a one-ulp difference in a decay factor
+grows to about 2e-14 relative, beyond tier T0 (the spikes stay identical), so a golden file
+recorded with one NumPy math does not check another machine's kernel at T0. The main files
+were recorded on an AVX-512 machine; ``golden_traces/variants/<fingerprint>/<case>.npz`` holds
+a case's twin result recorded with other math where it differs in any bit, and
+:func:`golden_file` picks the file of this machine's :func:`numpy_math_fingerprint`.
 """
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -18,21 +32,62 @@ import numpy as np
 from ._cases import Comparison, TwinCase, TwinResult, compare, inputs_digest
 
 __all__ = ["write_golden", "read_golden", "check_golden", "golden_file", "golden_names",
-           "GoldenMismatch", "GOLDEN_PACKAGE_DIR"]
+           "numpy_math_fingerprint", "variant_folder", "GoldenMismatch", "GOLDEN_PACKAGE_DIR",
+           "VARIANTS"]
 
 #: The shipped golden folder (a ``Traversable``; a plain directory for normal installs).
 GOLDEN_PACKAGE_DIR = resources.files("bioplastic.reference") / "golden_traces"
 
 
-def golden_file(name: str, directory=None):
-    """The golden file of case ``name`` (in ``directory``, default the shipped folder)."""
-    return (GOLDEN_PACKAGE_DIR if directory is None else Path(directory)) / f"{name}.npz"
+#: Sub-folder of the golden folder that holds one folder of variants per NumPy math.
+VARIANTS = "variants"
+
+
+def math_probe() -> list[np.ndarray]:
+    """NumPy's float64 ``exp``, ``tanh``, ``log`` and ``power`` on fixed arguments."""
+    x = np.linspace(-4.0, 4.0, 4099)
+    positive = np.abs(x) + 0.5
+    return [np.exp(x), np.tanh(x), np.log(positive), np.power(positive, 1.7)]
+
+
+def math_digest(results: list[np.ndarray]) -> str:
+    """16 hex digits of SHA-256 over ``results``' bytes."""
+    digest = hashlib.sha256()
+    for values in results:
+        digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@cache
+def numpy_math_fingerprint() -> str:
+    """The name of this process's NumPy float64 math: :func:`math_digest` of
+    :func:`math_probe`, so machines whose NumPy computes them to other last bits get other
+    fingerprints."""
+    return math_digest(math_probe())
+
+
+def _folder(directory):
+    return GOLDEN_PACKAGE_DIR if directory is None else Path(directory)
+
+
+def variant_folder(directory=None, fingerprint: str | None = None):
+    """The folder of golden variants recorded with NumPy math ``fingerprint`` (default this
+    machine's)."""
+    return _folder(directory) / VARIANTS / (fingerprint or numpy_math_fingerprint())
+
+
+def golden_file(name: str, directory=None, fingerprint: str | None = None):
+    """The golden file of case ``name`` (in ``directory``, default the shipped folder): the
+    variant recorded with NumPy math ``fingerprint`` (default this machine's) where there is
+    one, else the main file."""
+    variant = variant_folder(directory, fingerprint) / f"{name}.npz"
+    return variant if variant.is_file() else _folder(directory) / f"{name}.npz"
 
 
 def golden_names(directory=None) -> list[str]:
     """Case names that have a golden file."""
-    folder = GOLDEN_PACKAGE_DIR if directory is None else Path(directory)
-    return sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".npz"))
+    return sorted(p.name[:-4] for p in _folder(directory).iterdir() if p.name.endswith(".npz"))
+
 
 class GoldenMismatch(AssertionError):
     """The golden file does not belong to the inputs ``make(seed)`` draws now."""
@@ -42,7 +97,8 @@ def write_golden(path: Path, case: TwinCase, inputs: dict, twin: TwinResult) -> 
     arrays = {f"state__{key}": np.asarray(value) for key, value in twin.state.items()}
     np.savez_compressed(
         path, name=case.name, model=case.model, tier=case.tier, seed=case.seed,
-        inputs_sha256=inputs_digest(inputs), spike_steps=twin.spike_steps,
+        inputs_sha256=inputs_digest(inputs), numpy_math=numpy_math_fingerprint(),
+        spike_steps=twin.spike_steps,
         spike_index=twin.spike_index, **arrays,
     )
 
@@ -52,6 +108,8 @@ def read_golden(path) -> tuple[dict, TwinResult]:
     with path.open("rb") as handle, np.load(handle, allow_pickle=False) as data:
         meta = {key: data[key].item() for key in ("name", "model", "tier", "seed",
                                                   "inputs_sha256")}
+        # Files written before 2026-12-04 do not record it (all made with AVX-512 NumPy).
+        meta["numpy_math"] = data["numpy_math"].item() if "numpy_math" in data.files else None
         state = {key[len("state__"):]: data[key] for key in data.files if key.startswith("state__")}
         result = TwinResult(data["spike_steps"], data["spike_index"], state)
     return meta, result
