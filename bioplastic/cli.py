@@ -3,7 +3,8 @@
 * ``validate [--json] [--case NAME] [--golden]``: runs every Brian2 twin and prints one row per
   case (neurons, steps, spikes ours/twin, ``max |Δstate|``, verdict); exit status 1 on any
   mismatch. With ``--golden``, or without Brian2 or with a broken install (then it says so), it
-  checks the golden traces shipped with the package instead.
+  checks the golden traces shipped with the package instead, naming for each case the file it
+  read (the main one, or the variant recorded with this machine's NumPy math).
 * ``bench [--json] [--quick] [--only NAME] [--strict] [--peers]``: every benchmark of
   ``bioplastic._bench``; ``--strict`` exits with status 1 when a target is not met;
   ``--peers`` runs the same workloads against the installed peer simulators instead.
@@ -32,7 +33,7 @@ def _validate_rows(names: list[str], *, live: bool) -> list[dict]:
     from tqdm import tqdm
 
     from .reference import all_cases, compare
-    from .reference.golden import check_golden
+    from .reference.golden import check_golden, golden_label
 
     known = all_cases()
     cases = [c for c in known if not names or c.name in names]
@@ -45,9 +46,10 @@ def _validate_rows(names: list[str], *, live: bool) -> list[dict]:
         if live:
             inputs = case.make(case.seed)
             comparison = compare(case, inputs, case.kernel(inputs), case.twin(inputs))
+            rows.append({**comparison.row(), "source": "brian2"})
         else:
-            comparison = check_golden(case)
-        rows.append({**comparison.row(), "source": "brian2" if live else "golden"})
+            rows.append({**check_golden(case).row(), "source": "golden",
+                         "golden_file": golden_label(case.name)})
     return rows
 
 
@@ -87,7 +89,8 @@ def cmd_validate(args) -> int:
         _print_table(rows, [("case", "case"), ("model", "model"), ("n_units", "neurons"),
                             ("n_steps", "steps"), ("spikes_ours", "spikes ours"),
                             ("spikes_twin", "spikes twin"), ("max_abs_diff", "max|Δstate|"),
-                            ("tier", "tier"), ("ok", "verdict"), ("source", "source")])
+                            ("tier", "tier"), ("ok", "verdict"), ("source", "source")]
+                     + ([] if live else [("golden_file", "golden file")]))
     return 0 if all(r["ok"] for r in rows) else 1
 
 

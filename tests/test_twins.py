@@ -1,5 +1,7 @@
 """Every twin case of bioplastic.reference: golden (no Brian2 needed) and live (Brian2)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,16 @@ def test_numpy_math_fingerprint_changes_with_one_ulp_of_any_function():
         nudged = [r.copy() for r in results]
         nudged[which][1234] = np.nextafter(nudged[which][1234], np.inf)
         assert math_digest(nudged) != fingerprint, which
+
+
+def test_validate_golden_names_the_file_it_read(capsys):
+    from bioplastic.cli import main
+
+    assert main(["validate", "--golden", "--json", "--case", "pcnn_image",
+                 "--case", "lif_recurrent"]) == 0
+    rows = {row["case"]: row for row in json.loads(capsys.readouterr().out)}
+    for name, row in rows.items():
+        variant = (GOLDEN_DIR / VARIANTS / numpy_math_fingerprint() / f"{name}.npz").is_file()
+        assert row["golden_file"] == (f"{VARIANTS}/{numpy_math_fingerprint()}" if variant
+                                      else "main")
+    assert rows["pcnn_image"]["golden_file"] == "main"   # the same bits on every machine so far

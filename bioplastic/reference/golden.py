@@ -32,8 +32,8 @@ import numpy as np
 from ._cases import Comparison, TwinCase, TwinResult, compare, inputs_digest
 
 __all__ = ["write_golden", "read_golden", "check_golden", "golden_file", "golden_names",
-           "numpy_math_fingerprint", "variant_folder", "GoldenMismatch", "GOLDEN_PACKAGE_DIR",
-           "VARIANTS"]
+           "golden_label", "numpy_math_fingerprint", "math_probe", "math_digest",
+           "variant_folder", "GoldenMismatch", "GOLDEN_PACKAGE_DIR", "VARIANTS"]
 
 #: The shipped golden folder (a ``Traversable``; a plain directory for normal installs).
 GOLDEN_PACKAGE_DIR = resources.files("bioplastic.reference") / "golden_traces"
@@ -76,12 +76,24 @@ def variant_folder(directory=None, fingerprint: str | None = None):
     return _folder(directory) / VARIANTS / (fingerprint or numpy_math_fingerprint())
 
 
+def _variant_file(name: str, directory, fingerprint: str | None):
+    variant = variant_folder(directory, fingerprint) / f"{name}.npz"
+    return variant if variant.is_file() else None
+
+
 def golden_file(name: str, directory=None, fingerprint: str | None = None):
     """The golden file of case ``name`` (in ``directory``, default the shipped folder): the
     variant recorded with NumPy math ``fingerprint`` (default this machine's) where there is
     one, else the main file."""
-    variant = variant_folder(directory, fingerprint) / f"{name}.npz"
-    return variant if variant.is_file() else _folder(directory) / f"{name}.npz"
+    return _variant_file(name, directory, fingerprint) or _folder(directory) / f"{name}.npz"
+
+
+def golden_label(name: str, directory=None) -> str:
+    """Which file :func:`check_golden` reads for case ``name`` on this machine: ``"main"`` or
+    ``"variants/<fingerprint>"``."""
+    if _variant_file(name, directory, None) is None:
+        return "main"
+    return f"{VARIANTS}/{numpy_math_fingerprint()}"
 
 
 def golden_names(directory=None) -> list[str]:
