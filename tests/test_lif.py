@@ -199,7 +199,8 @@ def test_delay_of_k_steps_delivers_at_step_n_plus_k(delay_steps):
     # Neuron 1 has no drive, so it differs from the run with a zero weight only once the
     # 5 mV spike arrives. (Not "v leaves -65": whether v stays exactly at rest depends on the
     # last bit of exp(-0.01). NumPy's AVX2 exp, correctly rounded, gives -64.99999999999999
-    # after one step; the value one unit lower, as the AVX-512 machines gave, leaves -65.0.)
+    # after one step; the value one unit lower leaves -65.0, which is what the AVX-512
+    # machines, where the old form of this test passed, must have computed.)
     added = trace["v"][:, 1] - silent["v"][:, 1]
     assert np.nonzero(added)[0][0] == first + delay_steps
     assert added[first + delay_steps] == pytest.approx(5.0)

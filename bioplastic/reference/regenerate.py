@@ -120,8 +120,11 @@ def _target(case, twin, variant: bool) -> Path | None:
 
     if not variant:
         return HERE
-    folder = Path(variant_folder(HERE))
-    if same_bits(twin, read_golden(HERE / f"{case.name}.npz")[1]):
+    folder, main = Path(variant_folder(HERE)), HERE / f"{case.name}.npz"
+    if not main.is_file():
+        raise SystemExit(f"{case.name} has no main golden file to vary: regenerate it first "
+                         "without --variant")
+    if same_bits(twin, read_golden(main)[1]):
         (folder / f"{case.name}.npz").unlink(missing_ok=True)
         print(f"{case.name}: the main file's bits; no variant")
         return None
