@@ -27,7 +27,8 @@ def test_matches_golden_twin(case):
     comparison = check_golden(case, GOLDEN_DIR)
     assert comparison.spikes_equal, comparison
     assert comparison.ok, (comparison, f"NumPy math {numpy_math_fingerprint()}: without a "
-                           "variant for it, see python -m bioplastic.reference.regenerate")
+                           "variant for it, run python -m bioplastic.reference.regenerate "
+                           "--variant with Brian2 (docs/twins.md, Golden traces)")
 
 
 @pytest.mark.brian2
