@@ -120,13 +120,33 @@ def _twin_row(demo: _DemoCase, out: Path, live: bool) -> dict:
 
 def _golden_rows() -> list[dict]:
     from .reference import all_cases
-    from .reference.golden import check_golden, golden_file
+    from .reference.golden import check_golden, golden_file, not_checkable
 
     rows = []
     for case in all_cases():
         if golden_file(case.name).is_file():
-            rows.append(check_golden(case).row())
+            comparison = check_golden(case)
+            rows.append({**comparison.row(), "not_checkable": not_checkable(comparison)})
     return rows
+
+
+def _golden_line(golden: list[dict]) -> str:
+    """'golden twin traces: 18/18 identical', with the cases checked or not checkable against
+    files recorded with other NumPy math, and the mismatches, named."""
+    from .reference.golden import OTHER_MATH_TIER
+
+    exact = [g for g in golden if g["ok"] and not g["other_math"]]
+    loose = [g["case"] for g in golden if g["ok"] and g["other_math"]]
+    unchecked = [g["case"] for g in golden if g["not_checkable"]]
+    bad = [g["case"] for g in golden if not g["ok"] and not g["not_checkable"]]
+    parts = [f"golden twin traces: {len(exact)}/{len(golden)} identical"]
+    if loose:
+        parts.append(f"within {OTHER_MATH_TIER} against other NumPy math: {', '.join(loose)}")
+    if unchecked:
+        parts.append(f"not checkable against other NumPy math: {', '.join(unchecked)}")
+    if bad:
+        parts.append(f"MISMATCH: {', '.join(bad)}")
+    return "; ".join(parts)
 
 
 def demo_table(summary: dict) -> str:
@@ -142,11 +162,8 @@ def demo_table(summary: dict) -> str:
               enumerate(columns)]
     lines = ["  ".join(t.ljust(w) for (_, t, _), w in zip(columns, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)) for cell in cells]
-    golden = summary["golden_cases"]
-    bad = [g["case"] for g in golden if not g["ok"]]
     lines += ["", "Brian2 time includes its code generation and set-up (numpy target).",
-              f"golden twin traces: {len(golden) - len(bad)}/{len(golden)} identical"
-              + (f"; MISMATCH: {', '.join(bad)}" if bad else "")]
+              _golden_line(summary["golden_cases"])]
     return "\n".join(lines) + "\n"
 
 

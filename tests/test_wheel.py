@@ -55,4 +55,5 @@ def test_wheel_installs_and_validates_golden_traces_outside_the_checkout(early):
     from bioplastic.reference import all_cases
 
     assert sorted(r["case"] for r in rows) == sorted(c.name for c in all_cases())
-    assert all(r["ok"] and r["source"] == "golden" for r in rows)
+    # a machine whose NumPy math has no golden variant may find a chaotic case not checkable
+    assert all((r["ok"] or r["not_checkable"]) and r["source"] == "golden" for r in rows)
