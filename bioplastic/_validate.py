@@ -169,7 +169,10 @@ def as_float_array(name: str, value, *, ndim: int | None = None, dtype=np.float6
 
 
 def per_unit(name: str, value, n: int) -> np.ndarray:
-    """A scalar or an ``(n,)`` array as a fresh float64 ``(n,)`` array (one value per unit)."""
+    """A scalar or an ``(n,)`` array as a fresh float64 ``(n,)`` array (one value per unit);
+    booleans are refused (see :func:`_is_real`)."""
+    if np.asarray(unitless(name, value)).dtype.kind == "b":
+        raise TypeError(f"{name} must be a real number or an array of them, got {_short(value)}")
     array = as_float_array(name, value)
     if array.ndim == 0:
         return np.full(n, float(array))
@@ -224,7 +227,9 @@ def _scalar_or_array(name: str, value) -> np.ndarray:
 
 
 def _is_real(value) -> bool:
-    return np.asarray(value).dtype.kind in "biuf"
+    """An integer or float number or array: a parameter given as ``True`` is a mistake (a flag
+    passed in a number's place), not the number 1."""
+    return np.asarray(value).dtype.kind in "iuf"
 
 
 def positive(name: str, value, *, allow_inf: bool = False):

@@ -265,7 +265,24 @@ def check_consistency(advance, inputs: np.ndarray, state, params, *weights) -> N
     module = sys.modules.get(getattr(py_func(advance), "__module__", ""), None)
     hook = getattr(module, "check_consistency", None)
     if hook is not None:
+        _check_weight_count(hook, getattr(py_func(advance), "__name__", "advance"), weights)
         hook(inputs, state, params, *weights)
+
+
+def _check_weight_count(hook, advance_name: str, weights: tuple) -> None:
+    """As many weight arguments as the model's hook names after ``params``; otherwise
+    Python's own ``TypeError`` would name the hook (``check_lif() missing 1 required
+    positional argument``), which the user never called."""
+    signature = inspect.signature(hook)
+    try:
+        signature.bind(None, None, None, *weights)
+    except TypeError:
+        named = [p.name for p in list(signature.parameters.values())[3:]
+                 if p.kind is p.POSITIONAL_OR_KEYWORD]
+        call = ", ".join(["inputs", "state", "params", *named])
+        raise TypeError(f"{advance_name} takes {len(named)} weight argument(s) after params "
+                        f"({', '.join(named)}), got {len(weights)}: simulate({advance_name}, "
+                        f"{call})") from None
 
 
 def simulate(advance, inputs: np.ndarray, state, params, *weights, record=(),

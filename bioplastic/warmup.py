@@ -179,7 +179,9 @@ def warmup(names: list[str] | None = None, *, out=sys.stdout) -> list[dict]:
     if unknown:
         raise ValueError(f"unknown warmup workload(s) {unknown}; choose from {sorted(WORKLOADS)}")
     rows = []
-    for name in names or list(WORKLOADS):
+    chosen = names or list(WORKLOADS)
+    width = max(map(len, chosen))
+    for name in chosen:
         before, start = _counts(), time.perf_counter()
         WORKLOADS[name]()
         seconds, after = time.perf_counter() - start, _counts()
@@ -190,7 +192,7 @@ def warmup(names: list[str] | None = None, *, out=sys.stdout) -> list[dict]:
                      "loaded": sorted(k for k, (h, _) in delta.items() if h)})
         if out is not None:
             row = rows[-1]
-            print(f"{name:6s} {seconds:6.1f} s  compiled {len(row['compiled'])}: "
+            print(f"{name:{width}s} {seconds:6.1f} s  compiled {len(row['compiled'])}: "
                   f"{', '.join(row['compiled']) or '-'}; loaded from cache "
                   f"{len(row['loaded'])}", file=out)
     if JIT_DISABLED and out is not None:

@@ -299,3 +299,22 @@ def test_simulate_stc_with_mismatched_pieces():
         bp.simulate(stc_advance, drive[:, :3], state8, kp8, mods8)
     with pytest.raises(ValueError, match="params.variant"):
         bp.simulate(stc_advance, drive, state8, kp8._replace(variant=7), mods8)
+
+
+@pytest.mark.parametrize("extra", [0, 2])
+def test_simulate_with_the_wrong_number_of_weights_names_the_advance_and_its_arguments(extra):
+    # before: "check_lif() missing 1 required positional argument: 'conn'", a function the
+    # user never called
+    conn = no_connectivity(N)
+    state, params = bp.lif_init(N, PARAMS, conn), bp.lif_prepare(PARAMS, N)
+    with pytest.raises(TypeError, match=r"lif_advance takes 1 weight argument\(s\) after params "
+                                        rf"\(conn\), got {extra}"):
+        bp.simulate(lif_advance, DRIVE, state, params, *[conn] * extra)
+
+
+def test_a_short_field_that_sizes_the_state_is_named_beside_the_field_it_disagrees_with():
+    conn = no_connectivity(N)
+    state = bp.lif_init(N, PARAMS, conn)
+    short_v = state._replace(v=state.v[:-1])
+    with pytest.raises(ValueError, match=r"state\.theta must have shape \(7,\) \(from state\.v\)"):
+        bp.simulate(lif_advance, DRIVE, short_v, bp.lif_prepare(PARAMS, N), conn)

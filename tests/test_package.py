@@ -107,3 +107,9 @@ def test_cli_prints_its_version(capsys):
         main(["--version"])
     assert stop.value.code == 0
     assert capsys.readouterr().out.strip() == f"bioplastic {__version__}"
+
+
+def test_python_dash_m_bioplastic_runs_the_command_line():
+    done = subprocess.run([sys.executable, "-m", "bioplastic", "warmup", "--only", "nope"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "unknown" in done.stderr, done.stderr

@@ -534,3 +534,16 @@ def test_spcnn_rejects_unusable_images():
         PCNNParams.spcnn(np.full((4, 4), 0.5))          # std = 0: alpha_f undefined
     with pytest.raises(ValueError, match="image"):
         PCNNParams.spcnn(np.array([[0.2, 1.5]]))        # outside [0, 1]
+
+
+def test_convention_b_to_a_with_shapes_that_do_not_broadcast_names_them():
+    from bioplastic.neurons.pcnn import convention_b_to_a
+
+    params = PCNNParams.spcnn(np.random.default_rng(0).random((8, 8)))
+    with pytest.raises(ValueError, match=r"e0_b \(8, 8\), y0_b \(4, 4\).*must broadcast"):
+        convention_b_to_a(np.ones((8, 8)), np.zeros((4, 4), bool), params)
+
+
+def test_spcnn_of_an_empty_image_says_it_needs_two_values():
+    with pytest.raises(ValueError, match=r"at least 2 values.*got shape \(0, 0\)"):
+        PCNNParams.spcnn(np.zeros((0, 0)))

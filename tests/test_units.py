@@ -115,3 +115,12 @@ def test_torch_lif_accepts_units():
         assert torch.equal(a, b), name
     with pytest.raises(TypeError, match="v_rest_mv must be a voltage"):
         LIF(v_rest_mv=-65 * b2.ms)
+
+
+@pytest.mark.parametrize("field, value", [("v_th_mv", True), ("dt_ms", True),
+                                          ("tau_m_ms", np.ones(3, dtype=bool)),
+                                          ("theta_plus_mv", np.bool_(False))])
+def test_a_boolean_in_a_numbers_place_is_a_type_error_naming_the_field(field, value):
+    # before: True was taken as 1.0 (a flag passed where a number belongs)
+    with pytest.raises(TypeError, match=field):
+        bp.lif_prepare(bp.LIFParams(**{field: value}), 3)

@@ -80,8 +80,10 @@ def _step(name: str, step) -> None:
         raise ValueError(f"{name}.step must be an integer in [0, 2**62), got {step!r}")
 
 
-def _same_shape(prefix: str, container, fields, shape: tuple, kind: str = "real") -> None:
-    """Every field is a numpy array of ``shape``; ``kind`` "real" (any real numeric dtype: a
+def _same_shape(prefix: str, container, fields, shape: tuple, kind: str = "real", *,
+                sized_by: str) -> None:
+    """Every field is a numpy array of ``shape``, the shape of ``sized_by`` (named in the
+    error: the mismatch may be that piece's); ``kind`` "real" (any real numeric dtype: a
     field the kernel only reads), or "f"/"i"/"b" as for :func:`_array`."""
     for field in fields:
         value = getattr(container, field)
@@ -91,8 +93,8 @@ def _same_shape(prefix: str, container, fields, shape: tuple, kind: str = "real"
             raise TypeError(f"{prefix}.{field} must be a real numeric numpy array, got "
                             f"{getattr(value, 'dtype', type(value).__name__)}")
         if value.shape != shape:
-            raise ValueError(f"{prefix}.{field} must have shape {shape}, got {value.shape} "
-                             "(were the pieces built for different sizes?)")
+            raise ValueError(f"{prefix}.{field} must have shape {shape} (from {sized_by}), got "
+                             f"{value.shape} (were the pieces built for different sizes?)")
 
 
 def _inputs(inputs, per_step: tuple, what: str, name: str = "inputs", kind: str = "real"
@@ -426,9 +428,9 @@ def check_lif(inputs, state, params, conn, *, name: str = "inputs") -> None:
     from .lif import LIFKernelParams, LIFState
 
     (n,) = _model_pieces("lif", state, params, LIFState, LIFKernelParams, "v", 1)
-    _same_shape("state", state, ("theta",), (n,), "f")
-    _same_shape("state", state, ("last_spike",), (n,), "i")
-    _same_shape("params", params, params._fields, (n,))
+    _same_shape("state", state, ("theta",), (n,), "f", sized_by="state.v")
+    _same_shape("state", state, ("last_spike",), (n,), "i", sized_by="state.v")
+    _same_shape("params", params, params._fields, (n,), sized_by="state.v")
     _array("params.ref_steps", params.ref_steps, "i", 1)
     check_connectivity(conn, n_post=n)
     if conn.n_pre != n:
@@ -452,11 +454,12 @@ def check_pcnn(inputs, state, params, *weights, name: str = "inputs") -> None:
                         "and linking_weights fields of the PCNNKernelParams that pcnn_prepare "
                         "returns")
     shape = _model_pieces("pcnn", state, params, PCNNState, PCNNKernelParams, "f", 3)
-    _same_shape("state", state, ("l", "u", "e"), shape, "f")
-    _same_shape("state", state, ("y",), shape, "b")
+    _same_shape("state", state, ("l", "u", "e"), shape, "f", sized_by="state.f")
+    _same_shape("state", state, ("y",), shape, "b", sized_by="state.f")
     n_maps = shape[0]
     _same_shape("params", params, [f for f in params._fields
-                                   if f not in ("fast_linking", *_PCNN_WEIGHTS)], (n_maps,))
+                                   if f not in ("fast_linking", *_PCNN_WEIGHTS)], (n_maps,),
+                sized_by="state.f's first axis")
     if isinstance(params.fast_linking, bool) or params.fast_linking not in (0, 1, 2):
         raise ValueError(f"params.fast_linking must be 0, 1 or 2, got {params.fast_linking!r}")
     for field in _PCNN_WEIGHTS:
@@ -474,11 +477,13 @@ _WTA_PER_NEURON = ("v", "ge", "gi", "theta", "last_spike", "v_inh", "ge_inh", "g
 _WTA_PER_SYNAPSE = ("w", "x_pre", "x_post1", "x_post2", "last_update")
 
 
-def _wta_fields(state, fields, shape) -> None:
+def _wta_fields(state, fields, shape, sized_by: str) -> None:
     """The WTA state's fields among ``fields``: step counts int64, the rest float."""
     present = [f for f in fields if f in state._fields]
-    _same_shape("state", state, [f for f in present if f.startswith("last_")], shape, "i")
-    _same_shape("state", state, [f for f in present if not f.startswith("last_")], shape, "f")
+    _same_shape("state", state, [f for f in present if f.startswith("last_")], shape, "i",
+                sized_by=sized_by)
+    _same_shape("state", state, [f for f in present if not f.startswith("last_")], shape, "f",
+                sized_by=sized_by)
 
 
 def check_wta(inputs, state, params, conn, by_post, *, name: str = "inputs") -> None:
@@ -488,9 +493,9 @@ def check_wta(inputs, state, params, conn, by_post, *, name: str = "inputs") -> 
     from .wta import WTAKernelParams, WTAState
 
     (n,) = _model_pieces("wta", state, params, WTAState, WTAKernelParams, "v", 1)
-    _wta_fields(state, _WTA_PER_NEURON, (n,))
+    _wta_fields(state, _WTA_PER_NEURON, (n,), "state.v")
     check_connectivity(conn, n_post=n)
-    _wta_fields(state, _WTA_PER_SYNAPSE, (conn.post.size,))
+    _wta_fields(state, _WTA_PER_SYNAPSE, (conn.post.size,), "conn.post")
     if "memo_step" in state._fields:
         memo_step = _array("state.memo_step", state.memo_step, "i", 1)
         _shape("state.memo", _array("state.memo", state.memo, "f", 2), (memo_step.size, 3))
@@ -526,12 +531,13 @@ def check_stc(inputs, state, params, mods, *, name: str = "inputs") -> None:
     from .stc import STCKernelParams, STCModulators, STCState
 
     (n,) = _model_pieces("stc", state, params, STCState, STCKernelParams, "h", 1)
-    _same_shape("state", state, state._fields, (n,), "f")
+    _same_shape("state", state, state._fields, (n,), "f", sized_by="state.h")
     variant = params.variant
     if isinstance(variant, bool) or not isinstance(variant, int | np.integer) \
             or variant not in (0, 1, 2):
         raise ValueError(f"params.variant must be 0, 1 or 2 (lif, plif, lmh), got {variant!r}")
-    _same_shape("params", params, [f for f in params._fields if f != "variant"], (n,))
+    _same_shape("params", params, [f for f in params._fields if f != "variant"], (n,),
+                sized_by="state.h")
     if not isinstance(mods, STCModulators):
         raise TypeError(f"mods must be STCModulators (stc_modulators), got "
                         f"{type(mods).__name__}")

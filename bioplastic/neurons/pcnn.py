@@ -171,7 +171,10 @@ class PCNNParams(NamedTuple):
         Convention B, ``E_B[0] = e0_b`` (the paper's value is not confirmed here).
         """
         s = as_float_array("image", image)
-        if s.size < 2 or s.min() < 0 or s.max() > 1 or s.std() == 0:
+        if s.size < 2:
+            raise ValueError(f"image must hold at least 2 values for SPCNN's automatic "
+                             f"parameters, got shape {s.shape}")
+        if s.min() < 0 or s.max() > 1 or s.std() == 0:
             raise ValueError("image must hold non-constant values in [0, 1] for SPCNN's "
                              "automatic parameters")
         s_otsu = otsu_threshold(s)
@@ -241,8 +244,15 @@ def convention_b_to_a(e0_b, y0_b, params: PCNNParams):
     """
     e0_b = np.asarray(as_float_array("e0_b", e0_b))
     y0_b = np.asarray(as_float_array("y0_b", y0_b))
-    e0_a = np.asarray(params.decay_e, dtype=np.float64) * e0_b + \
-        np.asarray(params.v_e, dtype=np.float64) * y0_b
+    decay_e = np.asarray(params.decay_e, dtype=np.float64)
+    v_e = np.asarray(params.v_e, dtype=np.float64)
+    try:
+        np.broadcast_shapes(e0_b.shape, y0_b.shape, decay_e.shape, v_e.shape)
+    except ValueError:
+        raise ValueError(f"e0_b {e0_b.shape}, y0_b {y0_b.shape}, params.decay_e "
+                         f"{decay_e.shape} and params.v_e {v_e.shape} must broadcast together "
+                         "(scalars, or arrays of one map shape)") from None
+    e0_a = decay_e * e0_b + v_e * y0_b
     return float(e0_a) if e0_a.ndim == 0 else e0_a
 
 
