@@ -171,13 +171,19 @@ def as_float_array(name: str, value, *, ndim: int | None = None, dtype=np.float6
 def per_unit(name: str, value, n: int) -> np.ndarray:
     """A scalar or an ``(n,)`` array as a fresh float64 ``(n,)`` array (one value per unit);
     booleans are refused (see :func:`_is_real`)."""
-    if np.asarray(unitless(name, value)).dtype.kind == "b":
-        raise TypeError(f"{name} must be a real number or an array of them, got {_short(value)}")
+    refuse_boolean(name, value)
     array = as_float_array(name, value)
     if array.ndim == 0:
         return np.full(n, float(array))
     check_shape(name, array, (n,))
     return array.copy()
+
+
+def refuse_boolean(name: str, value) -> None:
+    """``TypeError`` for a boolean (scalar or array) given as a numeric parameter (see
+    :func:`_is_real`)."""
+    if np.asarray(unitless(name, value)).dtype.kind == "b":
+        raise TypeError(f"{name} must be a real number or an array of them, got {_short(value)}")
 
 
 def check_finite(name: str, array: np.ndarray) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -38,21 +39,30 @@ __all__ = ["save", "load", "FORMAT_VERSION"]
 FORMAT_VERSION = 1
 _META = "__bioplastic__"
 _PACKAGE = "bioplastic"
+#: What NumPy raises for a file that is not a whole ``.npz`` archive: text or other bytes go to
+#: its pickle branch, refused with a ValueError that suggests ``allow_pickle``; an empty file is
+#: an EOFError; a cut-off or damaged zip is a BadZipFile.
+_NOT_AN_ARCHIVE = (ValueError, EOFError, zipfile.BadZipFile)
+#: What reading a damaged entry, or a JSON tree of the wrong structure, raises.
+_DAMAGED = (KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile)
 
 
 def save(path: str | os.PathLike, obj) -> Path:
-    """Write ``obj`` (see the module docstring for what it may hold) to ``path`` (``.npz``).
+    """Write ``obj`` (see the module docstring for what it may hold) to the file ``path``.
 
-    Returns the path written (NumPy appends ``.npz`` when the name has no such suffix).
+    Returns the path written: ``path`` itself if it ends in ``.npz``, else ``path`` with
+    ``.npz`` appended (as NumPy would), e.g. ``"model"`` -> ``"model.npz"``.
+
     Raises ``TypeError`` naming the offending entry for anything else (a function, an object
-    array, a non-library class): such a thing could not be loaded back without pickling.
+    array, a non-library class): such a thing could not be loaded back without pickling;
+    ``TypeError`` if ``path`` is not a str or path; ``ValueError`` if ``path`` (or the
+    ``.npz`` name it becomes) is an existing directory, rather than writing ``dir.npz`` beside
+    it; ``OSError`` (e.g. ``FileNotFoundError``) if the folder to write in does not exist.
     """
     arrays: dict[str, np.ndarray] = {}
     tree = _encode(obj, "obj", arrays)
     meta = json.dumps({"format": _PACKAGE, "version": FORMAT_VERSION, "tree": tree})
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
+    path = _npz_path(_as_path(path))
     np.savez(path, **{_META: np.array(meta)}, **arrays)
     return path
 
@@ -60,23 +70,89 @@ def save(path: str | os.PathLike, obj) -> Path:
 def load(path: str | os.PathLike, expected: type | None = None):
     """Read what :func:`save` wrote; ``expected`` (a type) checks the top-level object's type.
 
-    Raises ``ValueError`` if the file was not written by :func:`save`, names a type that is
-    not one of the library's NamedTuples, or whose fields differ from the recorded ones.
+    Raises ``FileNotFoundError`` if ``path`` does not exist (no ``.npz`` is appended here) and
+    ``IsADirectoryError`` if it is a folder; ``TypeError`` if ``path`` is not a str or path;
+    ``ValueError`` naming ``path`` if the file was not written by :func:`save` (not an
+    ``.npz`` archive, a truncated or damaged one, one without the library's metadata), names
+    a type that is not one of the library's NamedTuples, or whose fields differ from the
+    recorded ones.
     """
-    with np.load(Path(path), allow_pickle=False) as archive:
-        if _META not in archive.files:
-            raise ValueError(f"{path} was not written by bioplastic.save (no {_META} entry)")
-        meta = json.loads(str(archive[_META]))
-        if meta.get("format") != _PACKAGE or not isinstance(meta.get("version"), int):
-            raise ValueError(f"{path} was not written by bioplastic.save")
-        if meta["version"] > FORMAT_VERSION:
-            raise ValueError(f"{path} has format version {meta['version']}; this bioplastic "
-                             f"reads up to {FORMAT_VERSION} (upgrade bioplastic)")
-        obj = _decode(meta["tree"], archive, "obj")
+    path = _as_path(path)
+    if expected is not None and not isinstance(expected, type):
+        raise TypeError(f"expected must be a type or None, got {expected!r}")
+    with _open_archive(path) as archive:
+        obj = _decode_file(_read_meta(archive, path), archive, path)
     if expected is not None and type(obj) is not expected:
         raise ValueError(f"{path} holds a {type(obj).__qualname__}, expected "
                          f"{expected.__qualname__}")
     return obj
+
+
+# ----------------------------------------------------------------------------- the file
+def _as_path(path) -> Path:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    return Path(path)
+
+
+def _npz_path(path: Path) -> Path:
+    """The file :func:`save` writes. An existing directory is refused: NumPy would silently
+    write ``<dir>.npz`` next to it, which is not where anyone passing a folder looks."""
+    if path.is_dir():
+        raise ValueError(f"path {str(path)!r} is an existing directory; give a file name "
+                         f"such as {str(path / 'model.npz')!r}")
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+        if path.is_dir():
+            raise ValueError(f"path would be written as {str(path)!r}, which is an existing "
+                             "directory; give another file name")
+    return path
+
+
+def _not_saved(path: Path, why: str) -> str:
+    return f"path {str(path)!r} is not a file written by bioplastic.save: {why}"
+
+
+def _open_archive(path: Path):
+    """``np.load`` of an ``.npz`` archive; anything else is a ``ValueError`` naming ``path``
+    (missing files and folders keep NumPy's ``OSError``, which names the file)."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except zipfile.BadZipFile as err:
+        raise ValueError(_not_saved(path, f"a truncated or damaged .npz archive ({err})")) from None
+    except _NOT_AN_ARCHIVE:
+        raise ValueError(_not_saved(path, "not an .npz archive")) from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(_not_saved(path, "a single .npy array, not an .npz archive"))
+    return archive
+
+
+def _read_meta(archive, path: Path) -> dict:
+    if _META not in archive.files:
+        raise ValueError(_not_saved(path, f"an .npz archive without the {_META} entry"))
+    try:
+        meta = json.loads(str(archive[_META]))
+    except (ValueError, *_DAMAGED) as err:        # JSONDecodeError is a ValueError
+        raise ValueError(_not_saved(path, f"its {_META} entry is unreadable ({err})")) from err
+    if (not isinstance(meta, dict) or meta.get("format") != _PACKAGE
+            or not isinstance(meta.get("version"), int) or "tree" not in meta):
+        raise ValueError(_not_saved(path, f"its {_META} entry is not the library's metadata"))
+    if meta["version"] > FORMAT_VERSION:
+        raise ValueError(f"path {str(path)!r} has format version {meta['version']}; this "
+                         f"bioplastic reads up to {FORMAT_VERSION} (upgrade bioplastic)")
+    return meta
+
+
+def _decode_file(meta: dict, archive, path: Path):
+    """The saved tree; a damaged file (a missing array, a tree of the wrong structure, a bad
+    CRC) is a ``ValueError`` naming ``path``, never a ``KeyError`` from deep inside."""
+    try:
+        return _decode(meta["tree"], archive, "obj")
+    except ValueError as err:
+        raise ValueError(f"path {str(path)!r}: {err}") from err
+    except _DAMAGED as err:
+        raise ValueError(f"path {str(path)!r} is damaged or was not written by "
+                         f"bioplastic.save: {type(err).__name__}: {err}") from err
 
 
 # ----------------------------------------------------------------------------- encoding

@@ -146,6 +146,86 @@ def test_bad_arguments(images):
         corrupt_digits(np.zeros((2, 63)), "fog", 1)
 
 
+# ------------------------------------------------------------------------ tiny images
+# Smallest side each recipe needs, read off the code: elastic_transform's affine moves three
+# points min(H, W) // 3 pixels from the centre (singular below 3); CIFAR's pixelate resizes a
+# side to int(side * c), c in 0.95 .. 0.65, which is 0 pixels below 2 (PIL refuses 0).
+CIFAR_MIN = {"elastic_transform": 3, "pixelate": 2}
+DIGITS_MIN = {"elastic_transform": 3}
+TINY = ((1, 1), (1, 7), (7, 1), (2, 2), (2, 5), (5, 2), (3, 3), (3, 5), (5, 3))
+
+
+@pytest.mark.parametrize("call, shape, message", [
+    (corrupt, (1, 1, 8, 3), "at least 2x2 pixels for pixelate"),           # the user's case
+    (corrupt, (1, 8, 1, 3), "at least 2x2 pixels for pixelate"),
+    (corrupt, (1, 2, 2, 3), "at least 3x3 pixels for elastic_transform"),
+    (corrupt, (2, 8, 3), "at least 3x3 pixels for elastic_transform"),
+    (corrupt_digits, (2, 1, 1), "at least 3x3 pixels for elastic_transform"),
+    (corrupt_digits, (2, 4), "at least 3x3 pixels for elastic_transform"),  # flat 2x2
+    (corrupt, (2, 0, 8, 3), "at least 1x1 pixels for fog"),
+    (corrupt_digits, (2, 8, 0), "at least 1x1 pixels for fog"),
+])
+def test_too_small_images_are_refused_up_front(call, shape, message):
+    name = message.split()[-1]
+    x = np.random.default_rng(0).random(shape)
+    for severity in range(1, 6):
+        with pytest.raises(ValueError, match=rf"^images must be {message}"):
+            call(x, name, severity, seed=0)
+
+
+def _run_or_refuse(call, x, name, severity, need):
+    """The corruption at a tiny size: refused naming ``images`` below ``need``, else finite and
+    in range (floating-point errors raise here, so a 0/0 inside fails too)."""
+    h, w = x.shape[1:3]
+    if min(h, w) < need:
+        with pytest.raises(ValueError, match=rf"^images must be at least {need}x{need} pixels"):
+            call(x, name, severity, seed=0)
+        return
+    with np.errstate(divide="raise", over="raise", invalid="raise"):
+        out = call(x, name, severity, seed=0)
+    assert out.shape == x.shape and np.all(np.isfinite(out)), (name, severity, x.shape)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+@pytest.mark.parametrize("name", ALL_CIFAR)
+def test_cifar_tiny_images_run_or_are_refused(name):
+    rng = np.random.default_rng(1)
+    severities = range(1, 6) if name in CIFAR_MIN else (1, 5)
+    for shape in TINY:
+        for severity in severities:
+            _run_or_refuse(corrupt, rng.random((2, *shape, 3)), name, severity,
+                           CIFAR_MIN.get(name, 1))
+
+
+@pytest.mark.parametrize("name", ALL_DIGITS + ("speckle_noise", "gaussian_blur"))
+def test_digits_tiny_images_run_or_are_refused(name):
+    rng = np.random.default_rng(1)
+    severities = range(1, 6) if name in DIGITS_MIN else (1, 5)
+    for shape in TINY:
+        for severity in severities:
+            _run_or_refuse(corrupt_digits, rng.random((2, *shape)), name, severity,
+                           DIGITS_MIN.get(name, 1))
+
+
+def test_pixelate_box_filter_has_no_empty_rows():
+    # PIL's box is 1 on (-0.5, 0.5]; the old [-0.5, 0.5) gave 2 -> 3 pixels an empty middle row
+    # (0/0 = NaN), so pixelate of a 3x3 or 6x6 image returned NaN.
+    for n_in in range(1, 41):
+        for n_out in range(1, 41):
+            np.testing.assert_allclose(C._resample_matrix(n_in, n_out, "box").sum(1), 1.0)
+    grey = np.full((1, 6, 6, 3), 0.5)
+    for severity in range(1, 6):       # a box filter keeps a constant image constant
+        np.testing.assert_allclose(corrupt(grey, "pixelate", severity), grey, atol=1e-12)
+
+
+def test_empty_batch_gives_an_empty_result():
+    for name in ALL_CIFAR:
+        out = corrupt(np.zeros((0, 32, 32, 3), np.uint8), name, 3)
+        assert out.shape == (0, 32, 32, 3) and out.dtype == np.uint8
+    for name in ALL_DIGITS:
+        assert corrupt_digits(np.zeros((0, 64)), name, 3).shape == (0, 64)
+
+
 # ------------------------------------------------------------------------ digits-C
 @pytest.mark.parametrize("name", ALL_DIGITS)
 def test_digits_shape_range_determinism(digits, name):

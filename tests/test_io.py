@@ -105,5 +105,89 @@ def test_load_refuses_foreign_types_and_changed_fields(tmp_path):
     with pytest.raises(ValueError, match="has fields"):
         bp.load(path)
     np.savez(tmp_path / "plain.npz", x=np.zeros(2))
-    with pytest.raises(ValueError, match="not written by bioplastic.save"):
+    with pytest.raises(ValueError, match="not a file written by bioplastic.save: an .npz "
+                                         "archive without the __bioplastic__ entry"):
         bp.load(tmp_path / "plain.npz")
+
+
+NOT_SAVED = r"^path '.*' is not a file written by bioplastic\.save: "
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"garbage, not a zip", "not an .npz archive"),   # NumPy used to suggest allow_pickle
+    (b"", "not an .npz archive"),
+    (b"PK", "not an .npz archive"),
+])
+def test_load_refuses_a_file_that_is_not_an_archive(tmp_path, content, why):
+    path = tmp_path / "garbage.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=NOT_SAVED + why) as info:
+        bp.load(path)
+    assert "pickle" not in str(info.value)
+
+
+def test_load_refuses_truncated_and_damaged_archives(tmp_path):
+    data = bp.save(tmp_path / "good.npz", {"w": np.arange(500.0)}).read_bytes()
+    for n in (10, 100, len(data) // 2, len(data) - 1):   # the central directory is at the end
+        (tmp_path / "cut.npz").write_bytes(data[:n])
+        with pytest.raises(ValueError, match=NOT_SAVED + "a truncated or damaged .npz archive"):
+            bp.load(tmp_path / "cut.npz")
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF                    # inside the array's bytes: a bad CRC
+    (tmp_path / "flip.npz").write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match=r"^path '.*flip\.npz' is damaged.*CRC"):
+        bp.load(tmp_path / "flip.npz")
+
+
+def test_load_refuses_an_npy_file(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    with pytest.raises(ValueError, match=NOT_SAVED + "a single .npy array"):
+        bp.load(tmp_path / "a.npy")
+
+
+@pytest.mark.parametrize("meta, why", [
+    ("{not json", "its __bioplastic__ entry is unreadable"),
+    ("[1, 2]", "its __bioplastic__ entry is not the library's metadata"),
+    (json.dumps({"format": "bioplastic", "version": 1}), "its __bioplastic__ entry is not"),
+    (json.dumps({"format": "other", "version": 1, "tree": {}}), "its __bioplastic__ entry is"),
+])
+def test_load_refuses_archives_without_the_library_metadata(tmp_path, meta, why):
+    np.savez(tmp_path / "m.npz", __bioplastic__=np.array(meta))
+    with pytest.raises(ValueError, match=NOT_SAVED + why):
+        bp.load(tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("tree", [
+    5, {"kind": "array", "key": "a9"}, {"kind": "dict", "items": [1]}, {"kind": "list"}])
+def test_load_refuses_a_damaged_tree(tmp_path, tree):
+    meta = json.dumps({"format": "bioplastic", "version": 1, "tree": tree})
+    np.savez(tmp_path / "t.npz", __bioplastic__=np.array(meta))
+    with pytest.raises(ValueError, match=r"^path '.*t\.npz' is damaged or was not written by "
+                                         r"bioplastic\.save"):
+        bp.load(tmp_path / "t.npz")
+
+
+def test_load_of_a_missing_file_or_a_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        bp.load(tmp_path / "missing.npz")
+    with pytest.raises(IsADirectoryError):
+        bp.load(tmp_path)
+    with pytest.raises(TypeError, match="^path must be a str or os.PathLike"):
+        bp.load(3)
+    with pytest.raises(TypeError, match="^expected must be a type"):
+        bp.load(bp.save(tmp_path / "p.npz", bp.LIFParams()), expected="LIFParams")
+
+
+def test_save_refuses_an_existing_directory(tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=r"^path '.*models' is an existing directory"):
+        bp.save(folder, bp.LIFParams())          # NumPy used to write models.npz beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+    (tmp_path / "run.npz").mkdir()
+    with pytest.raises(ValueError, match=r"^path would be written as '.*run\.npz', which is an "
+                                         r"existing directory"):
+        bp.save(tmp_path / "run", bp.LIFParams())
+    with pytest.raises(TypeError, match="^path must be a str or os.PathLike"):
+        bp.save(None, bp.LIFParams())
+    assert bp.save(folder / "m", bp.LIFParams()) == folder / "m.npz"   # inside it is fine

@@ -194,7 +194,7 @@ def test_bad_sequences():
         cell(torch.zeros(0, 1, 1, 4, 4))
     with pytest.raises(ValueError, match="finite"):
         cell(torch.full((2, 1, 1, 4, 4), float("nan")))
-    with pytest.raises(ValueError, match="x_t must have 1 channels"):
+    with pytest.raises(ValueError, match=r"x must have shape \(B, 1, H, W\) per step"):
         cell(torch.zeros(2, 1, 3, 4, 4))
 
 

@@ -538,3 +538,41 @@ def test_gpu_torch_path_equals_cpu_numba_path():
         gpu(batch(seed).cuda())
     torch.testing.assert_close(gpu.model[0].weight.cpu(), cpu.model[0].weight,
                                rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------- arguments an adapter fixes (user test)
+@pytest.mark.parametrize("make, name, match", [
+    (tta.BNAdapt, "bn_stats", "always normalises with the statistics of each test batch"),
+    (tta.BNAdapt, "loss", "trains nothing"),
+    (tta.BNAdapt, "params_selector", "trains nothing"),
+    (tta.Source, "bn_stats", "source statistics"),
+    (tta.Source, "loss", "trains nothing"),
+    (tta.Tent, "params_selector", "BatchNorm affine"),
+    (tta.EATA, "params_selector", "BatchNorm affine"),
+    (tta.CoTTA, "params_selector", "every weight and bias"),
+    (tta.NHL, "params_selector", "Hebbian"),
+    (tta.NHL, "loss", "entropy"),
+    (tta.NHL, "local_updates", "Hebbian"),
+    (tta.NHL, "extra_modules", "modulator"),
+])
+def test_an_argument_the_adapter_fixes_is_refused_by_name(make, name, match):
+    # Before: "TypeError: Adapter.__init__() got multiple values for keyword argument
+    # 'bn_stats'" (BNAdapt(model, bn_stats="source")), naming neither the adapter nor why.
+    value = {"bn_stats": "source", "loss": "entropy", "params_selector": tta.no_params,
+             "local_updates": (), "extra_modules": {}}[name]
+    with pytest.raises(TypeError, match=f"{make.__name__} does not take {name}: .*{match}"):
+        make(small_net(), **{name: value})
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: tta.CoTTA(small_net(), n_augment=True), "n_augment"),
+    (lambda: tta.CoTTA(small_net(), augment_chunk=True), "augment_chunk"),
+    (lambda: tta.NHL(small_net(), max_steps=True), "max_steps"),
+    (lambda: tta.cotta_threshold(small_net(), batch(0), batch_size=True), "batch_size"),
+    (lambda: tta.per_copy_batch_norm(small_net(), True).__enter__(), "copies"),
+])
+def test_true_is_a_type_error_as_a_count(call, name):
+    # These were ValueErrors; the library's counts refuse True with a TypeError
+    # (bioplastic._validate.count; Adapter's steps, reset_every).
+    with pytest.raises(TypeError, match=f"{name} must be an? (positive |non-negative )?integer"):
+        call()

@@ -279,6 +279,21 @@ def test_poisson_spikes_rate():
     np.testing.assert_allclose(rates, [0.0, 20.0, 200.0], atol=5.0)
 
 
+@pytest.mark.parametrize("shape", [(5, 4), (1, 4), (11, 4), (2, 10, 4)])
+def test_poisson_spikes_refuses_undocumented_rate_shapes(shape):
+    # (5, 4) rates for 10 steps used to fail inside np.broadcast_to, naming neither argument
+    with pytest.raises(ValueError, match=r"^rates_hz must have shape \(n_in,\) or \(n_steps, "
+                                         r"n_in\) = \(10, \*\)"):
+        poisson_spikes(np.full(shape, 10.0), 10, seed=0)
+
+
+def test_poisson_spikes_documented_shapes():
+    steps = np.array([[0.0, 2000.0]] * 3 + [[2000.0, 0.0]] * 3)   # p = 1 or 0 at dt = 0.5 ms
+    np.testing.assert_array_equal(poisson_spikes(steps, 6, DT, seed=0), steps > 0)
+    assert poisson_spikes(np.full(4, 10.0), 10, seed=0).shape == (10, 4)
+    assert poisson_spikes(10.0, 10, seed=0).shape == (10, 1)            # a scalar: one input
+
+
 def test_train_wta_protocol():
     """Seeded and reproducible; silent presentations are repeated at intensity + 1."""
     rng = np.random.default_rng(8)

@@ -291,7 +291,10 @@ def _resample_matrix(n_in: int, n_out: int, kind: str) -> np.ndarray:
         lo, hi = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), n_in)
         u = (np.arange(lo, hi) + 0.5 - centre) / filter_scale
         if kind == "box":
-            wts = ((u >= -0.5) & (u < 0.5)).astype(float)
+            # PIL's box is 1 on (-0.5, 0.5] (Pillow >= 7, PR #4278). With this rounding of lo and
+            # hi, the older [-0.5, 0.5) left some rows empty (0/0 = NaN; e.g. 2 -> 3 pixels);
+            # both give the same weights at CIFAR's 32 <-> 20..30 pixels.
+            wts = ((u > -0.5) & (u <= 0.5)).astype(float)
         else:
             wts = np.maximum(0.0, 1.0 - np.abs(u))
         mat[i, lo:hi] = wts / wts.sum()
@@ -389,6 +392,8 @@ def _elastic(x: np.ndarray, alpha: float, sigma: float, affine: float,
 # ---------------------------------------------------------------------------------------------
 def _per_image(fn) -> Callable:
     def batch(x, c, rng):
+        if len(x) == 0:          # an empty batch stays empty (np.stack needs one image)
+            return x.copy()
         return np.stack([fn(img, c, rng) for img in x])
     return batch
 
@@ -633,6 +638,29 @@ _DIGITS_FUNCS: dict[str, Callable] = {
 # ---------------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------------
+#: Smallest image side (pixels) a recipe needs, and why, where it is more than 1 pixel.
+_ELASTIC_MIN = (3, "its random affine moves 3 points min(H, W) // 3 pixels from the centre; "
+                   "below 3 pixels they coincide and the affine is undefined")
+_CIFAR_MIN_SIDE = {
+    "elastic_transform": _ELASTIC_MIN,
+    # make_cifar_c.py resizes to int(side * c) with PIL, which refuses a size of 0 pixels
+    "pixelate": (2, "it box-resizes each side to int(side * c), c = 0.95 .. 0.65, which must "
+                    "be at least 1 pixel"),
+}
+#: digits-C's pixelate resizes to a fixed 3..7 pixels, which works from 1 pixel on.
+_DIGITS_MIN_SIDE = {"elastic_transform": _ELASTIC_MIN}
+
+
+def _check_image_size(name: str, batch: np.ndarray, min_side: dict) -> None:
+    """Refuse ``(N, H, W, C)`` images too small for recipe ``name`` before it runs (else a
+    division by zero or a singular matrix from deep inside it)."""
+    need, why = min_side.get(name, (1, "an image needs at least one pixel"))
+    h, w = batch.shape[1:3]
+    if min(h, w) < need:
+        raise ValueError(f"images must be at least {need}x{need} pixels for {name} ({why}), "
+                         f"got H x W = {h}x{w}")
+
+
 def _check_name_severity(name, severity, table: dict) -> None:
     if not isinstance(name, str) or name not in table:
         raise ValueError(f"name must be one of {sorted(table)}, got {name!r}")
@@ -665,7 +693,8 @@ def corrupt(images, name: str, severity: int, seed=0) -> np.ndarray:
     Parameters
     ----------
     images : array, ``(H, W, 3)`` or ``(N, H, W, 3)``; uint8 in [0, 255] or float in [0, 1].
-        The parameters are CIFAR's (32×32); other sizes run but are not calibrated.
+        The parameters are CIFAR's (32×32); other sizes run but are not calibrated. At least
+        1×1 pixels; ``pixelate`` needs 2×2 and ``elastic_transform`` 3×3 (``ValueError``).
     name : one of :data:`CORRUPTIONS` or :data:`VALIDATION_CORRUPTIONS`.
     severity : 1..5.
     seed : int, None or ``numpy.random.Generator`` (drawn from in image order).
@@ -680,6 +709,7 @@ def corrupt(images, name: str, severity: int, seed=0) -> np.ndarray:
     batch = x[None] if single else x
     if batch.ndim != 4 or batch.shape[-1] != 3:
         raise ValueError(f"images must have shape (H, W, 3) or (N, H, W, 3), got {x.shape}")
+    _check_image_size(name, batch, _CIFAR_MIN_SIDE)
     out = _CIFAR_FUNCS[name](batch, _CIFAR[name][severity - 1], as_generator(seed))
     out = _from_unit_float(out, dtype)
     return out[0] if single else out
@@ -691,6 +721,7 @@ def corrupt_digits(images, name: str, severity: int, seed=0) -> np.ndarray:
     Parameters
     ----------
     images : float array ``(N, 64)``, ``(N, H, W)`` or ``(N, 1, H, W)`` in [0, 1] (8×8 digits).
+        At least 1×1 pixels; ``elastic_transform`` needs 3×3 (``ValueError``).
     name : one of :data:`DIGITS_CORRUPTIONS` or :data:`DIGITS_HELD_OUT` (the geometric suite,
         ``speckle_noise``, ``gaussian_blur``).
     severity : 1..5.
@@ -723,6 +754,7 @@ def corrupt_digits(images, name: str, severity: int, seed=0) -> np.ndarray:
     else:
         raise ValueError("images must have shape (N, 64), (N, H, W) or (N, 1, H, W), got "
                          f"{x.shape}")
+    _check_image_size(name, batch, _DIGITS_MIN_SIDE)
     out = _DIGITS_FUNCS[name](batch, _DIGITS[name][severity - 1], as_generator(seed))
     return _from_unit_float(out, dtype).reshape(x.shape)
 

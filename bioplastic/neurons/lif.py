@@ -146,9 +146,7 @@ def lif_prepare(params: LIFParams, n: int, *, hoist: bool = True) -> LIFKernelPa
     tau_theta = positive("tau_theta_ms", per_unit("tau_theta_ms", params.tau_theta_ms, n))
     v_reset = per_unit("v_reset_mv", params.v_reset_mv, n)
     v_th = per_unit("v_th_mv", params.v_th_mv, n)
-    if np.any(v_reset > v_th):   # a reset above threshold fires on every non-refractory step
-        raise ValueError(f"v_reset_mv must be <= v_th_mv for every neuron, got v_reset_mv "
-                         f"{np.max(v_reset - v_th):.4g} mV above v_th_mv")
+    check_reset_below_threshold(v_reset, v_th)
     theta_plus = per_unit("theta_plus_mv", params.theta_plus_mv, n)
     non_negative("theta_plus_mv", theta_plus)    # < 0 would lower the threshold per spike
     kernel_params = LIFKernelParams(
@@ -161,6 +159,20 @@ def lif_prepare(params: LIFParams, n: int, *, hoist: bool = True) -> LIFKernelPa
         ref_steps=whole_steps("t_ref_ms", per_unit("t_ref_ms", params.t_ref_ms, n), dt_ms),
     )
     return _hoisted(kernel_params) if hoist else kernel_params
+
+
+def check_reset_below_threshold(v_reset, v_th) -> None:
+    """``v_reset_mv <= v_th_mv`` for every neuron (arrays that broadcast to the neuron shape,
+    for the kernel's ``(n,)`` and the torch layers' shapes): a reset above threshold would
+    fire on every non-refractory step."""
+    try:
+        above = np.subtract(v_reset, v_th)
+    except ValueError:
+        raise ValueError(f"v_reset_mv and v_th_mv must broadcast to one neuron shape, got "
+                         f"shapes {np.shape(v_reset)} and {np.shape(v_th)}") from None
+    if np.any(above > 0):
+        raise ValueError(f"v_reset_mv must be <= v_th_mv for every neuron, got v_reset_mv "
+                         f"{np.max(above):.4g} mV above v_th_mv")
 
 
 def _same_bits(values: np.ndarray) -> bool:

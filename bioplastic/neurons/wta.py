@@ -588,20 +588,32 @@ def normalise_input_weights(w, conn: SparseConnectivity, n: int, total: float) -
 def poisson_spikes(rates_hz, n_steps: int, dt_ms: float = 0.5, seed=None) -> np.ndarray:
     """Pre-drawn Bernoulli approximation of Poisson trains: ``rand < rate*dt``.
 
-    rates_hz : (n_in,) or (n_steps, n_in), non-negative, with ``rate*dt <= 1``.
-    Returns bool (n_steps, n_in). Diehl & Cook: ``rate = pixel/8 * intensity`` Hz.
+    ``rates_hz``: ``(n_in,)`` (constant rates) or ``(n_steps, n_in)`` (one row per step); a
+    scalar is one input. Non-negative, with ``rate*dt <= 1``; any other shape is a
+    ``ValueError``. Returns bool ``(n_steps, n_in)``. Diehl & Cook: ``rate = pixel/8 *
+    intensity`` Hz.
     """
     rng = as_generator(seed)
     rates = as_float_array("rates_hz", rates_hz)
     if np.any(rates < 0):
         raise ValueError("rates_hz must be non-negative")
     n_steps = non_negative_int("n_steps", n_steps)
+    _check_rates_shape(rates, n_steps)
     p = rates * (positive("dt_ms", _float("dt_ms", dt_ms)) * 0.001)
     if np.any(p > 1):
         raise ValueError(f"rates_hz * dt_ms * 0.001 must be <= 1 (a probability per step), got "
                          f"a maximum of {p.max()}")
     n_in = rates.shape[-1] if rates.ndim else 1
-    return rng.random((int(n_steps), n_in)) < np.broadcast_to(p, (int(n_steps), n_in))
+    return rng.random((n_steps, n_in)) < np.broadcast_to(p, (n_steps, n_in))
+
+
+def _check_rates_shape(rates: np.ndarray, n_steps: int) -> None:
+    """Only the documented shapes: a (5, n) array for 10 steps would otherwise reach
+    ``broadcast_to`` and fail there with a message that names neither argument."""
+    if rates.ndim <= 1 or (rates.ndim == 2 and rates.shape[0] == n_steps):
+        return
+    raise ValueError(f"rates_hz must have shape (n_in,) or (n_steps, n_in) = ({n_steps}, *) "
+                     f"for n_steps={n_steps}, got {rates.shape}")
 
 
 def _check_finite_state(state: WTAState) -> WTAState:

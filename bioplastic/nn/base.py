@@ -66,8 +66,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from .._validate import positive_int
+
 __all__ = ["SpikingModule", "SpikeTrace", "resolve_like", "check_float_tensor", "check_like_weight",
-           "check_state", "state_layout", "FieldLayout", "format_value"]
+           "check_input_shape", "odd_kernel_size", "check_state", "state_layout", "FieldLayout",
+           "format_value"]
 
 
 class SpikeTrace(NamedTuple):
@@ -103,6 +106,29 @@ def check_like_weight(name: str, x: torch.Tensor, weight: torch.Tensor, owner: s
     if x.device != weight.device:
         raise ValueError(f"{name} must be on the device of the {owner}'s weights, "
                          f"{weight.device}, got {x.device} (move one with .to(device))")
+
+
+def check_input_shape(name: str, x: torch.Tensor, expected: tuple[int | str, ...], *,
+                      per_step: bool = False) -> None:
+    """A clear ``ValueError`` where ``x`` does not have the ``expected`` shape: an int is a
+    size that must match, a str names an axis of any size (``("T", "B", 2, "H", "W")``).
+    Torch's own errors ("expected input[3, 3, 8, 8] to have 2 channels") name neither the
+    argument nor the layout. ``per_step``: ``x`` is one step of the caller's sequence."""
+    shape = tuple(x.shape)
+    if len(shape) != len(expected) or any(isinstance(e, int) and s != e
+                                           for s, e in zip(shape, expected, strict=True)):
+        layout = ", ".join(str(e) for e in expected)
+        step = " per step" if per_step else ""
+        raise ValueError(f"{name} must have shape ({layout}){step}, got {shape}")
+
+
+def odd_kernel_size(name: str, value) -> int:
+    """``value`` as an odd positive int (``same`` padding ``k // 2`` keeps the map size);
+    ``TypeError`` for a non-integer, ``True`` included (see :func:`bioplastic._validate.count`)."""
+    value = positive_int(name, value)
+    if value % 2 == 0:
+        raise ValueError(f"{name} must be a positive odd int, got {value!r}")
+    return value
 
 
 def resolve_like(shape_or_tensor, dtype=None, device=None, *, default_dtype=None,

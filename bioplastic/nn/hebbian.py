@@ -44,11 +44,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._validate import count, positive_int
 from ..rules.apply import UpdateParams
 from ..rules.hebbian import KrotovParams
 from ..rules.softhebb import SoftHebbParams
 from ..rules.unfold import PADDING_MODES
-from .base import check_like_weight
+from .base import check_float_tensor, check_like_weight
 from .functional.hebbian import (
     SOFTHEBB_RULE,
     SOFTHEBB_UPDATE,
@@ -74,6 +75,15 @@ def _check_rule(rule, n_units: int):
     else:
         raise TypeError(f"rule must be SoftHebbParams or KrotovParams, got {type(rule).__name__}")
     return rule
+
+
+def _int_pair(name: str, value, *, low: int) -> tuple[int, int]:
+    """An int or a pair of ints ``>= low`` (as ``torch.nn.Conv2d`` takes them) as a pair;
+    ``True`` is refused (:func:`bioplastic._validate.count`), where torch takes it as 1."""
+    pair = tuple(value) if isinstance(value, tuple | list) else (value, value)
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return tuple(count(name, v, low=low) for v in pair)
 
 
 class _HebbianMixin:
@@ -166,7 +176,8 @@ class _HebbianMixin:
 
 
 class HebbianLinear(_HebbianMixin, torch.nn.Module):
-    """Dense Hebbian layer; ``forward(x) = x @ weight.T (+ bias)``, weight (out, in).
+    """Dense Hebbian layer; ``forward(x) = x @ weight.T (+ bias)``, weight (out, in); ``x``
+    is ``(batch >= 1, in)`` in ``forward`` as in ``plasticity_step`` (checked the same way).
 
     Parameters
     ----------
@@ -184,6 +195,8 @@ class HebbianLinear(_HebbianMixin, torch.nn.Module):
                  radius: float = 10.0, bias_lr_factor: float | None = None, device=None,
                  dtype=None):
         super().__init__()
+        in_features = positive_int("in_features", in_features)
+        out_features = positive_int("out_features", out_features)
         self.rule = _check_rule(rule, out_features)
         self.update = check_update_params(update, out_features)
         self.weight = torch.nn.Parameter(torch.empty(out_features, in_features, device=device,
@@ -192,15 +205,19 @@ class HebbianLinear(_HebbianMixin, torch.nn.Module):
         self.bias_lr_factor = (getattr(rule, "temperature", 1.0) if bias_lr_factor is None
                                else float(bias_lr_factor))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_like_weight("x", x, self.weight, type(self).__name__)
-        return F.linear(x, self.weight, self.bias)
-
-    def _rows(self, x: torch.Tensor) -> torch.Tensor:
+    def _check_input(self, x: torch.Tensor) -> None:
+        check_float_tensor("x", x)
         check_like_weight("x", x, self.weight, type(self).__name__)
         if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] != self.weight.shape[1]:
             raise ValueError(f"x must have shape (batch >= 1, {self.weight.shape[1]}), got "
                              f"{tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        return F.linear(x, self.weight, self.bias)
+
+    def _rows(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
         return x
 
     def extra_repr(self) -> str:
@@ -226,9 +243,13 @@ class HebbianConv2d(_HebbianMixin, torch.nn.Module):
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {sorted(PADDING_MODES)}, got "
                              f"{padding_mode!r}")
-        pair = torch.nn.modules.utils._pair
-        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
-        self.padding, self.dilation, self.padding_mode = pair(padding), pair(dilation), padding_mode
+        in_channels = positive_int("in_channels", in_channels)
+        out_channels = positive_int("out_channels", out_channels)
+        self.kernel_size = _int_pair("kernel_size", kernel_size, low=1)
+        self.stride = _int_pair("stride", stride, low=1)
+        self.padding = _int_pair("padding", padding, low=0)
+        self.dilation = _int_pair("dilation", dilation, low=1)
+        self.padding_mode = padding_mode
         self.rule = _check_rule(rule, out_channels)
         self.update = check_update_params(update, out_channels)
         self.weight = torch.nn.Parameter(torch.empty(out_channels, in_channels,
@@ -240,6 +261,7 @@ class HebbianConv2d(_HebbianMixin, torch.nn.Module):
                                else float(bias_lr_factor))
 
     def _check_input(self, x: torch.Tensor) -> None:
+        check_float_tensor("x", x)
         if x.ndim != 4 or x.shape[0] == 0 or x.shape[1] != self.weight.shape[1]:
             raise ValueError(f"x must have shape (batch >= 1, {self.weight.shape[1]}, H, W), "
                              f"got {tuple(x.shape)}")

@@ -29,6 +29,7 @@ import math
 import numpy as np
 import torch
 
+from .._validate import positive_int
 from ..neurons.lif import LIFParams
 from .base import SpikeTrace, SpikingModule, format_value
 from .functional.lif import (
@@ -108,9 +109,7 @@ class LIF(SpikingModule):
         self.register_buffer("ref_steps", torch.as_tensor(checked.ref_steps))
         self.n_recurrent = n_recurrent
         if n_recurrent is not None:
-            if isinstance(n_recurrent, bool) or not isinstance(n_recurrent, int) \
-                    or n_recurrent < 1:
-                raise ValueError(f"n_recurrent must be a positive int, got {n_recurrent!r}")
+            self.n_recurrent = n_recurrent = positive_int("n_recurrent", n_recurrent)
             self.recurrent_weight = torch.nn.Parameter(
                 torch.zeros(n_recurrent, n_recurrent, dtype=dtype))
 

@@ -46,9 +46,18 @@ import numpy as np
 import torch
 import torch.nn.functional as fn
 
-from .._validate import finite_float, in_range
+from .._validate import finite_float, in_range, positive_int
 from ..neurons.pcnn import PCNNParams
-from .base import SpikeTrace, SpikingModule, check_like_weight, format_value, resolve_like
+from .base import (
+    SpikeTrace,
+    SpikingModule,
+    check_float_tensor,
+    check_input_shape,
+    check_like_weight,
+    format_value,
+    odd_kernel_size,
+    resolve_like,
+)
 from .functional.pcnn import (
     DPCNN_INIT,
     RESETS,
@@ -86,13 +95,6 @@ def _logit(p: float) -> float:
 
 def _inverse_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
-
-
-def _check_kernel_size(kernel_size) -> int:
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 \
-            or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
-    return kernel_size
 
 
 def _generator(seed) -> torch.Generator | None:
@@ -151,8 +153,7 @@ class PCNN(SpikingModule):
                  surrogate_scale: float = 4.0, seed=None, dtype: torch.dtype = torch.float32,
                  **fields):
         super().__init__()
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        channels = positive_int("channels", channels)
         params = self._resolve_params(params, fields)
         coupling = params.coupling if coupling is None else coupling
         if coupling not in ("none", "intra", "inter"):
@@ -166,7 +167,7 @@ class PCNN(SpikingModule):
         if unknown:
             raise ValueError(f"learnable must be a subset of {LEARNABLE}, got {sorted(unknown)}")
         self.channels, self.coupling, self.reset = channels, coupling, reset
-        self.kernel_size = _check_kernel_size(kernel_size)
+        self.kernel_size = odd_kernel_size("kernel_size", kernel_size)
         self.e0 = finite_float("e0", params.e0)
         self.surrogate, self.surrogate_scale = surrogate, float(surrogate_scale)
         self.learnable = learnable
@@ -269,9 +270,7 @@ class PCNN(SpikingModule):
         return None if self.coupling == "none" else self.link_weight.dtype
 
     def check_step(self, x_t: torch.Tensor) -> None:
-        if x_t.shape[1] != self.channels:
-            raise ValueError(f"x must have shape (B, {self.channels}, H, W) per step, got "
-                             f"{tuple(x_t.shape)}")
+        check_input_shape("x", x_t, ("B", self.channels, "H", "W"), per_step=True)
         if self.coupling != "none":
             check_like_weight("x", x_t, self.link_weight, type(self).__name__)
 
@@ -307,6 +306,8 @@ class TimeBatchNorm(torch.nn.Module):
         super().__init__()
         if kind not in ("bn", "bn_per_timestep", "tdbn"):
             raise ValueError(f"kind must be 'bn', 'bn_per_timestep' or 'tdbn', got {kind!r}")
+        channels = positive_int("channels", channels)
+        time_steps = positive_int("time_steps", time_steps)
         self.kind, self.scale = kind, float(alpha) * float(e0)
         count = time_steps if kind == "bn_per_timestep" else 1
         self.norms = torch.nn.ModuleList(torch.nn.BatchNorm2d(channels) for _ in range(count))
@@ -347,12 +348,18 @@ class PCNNConv2d(torch.nn.Module):
                  stride: int = 1, norm: str | None = "bn", time_steps: int | None = None,
                  norm_alpha: float = 1.0, dtype: torch.dtype = torch.float32, **pcnn):
         super().__init__()
+        # Checked here, before torch.nn.Conv2d: it takes 0 input channels, and True as 1,
+        # and warns before refusing 0 output channels.
+        in_channels = positive_int("in_channels", in_channels)
+        out_channels = positive_int("out_channels", out_channels)
+        stride = positive_int("stride", stride)
+        k = odd_kernel_size("kernel_size", kernel_size)
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        if norm in ("bn_per_timestep", "rftd") and not (isinstance(time_steps, int)
-                                                        and time_steps > 0):
-            raise ValueError(f"norm={norm!r} needs time_steps (positive int), got {time_steps!r}")
-        k = _check_kernel_size(kernel_size)
+        if time_steps is not None:
+            time_steps = positive_int("time_steps", time_steps)
+        elif norm in ("bn_per_timestep", "rftd"):
+            raise ValueError(f"norm={norm!r} needs time_steps (positive int), got None")
         self.conv = torch.nn.Conv2d(in_channels, out_channels, k, stride=stride,
                                     padding=k // 2, bias=norm is None, dtype=dtype)
         self.neurons = PCNN(out_channels, dtype=dtype, **pcnn)
@@ -368,8 +375,8 @@ class PCNNConv2d(torch.nn.Module):
 
     def drive(self, x: torch.Tensor) -> torch.Tensor:
         """``Norm(Conv_ff(x))`` for all frames at once, ``(T, B, C_out, H', W')``."""
-        if x.ndim != 5:
-            raise ValueError(f"x must be (T, B, C, H, W), got {tuple(x.shape)}")
+        check_float_tensor("x", x)
+        check_input_shape("x", x, ("T", "B", self.conv.in_channels, "H", "W"))
         check_like_weight("x", x, self.conv.weight, type(self).__name__)
         current = self.conv(x.flatten(0, 1)).unflatten(0, x.shape[:2])
         if self.norm_kind == "rftd":

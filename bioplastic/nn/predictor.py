@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as fn
 
+from .._validate import count, positive_int
 from .base import check_like_weight
 from .stc import CELLS
 
@@ -72,8 +73,7 @@ class SpikingPredictor(torch.nn.Module):
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
-        if not isinstance(patch, int) or patch < 1:
-            raise ValueError(f"patch must be a positive int, got {patch!r}")
+        channels, patch = positive_int("channels", channels), positive_int("patch", patch)
         hidden = tuple(hidden)
         if not hidden:
             raise ValueError("hidden must name at least one layer")
@@ -97,7 +97,7 @@ class SpikingPredictor(torch.nn.Module):
         check_like_weight("frames", frames, self.readout.weight, type(self).__name__)
         if frames.shape[-1] % self.patch or frames.shape[-2] % self.patch:
             raise ValueError(f"frame height and width must be multiples of patch={self.patch}")
-        if not isinstance(n_in, int) or not 1 <= n_in < frames.shape[0]:
+        if not count("n_in", n_in, low=1) < frames.shape[0]:
             raise ValueError(f"n_in must be an int in [1, T) = [1, {frames.shape[0]}), "
                              f"got {n_in!r}")
         if not torch.isfinite(frames).all():

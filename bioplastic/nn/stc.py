@@ -33,8 +33,16 @@ import numpy as np
 import torch
 import torch.nn.functional as fn
 
+from .._validate import positive_int
 from ..neurons.stc import BASES, STCParams
-from .base import SpikeTrace, SpikingModule, check_like_weight, resolve_like
+from .base import (
+    SpikeTrace,
+    SpikingModule,
+    check_input_shape,
+    check_like_weight,
+    odd_kernel_size,
+    resolve_like,
+)
 from .functional import stc as F
 
 __all__ = ["STCConvCell", "STCLIF", "STCPLIF", "STCLMH", "LIFConvCell", "PLIFConvCell",
@@ -42,9 +50,8 @@ __all__ = ["STCConvCell", "STCLIF", "STCPLIF", "STCLMH", "LIFConvCell", "PLIFCon
 
 
 def _check_channels(name: str, channels, groups) -> None:
-    if not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"{name} must be a positive int, got {channels!r}")
-    if not isinstance(groups, int) or groups < 1 or channels % groups:
+    channels, groups = positive_int(name, channels), positive_int("groups", groups)
+    if channels % groups:
         raise ValueError(f"groups must be a positive int dividing {name}={channels}, "
                          f"got {groups!r}")
 
@@ -67,8 +74,7 @@ class _ConvCell(SpikingModule):
         super().__init__()
         _check_channels("in_channels", in_channels, 1)
         _check_channels("hidden_channels", hidden_channels, groups)
-        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be an odd positive int, got {kernel_size!r}")
+        odd_kernel_size("kernel_size", kernel_size)
         if norm not in (None, "group"):
             raise ValueError(f"norm must be 'group' or None, got {norm!r}")
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
@@ -107,9 +113,7 @@ class _ConvCell(SpikingModule):
         return SpikeTrace(spikes, {}, state)
 
     def check_step(self, x_t: torch.Tensor) -> None:
-        if x_t.shape[1] != self.in_channels:
-            raise ValueError(f"x_t must have {self.in_channels} channels (B, C, H, W), got "
-                             f"shape {tuple(x_t.shape)}")
+        check_input_shape("x", x_t, ("B", self.in_channels, "H", "W"), per_step=True)
         check_like_weight("x", x_t, self.conv_x.weight, type(self).__name__)
 
     def weight_dtype(self) -> torch.dtype:
@@ -405,7 +409,7 @@ class STCDense(SpikingModule):
                  tanh: str = "numpy", dtype=torch.float64):
         super().__init__()
         params = STCParams() if params is None else params
-        self.n, self.base = int(n), params.base
+        self.n, self.base = positive_int("n", n), params.base
         self.gradient_detach, self.tanh = bool(gradient_detach), tanh
         self.constants = F.stc_prepare(params, self.n, dtype=dtype)
         self.w_h = torch.nn.Parameter(torch.zeros(self.n, self.n, dtype=dtype))

@@ -51,6 +51,8 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from .._validate import positive_int
+
 __all__ = [
     "Adapter",
     "softmax_entropy",
@@ -306,8 +308,7 @@ def per_copy_batch_norm(model: nn.Module, copies: int):
     ``copies`` raises ``ValueError``) and that BatchNorm is its only layer mixing samples.
     """
     check_module("model", model)
-    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
-        raise ValueError(f"copies must be an int >= 1, got {copies!r}")
+    positive_int("copies", copies)
     layers = [bn for _, bn in batchnorm_layers(model) if _uses_batch_statistics(bn)]
     if copies == 1:
         layers = []
@@ -527,6 +528,16 @@ def restore(modules: nn.Module, optimizer: torch.optim.Optimizer | None, saved: 
     modules.load_state_dict(saved["modules"], strict=True)
     if optimizer is not None:
         optimizer.load_state_dict(copy_module.deepcopy(saved["optimizer"]))
+
+
+def refuse_fixed(method: str, options: dict, fixed: dict[str, str]) -> None:
+    """A clear ``TypeError`` where ``options`` (an adapter's ``**options``) sets an
+    :class:`Adapter` argument that ``method`` fixes itself (``fixed``: name -> why). Python's
+    own "got multiple values for keyword argument" says neither that it is fixed nor why."""
+    for name, why in fixed.items():
+        if name in options:
+            raise TypeError(f"{method} does not take {name}: {why} (got {name}="
+                            f"{options[name]!r})")
 
 
 def _positive_int(name: str, value, *, allow_none: bool = False, minimum: int = 1):

@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validate import positive_int
 from .base import (
     Adapter,
     GeneratorState,
@@ -68,6 +69,7 @@ from .base import (
     default_optimizer,
     ema_update,
     per_copy_batch_norm,
+    refuse_fixed,
     stochastic_restore_all,
 )
 
@@ -298,8 +300,7 @@ def cotta_threshold(model: nn.Module, x_source: torch.Tensor, *, quantile: float
     check_samples("x_source", x_source)
     if not 0.0 <= float(quantile) <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {quantile!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    positive_int("batch_size", batch_size)
     was_training = model.training
     model.eval()
     try:
@@ -371,6 +372,8 @@ class CoTTA(Adapter):
                  augment: Callable | None = None, augment_draws: str = "always",
                  augment_chunk: int | None = 8, teacher_batch: str = "loop",
                  channels_last: bool = False, seed: int = 0, **options) -> None:
+        refuse_fixed("CoTTA", options, {
+            "params_selector": "CoTTA adapts every weight and bias"})
         options.setdefault("method", "CoTTA")
         if optimizer_factory is None:   # Adam's foreach path: same numbers, fewer calls
             optimizer_factory = partial(default_optimizer, lr=lr, foreach=True)
@@ -379,11 +382,9 @@ class CoTTA(Adapter):
         for name, value in (("mt", mt), ("rst", rst), ("ap", ap)):
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-        for name, value in (("n_augment", n_augment), ("augment_chunk", augment_chunk)):
-            if value is None and name == "augment_chunk":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        positive_int("n_augment", n_augment)
+        if augment_chunk is not None:
+            positive_int("augment_chunk", augment_chunk)
         if augment_draws not in AUGMENT_DRAWS:
             raise ValueError(f"augment_draws must be one of {AUGMENT_DRAWS}, "
                              f"got {augment_draws!r}")

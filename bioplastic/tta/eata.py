@@ -44,6 +44,7 @@ from .base import (
     check_module,
     check_samples,
     checked_forward,
+    refuse_fixed,
     reliable,
     softmax_entropy,
 )
@@ -122,6 +123,8 @@ class EATA(Adapter):
                  d_margin: float = 0.05, lr: float = 2.5e-4, momentum: float = 0.9,
                  optimizer_factory: Callable | None = None, fisher_batch: int = 64,
                  **options) -> None:
+        refuse_fixed("EATA", options, {
+            "params_selector": "EATA adapts the BatchNorm affine parameters"})
         options.setdefault("method", "EATA")
         super().__init__(model, bn_affine_params,
                          optimizer_factory=optimizer_factory or sgd_optimizer(lr, momentum),

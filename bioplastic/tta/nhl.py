@@ -54,10 +54,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validate import non_negative, positive
+from .._validate import non_negative, non_negative_int, positive
 from ..nn.functional import hebbian
 from ..rules.softhebb import SoftHebbParams
-from .base import Adapter, check_number, check_same_shape, no_params, stochastic_restore
+from .base import (
+    Adapter,
+    check_number,
+    check_same_shape,
+    no_params,
+    refuse_fixed,
+    stochastic_restore,
+)
 
 __all__ = ["NHL", "HebbianConv1", "ChannelAffine", "soft_hebb_conv_dw_torch",
            "hebbian_conv_dw", "interpolate_toward", "stochastic_restore", "bound_angle",
@@ -159,9 +166,8 @@ class HebbianConv1(nn.Module):
         _check_choice("backend", backend, BACKENDS)
         temperature = positive("temperature", temperature)
         eta = non_negative("eta", eta)
-        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int)
-                                      or max_steps < 0):
-            raise ValueError(f"max_steps must be None or an int >= 0, got {max_steps!r}")
+        if max_steps is not None:
+            max_steps = non_negative_int("max_steps", max_steps)
         object.__setattr__(self, "layer", layer)   # keep the model's layer out of this module
         self.geometry = _conv_geometry(layer)
         self.temperature, self.eta = float(temperature), float(eta)
@@ -369,6 +375,15 @@ def _modulator_site(model, conv_name, conv, modulator_at) -> tuple[str, nn.Modul
     return modulator_at, modules[modulator_at]
 
 
+#: Adapter arguments that NHL sets itself (refused in its ``**options``), and why.
+_NHL_FIXED = {
+    "params_selector": "NHL adapts conv1 by its Hebbian rule and the modulator by gradient",
+    "loss": "NHL minimises the entropy with a modulator and has no loss without one",
+    "local_updates": "NHL's local update is its Hebbian conv1",
+    "extra_modules": "NHL's added module is its modulator (pass modulator=...)",
+}
+
+
 class NHL(Adapter):
     """Neuro-modulated Hebbian TTA (reconstruction; see the module docstring).
 
@@ -409,6 +424,7 @@ class NHL(Adapter):
                  **options) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        refuse_fixed("NHL", options, _NHL_FIXED)
         import copy as copy_module
 
         from .tent import lr_optimizer

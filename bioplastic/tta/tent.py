@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from .base import Adapter, bn_affine_params, default_optimizer
+from .base import Adapter, bn_affine_params, default_optimizer, refuse_fixed
 
 __all__ = ["Tent"]
 
@@ -46,6 +46,8 @@ class Tent(Adapter):
                  optimizer_factory: Callable | None = None, steps: int = 1,
                  episodic: bool = False, predict_after_update: bool = False,
                  **options) -> None:
+        refuse_fixed("Tent", options, {
+            "params_selector": "Tent adapts the BatchNorm affine parameters"})
         options.setdefault("method", "Tent")
         super().__init__(model, bn_affine_params,
                          optimizer_factory=lr_optimizer(lr, optimizer_factory), steps=steps,

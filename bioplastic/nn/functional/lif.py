@@ -48,8 +48,15 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..._validate import finite_float, positive, unitless, whole_steps
-from ...neurons.lif import NEVER_SPIKED, LIFParams, decay_factor
+from ..._validate import (
+    finite_float,
+    non_negative,
+    positive,
+    refuse_boolean,
+    unitless,
+    whole_steps,
+)
+from ...neurons.lif import NEVER_SPIKED, LIFParams, check_reset_below_threshold, decay_factor
 from ..base import resolve_like
 from ..surrogate import spike
 
@@ -82,7 +89,12 @@ class LIFTensorParams(NamedTuple):
 
 
 def finite_array(name: str, value) -> np.ndarray:
-    array = np.asarray(unitless(name, value), dtype=np.float64)   # Brian2 quantity -> mV
+    """``value`` (a number, an array or a Brian2 quantity) as a finite float64 array in mV.
+    ``True`` is a ``TypeError``, as in the kernel's ``per_unit``: a flag passed in a number's
+    place, not the number 1."""
+    refuse_boolean(name, value)
+    value = unitless(name, value)                                 # Brian2 quantity -> mV
+    array = np.asarray(value, dtype=np.float64)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return array
@@ -114,14 +126,17 @@ def check_lif_params(params: LIFParams) -> CheckedLIF:
     dt_ms = positive("dt_ms", finite_float("dt_ms", params.dt_ms))
     tau_m = np.asarray(positive("tau_m_ms", params.tau_m_ms), dtype=np.float64)
     tau_theta = positive("tau_theta_ms", params.tau_theta_ms, allow_inf=True)
+    v_reset = finite_array("v_reset_mv", params.v_reset_mv)
+    v_th = finite_array("v_th_mv", params.v_th_mv)
+    check_reset_below_threshold(v_reset, v_th)
+    theta_plus = finite_array("theta_plus_mv", params.theta_plus_mv)
+    non_negative("theta_plus_mv", theta_plus)    # as the kernel: < 0 lowers v_th per spike
     return CheckedLIF(
         dt_ms=dt_ms, tau_m_ms=tau_m,
         # Same NumPy expression as the kernel's lif_prepare: bit-identical decays.
         decay_m=decay_factor(dt_ms, tau_m), decay_theta=decay_factor(dt_ms, tau_theta),
-        v_rest=finite_array("v_rest_mv", params.v_rest_mv),
-        v_reset=finite_array("v_reset_mv", params.v_reset_mv),
-        v_th=finite_array("v_th_mv", params.v_th_mv),
-        theta_plus=finite_array("theta_plus_mv", params.theta_plus_mv),
+        v_rest=finite_array("v_rest_mv", params.v_rest_mv), v_reset=v_reset, v_th=v_th,
+        theta_plus=theta_plus,
         ref_steps=whole_steps("t_ref_ms", params.t_ref_ms, dt_ms))
 
 
