@@ -168,6 +168,17 @@ def as_float_array(name: str, value, *, ndim: int | None = None, dtype=np.float6
     return array
 
 
+def scalar_or_shaped(name: str, value, shape: tuple, what: str) -> np.ndarray:
+    """A float scalar or array of exactly ``shape`` (``what`` says what one value is for),
+    broadcast to ``shape`` (read-only view): a near-miss shape that NumPy would broadcast,
+    or one it would refuse with a message naming nothing, raises naming ``name``."""
+    array = as_float_array(name, value)
+    if array.ndim and array.shape != tuple(shape):
+        raise ValueError(f"{name} must be a scalar or have shape {tuple(shape)} ({what}), "
+                         f"got {array.shape}")
+    return np.broadcast_to(array, shape)
+
+
 def per_unit(name: str, value, n: int) -> np.ndarray:
     """A scalar or an ``(n,)`` array as a fresh float64 ``(n,)`` array (one value per unit);
     booleans are refused (see :func:`_is_real`)."""

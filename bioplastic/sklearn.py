@@ -345,6 +345,29 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
             return float(self.w_max)
         return max(float(self.w_input), float(self.w_recurrent), 1.0)
 
+    def _check_network(self) -> None:
+        """The network's hyperparameters, before anything is drawn (scikit-learn estimators
+        check in ``fit``): a bad value would otherwise surface as a NumPy error deep inside,
+        or not at all (a probability of 2, a flag given as a string)."""
+        from ._validate import finite_float, in_range, non_negative, positive, positive_int
+
+        positive_int("n_per_class", self.n_per_class)
+        for name in ("p_input", "p_recurrent"):
+            in_range(name, getattr(self, name), 0.0, 1.0)
+        for name in ("w_input", "w_recurrent", "theta_plus_mv"):
+            non_negative(name, getattr(self, name))
+        finite_float("w_ei", self.w_ei)
+        finite_float("w_ie", self.w_ie)
+        dt = positive("dt_ms", self.dt_ms)
+        if not positive("max_delay_ms", self.max_delay_ms) >= dt:
+            raise ValueError(f"max_delay_ms must be at least one step (dt_ms = {dt}), got "
+                             f"{self.max_delay_ms!r}")
+        if self.w_max is not None:
+            positive("w_max", self.w_max)
+        if not isinstance(self.stdp, bool | np.bool_):
+            raise TypeError(f"stdp must be a bool, got {self.stdp!r}")
+        self._window()
+
     def _build(self, n_in: int, n_classes: int, rng):
         from .neurons.rsnn import (
             DEFAULT_RSNN_STDP,
@@ -398,14 +421,26 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
         return slice(0 if window is None else max(0, n - int(window)), n)
 
     def _counts(self, spikes: np.ndarray, n_exc: int) -> np.ndarray:
-        start, stop = self._window()
+        from .neurons.rsnn_train import decision_window
+
+        start, stop = decision_window(*self._window(), spikes.shape[0])
         return spikes[start:stop, :n_exc].sum(axis=0)
 
     def _window(self):
-        start, stop = self.decision_window_ms
-        dt = float(self.dt_ms)
-        return (int(round(float(start) / dt)),
-                None if stop is None else int(round(float(stop) / dt)))
+        """The decision window in steps ``(start, stop or None)``."""
+        from ._validate import finite_float, non_negative, positive
+
+        window = self.decision_window_ms
+        if not isinstance(window, tuple | list) or len(window) != 2:
+            raise ValueError(f"decision_window_ms must be a (start, stop) pair in ms (stop None "
+                             f"for the end), got {window!r}")
+        dt = positive("dt_ms", self.dt_ms)
+        start = non_negative("decision_window_ms[0]", window[0])
+        if window[1] is not None and not finite_float("decision_window_ms[1]",
+                                                      window[1]) > start:
+            raise ValueError(f"decision_window_ms must have stop > start, got {window!r}")
+        return (int(round(start / dt)),
+                None if window[1] is None else int(round(float(window[1]) / dt)))
 
     # -- API ------------------------------------------------------------------------------
     def fit(self, X, y, *, progress=None):
@@ -414,6 +449,7 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
         from ._validate import non_negative_int
         from .neurons.rsnn_train import class_groups, learner_init, present, running_assignment
 
+        self._check_network()
         rasters = self._rasters(X)
         y = np.asarray(y)
         if y.shape != (len(rasters),):

@@ -212,7 +212,9 @@ def test_arms_differ_only_in_what_they_learn():
     groups = class_groups(3, 4)
     state0 = rsnn_init(topo, params, w, d)
     results = {}
-    arms = [(name, arm._replace(bounds=arm.bounds._replace(d_max_ms=6.0)))
+    # the weights' bound is STDP's (the bounds' default w_max = 1 would clip the 1-5 mV
+    # weights, with a warning)
+    arms = [(name, arm._replace(bounds=arm.bounds._replace(d_max_ms=6.0, w_max=stdp.w_max)))
             for name, arm in (("none", NO_DELAY_LEARNING), ("udl", UDL), ("rdl", RDL))]
     with pytest.raises(ValueError, match="d_max_ms"):
         present(x, 1, state0, topo, learner_init(topo), groups, 3, params, stdp, RDL)

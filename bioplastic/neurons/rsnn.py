@@ -63,6 +63,7 @@ from .._validate import (
     finite_float,
     per_unit,
     positive,
+    scalar_or_shaped,
 )
 from ..rules.stdp import (
     PostIndex,
@@ -221,7 +222,7 @@ def rsnn_prepare(params: RSNNParams, n_exc: int, n_inh: int,
                     tau_theta_ms=np.full(n, p.tau_theta_ms),
                     theta_plus_mv=both(p.theta_plus_mv, 0.0), dt_ms=p.dt_ms)
     try:
-        lif_kp = lif_prepare(lif, n)
+        lif_kp = lif_prepare(lif, n, hoist=False)   # the E/I kernel reads C arrays
     except (TypeError, ValueError) as err:   # name the RSNN fields behind the LIF ones
         names = [r for lif_field, fields in _LIF_SOURCES.items() if lif_field in str(err)
                  for r in fields]
@@ -251,6 +252,10 @@ def ring_size(params: RSNNParams) -> int:
                         / dt + 0.5)) + 1
 
 
+def _length(value) -> str:
+    return str(len(value)) if hasattr(value, "__len__") else "no"
+
+
 def rsnn_topology(n_in: int, n_exc: int, n_inh: int, synapses: dict
                   ) -> tuple[RSNNTopology, np.ndarray, np.ndarray]:
     """Build the static topology and the plastic arrays in its order.
@@ -277,7 +282,11 @@ def rsnn_topology(n_in: int, n_exc: int, n_inh: int, synapses: dict
     parts = []
     for p, name in enumerate(PATHWAYS):
         src, tgt = name.split("_")
-        pre, post, w, d = synapses.get(name, ([], [], 0.0, 0.0))
+        entry = synapses.get(name, ([], [], 0.0, 0.0))
+        if not isinstance(entry, tuple | list) or len(entry) != 4:
+            raise ValueError(f"synapses[{name!r}] must be a (pre, post, weight, delay_ms) "
+                             f"tuple, got {type(entry).__name__} of {_length(entry)} items")
+        pre, post, w, d = entry
         pre, post = np.asarray(pre), np.asarray(post)
         if pre.ndim != 1 or pre.shape != post.shape:
             raise ValueError(f"{name}: pre and post must be 1-D of equal length, got "
@@ -285,8 +294,9 @@ def rsnn_topology(n_in: int, n_exc: int, n_inh: int, synapses: dict
         for label, idx, bound in (("pre", pre, sizes[src]), ("post", post, sizes[tgt])):
             if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= bound):
                 raise ValueError(f"{name}: {label} must be integer indices in [0, {bound})")
-        w = np.broadcast_to(as_float_array(f"{name} weight", w), pre.shape)
-        d = np.broadcast_to(as_float_array(f"{name} delay_ms", d), pre.shape)
+        w, d = (scalar_or_shaped(f"synapses[{name!r}] {label}", value, pre.shape,
+                                 "one per (pre, post) pair")
+                for label, value in (("weight", w), ("delay_ms", d)))
         order = np.lexsort((post, pre))
         parts.append((pre[order].astype(np.int64) + src_base[src],
                       post[order].astype(np.int64) + tgt_base[tgt],

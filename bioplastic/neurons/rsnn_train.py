@@ -34,6 +34,7 @@ and its code (``peter-u-diehl/stdp-mnist``: ``get_new_assignments``,
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -74,7 +75,7 @@ from .rsnn import (
 __all__ = ["LearningParams", "decide", "reward_for", "class_groups", "learned_synapses",
            "delay_weight_update", "LearnerState", "learner_init", "present",
            "NO_DELAY_LEARNING", "UDL", "RDL", "READOUT_STATISTICS", "assign_classes",
-           "class_scores", "running_assignment"]
+           "class_scores", "running_assignment", "decision_window"]
 
 #: How the readout scores a class from its neurons' spike counts.
 READOUT_STATISTICS = ("sum", "mean")
@@ -110,9 +111,8 @@ def learner_init(topo: RSNNTopology, learning: LearningParams = RDL) -> LearnerS
 
 def class_groups(n_classes: int, per_class: int) -> np.ndarray:
     """Class of each of ``n_classes * per_class`` excitatory neurons: contiguous blocks."""
-    if n_classes < 1 or per_class < 1:
-        raise ValueError(f"n_classes and per_class must be >= 1, got {n_classes}, {per_class}")
-    return np.repeat(np.arange(n_classes), per_class)
+    return np.repeat(np.arange(positive_int("n_classes", n_classes)),
+                     positive_int("per_class", per_class))
 
 
 def _check_groups(groups, n_exc: int) -> np.ndarray:
@@ -173,6 +173,19 @@ def _check_n_classes(n_classes, groups: np.ndarray) -> int:
     return n
 
 
+def decision_window(start_step, stop_step, n_steps: int) -> tuple[int, int]:
+    """The readout window ``[start_step, stop_step)`` (``stop_step`` None: to the end) checked
+    against the stimulus' ``n_steps``, as ``(start, stop)`` with ``stop`` at most ``n_steps``
+    (as slicing clips it). A negative step would count from the end (Python slicing) and a
+    window past the end would score silence, both silently: they raise."""
+    start = non_negative_int("start_step", start_step)
+    stop = n_steps if stop_step is None else non_negative_int("stop_step", stop_step)
+    if not start < min(stop, n_steps):
+        raise ValueError(f"the decision window [start_step, stop_step) = [{start}, {stop}) "
+                         f"must hold at least one of the stimulus' {n_steps} steps")
+    return start, min(stop, n_steps)
+
+
 def decide(exc_spikes, groups, n_classes: int, *, start_step: int = 0,
            stop_step: int | None = None, statistic: str = "sum") -> int:
     """Decision of the readout: the class group with the most spikes in the window.
@@ -185,7 +198,8 @@ def decide(exc_spikes, groups, n_classes: int, *, start_step: int = 0,
     spikes = np.asarray(exc_spikes)
     if spikes.ndim != 2:
         raise ValueError(f"exc_spikes must be (T, n_exc), got shape {spikes.shape}")
-    scores = class_scores(spikes[start_step:stop_step].sum(axis=0), groups, n_classes,
+    start, stop = decision_window(start_step, stop_step, spikes.shape[0])
+    scores = class_scores(spikes[start:stop].sum(axis=0), groups, n_classes,
                           statistic=statistic)
     best = scores.max()
     if np.count_nonzero(scores == best) > 1:
@@ -316,6 +330,9 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
         if not _all_finite(values):
             check_finite(name, values)
     rule, bounds = check_rule(learning.rule), check_bounds(learning.bounds)
+    # the learned pathways (input_exc, exc_exc) are the first synapses of the topology
+    hi = int(topo.pathway_ptr[2])
+    _warn_outside_bounds(w[:hi], bounds)
     r_post = np.full(n, r)
     if modulated is not None:
         mask = np.asarray(modulated)
@@ -332,8 +349,6 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
     if not learning.learn_delays:   # delays fixed: no stop criterion, no growth
         hd_post[:] = 0.0
         bounds = bounds._replace(stop_ms=-1.0, growth_ms=0.0)
-    # the learned pathways (input_exc, exc_exc) are the first synapses of the topology
-    hi = int(topo.pathway_ptr[2])
     # the fused pass writes every learned element: copy only the static tail
     d_new, w_new = np.empty_like(d), np.empty_like(w)
     d_new[hi:], w_new[hi:] = d[hi:], w[hi:]
@@ -343,6 +358,27 @@ def delay_weight_update(topo: RSNNTopology, delay_ms, weight, src_spikes, post_s
                  bool(learning.learn_delays), bool(learning.learn_weights), hd_post, hw_post,
                  bounds, d_new[:hi], w_new[:hi])
     return d_new, w_new, LearnerState(window, index + 1)
+
+
+def _check_label(label, n_classes) -> int:
+    n = positive_int("n_classes", n_classes)
+    if isinstance(label, bool | np.bool_) or not isinstance(label, int | np.integer):
+        raise TypeError(f"label must be an int class index, got {label!r}")
+    if not 0 <= label < n:
+        raise ValueError(f"label must be a class in [0, n_classes) = [0, {n}), got {label}")
+    return int(label)
+
+
+def _warn_outside_bounds(learned_w: np.ndarray, bounds: DelayBounds) -> None:
+    """The update clips every learned weight to ``[w_min, w_max]``: weights drawn on another
+    scale (``DelayBounds``' default ``w_max = 1`` against weights in mV) would be cut at the
+    first stimulus without a word."""
+    outside = np.count_nonzero((learned_w < bounds.w_min) | (learned_w > bounds.w_max))
+    if outside:
+        warnings.warn(f"{outside} of {learned_w.size} learned weights lie outside "
+                      f"learning.bounds [w_min, w_max] = [{bounds.w_min}, {bounds.w_max}] and "
+                      "are clipped to it by this update; set learning.bounds.w_min/w_max to "
+                      "the weights' scale", RuntimeWarning, stacklevel=3)
 
 
 def present(stimulus, label: int, state: RSNNState, topo: RSNNTopology, learner: LearnerState,
@@ -356,12 +392,14 @@ def present(stimulus, label: int, state: RSNNState, topo: RSNNTopology, learner:
     ``learning.reward_decided_only`` the reward reaches the neurons of the decided class in
     ``groups``. ``statistic``: how :func:`decide` scores a group.
 
-    ``fresh=True`` starts the stimulus from rest (membranes, traces and spike queue cleared,
-    weights and delays kept); otherwise the network runs on from ``state`` (spikes still queued
-    cross the delay change, as in Brian2). Returns
+    ``fresh=True`` starts the stimulus from rest (membranes, adaptive thresholds ``theta``,
+    traces and spike queue cleared as :func:`rsnn_init` sets them, weights and delays kept);
+    otherwise the network runs on from ``state`` (spikes still queued cross the delay change,
+    as in Brian2). ``label`` is a class in ``[0, n_classes)``. Returns
     ``(new_state, new_learner, decision, reward, spikes (T, n))``.
     """
     params = RSNNParams() if params is None else params
+    label = _check_label(label, n_classes)
     if learn and learning.learn_delays and learning.bounds.d_max_ms > params.max_delay_ms:
         raise ValueError(f"learning.bounds.d_max_ms ({learning.bounds.d_max_ms}) must not "
                          f"exceed params.max_delay_ms ({params.max_delay_ms}), the ring size")
@@ -371,7 +409,7 @@ def present(stimulus, label: int, state: RSNNState, topo: RSNNTopology, learner:
     spikes = trace.spikes
     decision = decide(spikes[:, :topo.n_exc], groups, n_classes, start_step=start_step,
                       stop_step=stop_step, statistic=statistic)
-    reward = reward_for(decision, int(label))
+    reward = reward_for(decision, label)
     if not learn:
         return trace.state, learner, decision, reward, spikes
     src = np.concatenate([np.asarray(stimulus, dtype=np.bool_), spikes], axis=1)

@@ -57,7 +57,14 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import njit
-from .._validate import as_float_array, check_shape, finite_float, non_negative, positive
+from .._validate import (
+    as_float_array,
+    check_shape,
+    finite_float,
+    non_negative,
+    positive,
+    scalar_or_shaped,
+)
 
 __all__ = [
     "DelayRuleParams", "HomeostasisParams", "DelayBounds",
@@ -538,6 +545,7 @@ def stopped_neurons(d_ms, post, n_post: int, stop_ms: float) -> np.ndarray:
     """bool (n_post,): post neurons with any incoming delay ``<= stop_ms`` (learning stopped)."""
     d = as_float_array("d_ms", d_ms, ndim=1)
     post = _indices("post", post, n_post)
+    check_shape("post", post, d.shape)
     out = np.zeros(n_post, dtype=np.bool_)
     out[post[d <= stop_ms]] = True
     return out
@@ -565,8 +573,8 @@ def apply_delay_update(d_ms, w, dd_ms, dw, post, n_post: int,
     d = as_float_array("d_ms", d_ms, ndim=1)
     w_arr = as_float_array("w", w, ndim=1)
     check_shape("w", w_arr, d.shape)
-    ddelta = np.broadcast_to(as_float_array("dd_ms", dd_ms), d.shape)
-    wdelta = np.broadcast_to(as_float_array("dw", dw), d.shape)
+    ddelta = scalar_or_shaped("dd_ms", dd_ms, d.shape, "one per synapse")
+    wdelta = scalar_or_shaped("dw", dw, d.shape, "one per synapse")
     post = _indices("post", post, n_post)
     check_shape("post", post, d.shape)
     if frozen is None:

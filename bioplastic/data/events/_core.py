@@ -69,6 +69,13 @@ def make_events(x, y, p, t, *, dtype: np.dtype = EVENT_DTYPE) -> np.ndarray:
     Returns
     -------
     ndarray, shape (n,), structured with ``dtype``
+
+    Raises
+    ------
+    ValueError
+        Unequal lengths, or a value its field cannot hold as given: outside the field type's
+        range, a fraction for an integer field, NaN or infinite, a polarity other than 0/1
+        for a bool field.
     """
     columns = [np.asarray(v) for v in (x, y, p, t)]
     for field, column in zip(_FIELDS, columns, strict=True):
@@ -82,8 +89,27 @@ def make_events(x, y, p, t, *, dtype: np.dtype = EVENT_DTYPE) -> np.ndarray:
     _check_dtype_fields(dtype, "dtype")
     events = np.empty(columns[0].shape[0], dtype=dtype)
     for field, column in zip(_FIELDS, columns, strict=True):
+        _check_fits(field, column, dtype[field])
         events[field] = column
     return events
+
+
+def _check_fits(field: str, column: np.ndarray, target: np.dtype) -> None:
+    """Refuse values the field's type would change on assignment: NumPy wraps integers that
+    overflow, truncates fractions and turns NaN into an arbitrary integer, silently."""
+    if column.size == 0 or column.dtype.kind == "b":
+        return
+    if column.dtype.kind == "f" and not np.all(np.isfinite(column)):
+        raise ValueError(f"{field} must be finite")
+    if target.kind == "f":
+        return
+    if column.dtype.kind == "f" and not np.all(column == np.trunc(column)):
+        raise ValueError(f"{field} must hold whole numbers for the {target} field, got "
+                         f"{column[column != np.trunc(column)][0]!r}")
+    low, high = (0, 1) if target.kind == "b" else (np.iinfo(target).min, np.iinfo(target).max)
+    if column.min() < low or column.max() > high:
+        raise ValueError(f"{field} must lie in [{low}, {high}] for the {target} field, got "
+                         f"values in [{column.min()}, {column.max()}]")
 
 
 def empty_events(dtype: np.dtype = EVENT_DTYPE) -> np.ndarray:
@@ -127,7 +153,8 @@ def check_events(events, sensor_size=None, *, name: str = "events",
     TypeError
         Not a structured array with the fields above.
     ValueError
-        Not 1-D, negative or non-finite or unsorted times, events outside the sensor.
+        Not 1-D, negative or non-finite or unsorted times, negative ``x``, ``y`` or ``p``,
+        events outside the sensor.
     """
     if not isinstance(events, np.ndarray) or events.dtype.names is None:
         raise TypeError(f"{name} must be a structured numpy array with fields x, y, p, t, "
@@ -151,7 +178,18 @@ def check_events(events, sensor_size=None, *, name: str = "events",
                          "sort with bioplastic.data.events.sort_events")
     if sensor_size is not None:
         _check_inside(events, check_sensor_size(sensor_size), name)
+    else:
+        _check_non_negative(events, name)
     return events
+
+
+def _check_non_negative(events: np.ndarray, name: str) -> None:
+    """Pixel coordinates and polarities index arrays: a negative one is never valid (the
+    transforms without a sensor size size their grids from the events' maxima)."""
+    for field in _FIELDS[:3]:
+        low = int(events[field].min())
+        if low < 0:
+            raise ValueError(f"{name}['{field}'] must be >= 0, got a minimum of {low}")
 
 
 def _check_inside(events: np.ndarray, sensor_size: tuple[int, int, int], name: str) -> None:

@@ -118,7 +118,7 @@ def write_aedat31(path: str | os.PathLike, events: np.ndarray, *, packet_size: i
     ----------
     path : str or path-like
     events : structured ndarray, shape (n,)
-        x, y < 8192, t >= 0 (µs).
+        x, y < 8192, p in {0, 1}, t >= 0 (µs).
     packet_size : int
     extra_packets : sequence of (eventType, eventSize, payload bytes)
         Non-polarity packets written after the first polarity packet (``len(payload)`` must be a
@@ -127,9 +127,11 @@ def write_aedat31(path: str | os.PathLike, events: np.ndarray, *, packet_size: i
         Lines between the version line and ``#!END-HEADER`` (each must start with ``#``).
     """
     check_events(events, sorted_required=False)
-    if events.size and (events["x"].max() >= 8192 or events["y"].max() >= 8192
-                        or events["x"].min() < 0 or events["y"].min() < 0):
+    if events.size and (events["x"].max() >= 8192 or events["y"].max() >= 8192):
         raise ValueError("events['x'] and events['y'] must lie in [0, 8192) for AEDAT 3.1")
+    if events.size and events["p"].max() > 1:
+        raise ValueError(f"events['p'] must be 0 or 1 for AEDAT 3.1 (one polarity bit), got "
+                         f"a maximum of {events['p'].max()}")
     if not isinstance(packet_size, int) or packet_size < 1:
         raise ValueError(f"packet_size must be a positive int, got {packet_size!r}")
     if any(not line.startswith("#") for line in header_lines):

@@ -10,7 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..._jit import njit
-from ..._validate import as_generator, in_range, positive
+from ..._validate import (
+    as_generator,
+    finite_float,
+    in_range,
+    non_negative_int,
+    positive,
+    positive_int,
+)
 from ._core import check_events, check_sensor_size
 
 __all__ = ["events_to_spikes", "time_grid_steps", "poisson_encode", "latency_encode"]
@@ -20,10 +27,14 @@ def time_grid_steps(events: np.ndarray, dt_us: float, t_start_us: float | None =
                     ) -> np.ndarray:
     """Step index ``floor((t - t_start) / dt)`` of each event (int64, shape (n,)).
 
-    ``t_start_us`` defaults to the first event's time.
+    ``t_start_us`` defaults to the first event's time (0 for an empty stream).
     """
+    dt_us = positive("dt_us", dt_us)
     t = events["t"].astype(np.float64)
-    start = float(t[0]) if t_start_us is None and t.size else float(t_start_us or 0.0)
+    if t_start_us is not None:
+        start = finite_float("t_start_us", t_start_us)
+    else:
+        start = float(t[0]) if t.size else 0.0
     return np.floor((t - start) / dt_us).astype(np.int64)
 
 
@@ -59,8 +70,8 @@ def events_to_spikes(events: np.ndarray, sensor_size, *, dt_us: float = 1000.0,
         Grid step in µs (default 1000 = 1 ms, the time step of most spiking models here).
     n_steps : int, optional
         Number of steps T. Default: just enough to hold the last event,
-        ``floor((t_last - t_start) / dt) + 1`` (0 for an empty stream). Events past the end are
-        dropped.
+        ``floor((t_last - t_start) / dt) + 1`` (0 for an empty stream, or when ``t_start_us`` is
+        after the last event). Events past the end are dropped.
     t_start_us : float, optional
         Start of step 0 (default: the first event's time; 0 for an empty stream). Events before
         it are dropped.
@@ -74,13 +85,13 @@ def events_to_spikes(events: np.ndarray, sensor_size, *, dt_us: float = 1000.0,
     """
     width, height, n_pol = check_sensor_size(sensor_size)
     check_events(events, (width, height, n_pol))
-    dt_us = positive("dt_us", dt_us)
     steps = time_grid_steps(events, dt_us, t_start_us)
     if n_steps is None:
-        n_steps = int(steps.max()) + 1 if steps.size else 0
-    elif not isinstance(n_steps, int | np.integer) or n_steps < 0:
-        raise ValueError(f"n_steps must be a non-negative int, got {n_steps!r}")
-    out = np.zeros((int(n_steps), n_pol * height * width), dtype=np.bool_ if binary else np.int32)
+        # a t_start_us after the last event leaves no step to hold: an empty raster
+        n_steps = max(int(steps.max()) + 1, 0) if steps.size else 0
+    else:
+        n_steps = non_negative_int("n_steps", n_steps)
+    out = np.zeros((n_steps, n_pol * height * width), dtype=np.bool_ if binary else np.int32)
     flat = (events["p"].astype(np.int64) * height + events["y"]) * width + events["x"]
     if binary:
         # uint8 view: numba writes 1 into bool arrays through it without a per-element cast
@@ -126,9 +137,7 @@ def poisson_encode(x, n_steps: int | None = None, *, max_rate_hz: float = 100.0,
     if n_steps is None:
         prob = x * prob_scale
     else:
-        if not isinstance(n_steps, int | np.integer) or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive int or None, got {n_steps!r}")
-        prob = np.broadcast_to(x * prob_scale, (int(n_steps),) + x.shape)
+        prob = np.broadcast_to(x * prob_scale, (positive_int("n_steps", n_steps),) + x.shape)
     return rng.random(prob.shape) < prob
 
 
@@ -161,8 +170,7 @@ def latency_encode(x, n_steps: int, *, method: str = "linear", tau_steps: float 
     x = np.asarray(x, dtype=np.float64)
     if x.size:
         in_range("x", x, 0.0, 1.0)
-    if not isinstance(n_steps, int | np.integer) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    n_steps = positive_int("n_steps", n_steps)
     threshold = in_range("threshold", threshold, 0.0, 1.0)
     if method == "linear":
         fires = x >= threshold

@@ -75,9 +75,7 @@ class EventDataset(Sequence):
                  transform: Callable | None = None, source: str = "in memory",
                  info: dict | None = None):
         self._load = load
-        self.targets = np.asarray(targets, dtype=np.int64)
-        if self.targets.ndim != 1:
-            raise ValueError(f"targets must be 1-D, got shape {self.targets.shape}")
+        self.targets = _class_indices(targets)
         self.sensor_size = check_sensor_size(sensor_size)
         self.transform = transform
         self.source = source
@@ -123,6 +121,8 @@ class EventDataset(Sequence):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
+        if isinstance(index, bool | np.bool_) or not isinstance(index, int | np.integer):
+            raise TypeError(f"index must be an int or a slice, got {index!r}")
         index = int(index)
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
@@ -141,6 +141,24 @@ class EventDataset(Sequence):
         counts = np.bincount(self.targets) if len(self) else []
         return (f"EventDataset({len(self)} samples, sensor_size={self.sensor_size}, "
                 f"source={self.source!r}, per class={list(counts)})")
+
+
+def _class_indices(targets) -> np.ndarray:
+    """``targets`` as int64 class indices (1-D, whole numbers, >= 0): a float label is not
+    truncated to a class, and a negative one is not a class."""
+    array = np.asarray(targets)
+    if array.ndim != 1:
+        raise ValueError(f"targets must be 1-D, got shape {array.shape}")
+    if array.size == 0:
+        return array.astype(np.int64)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"targets must be integer class indices, got dtype {array.dtype}")
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array) & (array == np.trunc(array))):
+        raise ValueError("targets must be whole numbers (class indices), got "
+                         f"{array[~(np.isfinite(array) & (array == np.trunc(array)))][0]!r}")
+    if array.min() < 0:
+        raise ValueError(f"targets must be class indices >= 0, got {array.min()}")
+    return array.astype(np.int64)
 
 
 # ------------------------------------------------------------------------- tonic layout
@@ -165,15 +183,23 @@ def _load_tonic_npy(path: str) -> np.ndarray:
     return events
 
 
+def _tonic_label(path: Path) -> int:
+    """The class of a tonic-layout file ``<label>.npy`` (0-based, one of the 11 gestures)."""
+    if not path.stem.isdigit() or int(path.stem) >= len(DVS_GESTURE_CLASSES):
+        raise ValueError(f"{path}: tonic's layout names each file <label>.npy with the class "
+                         f"0..{len(DVS_GESTURE_CLASSES) - 1}; this name is not one")
+    return int(path.stem)
+
+
 def _tonic_layout(folder: Path, transform) -> EventDataset:
     paths, targets, users, lighting = [], [], [], []
     for trial in sorted(p for p in folder.iterdir() if p.is_dir()):
         match = _TRIAL.match(trial.name)
         if not match:
             continue
-        for npy in sorted(trial.glob("*.npy"), key=lambda p: int(p.stem)):
+        for npy in sorted(trial.glob("*.npy"), key=_tonic_label):
             paths.append(str(npy))
-            targets.append(int(npy.stem))
+            targets.append(_tonic_label(npy))
             users.append(int(match.group(1)))
             lighting.append(match.group(2))
     return EventDataset(lambda i: _load_tonic_npy(paths[i]), targets, DVS128_SENSOR_SIZE,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._jit import njit
-from ..._validate import as_generator, non_negative, positive
+from ..._validate import as_generator, finite_float, non_negative, positive
 from ._core import check_events, check_sensor_size
 
 __all__ = ["to_frame", "frame_slices", "denoise", "downsample", "crop", "time_jitter"]
@@ -95,6 +95,9 @@ def _check_slicing(time_window, event_count, n_time_bins, n_event_bins, overlap,
     method = given[0]
     if method != "time_window" and (start_time is not None or end_time is not None):
         raise ValueError(f"start_time and end_time apply to time_window only, not {method}")
+    for name, value in (("start_time", start_time), ("end_time", end_time)):
+        if value is not None:
+            finite_float(name, value)
     if method in ("n_time_bins", "n_event_bins"):
         if include_incomplete:
             raise ValueError(f"include_incomplete applies to time_window and event_count, "
@@ -110,11 +113,25 @@ def frame_slices(events: np.ndarray, *, time_window=None, event_count=None, n_ti
                  start_time=None, end_time=None) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive) event index of every frame, as :func:`to_frame` slices them.
 
-    Same arguments as :func:`to_frame`. Returns two int64 arrays of shape ``(T,)``. The ends
-    may exceed ``len(events)`` (``event_count`` with ``include_incomplete``); slicing clamps.
+    Same arguments as :func:`to_frame` (``events`` sorted by ``t``). Returns two int64 arrays
+    of shape ``(T,)``. The ends may exceed ``len(events)`` (``event_count`` with
+    ``include_incomplete``); slicing clamps. An empty stream gives as many empty slices as
+    :func:`to_frame` gives frames.
     """
     method = _check_slicing(time_window, event_count, n_time_bins, n_event_bins, overlap,
                             include_incomplete, start_time, end_time)
+    check_events(events)
+    if events.shape[0] == 0:
+        empty = np.zeros(_n_frames_when_empty(method, time_window, event_count, n_time_bins,
+                                              n_event_bins), dtype=np.int64)
+        return empty, empty.copy()
+    return _slices(method, events, time_window, event_count, n_time_bins, n_event_bins,
+                   overlap, include_incomplete, start_time, end_time)
+
+
+def _slices(method, events, time_window, event_count, n_time_bins, n_event_bins, overlap,
+            include_incomplete, start_time, end_time):
+    """:func:`frame_slices` of a checked, non-empty stream."""
     n = events.shape[0]
     if method == "time_window":
         window = positive("time_window", time_window)
@@ -206,10 +223,8 @@ def to_frame(events: np.ndarray, sensor_size, *, time_window=None, event_count=N
         if np.unique(p).size > 1:
             raise ValueError("sensor_size has one polarity (P = 1) but events contain both")
         p = np.zeros_like(p)
-    starts, ends = frame_slices(events, time_window=time_window, event_count=event_count,
-                                n_time_bins=n_time_bins, n_event_bins=n_event_bins,
-                                overlap=overlap, include_incomplete=include_incomplete,
-                                start_time=start_time, end_time=end_time)
+    starts, ends = _slices(method, events, time_window, event_count, n_time_bins,
+                           n_event_bins, overlap, include_incomplete, start_time, end_time)
     frames = np.zeros((starts.shape[0], n_pol, height, width), dtype=np.int16)
     _accumulate_frames(np.ascontiguousarray(events["x"]), np.ascontiguousarray(events["y"]),
                        p, starts, ends, frames)
@@ -217,6 +232,12 @@ def to_frame(events: np.ndarray, sensor_size, *, time_window=None, event_count=N
 
 
 # ---------------------------------------------------------------------------------- denoise
+#: Largest grid :func:`denoise` allocates (float64 cells): 8,192² pixels, 512 MB, far above any
+#: event camera (DVS128: 128², Prophesee Gen4: 1,280 × 720) but small enough that coordinates
+#: gone wrong (int16's 32,767² would be 8.6 GB) raise instead of exhausting the memory.
+MAX_DENOISE_CELLS = 8192 * 8192
+
+
 @njit
 def _denoise_keep(x, y, t, width, height, filter_time, initial):
     # memory[x, y]: time until which pixel (x, y) counts as recently active. An event first
@@ -266,6 +287,11 @@ def denoise(events: np.ndarray, filter_time: float = 10000.0, *,
     x = events["x"].astype(np.int64)
     y = events["y"].astype(np.int64)
     width, height = int(x.max()) + 1, int(y.max()) + 1
+    if width * height > MAX_DENOISE_CELLS:
+        raise ValueError(f"denoise sizes its grid from the events' largest x and y (as tonic), "
+                         f"here {width} x {height} pixels, over the {MAX_DENOISE_CELLS} cells "
+                         "(512 MB) it allows; events['x'] and events['y'] should be pixel "
+                         "coordinates of a sensor")
     initial = filter_time if keep_early else -np.inf
     keep = _denoise_keep(x, y, np.ascontiguousarray(events["t"]), width, height, filter_time,
                          initial)
@@ -416,10 +442,19 @@ def time_jitter(events: np.ndarray, std: float, *, seed=None, clip_negative: boo
     std = non_negative("std", std)
     rng = _generator(seed)
     shifts = rng.normal(0, std, len(events))
-    out = events.copy()
-    out["t"] = events["t"] + shifts
+    t = events["t"] + shifts
+    if events.dtype["t"].kind in "iu":
+        t = np.trunc(t)      # the cast's truncation, before an unsigned field could wrap
+    negative = t < 0
     if clip_negative:
-        out = out[~(out["t"] < 0)]
+        out, t = events[~negative], t[~negative]
+    elif events.dtype["t"].kind == "u" and negative.any():
+        raise ValueError(f"events['t'] is unsigned ({events.dtype['t']}) and the jitter made "
+                         f"{int(negative.sum())} times negative; use clip_negative=True or a "
+                         "signed time field")
+    else:
+        out = events.copy()
+    out["t"] = t
     if sort_timestamps:
         out = out[np.argsort(out["t"])]
     return out
