@@ -236,6 +236,11 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
         Online pair STDP on the input and recurrent synapses.
     sensor_size : (W, H, P), optional
         Needed when samples are event arrays; they are binned to ``dt_ms`` steps.
+    events_t_start_us : float, optional
+        Start of step 0 for event arrays. ``None``: each stream's own first event, so streams
+        that differ only by their onset give the same raster (and rasters differ in length); a
+        number (e.g. ``0.0``, as ``experiments/gestures_rdl.py`` bins): one origin for all,
+        which keeps the onset.
     decision_window_ms : (start, stop)
         Window of the readout within each stimulus (``stop=None``: to the end).
     learning : LearningParams, optional
@@ -276,7 +281,7 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
                  dt_ms: float = 1.0, w_max: float | None = None, readout: str = "groups",
                  readout_statistic: str | None = None, reassign_every: int = 1,
                  assignment_window: int | None = None, final_assignment: str = "pass",
-                 random_state=None):
+                 random_state=None, events_t_start_us: float | None = None):
         self.delay_learning = delay_learning
         self.n_per_class = n_per_class
         self.n_epochs = n_epochs
@@ -300,6 +305,7 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
         self.assignment_window = assignment_window
         self.final_assignment = final_assignment
         self.random_state = random_state
+        self.events_t_start_us = events_t_start_us
 
     # -- helpers --------------------------------------------------------------------------
     def _rasters(self, X) -> list:
@@ -319,7 +325,8 @@ class RSNNClassifier(ClassifierMixin, BaseEstimator):
                 from .data.events import events_to_spikes
 
                 sample = events_to_spikes(sample, self.sensor_size,
-                                          dt_us=float(self.dt_ms) * 1000.0).astype(np.bool_)
+                                          dt_us=float(self.dt_ms) * 1000.0,
+                                          t_start_us=self.events_t_start_us)
             rasters.append(sample)
         n_in = rasters[0].shape[1] if rasters[0].ndim == 2 else -1
         return [check_inputs(r, n_in) for r in rasters]

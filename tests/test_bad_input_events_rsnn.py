@@ -298,3 +298,15 @@ def test_delay_rule_front_ends_name_mismatched_lengths():
     with pytest.raises(ValueError, match=r"^synapses\['input_exc'\] must be a \(pre, post, "
                                          r"weight, delay_ms\) tuple, got tuple of 3 items"):
         rsnn_topology(2, 2, 0, {"input_exc": ([0, 1], [0, 1], 1.0)})
+
+
+def test_rsnn_classifier_can_bin_event_streams_from_one_origin():
+    # by default each stream is binned from its own first event: an onset is lost
+    early = _events([1, 2], [1, 1], t=[1000, 3000])
+    late = _events([1, 2], [1, 1], t=[5000, 7000])
+    own = RSNNClassifier(sensor_size=(4, 4, 2))._rasters([early, late])
+    assert np.array_equal(own[0], own[1])
+    common = RSNNClassifier(sensor_size=(4, 4, 2), events_t_start_us=0.0)._rasters([early,
+                                                                                  late])
+    assert common[0].shape == (4, 32) and common[1].shape == (8, 32)
+    assert np.flatnonzero(common[1].any(axis=1)).tolist() == [5, 7]
