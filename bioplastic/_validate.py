@@ -23,6 +23,7 @@ __all__ = [
     "unitless",
     "unitless_params",
     "as_float_array",
+    "refuse_grad_tensor",
     "per_unit",
     "check_finite",
     "check_shape",
@@ -157,6 +158,7 @@ def as_float_array(name: str, value, *, ndim: int | None = None, dtype=np.float6
     ``finite=False`` leaves the finiteness check to the caller (a kernel that reads the array
     anyway can check it in the same pass, then call :func:`check_finite` for the message).
     """
+    refuse_grad_tensor(name, value)
     array = np.asarray(unitless(name, value))
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
@@ -177,6 +179,14 @@ def scalar_or_shaped(name: str, value, shape: tuple, what: str) -> np.ndarray:
         raise ValueError(f"{name} must be a scalar or have shape {tuple(shape)} ({what}), "
                          f"got {array.shape}")
     return np.broadcast_to(array, shape)
+
+
+def refuse_grad_tensor(name: str, value) -> None:
+    """``TypeError`` for a torch tensor that requires grad (NumPy cannot read it; duck-typed,
+    so the core never imports torch)."""
+    if getattr(value, "requires_grad", False) is True and hasattr(value, "detach"):
+        raise TypeError(f"{name} is a torch tensor that requires grad; pass {name}.detach() "
+                        "(NumPy code takes no part in autograd)")
 
 
 def per_unit(name: str, value, n: int) -> np.ndarray:

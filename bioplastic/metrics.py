@@ -10,10 +10,13 @@ order) index frames, and every metric is averaged over all frames.
 * :func:`mse_pixel`, :func:`mae_pixel` — the per-pixel means (``mse_frame_sum / (C·H·W)``).
 * :func:`psnr` — per frame ``20·log10(1/sqrt(mse))`` with the prediction clipped to
   ``[0, 1]`` and the per-pixel MSE computed in float32 (OpenSTL casts to float32 there),
-  averaged over frames; a frame with zero error counts as ``inf``.
+  averaged over frames; a frame with zero error counts as ``inf``. ``true`` must lie in
+  [0, 1]: it is not clipped, and values in another range (uint8 frames in [0, 255]) would
+  give meaningless numbers, so they are refused (``ValueError``).
 * :func:`ssim` — per frame, the SSIM of scikit-image's ``structural_similarity`` with its
   defaults (7×7 uniform window, sample covariance, ``K1 = 0.01``, ``K2 = 0.03``, the border of
-  3 pixels cropped, channels averaged), on the clipped prediction, averaged over frames.
+  3 pixels cropped, channels averaged), on the clipped prediction, averaged over frames
+  (``true`` in [0, 1], as for :func:`psnr`).
   OpenSTL passes no ``data_range``; scikit-image then takes the float dtype's range ``(-1, 1)``,
   i.e. ``data_range = 2`` (the default here). Pass ``data_range=1.0`` for the textbook value on
   [0, 1] images. Implemented here with :func:`scipy.ndimage.uniform_filter` (reflecting borders,
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_float_array, positive
+from ._validate import as_float_array, count, positive
 
 __all__ = ["mse_frame_sum", "mae_frame_sum", "mse_pixel", "mae_pixel", "psnr", "ssim",
            "video_metrics"]
@@ -40,6 +43,16 @@ def _pair(pred, true) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"pred must be a non-empty frame stack (..., C, H, W), got shape "
                          f"{pred.shape}")
     return pred, true
+
+
+def _unit_range(true: np.ndarray) -> np.ndarray:
+    """``true`` as frames, checked to lie in [0, 1] (only the prediction is clipped)."""
+    low, high = float(true.min()), float(true.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"true must lie in [0, 1] (frames scaled to [0, 1]; only pred is "
+                         f"clipped), got values in [{low:g}, {high:g}]; divide uint8 frames "
+                         "by 255")
+    return _frames(true)
 
 
 def _frames(a: np.ndarray) -> np.ndarray:
@@ -75,7 +88,7 @@ def psnr(pred, true) -> float:
     """Mean over frames of ``20·log10(1/sqrt(mse))`` on the prediction clipped to [0, 1]."""
     pred, true = _pair(pred, true)
     pred = np.clip(_frames(pred), 0.0, 1.0).astype(np.float32)
-    true = _frames(true).astype(np.float32)
+    true = _unit_range(true).astype(np.float32)
     values = []
     for p, t in zip(pred, true, strict=True):
         mse = np.mean((p - t) ** 2)
@@ -103,17 +116,18 @@ def ssim(pred, true, *, data_range: float = 2.0, win_size: int = 7) -> float:
     """Mean over frames (and channels) of SSIM on the prediction clipped to [0, 1].
 
     ``data_range=2`` reproduces OpenSTL's call of scikit-image (see the module docstring).
-    Frames must be at least ``win_size`` pixels on each side.
+    Frames must be at least ``win_size`` pixels on each side; ``true`` must lie in [0, 1].
     """
     pred, true = _pair(pred, true)
     data_range = positive("data_range", data_range)
-    if not isinstance(win_size, int) or win_size < 3 or win_size % 2 == 0:
+    if count("win_size", win_size, low=3) % 2 == 0:
         raise ValueError(f"win_size must be an odd integer >= 3, got {win_size!r}")
+    win_size = int(win_size)
     if min(pred.shape[-2:]) < win_size:
         raise ValueError(f"frames must be at least win_size={win_size} pixels on each side, "
                          f"got {pred.shape[-2:]}")
     pred = np.clip(_frames(pred), 0.0, 1.0)
-    true = _frames(true)
+    true = _unit_range(true)
     values = [np.mean([_ssim_channel(p[c], t[c], data_range, win_size)
                        for c in range(p.shape[0])]) for p, t in zip(pred, true, strict=True)]
     return float(np.mean(values))

@@ -16,11 +16,13 @@ like 0.5^k; STC-LIF's α keeps it near 1 where the gate chooses).
 
 Usage::
 
-    python experiments/stc_moving_digits.py [--quick] [--iterations 300] [--out DIR]
+    python experiments/stc_moving_digits.py [--quick] [--iterations 300] [--cells ...] [--out DIR]
 
-Writes ``config.json``, ``versions.json``, ``metrics.json``, ``table.md``,
+``--quick`` sets a seconds-long configuration; ``--iterations`` and ``--cells``, when given,
+override it there too. Writes ``config.json``, ``versions.json``, ``metrics.json``, ``table.md``,
 ``predictions_<cell>.png`` (ground truth vs prediction, first test video, first seed) and
-``gradient_flow.png`` into the results folder.
+``gradient_flow.png`` into the results folder (default: a fresh
+``results/stc_moving_digits-<timestamp>/``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from tqdm import tqdm
 from bioplastic.data import moving_digits
 from bioplastic.metrics import video_metrics
 from bioplastic.nn import CELLS, SpikingPredictor, sampling_mask, scheduled_sampling_eta
-from bioplastic.results import prepare_results_dir, write_json
+from bioplastic.results import default_out, prepare_results_dir, write_json
 
 METRICS = ("mse_frame_sum", "mae_frame_sum", "mse_pixel", "ssim", "psnr_db")
 
@@ -63,10 +65,11 @@ class Config:
     gradient_steps: int = 60
     gradient_repeats: int = 4
     threads: int = 2
-    out: str = "results/stc_moving_digits"
+    out: str | None = None          # None: a fresh results/stc_moving_digits-<timestamp>/
 
 
-def quick_config(out: str) -> Config:
+def quick_config(out: str | None = None) -> Config:
+    out = out or str(default_out("stc_moving_digits", quick=True))
     return Config(seeds=(0,), cells=("stc_lif", "lif"), size=16, n_in=3, n_out=3, n_train=8,
                   n_test=4, batch_size=4, iterations=2, hidden=(16,), groups=4,
                   gradient_steps=12, gradient_repeats=1, out=out)
@@ -222,6 +225,7 @@ def plot(out, examples: dict, flow: dict, cells) -> None:
 
 def main(config: Config) -> dict:
     torch.set_num_threads(config.threads)
+    config = dataclasses.replace(config, out=str(config.out or default_out("stc_moving_digits")))
     out = prepare_results_dir(config.out, config)
     sizes = widths(config)
     per_seed, first_examples = {}, None
@@ -233,7 +237,7 @@ def main(config: Config) -> dict:
     summary = summarise(per_seed)
     early = {cell: norms[0] for cell, norms in flow.items()}
     metrics = {"summary": summary, "per_seed": per_seed, "gradient_flow": flow,
-               "gradient_norm_first_step": early}
+               "gradient_norm_first_step": early, "results_dir": str(out)}
     write_json(out / "metrics.json", metrics)
     (out / "table.md").write_text(table(summary, config))
     plot(out, first_examples, flow, config.cells)
@@ -243,13 +247,22 @@ def main(config: Config) -> dict:
 def cli(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
-    parser.add_argument("--iterations", type=int, default=Config.iterations)
-    parser.add_argument("--cells", nargs="+", default=list(Config.cells), choices=sorted(CELLS))
-    parser.add_argument("--out", default=Config.out)
+    parser.add_argument("--iterations", type=int, default=None,
+                        help=f"optimiser steps per cell and seed (default {Config.iterations}; "
+                             "--quick: 2)")
+    parser.add_argument("--cells", nargs="+", default=None, choices=sorted(CELLS),
+                        help=f"default {' '.join(Config.cells)} (--quick: stc_lif lif)")
+    parser.add_argument("--out", default=None, help="new or empty folder (default: "
+                        "results/stc_moving_digits-<timestamp>)")
     args = parser.parse_args(argv)
-    config = (quick_config(args.out) if args.quick
-              else Config(iterations=args.iterations, cells=tuple(args.cells), out=args.out))
+    if args.iterations is not None and args.iterations < 1:
+        parser.error(f"--iterations must be a positive integer, got {args.iterations}")
+    config = quick_config(args.out) if args.quick else Config(out=args.out)
+    given = {"iterations": args.iterations,       # explicit flags win over --quick's values
+             "cells": None if args.cells is None else tuple(args.cells)}
+    config = dataclasses.replace(config, **{k: v for k, v in given.items() if v is not None})
     metrics = main(config)
+    print(f"results written to {metrics['results_dir']}")
     print(table(metrics["summary"], config))
     return metrics
 

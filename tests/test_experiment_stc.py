@@ -33,3 +33,32 @@ def test_baseline_widths_match_parameter_budget(experiment):
     stc = experiment.n_parameters(experiment.build(config, "stc_lif", sizes["stc_lif"]))
     lif = experiment.n_parameters(experiment.build(config, "lif", sizes["lif"]))
     assert sizes["lif"][0] > 32 and abs(lif - stc) / stc < 0.25
+
+
+def test_default_out_is_a_fresh_timestamped_folder(experiment, tmp_path, monkeypatch):
+    # the default folder was fixed (results/stc_moving_digits): a second run raised
+    # FileExistsError; now each run gets results/stc_moving_digits-<timestamp>-quick[-k]
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        experiment.cli(["--quick", "--cells", "lif"])
+    folders = sorted((tmp_path / "results").iterdir())
+    assert len(folders) == 2
+    for folder in folders:
+        assert folder.name.startswith("stc_moving_digits-") and "-quick" in folder.name
+        assert_results_written(folder, "table.md")
+
+
+def test_quick_honours_explicit_cells_and_iterations(experiment, tmp_path):
+    import json
+
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "out"
+    metrics = experiment.cli(["--quick", "--cells", "plif", "--iterations", "3", "--out",
+                              str(out)])
+    config = json.loads((out / "config.json").read_text())
+    assert config["cells"] == ["plif"] and config["iterations"] == 3
+    assert config["size"] == 16                            # the rest is still --quick's
+    assert set(metrics["summary"]) == {"plif"}
+    with pytest.raises(SystemExit):
+        experiment.cli(["--quick", "--iterations", "0", "--out", str(tmp_path / "o2")])

@@ -99,3 +99,56 @@ def test_load_moving_mnist_refuses_a_broken_file_or_too_many_sequences(tmp_path)
     truncated.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(ValueError, match="truncated.npy is not a readable .npy array file"):
         load_moving_mnist(truncated)
+
+
+def test_psnr_and_ssim_refuse_true_outside_the_unit_range():
+    # only pred is clipped: identical uint8 frames gave -43 dB (and a wrong SSIM) before
+    frames = (np.random.default_rng(2).random((2, 1, 1, 8, 8)) * 255).astype(np.uint8)
+    for metric in (metrics.psnr, metrics.ssim):
+        with pytest.raises(ValueError, match=r"true must lie in \[0, 1\].*divide uint8"):
+            metric(frames, frames)
+        with pytest.raises(ValueError, match=r"true must lie in \[0, 1\]"):
+            metric(np.zeros((1, 1, 1, 8, 8)), np.full((1, 1, 1, 8, 8), -0.5))
+    scaled = frames / 255.0
+    assert metrics.psnr(scaled, scaled) == np.inf
+    assert metrics.ssim(scaled, scaled) == pytest.approx(1.0, rel=1e-12)
+    # MSE and MAE are defined on any values (OpenSTL computes them before any clipping)
+    assert metrics.mse_frame_sum(frames, frames) == 0.0
+
+
+def test_ssim_takes_numpy_integer_window_and_metrics_name_grad_tensors():
+    torch = pytest.importorskip("torch")
+    frames = np.random.default_rng(3).random((1, 1, 1, 9, 9))
+    noisy = np.clip(frames + 0.1, 0, 1)
+    assert metrics.ssim(noisy, frames, win_size=np.int64(7)) == metrics.ssim(noisy, frames)
+    with pytest.raises(TypeError, match="win_size must be an integer"):
+        metrics.ssim(noisy, frames, win_size=7.0)
+    with pytest.raises(TypeError, match=r"pred is a torch tensor that requires grad; pass "
+                                        r"pred\.detach\(\)"):
+        metrics.psnr(torch.tensor(noisy, requires_grad=True), frames)
+
+
+@pytest.mark.parametrize("speed", [16.5, 40.0, -1.0, np.nan, np.inf])
+def test_moving_digits_refuses_a_speed_out_of_range(speed):
+    # 32-pixel frames, 16-pixel digits: a digit bounces at most once per frame only up to
+    # 16 pixels per frame (above, a broadcast error from numpy; nan/inf bare errors)
+    with pytest.raises(ValueError, match="speed"):
+        moving_digits(3, size=32, speed=speed)
+
+
+def test_moving_digits_speed_at_the_limits():
+    still = moving_digits(2, size=32, n_frames=4, speed=0.0, seed=1)
+    np.testing.assert_array_equal(still[0], still[3])
+    fast = moving_digits(4, size=32, n_frames=6, n_digits=1, speed=16.0, seed=1)
+    assert fast.shape == (6, 4, 1, 32, 32)
+    mass = fast.sum(axis=(2, 3, 4))                   # the whole digit in every frame
+    np.testing.assert_allclose(mass, mass[:1].repeat(6, axis=0))
+
+
+def test_load_moving_mnist_names_a_directory_and_an_npz(tmp_path):
+    with pytest.raises(ValueError, match="got the directory"):
+        load_moving_mnist(tmp_path)
+    archive = tmp_path / "mnist.npz"
+    np.savez(archive, a=np.zeros((20, 2, 64, 64), np.uint8))
+    with pytest.raises(ValueError, match=r"mnist\.npz is an \.npz archive"):
+        load_moving_mnist(archive)

@@ -67,3 +67,42 @@ def test_bad_predictor_input():
     with pytest.raises(ValueError, match="eta must lie"):
         sampling_mask(1.5, 2, 3)
     assert np.isfinite(model.loss(_frames(), 4).item())
+
+
+def test_mask_of_other_types_is_converted():
+    # bool, float64 (on a float32 model) and NumPy masks gave bare torch errors or named x
+    torch.manual_seed(0)
+    model = SpikingPredictor(1, (8,), cell="lif", kernel_size=3, groups=4, patch=2)
+    frames = _frames()
+    choice = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    expected = model(frames, 4, mask=choice)
+    for mask in (choice.bool(), choice.double(), choice.numpy(), choice.long(),
+                 choice.tolist()):
+        torch.testing.assert_close(model(frames, 4, mask=mask), expected, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"mask must hold values in \[0, 1\]"):
+        model(frames, 4, mask=choice * 2)
+    with pytest.raises(TypeError, match="mask must hold booleans or real numbers"):
+        model(frames, 4, mask=np.full((3, 2), "a"))
+
+
+def test_predict_and_forward_name_their_arguments():
+    model = SpikingPredictor(1, (8,), cell="lif", kernel_size=3, groups=4, patch=2)
+    frames = _frames()
+    with pytest.raises(TypeError, match="frames_in must be a torch.Tensor"):
+        model.predict(frames[:4].numpy(), 2)
+    with pytest.raises(TypeError, match="frames must be a torch.Tensor"):
+        model(frames.numpy(), 4)
+    for n_out in (0, -1):
+        with pytest.raises(ValueError, match="n_out must be a positive integer"):
+            model.predict(frames[:4], n_out)
+    with pytest.raises(TypeError, match="n_out must be a positive integer"):
+        model.predict(frames[:4], 2.0)
+
+
+def test_scheduled_sampling_eta_stays_in_the_unit_interval():
+    assert scheduled_sampling_eta(0) == 1.0 and scheduled_sampling_eta(50_000) == 0.0
+    assert scheduled_sampling_eta(25_000) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="iteration must be an integer >= 0"):
+        scheduled_sampling_eta(-5)                     # was 1.0001
+    with pytest.raises(ValueError, match="decay must be finite and >= 0"):
+        scheduled_sampling_eta(3, decay=-0.1)

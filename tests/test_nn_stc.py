@@ -1,5 +1,7 @@
 """Torch STC cells and baselines (bioplastic.nn.stc, bioplastic.nn.functional.stc)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -188,6 +190,23 @@ def test_groupnorm_single_element_warns():
         cell(torch.rand(2, 2, 1, 1, 1))
 
 
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_groupnorm_single_element_warns_every_cell_that_its_input_current_is_zero(name):
+    # GroupNorm over one element gives 0 (plus its bias): the input current, hence the
+    # spikes, do not depend on the input at all
+    torch.manual_seed(0)
+    cell = CELLS[name](4, 8, 3, groups=8)
+    x = torch.rand(5, 3, 4, 1, 1)
+    with pytest.warns(RuntimeWarning, match="input current is then the constant") as caught:
+        currents = [cell.input_current(x_t) for x_t in (x[0], 10 * x[0] - 5)]
+        cell(x)
+    torch.testing.assert_close(currents[0], currents[1], rtol=0, atol=1e-4)
+    assert ("modulator" in str(caught[0].message)) == name.startswith("stc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CELLS[name](4, 8, 3, groups=4)(x)            # two channels per group: no warning
+
+
 def test_bad_sequences():
     cell = STCLIF(1, 16, 3)
     with pytest.raises(ValueError, match="T >= 1"):
@@ -283,3 +302,15 @@ def test_bench_target_needs_both_the_wall_and_the_cpu_ratio():
     assert target_met(1.4, 1.45)
     assert not target_met(1.20, 1.81)       # a descheduled PLIF call inflates its wall time
     assert not target_met(1.6, 1.4)
+
+
+def test_bad_dtype_and_tanh_are_refused_at_construction():
+    # before: STCDense(tanh="bogus") failed only at its first forward, an integer dtype with
+    # a bare torch error from the conv
+    with pytest.raises(ValueError, match="tanh must be one of"):
+        STCDense(5, tanh="bogus")
+    for make in (lambda: STCLIF(4, 16, 5, groups=4, dtype=torch.int32),
+                 lambda: LIFConvCell(4, 16, 5, groups=4, dtype=torch.int64),
+                 lambda: STCDense(4, dtype=torch.int64)):
+        with pytest.raises(TypeError, match="dtype must be a floating-point torch dtype"):
+            make()

@@ -198,3 +198,83 @@ def test_stc_conv_cell_float32_odd_shape_is_bit_identical_to_the_step_loop(base,
     torch.testing.assert_close(spikes, ref, rtol=0, atol=0)
     torch.testing.assert_close(final.h, ref_state.h, rtol=0, atol=0)
     torch.testing.assert_close(final.alpha, ref_state.alpha, rtol=0, atol=0)
+
+
+# ------------------------------------------------------ strided (channels-last) input
+def _channels_last_view(shape, seed):
+    """A ``(T, B, C, H, W)`` view of a ``(T, B, H, W, C)`` tensor (frames from a NumPy video
+    file, permuted): not contiguous."""
+    t, b, c, h, w = shape
+    x = torch.rand((t, b, h, w, c), generator=torch.Generator().manual_seed(seed)) * 3
+    x = x.permute(0, 1, 4, 2, 3)
+    assert not x.is_contiguous()
+    return x
+
+
+def _run_with_gradients(module, x):
+    """Spikes, final state and the gradients to ``x`` and every parameter of a weighted loss."""
+    x = x.detach().requires_grad_(True)
+    spikes, state = module(x)
+    weights = torch.linspace(-1, 1, spikes.numel()).view(spikes.shape)
+    ((spikes * weights).sum() + (state[0] ** 2).sum()).backward()
+    grads = [x.grad] + [p.grad for p in module.parameters()]
+    return spikes.detach(), [t.detach() for t in state if t is not None], grads
+
+
+def _modules():
+    from bioplastic.nn import CELLS, PCNN, PCNNConv2d
+
+    made = {name: lambda cls=cls: cls(4, 8, 3, groups=2) for name, cls in CELLS.items()}
+    made["pcnn"] = lambda: PCNN(4)
+    made["pcnn_conv"] = lambda: PCNNConv2d(4, 8, 3)
+    return made
+
+
+@pytest.mark.parametrize("name", sorted(_modules()))
+def test_every_cell_gives_the_same_for_a_channels_last_view(name):
+    # the whole-sequence paths' Numba kernels write into NumPy views of torch buffers; a
+    # buffer allocated like strided input was handed over as a copy and the writes were lost
+    # (wrong spikes, states and gradients); a channels-last convolution also rounds otherwise
+    x = _channels_last_view((5, 2, 4, 6, 6), seed=3)
+    results = []
+    for inp in (x, x.contiguous()):
+        torch.manual_seed(1)
+        results.append(_run_with_gradients(_modules()[name](), inp))
+    (s_a, st_a, g_a), (s_b, st_b, g_b) = results
+    assert 0.02 < float(s_b.mean()) < 0.9
+    assert torch.equal(s_a, s_b)
+    for a, b in zip(st_a + g_a, st_b + g_b, strict=True):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+def test_sequence_functions_take_strided_currents(elementwise):
+    # the functional paths themselves (not only the cells, which pass contiguous currents)
+    from bioplastic.nn import STCLIF
+    from bioplastic.nn.functional import pcnn_sequence
+    from bioplastic.nn.pcnn import PCNN
+
+    torch.manual_seed(4)
+    cell = STCLIF(4, 8, 3, groups=2)
+    currents = _channels_last_view((6, 2, 8, 5, 5), seed=5)
+    state = cell.initial_state(currents[0])
+    out = [cell.sequence(c, state, cell.step_params())      # stc_conv_sequence
+           for c in (currents, currents.contiguous())]
+    assert 0.02 < float(out[1][0].detach().mean()) < 0.9
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1].h, out[1][1].h)
+    layer = PCNN(8)
+    pcnn_state = layer.initial_state(currents[0])
+    out = [pcnn_sequence(c, pcnn_state, layer.step_params(), layer.link_weight)
+           for c in (currents, currents.contiguous())]
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1].f, out[1][1].f)
+
+
+def test_a_kernel_output_buffer_is_never_a_copy():
+    from bioplastic.nn.functional._fused import as_array
+
+    strided = torch.zeros(4, 6).t()
+    assert as_array(strided, (24,)).shape == (24,)         # an input may be copied
+    with pytest.raises(RuntimeError, match="must be a contiguous tensor"):
+        as_array(strided, (24,), write=True)
+    buffer = torch.zeros(4, 6)
+    as_array(buffer, (24,), write=True)[:] = 1.0            # a view: the writes land
+    assert bool((buffer == 1.0).all())

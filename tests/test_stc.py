@@ -229,3 +229,36 @@ def test_bad_params():
         stc_prepare({"base": "lif"}, 3)
     with pytest.raises(ValueError, match="v_th must have shape"):
         stc_prepare(STCParams(v_th=np.ones(2)), 3)
+
+
+@pytest.mark.parametrize("v_th", [0.0, -1.0, [1.0, 0.0, 1.0]])
+def test_non_positive_threshold_is_refused(v_th):
+    # v_th <= 0 fires every step, and the soft reset H - v_th*S then adds to the membrane
+    with pytest.raises(ValueError, match="v_th must be > 0"):
+        run_stc(np.full((5, 3), 0.5), STCParams(v_th=v_th))
+    with pytest.raises(ValueError, match="v_th must be > 0"):
+        stc_prepare(STCParams(v_th=v_th), 3)
+
+
+def test_stc_step_takes_array_likes_as_run_stc_does():
+    n, rng = 4, np.random.default_rng(4)
+    w_h, w_v, current = _random_case(rng, n=n, n_steps=12)
+    kp, mods = stc_prepare(STCParams(), n), stc_modulators(w_h, w_v, n)
+    state, spikes = stc_init(n), []
+    for x_t in current.tolist():                  # lists of Python floats
+        s, state = stc_step(x_t, state, kp, mods)
+        spikes.append(s)
+    trace = run_stc(current.tolist(), w_h=w_h, w_v=w_v)
+    np.testing.assert_array_equal(np.array(spikes), trace.spikes)
+    np.testing.assert_array_equal(state.h, trace.state.h)
+    with pytest.raises(ValueError, match="x must contain only finite"):
+        stc_step([np.nan] * n, stc_init(n), kp, mods)
+
+
+def test_tensors_that_require_grad_are_named():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"inputs is a torch tensor that requires grad; pass "
+                                        r"inputs\.detach\(\)"):
+        run_stc(torch.rand(5, 3, requires_grad=True))
+    with pytest.raises(TypeError, match=r"w_h .*requires grad"):
+        run_stc(np.ones((5, 3)), w_h=torch.zeros(3, 3, requires_grad=True))

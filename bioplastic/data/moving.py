@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validate import as_generator
+from .._validate import as_generator, finite_float, in_range
 from .digits import load_digits_images
 
 __all__ = ["moving_digits", "load_moving_mnist"]
@@ -62,7 +62,8 @@ def moving_digits(n_sequences: int, *, size: int = 32, n_frames: int = 20, n_dig
         Integer enlargement of the 8×8 digits (default ``size // 16``: 16-pixel digits in
         32×32 frames, 32-pixel digits in 64×64).
     speed : float, optional
-        Pixels per frame (default ``0.1 · (size − digit side)``, Moving MNIST's step length).
+        Pixels per frame, in ``[0, size − digit side]`` (a digit bounces off a border at most
+        once per frame); default ``0.1 · (size − digit side)``, Moving MNIST's step length.
     seed : int or numpy.random.Generator
 
     Returns
@@ -78,7 +79,9 @@ def moving_digits(n_sequences: int, *, size: int = 32, n_frames: int = 20, n_dig
     if side > size:
         raise ValueError(f"digit_scale={scale} makes {side}-pixel digits, larger than size={size}")
     limit = float(size - side)
-    speed = 0.1 * limit if speed is None else float(speed)
+    speed = 0.1 * limit if speed is None else in_range(
+        f"speed (pixels per frame, at most size - digit side = {size} - {side})",
+        finite_float("speed", speed), 0.0, limit)
     rng = as_generator(seed)
     images, _ = load_digits_images(upsample=scale)   # (1797, 1, side, side)
     videos = np.zeros((n_frames, n_sequences, 1, size, size))
@@ -103,12 +106,18 @@ def load_moving_mnist(path, *, n_sequences: int | None = None) -> np.ndarray:
     more than the file holds is a ``ValueError`` (not a silently shorter set).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path must be the Moving MNIST .npy file, got the directory {path}")
     if not path.is_file():
         raise FileNotFoundError(f"path must be the Moving MNIST .npy file, {path} does not exist")
     try:
         raw = np.load(path, mmap_mode="r")
     except ValueError as error:     # truncated, not .npy, or an object array
         raise ValueError(f"{path} is not a readable .npy array file ({error})") from error
+    if not isinstance(raw, np.ndarray):        # an .npz archive (np.lib.npyio.NpzFile)
+        raw.close()
+        raise ValueError(f"path must be a .npy array file, {path} is an .npz archive; save "
+                         "the array itself with np.save")
     if raw.ndim != 4 or raw.dtype != np.uint8:
         raise ValueError(f"{path} must hold a uint8 array (T, N, H, W), got {raw.dtype} with "
                          f"shape {raw.shape}")

@@ -54,7 +54,7 @@ from numba import objmode
 
 from .._jit import njit
 from .._state import copy_state
-from .._validate import as_float_array, check_finite, per_unit, positive_int
+from .._validate import as_float_array, check_finite, per_unit, positive, positive_int
 from ..simulate import Trace, simulate
 from ._checks import check_stc as check_consistency  # simulate's hook
 from ._checks import checked_step
@@ -157,7 +157,8 @@ def stc_prepare(params: STCParams, n: int) -> STCKernelParams:
                                                            "lmh_s_p")}
     return STCKernelParams(
         variant=BASES[params.base],
-        v_th=per_unit("v_th", params.v_th, n),
+        # a threshold <= 0 fires every step, and the soft reset then adds to H
+        v_th=positive("v_th", per_unit("v_th", params.v_th, n)),
         bias_h=per_unit("bias_h", params.bias_h, n),
         bias_v=per_unit("bias_v", params.bias_v, n),
         k_h=k_h, k_i=k_i,
@@ -400,10 +401,14 @@ def stc_step(x: np.ndarray, state: STCState, params: STCKernelParams, mods: STCM
              check: bool = True) -> tuple[np.ndarray, STCState]:
     """One pure step: :func:`stc_advance` on a copy of ``state`` (arguments not modified).
 
-    ``check`` (default on) first checks that ``x`` ``(n,)``, ``state``, ``params`` and
-    ``mods`` fit together, as :func:`bioplastic.simulate` does, and the new state for NaN/inf
-    after the step; ``check=False`` skips both (a mismatch then reads out of bounds).
+    ``x``: ``(n,)``; with ``check`` any array-like, converted to float64 as :func:`run_stc`
+    converts its inputs (``check=False``: a float64 array). ``check`` (default on) first
+    checks that ``x``, ``state``, ``params`` and ``mods`` fit together, as
+    :func:`bioplastic.simulate` does, and the new state for NaN/inf after the step;
+    ``check=False`` skips both (a mismatch then reads out of bounds).
     """
+    if check:
+        x = as_float_array("x", x)
     return checked_step(_stc_step, check_consistency, "stc_step", x, state, params, mods,
                         check=check)
 

@@ -68,7 +68,8 @@ import torch
 
 from .._validate import positive_int
 
-__all__ = ["SpikingModule", "SpikeTrace", "resolve_like", "check_float_tensor", "check_like_weight",
+__all__ = ["SpikingModule", "SpikeTrace", "resolve_like", "check_float_tensor", "float_dtype",
+           "check_like_weight",
            "check_input_shape", "odd_kernel_size", "check_state", "state_layout", "FieldLayout",
            "format_value"]
 
@@ -94,6 +95,14 @@ def check_float_tensor(name: str, x) -> torch.Tensor:
         raise TypeError(f"{name} must be a floating-point tensor (e.g. x.float() or "
                         f"x.double()), got dtype {x.dtype}")
     return x
+
+
+def float_dtype(dtype) -> torch.dtype:
+    """A module's ``dtype`` argument, checked to be a floating-point torch dtype."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch dtype (e.g. torch.float32 or "
+                        f"torch.float64), got {dtype!r}")
+    return dtype
 
 
 def check_like_weight(name: str, x: torch.Tensor, weight: torch.Tensor, owner: str) -> None:

@@ -378,7 +378,9 @@ class PCNNConv2d(torch.nn.Module):
         check_float_tensor("x", x)
         check_input_shape("x", x, ("T", "B", self.conv.in_channels, "H", "W"))
         check_like_weight("x", x, self.conv.weight, type(self).__name__)
-        current = self.conv(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+        # contiguous, as the conv cells' input (bioplastic.nn.stc): the same numbers for a
+        # strided view of the same frames
+        current = self.conv(x.flatten(0, 1).contiguous()).unflatten(0, x.shape[:2])
         if self.norm_kind == "rftd":
             return self.norm(current, self.neurons.linking_gain())
         return current if self.norm is None else self.norm(current)

@@ -21,10 +21,11 @@ States start at zero for each batch (the code's ``functional.reset_net``).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as fn
 
-from .._validate import count, positive_int
+from .._validate import count, non_negative, positive_int
 from .base import check_like_weight
 from .stc import CELLS
 
@@ -34,7 +35,11 @@ __all__ = ["SpikingPredictor", "scheduled_sampling_eta", "sampling_mask"]
 def scheduled_sampling_eta(iteration: int, *, decay: float = 2e-5,
                            stop_iteration: int = 50_000) -> float:
     """PredRNN's probability of feeding the true frame: ``max(0, 1 − decay·iteration)``,
-    0 from ``stop_iteration`` on."""
+    0 from ``stop_iteration`` on (``iteration``, ``stop_iteration``: integers >= 0; ``decay``
+    finite, >= 0), so always in [0, 1]."""
+    iteration = count("iteration", iteration)
+    stop_iteration = count("stop_iteration", stop_iteration)
+    decay = non_negative("decay", decay)
     if iteration >= stop_iteration:
         return 0.0
     return max(0.0, 1.0 - decay * iteration)
@@ -47,6 +52,23 @@ def sampling_mask(eta: float, batch: int, n_out: int, *, generator=None,
         raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
     draws = torch.rand((max(n_out - 1, 0), batch), generator=generator)
     return (draws < eta).to(device=device, dtype=torch.get_default_dtype())
+
+
+def _check_mask(mask, shape, frames: torch.Tensor) -> torch.Tensor:
+    """A scheduled-sampling ``mask`` (tensor or array-like, bool, integer or float, values in
+    [0, 1]) as a tensor of ``frames``' dtype and device."""
+    array_like = not isinstance(mask, torch.Tensor)
+    if array_like:
+        mask = np.asarray(mask)
+    if mask.dtype.kind not in "biuf" if array_like else mask.dtype.is_complex:
+        raise TypeError(f"mask must hold booleans or real numbers, got dtype {mask.dtype}")
+    mask = torch.as_tensor(mask)
+    if tuple(mask.shape) != shape:
+        raise ValueError(f"mask must have shape {shape}, got {tuple(mask.shape)}")
+    mask = mask.to(device=frames.device, dtype=frames.dtype)
+    if not bool(((mask >= 0) & (mask <= 1)).all()):
+        raise ValueError("mask must hold values in [0, 1] (1: feed the true frame)")
+    return mask
 
 
 class SpikingPredictor(torch.nn.Module):
@@ -88,10 +110,16 @@ class SpikingPredictor(torch.nn.Module):
         self.readout = torch.nn.Conv2d(in_ch, channels * patch * patch, 1, bias=False,
                                        dtype=dtype)
 
+    @staticmethod
+    def _check_tensor(name: str, frames) -> None:
+        if not isinstance(frames, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor (T, B, C, H, W), got "
+                            f"{type(frames).__name__} (torch.from_numpy converts an array)")
+        if frames.ndim != 5:
+            raise ValueError(f"{name} must be (T, B, C, H, W), got shape {tuple(frames.shape)}")
+
     def _check(self, frames: torch.Tensor, n_in: int) -> None:
-        if not isinstance(frames, torch.Tensor) or frames.ndim != 5:
-            raise ValueError("frames must be a tensor (T, B, C, H, W), got "
-                             f"{getattr(frames, 'shape', type(frames))}")
+        self._check_tensor("frames", frames)
         if frames.shape[2] != self.channels:
             raise ValueError(f"frames must have {self.channels} channels, got {frames.shape[2]}")
         check_like_weight("frames", frames, self.readout.weight, type(self).__name__)
@@ -112,9 +140,8 @@ class SpikingPredictor(torch.nn.Module):
         """
         self._check(frames, n_in)
         n_steps, batch = frames.shape[0] - 1, frames.shape[1]
-        if mask is not None and tuple(mask.shape) != (n_steps - n_in, batch):
-            raise ValueError(f"mask must have shape ({n_steps - n_in}, {batch}), got "
-                             f"{tuple(mask.shape)}")
+        if mask is not None:
+            mask = _check_mask(mask, (n_steps - n_in, batch), frames)
         states = [None] * len(self.cells)
         params = [c.step_params() for c in self.cells]
         outputs, rates, x_gen = [], [], None
@@ -141,6 +168,9 @@ class SpikingPredictor(torch.nn.Module):
         return fn.mse_loss(self(frames, n_in, mask=mask), frames[1:])
 
     def predict(self, frames_in: torch.Tensor, n_out: int) -> torch.Tensor:
-        """``n_out`` future frames from ``frames_in (T_in, B, C, H, W)`` (no teacher frames)."""
+        """``n_out`` (>= 1) future frames from ``frames_in (T_in, B, C, H, W)`` (no teacher
+        frames)."""
+        self._check_tensor("frames_in", frames_in)
+        n_out = positive_int("n_out", n_out)
         pad = frames_in.new_zeros((n_out,) + tuple(frames_in.shape[1:]))
         return self(torch.cat([frames_in, pad]), frames_in.shape[0])[-n_out:]

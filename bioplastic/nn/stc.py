@@ -40,6 +40,7 @@ from .base import (
     SpikingModule,
     check_input_shape,
     check_like_weight,
+    float_dtype,
     odd_kernel_size,
     resolve_like,
 )
@@ -72,6 +73,7 @@ class _ConvCell(SpikingModule):
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 5, *,
                  groups: int = 16, norm: str | None = "group", dtype=torch.float32):
         super().__init__()
+        dtype = float_dtype(dtype)
         _check_channels("in_channels", in_channels, 1)
         _check_channels("hidden_channels", hidden_channels, groups)
         odd_kernel_size("kernel_size", kernel_size)
@@ -84,7 +86,10 @@ class _ConvCell(SpikingModule):
         self.norm_x = _norm(norm, groups, hidden_channels, dtype)
 
     def input_current(self, x_t: torch.Tensor) -> torch.Tensor:
-        return self.norm_x(self.conv_x(x_t))
+        # a strided view (channels-last frames, x.permute(...)) is made contiguous: oneDNN
+        # rounds a channels-last convolution differently, and the current would then be
+        # channels-last too (no-op for contiguous input)
+        return self.norm_x(self.conv_x(x_t.contiguous()))
 
     def input_currents(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`input_current` of every step, stacked ``(T, B, C, H, W)``. One call per step,
@@ -112,9 +117,19 @@ class _ConvCell(SpikingModule):
         spikes, state = self.sequence(self.input_currents(x), state, params)
         return SpikeTrace(spikes, {}, state)
 
+    #: What else a GroupNorm over single elements blinds (:meth:`check_step`'s warning).
+    single_element_note = ""
+
     def check_step(self, x_t: torch.Tensor) -> None:
         check_input_shape("x", x_t, ("B", self.in_channels, "H", "W"), per_step=True)
         check_like_weight("x", x_t, self.conv_x.weight, type(self).__name__)
+        if (self.norm is not None and self.hidden_channels == self.groups
+                and x_t.shape[-1] * x_t.shape[-2] == 1):
+            warnings.warn("GroupNorm with one channel per group on a 1×1 map normalises every "
+                          "element to 0: the input current is then the constant GroupNorm "
+                          "bias, the same for every input, so the cell is blind to its input"
+                          f"{self.single_element_note}; use norm=None or fewer groups",
+                          RuntimeWarning, stacklevel=3)
 
     def weight_dtype(self) -> torch.dtype:
         return self.conv_x.weight.dtype
@@ -166,6 +181,8 @@ class STCConvCell(_ConvCell):
 
     repr_fields = _ConvCell.repr_fields + ("base", "gradient_detach")
     full_shape_state_fields = ("s",)        # the gate convolution reads S[t-1]
+    single_element_note = (", and every modulator output is 0 too: the gates are constant "
+                           "(1 + tanh(bias)) and the modulators learn nothing")
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 5, *,
                  groups: int = 16, norm: str | None = "group", gradient_detach: bool = False,
@@ -188,15 +205,6 @@ class STCConvCell(_ConvCell):
             self.plif_w = torch.nn.Parameter(torch.zeros((), dtype=dtype))
         if base == "lmh":
             self.lmh = torch.nn.Parameter(torch.zeros(4, dtype=dtype))   # d_u, s_u, d_p, s_p
-
-    def check_step(self, x_t: torch.Tensor) -> None:
-        super().check_step(x_t)
-        if (self.norm is not None and self.hidden_channels == self.groups
-                and x_t.shape[-1] * x_t.shape[-2] == 1):
-            warnings.warn("GroupNorm with one channel per group on a 1×1 map normalises every "
-                          "modulator output to 0: the gates are constant (1 + tanh(bias)) "
-                          "and the modulators learn nothing; use norm=None or fewer groups",
-                          RuntimeWarning, stacklevel=3)
 
     def step_params(self) -> F.STCTensorParams:
         one = self.conv_x.weight.new_ones(())
@@ -409,6 +417,9 @@ class STCDense(SpikingModule):
                  tanh: str = "numpy", dtype=torch.float64):
         super().__init__()
         params = STCParams() if params is None else params
+        dtype = float_dtype(dtype)
+        if tanh not in F.TANH_FORMS:
+            raise ValueError(f"tanh must be one of {F.TANH_FORMS}, got {tanh!r}")
         self.n, self.base = positive_int("n", n), params.base
         self.gradient_detach, self.tanh = bool(gradient_detach), tanh
         self.constants = F.stc_prepare(params, self.n, dtype=dtype)

@@ -8,7 +8,8 @@ arithmetic step. This module says when those kernels may run and makes the views
 * :func:`kernels_apply`: on the CPU, in float32 or float64, every tensor of one dtype, and
   Numba not disabled (``BIOPLASTIC_DISABLE_JIT=1``); elsewhere the torch operations run;
 * :func:`as_array`: a tensor as a C-contiguous NumPy array of a given shape — a view when the
-  tensor is contiguous (every buffer the paths allocate), else a copy;
+  tensor is contiguous (every buffer the paths allocate), else a copy; a buffer the kernel
+  writes into (``write=True``) must be contiguous, since the writes to a copy would be lost;
 * :func:`constants`: scalars as a NumPy array of the tensors' dtype, so that a float32 kernel
   computes in float32 (a Python float literal inside a kernel is float64, and mixing it in
   would round differently from torch's float32 operations).
@@ -46,9 +47,15 @@ def numpy_dtype(dtype: torch.dtype):
     return np.float32 if dtype == torch.float32 else np.float64
 
 
-def as_array(x: torch.Tensor, shape) -> np.ndarray:
-    """``x`` as a C-contiguous NumPy array ``shape``: a view of a contiguous tensor (every
-    output is one), else a copy (an input such as a broadcast initial state or gradient)."""
+def as_array(x: torch.Tensor, shape, *, write: bool = False) -> np.ndarray:
+    """``x`` as a C-contiguous NumPy array ``shape``: a view of a contiguous tensor, else a
+    copy (an input such as a broadcast initial state or gradient). ``write=True`` (a buffer
+    the kernel writes into) refuses a non-contiguous ``x``: the kernel's writes to a copy
+    would be lost. The paths allocate their buffers contiguous, so that is a bug here."""
+    if write and not x.is_contiguous():
+        raise RuntimeError(f"a kernel's output buffer must be a contiguous tensor (a copy "
+                           f"would lose the writes), got strides {x.stride()} for shape "
+                           f"{tuple(x.shape)}")
     return x.detach().contiguous().view(shape).numpy()
 
 

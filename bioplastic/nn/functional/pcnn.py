@@ -376,8 +376,8 @@ def _forward_kernel(x_t, f, l, e, c, kernel_params, reset, fp, lt, y, et, f_post
     """:func:`._pcnn_fused.forward_step` on views of the step's tensors."""
     p, consts = kernel_params
     rows = _rows(fp)
-    f, x_t, l, e, fp, lt, y, et, f_post = (as_array(t, rows)
-                                           for t in (f, x_t, l, e, fp, lt, y, et, f_post))
+    f, x_t, l, e = (as_array(t, rows) for t in (f, x_t, l, e))
+    fp, lt, y, et, f_post = (as_array(t, rows, write=True) for t in (fp, lt, y, et, f_post))
     _kernels.forward_step(f, x_t, l, l if c is None else as_array(c, rows), e, p, consts,
                           c is not None, _kernels.RESET_CODES[reset], fp, lt, y, et, f_post)
 
@@ -398,8 +398,8 @@ def _fused_backward(saved, grads_out, needs, options, kernel_params, silent: boo
     n_steps = spikes.shape[0]
     rows = _rows(f0)
 
-    def view(t):
-        return as_array(t, rows)
+    def view(t, write=False):
+        return as_array(t, rows, write=write)
 
     zeros = torch.zeros_like(f0)
     grad_f, grad_l, grad_e = (zeros if g is None else g for g in (grad_f, grad_l, grad_e))
@@ -426,7 +426,8 @@ def _fused_backward(saved, grads_out, needs, options, kernel_params, silent: boo
     for t in range(n_steps - 1, -1, -1):
         y, fp, lt = spikes[t], f_pre[t], l_all[t]
         e_prev = e0 if t == 0 else e_all[t - 1]
-        _kernels.spike_argument(view(fp), view(lt), view(e_prev), p_rest, consts, view(s_buf))
+        _kernels.spike_argument(view(fp), view(lt), view(e_prev), p_rest, consts,
+                                view(s_buf, True))
         s_in = s_buf.sigmoid_() if sigmoid else derivative(s_buf, scale)
         gx = grad_x[t] if grad_x is not None else gx_ring[t % 2]
         glt, ge_out = glt_ring[t % 2], ge_ring[t % 2]
@@ -436,7 +437,8 @@ def _fused_backward(saved, grads_out, needs, options, kernel_params, silent: boo
             view(zeros if grad_spikes is None else _contiguous(grad_spikes[t], gs_buf)),
             view(zeros if g_y is None else g_y), view(gx_next), view(glt_next), view(g_e),
             view(c_all[t] if c_all is not None else lt), p_last if last else p_rest,
-            consts_last if last else consts, view(gx), view(glt), view(ge_out), acc_np)
+            consts_last if last else consts, view(gx, True), view(glt, True),
+            view(ge_out, True), acc_np)
         g_y = None
         if weight is not None:
             # a silent start adds nothing to the kernel's gradient
@@ -621,6 +623,9 @@ def pcnn_sequence(x: torch.Tensor, state: PCNNTensorState, params: PCNNTensorPar
         raise ValueError(f"surrogate must be one of {sorted(SURROGATES)}, got {surrogate!r}")
     if not surrogate_scale > 0:
         raise ValueError(f"surrogate_scale must be > 0, got {surrogate_scale!r}")
+    # contiguous x and state (no-ops as a rule), so that every buffer allocated like them is
+    # contiguous too: the kernels write into NumPy views of those buffers
+    x, state = x.contiguous(), PCNNTensorState(*(t.contiguous() for t in state))
     inputs = (x, *state, *params, link_weight)
     kernel_params = _kernel_params(x, state, params, link_weight)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):

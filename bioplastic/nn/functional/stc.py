@@ -60,6 +60,11 @@ from ._fused import as_array as _np2
 from ._fused import constants, kernels_apply
 from .lif import _reduce_to
 
+
+def _out(x: torch.Tensor, rows) -> np.ndarray:
+    """A buffer a kernel writes into, as a NumPy view (never a copy: see ``as_array``)."""
+    return _np2(x, rows, write=True)
+
 __all__ = ["fire", "rectangular_fire", "numpy_tanh", "TANH_FORMS", "STCTensorParams",
            "STCTensorState", "stc_prepare", "stc_gates", "stc_step", "group_conv2d",
            "stc_dense_gate_arguments",
@@ -699,8 +704,8 @@ class _STCConvSequence(torch.autograd.Function):
             if consts is not None:      # the rest of the step in one pass (same rounding)
                 h_next = h_bufs[t % 2]
                 _kernels.forward_step(_np2(ta, rows), _np2(tb, rows), _np2(h, rows),
-                                      _np2(currents[t], rows), consts, _np2(hs, rows),
-                                      _np2(s, rows), _np2(h_next, rows))
+                                      _np2(currents[t], rows), consts, _out(hs, rows),
+                                      _out(s, rows), _out(h_next, rows))
                 s_cl.copy_(s)
                 h = h_next
                 continue
@@ -759,9 +764,9 @@ class _STCConvSequence(torch.autograd.Function):
                               for g in (grad_alpha, grad_beta))
             # scratch for what is not wanted (separate buffers: aliasing would stop LLVM
             # from vectorising the loop)
-            outs = [_np2(x if x is not None else torch.empty_like(currents[0]), rows)
+            outs = [_out(x if x is not None else torch.empty_like(currents[0]), rows)
                     for x in (acc_kh, acc_ki)]
-            scratch_i = None if want_i else _np2(torch.empty_like(currents[0]), rows)
+            scratch_i = None if want_i else _out(torch.empty_like(currents[0]), rows)
             sig, g_s = b1, b2
         for t in range(n - 1, -1, -1):
             hs, ta, tb = hs_all[t], ta_all[t], tb_all[t]
@@ -780,8 +785,8 @@ class _STCConvSequence(torch.autograd.Function):
                     _np2(zeros if t == 0 else spikes[t - 1], rows), _np2(ta, rows),
                     _np2(tb, rows), _np2(currents[t], rows), _np2(carry, rows),
                     _np2(g_s, rows), last_a if last else _np2(zeros, rows),
-                    last_b if last else _np2(zeros, rows), consts, _np2(carry_next, rows),
-                    dy3, _np2(grad_i[t], rows) if want_i else scratch_i, outs[0], outs[1])
+                    last_b if last else _np2(zeros, rows), consts, _out(carry_next, rows),
+                    dy3, _out(grad_i[t], rows) if want_i else scratch_i, outs[0], outs[1])
                 carry = carry_next
             else:
                 carry = _backward_elementwise(
@@ -851,8 +856,10 @@ def stc_conv_sequence(currents: torch.Tensor, state: STCTensorState, params: STC
     if params.variant == BASES["lmh"]:
         raise ValueError("stc_conv_sequence covers the 'lif' and 'plif' bases; LM-H needs the "
                          "step loop")
-    args = (currents, state.h, state.s, gate_weight, norm_weight, norm_bias, params.k_h,
-            params.k_i, params.v_th)
+    # contiguous currents (a no-op for the cells' own), so that every buffer allocated like
+    # them is contiguous too: the kernels write into NumPy views of those buffers
+    args = (currents.contiguous(), state.h, state.s, gate_weight, norm_weight, norm_bias,
+            params.k_h, params.k_i, params.v_th)
     if tanh not in GATE_FORMS:
         raise ValueError(f"tanh must be one of {tuple(GATE_FORMS)} here, got {tanh!r}")
     spikes, h, alpha, beta = _STCConvSequence.apply(
