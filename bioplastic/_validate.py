@@ -74,18 +74,20 @@ def _decimal(si: np.ndarray, factor: float) -> np.ndarray:
     return rounded
 
 
-def unitless(name: str, value):
+def unitless(name: str, value, *, unit: str | None = None):
     """``value`` as a plain number in the unit that ``name`` ends with (``_ms``, ``_s``,
-    ``_mv``, ``_hz``), if it is a Brian2 quantity; anything else is returned unchanged.
+    ``_mv``, ``_hz``; or ``unit``, one of those suffixes, for an argument whose name has
+    none, such as a drive in mV), if it is a Brian2 quantity; anything else is returned
+    unchanged.
 
     Raises ``TypeError`` naming ``name`` for a quantity of the wrong dimension, and for a
     quantity with units given for a name without a unit suffix.
     """
     if isinstance(value, list | tuple) and any(_is_quantity(v) for v in value):
-        return np.array([unitless(name, v) for v in value], dtype=np.float64)
+        return np.array([unitless(name, v, unit=unit) for v in value], dtype=np.float64)
     if not _is_quantity(value):
         return value
-    dims, spec = _exponents(value), _unit_of(name)
+    dims, spec = _exponents(value), _unit_of(name if unit is None else unit)
     got = _DIMENSION_NAMES.get(dims, f"dimension {value.dim}")
     if spec is None:
         if dims == (0,) * 7:

@@ -10,8 +10,10 @@ What can be saved: any tree of
 * ``dict`` (string keys), ``list`` and ``tuple`` of the above.
 
 The file is a NumPy ``.npz`` archive: every array is stored as is (dtype and shape kept, so
-values come back bit for bit), and one JSON entry describes the tree, with each NamedTuple
-recorded by its qualified type name and field names. Nothing is pickled: loading never runs
+values come back bit for bit; a stride-0 view, as :func:`~bioplastic.neurons.lif_prepare`
+makes of uniform parameters, as its one value and comes back as the same read-only view),
+and one JSON entry describes the tree, with each NamedTuple recorded by its qualified type
+name and field names. Nothing is pickled: loading never runs
 code from the file. On load each recorded type must be a NamedTuple of this library
 (``bioplastic.*``) with exactly the recorded fields, else ``ValueError``.
 
@@ -36,7 +38,8 @@ import numpy as np
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
 #: Bumped when the layout changes; :func:`load` refuses files from a newer version.
-FORMAT_VERSION = 1
+#: 2: stride-0 arrays (uniform prepared parameters) are stored as one value and a shape.
+FORMAT_VERSION = 2
 _META = "__bioplastic__"
 _PACKAGE = "bioplastic"
 #: What NumPy raises for a file that is not a whole ``.npz`` archive: text or other bytes go to
@@ -180,6 +183,11 @@ def _encode_array(array: np.ndarray, where: str, arrays: dict, *, scalar: bool) 
         raise TypeError(f"{where}: cannot save an array of dtype {array.dtype} (numbers and "
                         "booleans only; object arrays would need pickling)")
     key = f"a{len(arrays)}"
+    if not scalar and array.size > 1 and not any(array.strides):
+        # a stride-0 view (lif_prepare's uniform parameters): one value and the shape, so
+        # it loads as the same view and the kernel keeps its scalar path
+        arrays[key] = array.reshape(-1)[:1].copy()
+        return {"kind": "broadcast", "key": key, "shape": list(array.shape)}
     arrays[key] = array
     return {"kind": "scalar" if scalar else "array", "key": key}
 
@@ -203,6 +211,12 @@ def _decode(node: dict, archive, where: str):
     if kind in ("array", "scalar"):
         array = archive[node["key"]]
         return array[()] if kind == "scalar" else array
+    if kind == "broadcast":
+        value, shape = archive[node["key"]], node["shape"]
+        if value.shape != (1,) or not isinstance(shape, list) or not all(
+                isinstance(d, int) and d >= 0 for d in shape):
+            raise ValueError(f"{where}: a damaged broadcast entry ({value.shape}, {shape!r})")
+        return np.broadcast_to(value.reshape((1,) * len(shape)), tuple(shape))
     if kind == "dict":
         return {k: _decode(v, archive, f"{where}[{k!r}]") for k, v in node["items"].items()}
     if kind in ("list", "tuple"):

@@ -215,12 +215,17 @@ def _time_loop_for(advance):
 def _check_units(state, fields, record_units) -> np.ndarray | None:
     if record_units is None:
         return None
+    if not fields:
+        raise ValueError("record_units selects units of the recorded fields, but record names "
+                         "none")
     units = np.asarray(record_units)
+    if units.size == 0 and units.ndim == 1:
+        units = units.astype(np.int64)      # [] is float64 to NumPy: no units, not a type error
     sizes = {np.size(getattr(state, f)) for f in fields}
     if units.ndim != 1 or units.dtype.kind not in "iu":
         raise ValueError(f"record_units must be a 1-D integer array, got {units!r}")
-    if units.size and (units.min() < 0 or units.max() >= min(sizes, default=0)):
-        raise ValueError(f"record_units must index units in [0, {min(sizes, default=0)})")
+    if units.size and (units.min() < 0 or units.max() >= min(sizes)):
+        raise ValueError(f"record_units must index units in [0, {min(sizes)})")
     return units.astype(np.int64)
 
 

@@ -23,6 +23,7 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._validate import finite_float
 from .rules.apply import UpdateParams, apply_update
 from .rules.inhibition import soft_wta_kernel, triangle
 from .rules.softhebb import SoftHebbParams, soft_hebb_dw
@@ -97,12 +98,17 @@ class SoftHebb(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("temperature", "radius", "triangle_power"):
-            if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be finite and > 0, got {getattr(self, name)!r}")
-        for name in ("learning_rate", "power_lr"):
-            if not np.isfinite(getattr(self, name)) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)!r}")
+        for name, low_ok in (("temperature", False), ("radius", False),
+                             ("triangle_power", False), ("learning_rate", True),
+                             ("power_lr", True)):
+            value = finite_float(name, getattr(self, name))   # a real scalar: TypeError else
+            if value < 0 or (value == 0 and not low_ok):
+                raise ValueError(f"{name} must be finite and {'>=' if low_ok else '>'} 0, got "
+                                 f"{value!r}")
+        for name in ("anti_hebbian", "max_normalise", "shuffle"):
+            # bool("no") is True: a flag given as a string would silently turn it on
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
 

@@ -53,6 +53,7 @@ from .._validate import (
     per_unit,
     positive,
     positive_int,
+    unitless,
     whole_steps,
 )
 from ..simulate import Trace, simulate
@@ -470,7 +471,8 @@ def run_lif(inputs, params: LIFParams | None = None, *, n: int | None = None, we
     params = LIFParams() if params is None else params
     if not isinstance(params, LIFParams):
         raise TypeError(f"params must be LIFParams, got {type(params).__name__}")
-    inputs = np.asarray(inputs)
+    # a Brian2 quantity in mV, converted before NumPy strips it to volts
+    inputs = np.asarray(unitless("inputs", inputs, unit="_mv"))
     if inputs.ndim != 2:
         raise ValueError(f"inputs must be 2-dimensional (T, n), got shape {inputs.shape}")
     n = inputs.shape[1] if n is None else n

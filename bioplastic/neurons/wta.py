@@ -78,6 +78,7 @@ from .._validate import (
     finite_float,
     non_negative,
     non_negative_int,
+    per_unit,
     positive,
     positive_int,
     whole_steps,
@@ -306,9 +307,8 @@ def wta_init(n: int, params: WTAParams | None = None, conn: SparseConnectivity |
     kp = wta_prepare(DEFAULT_PARAMS if params is None else params)
     w = conn.weight if w0 is None else as_float_array("w0", w0, ndim=1)
     check_shape("w0", w, (conn.n_synapses,))
-    v0 = np.full(n, kp.exc.v_rest) if v0_mv is None else as_float_array("v0_mv", v0_mv)
-    v0 = np.broadcast_to(v0, (n,)).copy()
-    theta0 = np.broadcast_to(as_float_array("theta0_mv", theta0_mv), (n,)).copy()
+    v0 = np.full(n, kp.exc.v_rest) if v0_mv is None else per_unit("v0_mv", v0_mv, n)
+    theta0 = per_unit("theta0_mv", theta0_mv, n)
     n_syn = conn.n_synapses
     return WTAState(
         v=v0, ge=np.zeros(n), gi=np.zeros(n), theta=theta0,

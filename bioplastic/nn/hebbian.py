@@ -94,6 +94,9 @@ class _HebbianMixin:
 
     def _dense_rule(self, rows: torch.Tensor):
         """(dw2d, db or None) for input rows (N, fan_in)."""
+        if not bool(torch.isfinite(rows).all()):
+            # named here: the rule would only report its non-finite dw as a divergence
+            raise ValueError("x must contain only finite values (the plasticity rule reads it)")
         w2d = self.weight.reshape(self.weight.shape[0], -1)
         if isinstance(self.rule, KrotovParams):
             return krotov_hopfield_dw(rows, w2d, self.rule), None

@@ -184,6 +184,8 @@ def apply_update(w, dw, params: UpdateParams = DEFAULT_UPDATE) -> np.ndarray:
     dw = as_float_array("dw", dw, finite=False)      # complex, object, str: TypeError
     if dw.shape != w.shape:
         raise ValueError(f"dw must have the shape of w {w.shape}, got {dw.shape}")
+    if w.size == 0:
+        raise ValueError(f"w must hold at least one weight, got shape {w.shape}")
     if not np.all(np.isfinite(dw)):
         raise DivergenceError("dw contains non-finite values: the update diverged")
     w_min, w_max = _bounds(params)

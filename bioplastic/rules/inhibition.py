@@ -303,6 +303,10 @@ def triangle(u, power: float = 1.0, *, axis: int = -1) -> np.ndarray:
     if u.ndim == 0 or u.size == 0:
         raise ValueError(f"u must be a non-empty array, got shape {u.shape}")
     power = positive("power", finite_float("power", power))
+    if isinstance(axis, bool | np.bool_) or not isinstance(axis, int | np.integer) \
+            or not -u.ndim <= axis < u.ndim:
+        raise ValueError(f"axis must be an int in [-{u.ndim}, {u.ndim}) for u of shape "
+                         f"{u.shape}, got {axis!r}")
     with np.errstate(over="ignore", invalid="ignore"):   # reported just below
         centred = u - u.mean(axis=axis, keepdims=True)
         out = np.maximum(centred, 0.0) ** power
