@@ -319,3 +319,31 @@ def test_corruptions_import_no_torch_or_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+@pytest.mark.parametrize("name", ALL_CIFAR)
+def test_cifar_draws_image_by_image_in_image_order(images, name):
+    """Documented: one generator drawn from in image order, so the first k images of a batch
+    come out as they do alone (impulse_noise drew its masks over the whole batch)."""
+    batch = np.concatenate([images, images[::-1]])
+    full = corrupt(batch, name, 5, seed=3)
+    for k in (1, 3):
+        np.testing.assert_array_equal(corrupt(batch[:k], name, 5, seed=3), full[:k])
+
+
+@pytest.mark.parametrize("labels", [np.linspace(0, 9.5, 20), -np.ones(20, np.int64),
+                                    np.full(20, 10), np.full(20, np.nan)])
+def test_load_cifar10c_refuses_labels_that_are_no_class_index(tmp_path, labels):
+    write_fake_cifar10c(tmp_path)
+    np.save(tmp_path / "labels.npy", labels)
+    with pytest.raises(ValueError, match=r"labels.npy must hold CIFAR-10 class indices, "
+                                         r"integers in 0\.\.9"):
+        load_cifar10c(tmp_path, "fog", 1, n=4)
+
+
+def test_load_cifar10c_accepts_integral_float_labels(tmp_path):
+    _, labels = write_fake_cifar10c(tmp_path)
+    np.save(tmp_path / "labels.npy", labels.astype(np.float32))
+    _, y = load_cifar10c(tmp_path, "fog", 2, n=4)
+    assert y.dtype == np.int64
+    np.testing.assert_array_equal(y, labels[4:8])

@@ -407,6 +407,8 @@ def _shot_noise(x, c, rng):
 
 
 def _impulse_noise(x, amount, rng):
+    """Salt and pepper: the hit mask, then the salt mask, each over all of ``x`` (CIFAR
+    runs it per image, so image by image in image order; digits-C on the whole batch)."""
     hit = rng.random(x.shape) < amount
     salt = rng.random(x.shape) < 0.5
     return np.where(hit, salt.astype(float), x)
@@ -524,7 +526,7 @@ def _cifar_jpeg(img, quality, rng):
 
 _CIFAR_FUNCS: dict[str, Callable] = {
     "gaussian_noise": _gaussian_noise, "shot_noise": _shot_noise,
-    "impulse_noise": _impulse_noise, "defocus_blur": _per_image(_cifar_defocus),
+    "impulse_noise": _per_image(_impulse_noise), "defocus_blur": _per_image(_cifar_defocus),
     "glass_blur": _per_image(_cifar_glass), "motion_blur": _per_image(_cifar_motion),
     "zoom_blur": _per_image(_cifar_zoom), "snow": _per_image(_cifar_snow),
     "frost": _per_image(_cifar_frost), "fog": _per_image(_fog), "brightness": _brightness,
@@ -622,8 +624,10 @@ def _digits_translate(img, fraction, rng):
 
 
 _DIGITS_FUNCS: dict[str, Callable] = {
-    **{k: _CIFAR_FUNCS[k] for k in ("gaussian_noise", "shot_noise", "impulse_noise",
-                                    "brightness", "contrast")},
+    **{k: _CIFAR_FUNCS[k] for k in ("gaussian_noise", "shot_noise", "brightness",
+                                    "contrast")},
+    # batch-wide masks, as the digits-C figures in docs/tta.md were drawn (not per image)
+    "impulse_noise": _impulse_noise,
     "defocus_blur": _per_image(_digits_defocus), "glass_blur": _per_image(_digits_glass),
     "motion_blur": _per_image(_digits_motion), "zoom_blur": _per_image(_digits_zoom),
     "snow": _per_image(_digits_snow), "frost": _per_image(_digits_frost),
@@ -733,7 +737,9 @@ def corrupt_digits(images, name: str, severity: int, seed=0) -> np.ndarray:
 
     Notes
     -----
-    Choices where the spec is silent: noise is drawn per pixel; ``fog`` crops a 32-px plasma to
+    Choices where the spec is silent: noise is drawn per pixel (``impulse_noise``'s hit and
+    salt masks each over the whole batch, as docs/tta.md's digits-C figures were drawn;
+    :func:`corrupt` draws them image by image); ``fog`` crops a 32-px plasma to
     the image; ``frost`` crops a 16-px plasma (decay 1.5) at a random offset; geometric
     corruptions rotate/shear/scale about the image centre with order-1 interpolation and a black
     background, with a random sign (rotate, shear) or direction (translate); their severity 5 is
@@ -789,7 +795,8 @@ def load_cifar10c(root, corruption: str, severity: int, n: int = 10000
 
     Returns
     -------
-    X : uint8 ``(n, 32, 32, 3)``;  y : int64 ``(n,)``.
+    X : uint8 ``(n, 32, 32, 3)``;  y : int64 ``(n,)``, class indices 0..9 (a ``labels.npy``
+    holding anything else, e.g. non-integral floats, is a ``ValueError``).
     """
     known = CORRUPTIONS + VALIDATION_CORRUPTIONS + ("spatter",)
     _check_name_severity(corruption, severity, dict.fromkeys(known))
@@ -811,4 +818,10 @@ def load_cifar10c(root, corruption: str, severity: int, n: int = 10000
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= block:
         raise ValueError(f"n must be an integer in 1..{block}, got {n!r}")
     start = block * (severity - 1)
-    return np.array(images[start:start + n]), np.array(labels[start:start + n], dtype=np.int64)
+    y = np.array(labels[start:start + n])
+    numeric = y.dtype.kind in "iuf"
+    if not numeric or not np.all((y >= 0) & (y <= 9) & (y == np.round(y))):
+        got = f"values from {y.min()!r} to {y.max()!r}" if numeric else "values"
+        raise ValueError(f"{paths['labels']} must hold CIFAR-10 class indices, integers in "
+                         f"0..9; rows {start}..{start + n - 1} hold {y.dtype} {got}")
+    return np.array(images[start:start + n]), y.astype(np.int64)

@@ -36,7 +36,12 @@ only while a call runs.
 
 Batch size 1 with batch statistics is refused (the statistics of one sample are degenerate)
 unless ``single_sample_window=N``: the adapter then keeps the last N samples (a FIFO of
-detached inputs) and adapts on them together with the new batch, returning only the new rows.
+detached inputs) and adapts on them together with the new batch, returning only the new rows
+(``predict`` prepends them too). One sample with an empty window (the first call, after a
+reset, every call with ``episodic``) is refused as well.
+
+A parameter shared by several modules (tied weights) is selected, optimised and restored once,
+under its first name.
 """
 
 from __future__ import annotations
@@ -50,8 +55,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
-from .._validate import positive_int
+from .._validate import count, positive_int
 
 __all__ = [
     "Adapter",
@@ -62,6 +68,7 @@ __all__ = [
     "configure_model",
     "check_model",
     "check_logits",
+    "check_outputs",
     "max_pool_channels_last",
     "MAX_POOL_CHANNELS_LAST_MIN",
     "snapshot",
@@ -152,9 +159,20 @@ def check_logits(method: str, logits, batch: int) -> None:
     tuple, a (B,) score, another batch size) is a ``ValueError`` here, not an IndexError in
     the loss."""
     if not isinstance(logits, torch.Tensor) or logits.ndim < 2 or logits.shape[0] != batch:
-        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"{method}: the model must return logits (B, n_classes) for its "
-                         f"loss, B = {batch}; got {got}")
+                         f"loss, B = {batch}; got {_described(logits)}")
+
+
+def check_outputs(method: str, outputs, batch: int) -> None:
+    """A method without a loss returns the model's rows for the batch: anything but a tensor
+    ``(B, ...)`` (a tuple, a dict, another batch size) is a ``ValueError`` naming it."""
+    if not isinstance(outputs, torch.Tensor) or outputs.ndim < 1 or outputs.shape[0] != batch:
+        raise ValueError(f"{method}: the model must return a tensor of per-sample outputs "
+                         f"(B, ...), B = {batch}; got {_described(outputs)}")
+
+
+def _described(value) -> str:
+    return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 # -------------------------------------------------------------------- select params
@@ -166,12 +184,40 @@ def batchnorm_layers(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._
 
 
 def bn_affine_params(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """Weight and bias of every affine BatchNorm (Tent's ``collect_params``)."""
-    params = []
-    for name, bn in batchnorm_layers(model):
-        for pname, p in bn.named_parameters(recurse=False):
-            params.append((f"{name}.{pname}", p))
-    return params
+    """Weight and bias of every affine BatchNorm (Tent's ``collect_params``), each once."""
+    return unique_params(p for name, bn in batchnorm_layers(model)
+                         for p in own_params(name, bn))
+
+
+def own_params(name: str, module: nn.Module, only: tuple[str, ...] | None = None
+               ) -> list[tuple[str, nn.Parameter]]:
+    """``module``'s own parameters (those named in ``only``, if given) with their full names.
+
+    A parametrized tensor (``torch.nn.utils.parametrize``, e.g. ``weight_norm``) is a value
+    recomputed from its originals, so it is represented by them:
+    ``<name>.parametrizations.weight.original0`` … (what an optimizer can change).
+    """
+    prefix = f"{name}." if name else ""
+    found = [(f"{prefix}{pname}", p) for pname, p in module.named_parameters(recurse=False)
+             if only is None or pname in only]
+    if parametrize.is_parametrized(module):
+        for pname, plist in module.parametrizations.items():
+            if only is None or pname in only:
+                found += [(f"{prefix}parametrizations.{pname}.{o}", p)
+                          for o, p in plist.named_parameters()]
+    return found
+
+
+def unique_params(named: Iterable[tuple[str, nn.Parameter]]) -> list[tuple[str, nn.Parameter]]:
+    """``(name, parameter)`` pairs with each tensor once, under its first name: a shared
+    (tied) parameter must be adapted, restored and given to an optimizer once."""
+    seen: set[int] = set()
+    out = []
+    for name, p in named:
+        if id(p) not in seen:
+            seen.add(id(p))
+            out.append((name, p))
+    return out
 
 
 def no_params(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -192,10 +238,12 @@ def default_optimizer(params: Sequence[nn.Parameter], lr: float = 1e-3, *,
 
 
 def all_weights_and_biases(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """Every ``weight`` and ``bias`` of every module (CoTTA's ``collect_params``)."""
+    """Every ``weight`` and ``bias`` of every module (CoTTA's ``collect_params``), each
+    tensor once (a tied weight under its first name); a parametrized one by its originals
+    (:func:`own_params`)."""
     check_module("model", model)
-    return [(f"{name}.{pname}" if name else pname, p) for name, m in model.named_modules()
-            for pname, p in m.named_parameters(recurse=False) if pname in ("weight", "bias")]
+    return unique_params(p for name, m in model.named_modules()
+                         for p in own_params(name, m, ("weight", "bias")))
 
 
 def reliable(entropy: torch.Tensor, margin: float) -> torch.Tensor:
@@ -499,12 +547,14 @@ def check_optimizer(optimizer) -> None:
 
 
 def check_model(model: nn.Module, selected: Sequence[nn.Parameter], *, needs_params: bool,
-                method: str) -> None:
-    """Raise ``ValueError`` when ``model`` lacks what ``method`` adapts."""
+                method: str, adapts: str | None = None) -> None:
+    """Raise ``ValueError`` when ``model`` lacks what ``method`` adapts (``adapts``: what
+    its parameter selector looks for, named in the message)."""
     check_module("model", model)
     if needs_params and not selected:
+        hint = f" ({method} adapts {adapts})" if adapts else ""
         raise ValueError(f"{method}: the parameter selector found no parameters to adapt in "
-                         f"{type(model).__name__} (Tent needs affine BatchNorm layers)")
+                         f"{type(model).__name__}{hint}")
     if not all(p.is_floating_point() for p in selected):
         raise TypeError(f"{method}: every adapted parameter must be floating point")
 
@@ -540,17 +590,14 @@ def refuse_fixed(method: str, options: dict, fixed: dict[str, str]) -> None:
                             f"{options[name]!r})")
 
 
-def _positive_int(name: str, value, *, allow_none: bool = False, minimum: int = 1):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
+def _optional_count(name: str, value, minimum: int = 1) -> int | None:
+    return None if value is None else count(name, value, low=minimum)
 
 
-def _scalar_loss(loss: torch.Tensor) -> torch.Tensor:
+def _scalar_loss(method: str, loss) -> torch.Tensor:
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(f"{method}: loss must return a torch.Tensor (a scalar or one value "
+                        f"per sample, computed from the logits), got {type(loss).__name__}")
     return loss.mean() if loss.ndim else loss
 
 
@@ -583,7 +630,8 @@ class Adapter(nn.Module):
     predict_after_update : return ``model(x)`` after the updates instead of the logits of the
         last step's forward (computed before that step's update; Tent's choice).
     bn_stats : ``"batch"`` or ``"source"`` (see module docstring).
-    single_sample_window : keep the last N samples and adapt on them with each batch (N ≥ 2).
+    single_sample_window : keep the last N samples and adapt on them with each batch (N ≥ 2);
+        ``predict`` prepends them too.
     local_updates : modules with ``.layer`` (the layer whose input they need) and
         ``.update(x_in) -> bool`` (applies an in-place update under no_grad; False = skipped),
         ``.saved()``/``.load(saved)`` (tensors to roll back), e.g. the NHL Hebbian conv1.
@@ -600,6 +648,9 @@ class Adapter(nn.Module):
     method : name used in messages.
     """
 
+    #: what the method's parameter selector adapts, for the message when it finds nothing
+    _adapts: str | None = None
+
     def __init__(self, model: nn.Module, params_selector: ParamsSelector = no_params, *,
                  loss: str | Callable | None = "entropy",
                  optimizer_factory: Callable | None = None, steps: int = 1,
@@ -612,10 +663,10 @@ class Adapter(nn.Module):
         super().__init__()
         check_model(model, [], needs_params=False, method=method)
         self.method = method
-        self.steps = _positive_int("steps", steps)
-        self.reset_every = _positive_int("reset_every", reset_every, allow_none=True)
-        self.single_sample_window = _positive_int("single_sample_window", single_sample_window,
-                                                  allow_none=True, minimum=2)
+        self.steps = count("steps", steps, low=1)
+        self.reset_every = _optional_count("reset_every", reset_every)
+        self.single_sample_window = _optional_count("single_sample_window",
+                                                    single_sample_window, minimum=2)
         self.episodic = bool(episodic)
         self.predict_after_update = bool(predict_after_update)
         self.hebb_first = bool(hebb_first)
@@ -654,10 +705,11 @@ class Adapter(nn.Module):
         named = list(params_selector(self.model))
         for module in self.extra.values():
             named += list(module.named_parameters())
+        named = unique_params(named)   # a tied parameter once (optimizer, restore, names)
         self.adapted_names = [n for n, _ in named]
         selected = [p for _, p in named]
         check_model(self.model, selected, needs_params=self.loss is not None,
-                    method=self.method)
+                    method=self.method, adapts=self._adapts)
         configure_model(self.model, selected, self.bn_stats)
         for p in selected:  # extra modules live outside the model; configure_model missed them
             p.requires_grad_(True)
@@ -742,7 +794,7 @@ class Adapter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Adapt on the batch ``x`` (B, ...) and return logits (B, n_classes)."""
-        x = self._check_input(x)
+        x = self._check_input(x, None if self.episodic else self._window)
         if self.episodic:
             self.reset()
         with torch.inference_mode(False), torch.enable_grad():
@@ -761,13 +813,16 @@ class Adapter(nn.Module):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the adapted model as it is now, for batch ``x``; nothing is adapted.
 
-        Equals ``self.model(x)`` plus the method's hooks (NHL's modulator), under no_grad.
+        Equals ``self.model(x)`` plus the method's hooks (NHL's modulator), under no_grad;
+        with ``single_sample_window`` the stored samples are prepended, as a call does (so
+        the batch statistics are those of window + ``x``), and ``x``'s rows returned.
         """
-        x = self._check_input(x)
+        x = self._check_input(x, self._window)
+        x_all = x if self._window is None else torch.cat([self._window, x])
         handles = self._attach()
         try:
             with torch.no_grad():
-                return self._forward_checked(x)
+                return self._forward_checked(x_all)[-x.shape[0]:]
         finally:
             for h in handles:
                 h.remove()
@@ -782,17 +837,20 @@ class Adapter(nn.Module):
         return []
 
     # ----------------------------------------------------------------- adapt step
-    def _check_input(self, x) -> torch.Tensor:
+    def _check_input(self, x, window: torch.Tensor | None) -> torch.Tensor:
+        """``x`` checked; ``window``: the stored samples the forward will prepend."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor batch (B, ...), got {type(x).__name__}")
         if x.ndim < 2 or x.shape[0] < 1:
             raise ValueError(f"x must be a non-empty batch (B, ...), got shape {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"x must be floating point, got {x.dtype}")
-        rows = x.shape[0] + (0 if self._window is None else self._window.shape[0])
-        if self.batch_stats and rows < 2 and self.single_sample_window is None:
+        if self.batch_stats and x.shape[0] + (0 if window is None else len(window)) < 2:
+            empty = ("" if self.single_sample_window is None else
+                     " (the sample window is empty: the first batch after construction or "
+                     "reset(), and every batch with episodic=True, needs 2 samples or more)")
             raise ValueError("batch size 1 with bn_stats='batch' gives degenerate statistics; "
-                             "set single_sample_window=N or bn_stats='source'")
+                             f"set single_sample_window=N or bn_stats='source'{empty}")
         return x
 
     def _with_window(self, x: torch.Tensor) -> torch.Tensor:
@@ -813,13 +871,21 @@ class Adapter(nn.Module):
         if not bool(torch.isfinite(x_adapt).all()):
             self._skip("non-finite input")
             adapting = False
+        # without a loss, the local updates may precede the only forward (which checks the
+        # model's output): keep what they change, to roll it back if that forward raises
+        local_saved = [lu.saved() for lu in self.local] if self.loss is None else None
         for _ in range(self.steps if adapting else 0):
             logits = self._transactional_step(x_adapt)
+        if logits is None or self.predict_after_update:
+            try:
+                with torch.no_grad():
+                    logits = self._forward_checked(x_adapt)
+            except BaseException:
+                if local_saved is not None:
+                    self._rollback(local_saved)
+                raise
         if adapting:
             self.updates += 1
-        if logits is None or self.predict_after_update:
-            with torch.no_grad():
-                logits = self._forward_checked(x_adapt)
         return logits[-n_new:].detach()
 
     def _pooling(self, net: nn.Module):
@@ -829,10 +895,13 @@ class Adapter(nn.Module):
                 else contextlib.nullcontext())
 
     def _forward_checked(self, x: torch.Tensor) -> torch.Tensor:
-        """``self.model(x)``; a model that refuses the input is a ``ValueError`` naming the
-        method and the input's shape."""
+        """``self.model(x)``; a model that refuses the input, or returns anything but logits
+        ``(B, n_classes, ...)`` (a method with a loss) or a tensor ``(B, ...)`` (one without),
+        is a ``ValueError`` naming the method."""
         with self._pooling(self.model):
-            return checked_forward(self.method, self.model, x)
+            out = checked_forward(self.method, self.model, x)
+        (check_outputs if self.loss is None else check_logits)(self.method, out, x.shape[0])
+        return out
 
     def _transactional_step(self, x: torch.Tensor) -> torch.Tensor | None:  # None: no logits
         """One step; on any failure the local updates of this step are rolled back.
@@ -872,8 +941,7 @@ class Adapter(nn.Module):
         finally:
             for h in hooks:
                 h.remove()
-        if self.loss is not None:
-            check_logits(self.method, logits, x.shape[0])
+        if self.loss is not None:   # _forward_checked has checked the logits
             prediction = self._gradient_step(logits, x)
             logits = logits if prediction is None else prediction
         if not self.hebb_first:
@@ -886,7 +954,7 @@ class Adapter(nn.Module):
         Subclasses override this to compose another method (EATA, SAR, CoTTA); they may return
         the logits to report instead of ``logits`` (CoTTA's teacher prediction).
         """
-        self._backward(_scalar_loss(self.loss(logits)))
+        self._backward(_scalar_loss(self.method, self.loss(logits)))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return None

@@ -64,6 +64,7 @@ from .base import (
     check_class_scores,
     check_logits,
     check_module,
+    check_number,
     check_samples,
     checked_forward,
     default_optimizer,
@@ -281,8 +282,8 @@ def cotta_threshold(model: nn.Module, x_source: torch.Tensor, *, quantile: float
     to the source model without adaptation, take the 5 % quantile ``s`` of the max-softmax
     confidences and set ``ap = s - 0.05``; their configs hold the results (0.92 for
     CIFAR-10, 0.72 for CIFAR-100). Here the model runs as given by ``model.eval()`` (its
-    running BatchNorm statistics), under ``no_grad``; its training flag is restored, nothing
-    else changes.
+    running BatchNorm statistics), under ``no_grad``; every submodule's training flag is
+    restored, nothing else changes.
 
     Parameters
     ----------
@@ -301,7 +302,7 @@ def cotta_threshold(model: nn.Module, x_source: torch.Tensor, *, quantile: float
     if not 0.0 <= float(quantile) <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {quantile!r}")
     positive_int("batch_size", batch_size)
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         confidences = []
@@ -313,7 +314,8 @@ def cotta_threshold(model: nn.Module, x_source: torch.Tensor, *, quantile: float
                 confidences.append(logits.softmax(1).max(1).values)
         conf = torch.cat(confidences)
     finally:
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
     s = float(torch.quantile(conf.double(), float(quantile)))
     return min(1.0, max(0.0, s - float(margin)))
 
@@ -366,6 +368,8 @@ class CoTTA(Adapter):
     **options : see :class:`~bioplastic.tta.Adapter`.
     """
 
+    _adapts = "every weight and bias"
+
     def __init__(self, model: nn.Module, *, lr: float = 1e-3,
                  optimizer_factory: Callable | None = None, mt: float = 0.999,
                  rst: float = 0.01, ap: float = 0.92, n_augment: int = 32,
@@ -375,13 +379,12 @@ class CoTTA(Adapter):
         refuse_fixed("CoTTA", options, {
             "params_selector": "CoTTA adapts every weight and bias"})
         options.setdefault("method", "CoTTA")
+        mt, rst, ap = (check_number(name, value, 0.0, 1.0)
+                       for name, value in (("mt", mt), ("rst", rst), ("ap", ap)))
         if optimizer_factory is None:   # Adam's foreach path: same numbers, fewer calls
             optimizer_factory = partial(default_optimizer, lr=lr, foreach=True)
         super().__init__(model, all_weights_and_biases, optimizer_factory=optimizer_factory,
                          **options)
-        for name, value in (("mt", mt), ("rst", rst), ("ap", ap)):
-            if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
         positive_int("n_augment", n_augment)
         if augment_chunk is not None:
             positive_int("augment_chunk", augment_chunk)
@@ -395,7 +398,7 @@ class CoTTA(Adapter):
             raise ValueError("channels_last is not supported with teacher_batch='vmap'")
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be a callable (x, generator) -> x, got {augment!r}")
-        self.lr, self.mt, self.rst, self.ap = lr, float(mt), float(rst), float(ap)
+        self.lr, self.mt, self.rst, self.ap = lr, mt, rst, ap
         self.n_augment, self.augment_draws = n_augment, augment_draws
         self.augment_chunk = n_augment if augment_chunk is None else augment_chunk
         self.teacher_batch, self.channels_last = teacher_batch, bool(channels_last)
@@ -411,8 +414,9 @@ class CoTTA(Adapter):
         return [p for g in self.optimizer.param_groups for p in g["params"]]
 
     def _matching(self, net: nn.Module) -> list[torch.Tensor]:
-        """``net``'s tensors that correspond to the adapted student parameters, in order."""
-        named = dict(net.named_parameters())
+        """``net``'s tensors that correspond to the adapted student parameters, in order
+        (looked up under every name, as a tied parameter is adapted under its first one)."""
+        named = dict(net.named_parameters(remove_duplicate=False))
         return [named[n] for n in self.adapted_names]
 
     def _teacher_prediction(self, x: torch.Tensor) -> torch.Tensor:
@@ -486,6 +490,13 @@ class CoTTA(Adapter):
                 stochastic_restore_all(student, self._matching(self.aux["anchor"]), self.rst,
                                        gen)
         return teacher_logits
+
+    def _method_state(self) -> dict:
+        # getattr: Adapter.__init__ snapshots before this class sets its attributes
+        return {"augmented_batches": getattr(self, "augmented_batches", 0)}
+
+    def _load_method_state(self, state: dict) -> None:
+        self.augmented_batches = int(state.get("augmented_batches", 0))
 
     def _repr_fields(self) -> dict:
         fields = {"lr": self.lr, "mt": self.mt, "rst": self.rst, "ap": self.ap,

@@ -37,11 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validate import positive_int
 from .base import (
     Adapter,
     bn_affine_params,
     check_logits,
     check_module,
+    check_number,
     check_samples,
     checked_forward,
     refuse_fixed,
@@ -68,6 +70,7 @@ def fisher_diagonal(model: nn.Module, params: list[nn.Parameter], x: torch.Tenso
     """
     check_module("model", model)
     check_samples("x", x)
+    batch_size = positive_int("batch_size", batch_size)
     if not isinstance(params, list | tuple) or not all(
             isinstance(p, torch.Tensor) and p.requires_grad for p in params):
         raise ValueError("params must be a list of tensors that require grad (the model's "
@@ -118,6 +121,8 @@ class EATA(Adapter):
     **options : see :class:`~bioplastic.tta.Adapter`.
     """
 
+    _adapts = "the affine parameters of its BatchNorm layers"
+
     def __init__(self, model: nn.Module, *, fisher_x: torch.Tensor | None = None,
                  fisher_alpha: float = 2000.0, e_margin: float | None = None,
                  d_margin: float = 0.05, lr: float = 2.5e-4, momentum: float = 0.9,
@@ -126,11 +131,15 @@ class EATA(Adapter):
         refuse_fixed("EATA", options, {
             "params_selector": "EATA adapts the BatchNorm affine parameters"})
         options.setdefault("method", "EATA")
+        fisher_alpha = check_number("fisher_alpha", fisher_alpha, 0.0)
+        e_margin = None if e_margin is None else check_number("e_margin", e_margin)
+        d_margin = check_number("d_margin", d_margin, 0.0)
+        fisher_batch = positive_int("fisher_batch", fisher_batch)
         super().__init__(model, bn_affine_params,
                          optimizer_factory=optimizer_factory or sgd_optimizer(lr, momentum),
                          **options)
-        self.fisher_alpha, self.e_margin = float(fisher_alpha), e_margin
-        self.d_margin, self.lr = float(d_margin), lr
+        self.fisher_alpha, self.e_margin, self.d_margin, self.lr = (fisher_alpha, e_margin,
+                                                                    d_margin, lr)
         self.model_probs: torch.Tensor | None = None
         self.n_reliable = self.n_selected = 0
         if fisher_x is not None:
@@ -145,7 +154,7 @@ class EATA(Adapter):
         return [p for g in self.optimizer.param_groups for p in g["params"]]
 
     def _margin(self, n_classes: int) -> float:
-        return 0.4 * math.log(n_classes) if self.e_margin is None else float(self.e_margin)
+        return 0.4 * math.log(n_classes) if self.e_margin is None else self.e_margin
 
     def _gradient_step(self, logits: torch.Tensor, x: torch.Tensor) -> None:
         entropy = softmax_entropy(logits)
@@ -190,7 +199,8 @@ class EATA(Adapter):
         self.n_selected = int(state.get("n_selected", 0))
 
     def _repr_fields(self) -> dict:
-        return {"lr": self.lr, "e_margin": self.e_margin or "0.4 ln C",
+        e_margin = "0.4 ln C" if self.e_margin is None else self.e_margin
+        return {"lr": self.lr, "e_margin": e_margin,
                 "d_margin": self.d_margin, "fisher": "fisher" in self.aux,
                 "fisher_alpha": self.fisher_alpha, **super()._repr_fields()}
 

@@ -48,6 +48,7 @@ Backends: on CPU tensors the Hebbian Δw comes from the Numba kernel
 
 from __future__ import annotations
 
+import copy as copy_module
 from collections.abc import Callable
 
 import numpy as np
@@ -161,6 +162,15 @@ class HebbianConv1(nn.Module):
         super().__init__()
         if not isinstance(layer, nn.Conv2d):
             raise TypeError(f"layer must be nn.Conv2d, got {type(layer).__name__}")
+        if not isinstance(dict(layer.named_parameters(recurse=False)).get("weight"),
+                          nn.Parameter):
+            # torch.nn.utils.parametrize (e.g. weight_norm) or the old weight_norm hook:
+            # the weight is recomputed from other tensors, an in-place update would be lost
+            raise ValueError("NHL: conv1's weight must be a plain nn.Parameter for the Hebbian "
+                             "update to write into; this one is computed from others (a "
+                             "parametrization such as weight_norm). Remove it first "
+                             "(torch.nn.utils.parametrize.remove_parametrizations) or pass "
+                             "another layer=")
         _check_choice("norm_mode", norm_mode, NORM_MODES)
         _check_choice("reduction", reduction, ("mean", "sum"))
         _check_choice("backend", backend, BACKENDS)
@@ -397,7 +407,8 @@ class NHL(Adapter):
         source bank after every step (continual use; :class:`HebbianConv1`). All off by
         default; docs/tta.md gives the values tuned on the held-out shifts.
     modulator : ``"affine"`` (per-channel γ, β), an ``nn.Module`` mapping the site's output to
-        the same shape, or ``None`` (Hebbian only, no gradient step).
+        the same shape (deep-copied with ``copy=True``, as the model is: the caller's module
+        is never adapted or converted), or ``None`` (Hebbian only, no gradient step).
     modulator_at : module whose output is modulated; ``"auto"``: conv1's BatchNorm if it follows
         directly, else conv1. The modulator is hooked onto that module only while a call runs.
     lr, optimizer_factory : modulator optimiser (default Adam lr 1e-3).
@@ -425,8 +436,6 @@ class NHL(Adapter):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         refuse_fixed("NHL", options, _NHL_FIXED)
-        import copy as copy_module
-
         from .tent import lr_optimizer
 
         net = copy_module.deepcopy(model) if copy else model
@@ -440,7 +449,8 @@ class NHL(Adapter):
                                max_steps=max_steps, anti_hebbian=anti_hebbian, backend=backend,
                                anchor=anchor, restore_prob=restore_prob,
                                max_angle_deg=max_angle_deg, seed=seed)
-        extra, site_name = _make_modulator(net, conv_name, conv, modulator, modulator_at)
+        extra, site_name = _make_modulator(net, conv_name, conv, modulator, modulator_at,
+                                           copy)
         options.setdefault("method", "NHL")
         super().__init__(net, no_params, loss="entropy" if modulator is not None else None,
                          optimizer_factory=lr_optimizer(lr, optimizer_factory), steps=steps,
@@ -467,8 +477,10 @@ class NHL(Adapter):
         return {**fields, **super()._repr_fields()}
 
 
-def _make_modulator(net, conv_name, conv, modulator, modulator_at) -> tuple[dict, str | None]:
-    """``({"modulator": module}, site name)``, or ``({}, None)`` for ``modulator=None``."""
+def _make_modulator(net, conv_name, conv, modulator, modulator_at, copy: bool
+                    ) -> tuple[dict, str | None]:
+    """``({"modulator": module}, site name)``, or ``({}, None)`` for ``modulator=None``; a
+    caller's module is deep-copied with ``copy`` (as the model is), else adapted in place."""
     if modulator is None:
         return {}, None
     site_name, site = _modulator_site(net, conv_name, conv, modulator_at)
@@ -476,7 +488,7 @@ def _make_modulator(net, conv_name, conv, modulator, modulator_at) -> tuple[dict
     if isinstance(modulator, str) and modulator == "affine":
         module = ChannelAffine(channels)
     elif isinstance(modulator, nn.Module):
-        module = modulator
+        module = copy_module.deepcopy(modulator) if copy else modulator
     else:
         raise TypeError(f"modulator must be 'affine', an nn.Module or None, got {modulator!r}")
     return {"modulator": module.to(device=conv.weight.device, dtype=conv.weight.dtype)}, site_name

@@ -32,7 +32,15 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .base import Adapter, check_module, check_number, reliable, softmax_entropy
+from .base import (
+    Adapter,
+    check_module,
+    check_number,
+    own_params,
+    reliable,
+    softmax_entropy,
+    unique_params,
+)
 from .eata import sgd_optimizer
 
 __all__ = ["SAR", "norm_affine_params", "sam_ascent"]
@@ -41,10 +49,11 @@ NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
 
 def norm_affine_params(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """Weight and bias of every BatchNorm, GroupNorm and LayerNorm (SAR's parameters)."""
+    """Weight and bias of every BatchNorm, GroupNorm and LayerNorm (SAR's parameters), each
+    once."""
     check_module("model", model)
-    return [(f"{name}.{pname}", p) for name, m in model.named_modules() if isinstance(m, NORMS)
-            for pname, p in m.named_parameters(recurse=False)]
+    return unique_params(p for name, m in model.named_modules() if isinstance(m, NORMS)
+                         for p in own_params(name, m))
 
 
 def sam_ascent(params: list[nn.Parameter], rho: float) -> list[torch.Tensor]:
@@ -82,11 +91,17 @@ class SAR(Adapter):
     **options : see :class:`~bioplastic.tta.Adapter`.
     """
 
+    _adapts = ("the affine parameters of its BatchNorm, GroupNorm and LayerNorm layers, "
+               "unless params_selector= chooses others")
+
     def __init__(self, model: nn.Module, *, margin: float | None = None,
                  reset_constant: float = 0.2, rho: float = 0.05, lr: float = 2.5e-4,
                  momentum: float = 0.9, optimizer_factory: Callable | None = None,
                  params_selector: Callable = norm_affine_params, **options) -> None:
         options.setdefault("method", "SAR")
+        margin = None if margin is None else check_number("margin", margin)
+        reset_constant = check_number("reset_constant", reset_constant)
+        rho = check_number("rho", rho, 0.0)
         super().__init__(model, params_selector,
                          optimizer_factory=optimizer_factory or sgd_optimizer(lr, momentum),
                          **options)
@@ -98,7 +113,7 @@ class SAR(Adapter):
         return [p for g in self.optimizer.param_groups for p in g["params"]]
 
     def _gradient_step(self, logits: torch.Tensor, x: torch.Tensor) -> None:
-        margin = 0.4 * math.log(logits.shape[1]) if self.margin is None else float(self.margin)
+        margin = 0.4 * math.log(logits.shape[1]) if self.margin is None else self.margin
         keep = reliable(softmax_entropy(logits), margin)
         if not bool(keep.any()):
             return None
@@ -132,5 +147,6 @@ class SAR(Adapter):
         self.ema = state.get("ema")
 
     def _repr_fields(self) -> dict:
-        return {"lr": self.lr, "rho": self.rho, "margin": self.margin or "0.4 ln C",
+        margin = "0.4 ln C" if self.margin is None else self.margin
+        return {"lr": self.lr, "rho": self.rho, "margin": margin,
                 "reset_constant": self.reset_constant, **super()._repr_fields()}

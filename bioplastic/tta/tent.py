@@ -42,6 +42,8 @@ class Tent(Adapter):
         (``reset_every``, ``bn_stats``, ``single_sample_window``, ``copy``, ``loss``).
     """
 
+    _adapts = "the affine parameters of its BatchNorm layers"
+
     def __init__(self, model: nn.Module, *, lr: float = 1e-3,
                  optimizer_factory: Callable | None = None, steps: int = 1,
                  episodic: bool = False, predict_after_update: bool = False,
